@@ -1,0 +1,40 @@
+import { existsSync } from 'node:fs'
+import { defineBuildConfig } from 'unbuild'
+
+/**
+ * One build per package under packages/. Every bare import stays external (npm workspaces
+ * resolve them at run time), so each binary's bundle holds only its own code.
+ * PROV_BUILD=core,kms builds a subset.
+ */
+const packages: Record<string, { input: string; name: string }[]> = {
+  core: [
+    { input: 'src/index', name: 'index' },
+    { input: 'src/config/index', name: 'config' },
+  ],
+  prov: [{ input: 'src/cli', name: 'cli' }],
+  server: [{ input: 'src/cli', name: 'cli' }],
+  taskserv: [{ input: 'src/cli', name: 'cli' }],
+  kms: [{ input: 'src/cli', name: 'cli' }],
+  oci: [{ input: 'src/cli', name: 'cli' }],
+  orch: [{ input: 'src/cli', name: 'cli' }],
+  'nu-plugin': [{ input: 'src/cli', name: 'cli' }],
+}
+
+const only = process.env.PROV_BUILD?.split(',').filter(Boolean)
+
+export default defineBuildConfig(
+  Object.entries(packages)
+    .filter(([name]) => !only || only.includes(name))
+    .filter(([name]) => existsSync(`packages/${name}/src`))
+    .map(([name, entries]) => ({
+      name,
+      rootDir: `${process.cwd()}/packages/${name}`,
+      entries: entries.map((e) => ({ ...e, builder: 'rollup' as const })),
+      outDir: 'dist',
+      clean: true,
+      declaration: false,
+      failOnWarn: false,
+      externals: [/^[^./]/],
+      rollup: { emitCJS: false, esbuild: { target: 'node20' }, inlineDependencies: false },
+    })),
+)

@@ -1,0 +1,7 @@
+export * from './context'
+export * from './defaults'
+export * from './files'
+export * from './interpolate'
+export * from './load'
+export * from './merge'
+export * from './schema'

@@ -1,0 +1,269 @@
+import { join } from 'node:path'
+import type { z } from 'zod'
+import { configError } from '../errors'
+import { systemConfigDir, userConfigDir } from '../paths'
+import { didYouMean } from '../suggest'
+import { defaultConfig } from './defaults'
+import { codeExtensions, dataExtensions, findConfigFile, loadAnyConfigFile, type ParsedFile } from './files'
+import { interpolateConfig } from './interpolate'
+import { flattenLeaves, getPath, isPlainObject, mergeLayers, setPath } from './merge'
+import { configSchema, type ProvConfig } from './schema'
+
+/** The eight layers of PRODUCT.md §3, lowest priority first. */
+export const layerNames = ['defaults', 'system', 'user', 'workspace', 'environment', 'infra', 'env', 'flags'] as const
+export type LayerName = (typeof layerNames)[number]
+
+export interface ConfigLayer {
+  name: LayerName
+  /** File the layer came from (`env:NAME` for environment variables, `--flag` for flags). */
+  source?: string
+  data: Record<string, unknown>
+  /** Line of each dotted key in `source`, where known. */
+  lines: Map<string, number>
+}
+
+export interface Origin {
+  layer: LayerName
+  source?: string
+  line?: number
+}
+
+export interface ExplainedKey {
+  key: string
+  value: unknown
+  layer: LayerName
+  source?: string
+  line?: number
+}
+
+export interface LoadConfigOptions {
+  /** Workspace root; without one only defaults, system, user, env and flags apply. */
+  workspacePath?: string
+  /** Environment overlay name (config/<env>.*). */
+  env?: string
+  /** Infrastructure name (infra/<name>/config.*). */
+  infra?: string
+  /** Layer 8: values from command-line flags, nested or dotted (`debug.enabled`). */
+  flags?: Record<string, unknown>
+  /** Environment variables (default process.env). */
+  environment?: NodeJS.ProcessEnv
+  /** Resolve `{{...}}` (default true). */
+  interpolate?: boolean
+  /** Validate against the schema (default true). */
+  validate?: boolean
+  /** Extra sources for tests and benchmarks: replaces the file lookup of a layer. */
+  overrideLayers?: Partial<Record<LayerName, Record<string, unknown>>>
+}
+
+export interface ResolvedConfig {
+  config: ProvConfig
+  /** Merged, before interpolation. */
+  raw: Record<string, unknown>
+  layers: ConfigLayer[]
+  origin(key: string): Origin | undefined
+  /** Every resolved leaf key with the layer (file, line) it came from. */
+  explain(): ExplainedKey[]
+}
+
+const ENV_PREFIX = 'PROV_'
+
+/** `PROV_DEBUG__ENABLED=true` -> { debug: { enabled: true } }. Double underscore = nesting. */
+export function envLayer(environment: NodeJS.ProcessEnv): ConfigLayer {
+  const data: Record<string, unknown> = {}
+  const lines = new Map<string, number>()
+  const sources: Record<string, string> = {}
+  for (const [name, raw] of Object.entries(environment)) {
+    if (!name.startsWith(ENV_PREFIX) || !name.includes('__') || raw === undefined) continue
+    const path = name
+      .slice(ENV_PREFIX.length)
+      .split('__')
+      .map((part) => part.toLowerCase())
+      .join('.')
+    if (path.split('.').some((p) => !p)) continue
+    setPath(data, path, parseEnvValue(raw))
+    sources[path] = name
+  }
+  const layer: ConfigLayer & { envNames: Record<string, string> } = { name: 'env', source: 'environment', data, lines, envNames: sources }
+  return layer
+}
+
+function parseEnvValue(raw: string): unknown {
+  const text = raw.trim()
+  if (text === 'true') return true
+  if (text === 'false') return false
+  if (/^-?\d+(\.\d+)?$/.test(text) && text.length < 16) return Number(text)
+  if (/^[[{]/.test(text)) {
+    try {
+      return JSON.parse(text)
+    } catch {
+      return raw
+    }
+  }
+  return raw
+}
+
+function fileLayer(name: LayerName, parsed: ParsedFile): ConfigLayer {
+  return { name, source: parsed.file, data: parsed.data, lines: parsed.lines }
+}
+
+function normaliseFlags(flags: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(flags)) {
+    if (value === undefined) continue
+    if (isPlainObject(value)) out[key] = mergeLayers(normaliseFlags(value), (out[key] as Record<string, unknown>) ?? {})
+    else setPath(out, key, value)
+  }
+  return out
+}
+
+async function loadLayerFile(name: LayerName, base: string, extensions: readonly string[]): Promise<ConfigLayer | undefined> {
+  const file = findConfigFile(base, extensions)
+  return file ? fileLayer(name, await loadAnyConfigFile(file)) : undefined
+}
+
+/** Collects the layers that exist, lowest priority first. */
+export async function collectLayers(options: LoadConfigOptions = {}): Promise<ConfigLayer[]> {
+  const environment = options.environment ?? process.env
+  const override = options.overrideLayers ?? {}
+  const layers: ConfigLayer[] = [{ name: 'defaults', source: 'built-in', data: structuredClone(defaultConfig) as Record<string, unknown>, lines: new Map() }]
+  const push = (layer: ConfigLayer | undefined) => layer && layers.push(layer)
+  const fromOverride = (name: LayerName) => (override[name] ? { name, source: `${name} (given)`, data: override[name], lines: new Map() } : undefined)
+
+  push(fromOverride('system') ?? (await loadLayerFile('system', join(systemConfigDir(), 'config'), dataExtensions)))
+  push(fromOverride('user') ?? (await loadLayerFile('user', join(userConfigDir(), 'config'), dataExtensions)))
+  if (options.workspacePath) {
+    const ws = options.workspacePath
+    push(fromOverride('workspace') ?? (await loadLayerFile('workspace', join(ws, 'prov.config'), [...codeExtensions, ...dataExtensions])))
+    if (options.env) {
+      if (!/^[A-Za-z0-9_-]+$/.test(options.env)) throw configError(`invalid environment name '${options.env}'`, { location: '--env' })
+      push(fromOverride('environment') ?? (await loadLayerFile('environment', join(ws, 'config', options.env), dataExtensions)))
+    }
+    if (options.infra) {
+      if (!/^[A-Za-z0-9_.-]+$/.test(options.infra)) throw configError(`invalid infrastructure name '${options.infra}'`, { location: '--infra' })
+      push(fromOverride('infra') ?? (await loadLayerFile('infra', join(ws, 'infra', options.infra, 'config'), dataExtensions)))
+    }
+  } else {
+    push(fromOverride('workspace'))
+    push(fromOverride('environment'))
+    push(fromOverride('infra'))
+  }
+  const env = fromOverride('env') ?? envLayer(environment)
+  if (Object.keys(env.data).length) layers.push(env)
+  if (options.flags && Object.keys(options.flags).length) {
+    layers.push({ name: 'flags', source: 'command line', data: normaliseFlags(options.flags), lines: new Map() })
+  }
+  return layers
+}
+
+/** Which layer set each leaf: walk low -> high; a higher scalar/array replaces the whole subtree. */
+function computeOrigins(layers: ConfigLayer[]): Map<string, Origin> {
+  const origins = new Map<string, Origin>()
+  for (const layer of layers) {
+    const envNames = (layer as ConfigLayer & { envNames?: Record<string, string> }).envNames
+    for (const [key, value] of flattenLeaves(layer.data)) {
+      if (value === null || value === undefined) continue
+      for (const existing of [...origins.keys()]) if (existing.startsWith(`${key}.`)) origins.delete(existing)
+      // A leaf replacing a parent object's origin entry.
+      const parts = key.split('.')
+      for (let i = 1; i < parts.length; i++) origins.delete(parts.slice(0, i).join('.'))
+      origins.set(key, {
+        layer: layer.name,
+        source: envNames?.[key] ? `env:${envNames[key]}` : layer.source,
+        line: layer.lines.get(key),
+      })
+    }
+  }
+  return origins
+}
+
+function locate(origins: Map<string, Origin>, key: string): string | undefined {
+  let probe = key
+  for (;;) {
+    const origin = origins.get(probe)
+    if (origin) return origin.line ? `${origin.source}:${origin.line}` : origin.source
+    const dot = probe.lastIndexOf('.')
+    if (dot < 0) return key
+    probe = probe.slice(0, dot)
+  }
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'a list'
+  if (typeof value === 'object') return 'a mapping'
+  return `${typeof value} ${JSON.stringify(value)}`
+}
+
+/** zod issue -> one config error naming key, file:line, and the nearest valid key. */
+function toConfigError(issue: z.core.$ZodIssue, config: Record<string, unknown>, origins: Map<string, Origin>) {
+  const path = issue.path.map(String)
+  if (issue.code === 'unrecognized_keys') {
+    const unknown = issue.keys[0]
+    const key = [...path, unknown].join('.')
+    const parent = path.length ? getPath(configSchemaShape(), path.join('.')) : configSchemaShape()
+    const valid = parent && typeof parent === 'object' ? Object.keys(parent as object) : []
+    return configError(`unknown config key '${key}'`, {
+      location: locate(origins, key),
+      hint: didYouMean(unknown, valid) ?? (valid.length ? `valid keys here: ${valid.join(', ')}` : undefined),
+    })
+  }
+  const key = path.join('.')
+  const value = getPath(config, key)
+  return configError(
+    `invalid config value for '${key}': ${issue.message.replace(/^Invalid input: /, '')}${value === undefined ? '' : ` (got ${describeType(value)})`}`,
+    {
+      location: locate(origins, key),
+    },
+  )
+}
+
+/** The nested key structure of the schema, for "did you mean" hints. */
+function configSchemaShape(): Record<string, unknown> {
+  return shapeOf(configSchema) as Record<string, unknown>
+}
+function shapeOf(schema: unknown): unknown {
+  const def = (schema as { _zod?: { def?: { type?: string; shape?: Record<string, unknown>; innerType?: unknown } } })._zod?.def
+  if (!def) return {}
+  if (def.type === 'optional' || def.type === 'default') return shapeOf(def.innerType)
+  if (def.type === 'object' && def.shape) return Object.fromEntries(Object.entries(def.shape).map(([k, v]) => [k, shapeOf(v)]))
+  return {}
+}
+
+/** Validates a merged config; the first problem becomes a config error (exit 3). */
+export function validateConfig(config: Record<string, unknown>, origins: Map<string, Origin> = new Map()): ProvConfig {
+  const result = configSchema.safeParse(config)
+  if (!result.success) throw toConfigError(result.error.issues[0], config, origins)
+  return result.data
+}
+
+/** Loads, merges, interpolates and validates the configuration. */
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
+  const layers = await collectLayers(options)
+  return resolveLayers(layers, options)
+}
+
+/** Merge + interpolate + validate given layers (in process, no I/O). */
+export function resolveLayers(layers: ConfigLayer[], options: LoadConfigOptions = {}): ResolvedConfig {
+  const raw = mergeLayers({}, ...[...layers].reverse().map((l) => l.data)) as Record<string, unknown>
+  const origins = computeOrigins(layers)
+  const interpolated =
+    options.interpolate === false
+      ? raw
+      : interpolateConfig(raw, {
+          workspacePath: options.workspacePath,
+          env: options.environment ?? process.env,
+          locate: (key) => locate(origins, key),
+        })
+  const config = options.validate === false ? (interpolated as ProvConfig) : validateConfig(interpolated, origins)
+  return {
+    config,
+    raw,
+    layers,
+    origin: (key) => origins.get(key),
+    explain: () =>
+      [...flattenLeaves(interpolated as Record<string, unknown>)].map(([key, value]) => {
+        const origin = origins.get(key) ?? { layer: 'defaults' as LayerName }
+        return { key, value, layer: origin.layer, ...(origin.source ? { source: origin.source } : {}), ...(origin.line ? { line: origin.line } : {}) }
+      }),
+  }
+}

@@ -1,0 +1,86 @@
+import { type ConsolaInstance, type ConsolaReporter, createConsola, type LogObject } from 'consola'
+import { redactString, redactValue } from './redact'
+
+export type LogFormat = 'text' | 'json'
+
+export interface LoggerOptions {
+  /** Only errors. */
+  quiet?: boolean
+  /** Debug detail and stack traces. */
+  debug?: boolean
+  /** `json` makes stderr NDJSON, one object per log line. */
+  format?: LogFormat
+  /** Also append every (redacted) line to this stream, e.g. a per-run log file. */
+  tee?: NodeJS.WritableStream
+}
+
+function redactArgs(args: unknown[]): unknown[] {
+  return args.map((arg) => {
+    if (typeof arg === 'string') return redactString(arg)
+    if (arg instanceof Error) {
+      const copy = new Error(redactString(arg.message))
+      copy.stack = arg.stack ? redactString(arg.stack) : undefined
+      return copy
+    }
+    return redactValue(arg)
+  })
+}
+
+function jsonReporter(stream: NodeJS.WritableStream): ConsolaReporter {
+  return {
+    log(logObj: LogObject) {
+      const [first, ...rest] = logObj.args
+      const message = first instanceof Error ? first.message : typeof first === 'string' ? first : JSON.stringify(first)
+      const record: Record<string, unknown> = {
+        time: logObj.date.toISOString(),
+        level: logObj.type,
+        ...(logObj.tag ? { tag: logObj.tag } : {}),
+        message: [message, ...rest.map((r) => (typeof r === 'string' ? r : JSON.stringify(r)))].join(' '),
+      }
+      stream.write(`${JSON.stringify(record)}\n`)
+    },
+  }
+}
+
+/**
+ * The stderr logger. Every line passes through redaction first; stdout is never touched.
+ */
+export function createLogger(options: LoggerOptions = {}): ConsolaInstance {
+  const level = options.quiet ? 0 : options.debug ? 5 : 3
+  const logger = createConsola({
+    level,
+    stdout: process.stderr,
+    stderr: process.stderr,
+    formatOptions: { date: false, colors: Boolean(process.stderr.isTTY) },
+  })
+  if (options.format === 'json') logger.setReporters([jsonReporter(process.stderr)])
+  const reporters = [...logger.options.reporters]
+  if (options.tee) reporters.push(jsonReporter(options.tee))
+  logger.setReporters(
+    reporters.map((reporter) => ({
+      log(logObj, ctx) {
+        reporter.log({ ...logObj, args: redactArgs(logObj.args) } as LogObject, ctx)
+      },
+    })),
+  )
+  return logger
+}
+
+let current: ConsolaInstance | undefined
+let currentOptions: LoggerOptions = {}
+
+/** The process-wide logger (configured by the command runner from --quiet/--debug/--log-format). */
+export function log(): ConsolaInstance {
+  current ??= createLogger(currentOptions)
+  return current
+}
+
+export function configureLogger(options: LoggerOptions): ConsolaInstance {
+  currentOptions = options
+  current = createLogger(options)
+  return current
+}
+
+export function loggerOptions(): LoggerOptions {
+  return currentOptions
+}

@@ -1,0 +1,73 @@
+/**
+ * Redaction of secret-looking fields and values, applied to every log line (PRODUCT.md §8).
+ * Field names like password/secret/token/key have their values replaced; values that look like
+ * private keys, age identities or known token formats are replaced wherever they appear.
+ */
+export const REDACTED = '[redacted]'
+
+const secretFieldPattern =
+  /(pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|access[_-]?key|secret[_-]?key|^key$|_key$|credential|auth(orization)?$|identity|cookie|session)/i
+const harmlessFieldPattern = /^(key_id|keyid|public_key|publickey|recipient|recipients|key_path|identity_file|token_url|.*_ref)$/i
+
+const secretValuePatterns: RegExp[] = [
+  /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g,
+  /AGE-SECRET-KEY-1[0-9A-Z]+/g,
+  /\bAKIA[0-9A-Z]{16}\b/g,
+  /\bgh[pousr]_[A-Za-z0-9]{30,}\b/g,
+  /\bglpat-[A-Za-z0-9_-]{20,}\b/g,
+  /\bxox[abpr]-[A-Za-z0-9-]{10,}\b/g,
+  /\bhvs\.[A-Za-z0-9_-]{20,}\b/g,
+  /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b/g,
+  /(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/g,
+  /(\b[a-z][a-z0-9+.-]*:\/\/[^:/\s]+:)[^@\s]+(@)/gi,
+]
+
+/** Known secret values registered at run time (for example a secret just resolved). */
+const knownSecrets = new Set<string>()
+
+/** Registers a value to be redacted from every later log line (values shorter than 4 chars are ignored). */
+export function registerSecretValue(value: string): void {
+  if (value && value.length >= 4) knownSecrets.add(value)
+}
+
+export function isSecretFieldName(name: string): boolean {
+  return secretFieldPattern.test(name) && !harmlessFieldPattern.test(name)
+}
+
+export function redactString(text: string): string {
+  let out = text
+  for (const secret of knownSecrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED)
+  for (const pattern of secretValuePatterns) {
+    out = out.replace(pattern, (match, ...groups) => {
+      // URL credentials keep scheme/user and '@'.
+      if (typeof groups[0] === 'string' && match.includes('://') && typeof groups[1] === 'string') {
+        return `${groups[0]}${REDACTED}${groups[1]}`
+      }
+      if (/^(Bearer|Basic)\s/.test(match)) return `${match.split(/\s/)[0]} ${REDACTED}`
+      return REDACTED
+    })
+  }
+  // key=value and "key": "value" forms inside free text.
+  out = out.replace(
+    /\b([A-Za-z0-9_.-]*(?:password|passwd|secret|token|api[_-]?key|private[_-]?key)[A-Za-z0-9_.-]*)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;}&]+)/gi,
+    (match, name: string, sep: string) => (harmlessFieldPattern.test(name) ? match : `${name}${sep}${REDACTED}`),
+  )
+  return out
+}
+
+/** Deep copy with secret-named fields and secret-looking values redacted. */
+export function redactValue<T>(value: T, depth = 0): T {
+  if (depth > 20) return value
+  if (typeof value === 'string') return redactString(value) as T
+  if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1)) as T
+  if (value && typeof value === 'object') {
+    if (value instanceof Error) return value
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      if (isSecretFieldName(k) && v !== null && v !== undefined && typeof v !== 'object' && v !== '') out[k] = REDACTED
+      else out[k] = redactValue(v, depth + 1)
+    }
+    return out as T
+  }
+  return value
+}

@@ -1,0 +1,140 @@
+import { parseAllDocuments } from 'yaml'
+import { usageError } from './errors'
+
+export type StdinFormat = 'json' | 'ndjson' | 'yaml'
+
+export interface ParsedInput {
+  format: StdinFormat
+  /** Top-level documents: a JSON array is flattened into its records. */
+  records: unknown[]
+}
+
+/** Reads all of stdin as a Buffer; undefined when stdin is a TTY (no piped input). */
+export async function readStdinBuffer(stream: NodeJS.ReadStream = process.stdin): Promise<Buffer | undefined> {
+  if (stream.isTTY) return undefined
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
+  return Buffer.concat(chunks)
+}
+
+function lineOf(text: string, offset: number): number {
+  let line = 1
+  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++
+  return line
+}
+
+const looksLikeJson = (text: string) => /^[[{"]/.test(text) || /^(-?\d|true\b|false\b|null\b)/.test(text)
+
+/**
+ * Parses piped input as JSON, NDJSON or YAML (detected in that order).
+ * Anything else is a usage error (exit 2) naming the line. `source` names the input in messages.
+ */
+export function parseInput(text: string, source = 'stdin'): ParsedInput {
+  const trimmed = text.replace(/^\uFEFF/, '').trim()
+  if (!trimmed) return { format: 'json', records: [] }
+  if (text.includes('\u0000')) throw usageError(`${source} is binary data, not JSON or YAML`, { location: source })
+  if (looksLikeJson(trimmed)) {
+    try {
+      const value: unknown = JSON.parse(trimmed)
+      return { format: 'json', records: Array.isArray(value) ? value : [value] }
+    } catch (jsonError) {
+      // Maybe NDJSON: every non-empty line a JSON value.
+      const lines = trimmed.split('\n')
+      if (lines.length > 1) {
+        const records: unknown[] = []
+        let ndjsonOk = true
+        for (let i = 0; i < lines.length; i++) {
+          const line = lines[i].trim()
+          if (!line) continue
+          try {
+            records.push(JSON.parse(line))
+          } catch (lineError) {
+            if (/^[[{]/.test(line) || i > 0) {
+              throw usageError(`${source} is not valid NDJSON: ${(lineError as Error).message}`, {
+                location: `${source}:${i + 1}`,
+                hint: 'each line must be one complete JSON record',
+              })
+            }
+            ndjsonOk = false
+            break
+          }
+        }
+        if (ndjsonOk) return { format: 'ndjson', records }
+      }
+      if (/^[[{]/.test(trimmed)) {
+        const match = /position (\d+)/.exec((jsonError as Error).message)
+        const line = match ? lineOf(trimmed, Number(match[1])) : undefined
+        throw usageError(`${source} is not valid JSON: ${(jsonError as Error).message}`, {
+          location: line ? `${source}:${line}` : source,
+          hint: 'pipe the JSON output of a prov command, or JSON/NDJSON/YAML records',
+        })
+      }
+    }
+  }
+  let documents: ReturnType<typeof parseAllDocuments>
+  try {
+    documents = parseAllDocuments(trimmed, { prettyErrors: false, uniqueKeys: true })
+  } catch (error) {
+    throw usageError(`${source} is not JSON, NDJSON or YAML: ${(error as Error).message}`, { location: source })
+  }
+  const list = Array.isArray(documents) ? documents : [documents]
+  const records: unknown[] = []
+  for (const doc of list) {
+    const error = doc.errors[0]
+    if (error) {
+      const line = error.linePos?.[0]?.line
+      throw usageError(`${source} is not JSON, NDJSON or YAML: ${error.message.split('\n')[0]}`, {
+        location: line ? `${source}:${line}` : source,
+        hint: 'pipe the JSON output of a prov command, or JSON/NDJSON/YAML records',
+      })
+    }
+    const value: unknown = doc.toJS()
+    if (Array.isArray(value)) records.push(...value)
+    else if (value !== null && value !== undefined) records.push(value)
+  }
+  // A bare word or sentence parses as a YAML scalar: that is not structured input.
+  if (records.length && records.every((r) => typeof r !== 'object' || r === null)) {
+    throw usageError(`${source} is not JSON, NDJSON or YAML records (got plain text)`, {
+      location: `${source}:1`,
+      hint: 'pipe the JSON output of a prov command, or JSON/NDJSON/YAML records',
+    })
+  }
+  return { format: 'yaml', records }
+}
+
+/** Reads and parses piped records; undefined when nothing was piped (TTY or empty input). */
+export async function readStdinRecords(stream: NodeJS.ReadStream = process.stdin): Promise<ParsedInput | undefined> {
+  const buffer = await readStdinBuffer(stream)
+  if (!buffer || buffer.length === 0) return undefined
+  const text = buffer.toString('utf8')
+  if (!text.trim()) return undefined
+  return parseInput(text, 'stdin')
+}
+
+/** Checks that every input record has one of the expected schema ids; unknown ones are a usage error. */
+export function expectSchema(records: unknown[], accepted: string[], source = 'stdin'): Record<string, unknown>[] {
+  return records.map((record, index) => {
+    if (!record || typeof record !== 'object' || Array.isArray(record)) {
+      throw usageError(`${source} record ${index + 1} is not an object`, { location: `${source}[${index}]` })
+    }
+    const schema = (record as Record<string, unknown>).schema
+    if (typeof schema !== 'string' || !accepted.some((id) => schema === id || schemaFamily(schema) === schemaFamily(id))) {
+      throw usageError(
+        `${source} record ${index + 1} has schema ${schema === undefined ? '(none)' : `'${String(schema)}'`}, expected ${accepted.join(' or ')}`,
+        { location: `${source}[${index}].schema` },
+      )
+    }
+    if (schema !== undefined && !accepted.includes(schema as string)) {
+      throw usageError(`${source} record ${index + 1} has unsupported schema version '${String(schema)}'`, {
+        location: `${source}[${index}].schema`,
+        hint: `this version reads ${accepted.join(', ')}`,
+      })
+    }
+    return record as Record<string, unknown>
+  })
+}
+
+/** `prov.server/v1` -> `prov.server`. */
+export function schemaFamily(id: string): string {
+  return id.replace(/\/v\d+$/, '')
+}

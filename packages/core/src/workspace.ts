@@ -1,0 +1,252 @@
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml'
+import { configError, notFoundError, usageError } from './errors'
+import { templatesDir, userConfigDir, type WorkspacePaths, workspacePaths } from './paths'
+import { withLock, writeFileAtomic } from './state'
+import { didYouMean } from './suggest'
+
+export interface WorkspaceEntry {
+  name: string
+  path: string
+  created: string
+}
+
+export interface WorkspaceRegistry {
+  active?: string
+  workspaces: WorkspaceEntry[]
+}
+
+export interface Workspace {
+  name: string
+  path: string
+  paths: WorkspacePaths
+  /** How it was found: flag, env, cwd (a prov.config.* above the cwd), active (registry). */
+  via: 'flag' | 'env' | 'cwd' | 'active'
+}
+
+const workspaceConfigNames = [
+  'prov.config.yaml',
+  'prov.config.yml',
+  'prov.config.toml',
+  'prov.config.json',
+  'prov.config.ts',
+  'prov.config.js',
+  'prov.config.mjs',
+]
+const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
+
+export const registryPath = () => join(userConfigDir(), 'workspaces.yaml')
+
+export function readRegistry(): WorkspaceRegistry {
+  const file = registryPath()
+  if (!existsSync(file)) return { workspaces: [] }
+  let data: unknown
+  try {
+    data = parseYaml(readFileSync(file, 'utf8'))
+  } catch (error) {
+    throw configError(`workspace registry is not valid YAML: ${(error as Error).message.split('\n')[0]}`, { location: file })
+  }
+  const registry = (data ?? {}) as Partial<WorkspaceRegistry>
+  return { active: registry.active, workspaces: Array.isArray(registry.workspaces) ? registry.workspaces : [] }
+}
+
+/** Read-modify-write of the registry under its lock. */
+export async function updateRegistry(update: (registry: WorkspaceRegistry) => WorkspaceRegistry | void): Promise<WorkspaceRegistry> {
+  const file = registryPath()
+  return withLock(file, () => {
+    const registry = readRegistry()
+    const next = update(registry) ?? registry
+    writeFileAtomic(file, stringifyYaml(next))
+    return next
+  })
+}
+
+export function isWorkspaceDir(dir: string): boolean {
+  return workspaceConfigNames.some((name) => existsSync(join(dir, name)))
+}
+
+function findUpWorkspace(start: string): string | undefined {
+  let dir = resolve(start)
+  for (;;) {
+    if (isWorkspaceDir(dir)) return dir
+    const parent = dirname(dir)
+    if (parent === dir) return undefined
+    dir = parent
+  }
+}
+
+function workspaceName(dir: string): string {
+  const entry = readRegistry().workspaces.find((w) => resolve(w.path) === resolve(dir))
+  return entry?.name ?? basename(dir)
+}
+
+function toWorkspace(path: string, via: Workspace['via'], name?: string): Workspace {
+  return { name: name ?? workspaceName(path), path, paths: workspacePaths(path), via }
+}
+
+/** Looks a workspace up by registered name or by path; unknown ones are exit 5 with the nearest names. */
+export function lookupWorkspace(nameOrPath: string, via: Workspace['via'] = 'flag'): Workspace {
+  const registry = readRegistry()
+  const entry = registry.workspaces.find((w) => w.name === nameOrPath)
+  if (entry) {
+    if (!existsSync(entry.path))
+      throw notFoundError(`workspace '${entry.name}' is registered at ${entry.path}, which no longer exists`, { hint: `prov workspace remove ${entry.name}` })
+    return toWorkspace(entry.path, via, entry.name)
+  }
+  const looksLikePath = nameOrPath.includes('/') || nameOrPath === '.' || nameOrPath === '..'
+  if (looksLikePath || existsSync(nameOrPath)) {
+    const path = resolve(nameOrPath)
+    if (isWorkspaceDir(path)) return toWorkspace(path, via)
+    if (looksLikePath) throw notFoundError(`no workspace at ${path} (no prov.config.* there)`, { hint: 'create one with prov workspace init NAME --path DIR' })
+  }
+  throw notFoundError(`unknown workspace '${nameOrPath}'`, {
+    hint:
+      didYouMean(
+        nameOrPath,
+        registry.workspaces.map((w) => w.name),
+      ) ?? 'prov workspace list shows the registered ones',
+  })
+}
+
+/**
+ * Finds the workspace for a command: --workspace, then $PROV_WORKSPACE, then a prov.config.*
+ * in the current folder or above, then the active one in the registry. Undefined if none.
+ */
+export function resolveWorkspace(flag?: string, cwd = process.cwd()): Workspace | undefined {
+  if (flag) return lookupWorkspace(flag, 'flag')
+  if (process.env.PROV_WORKSPACE) return lookupWorkspace(process.env.PROV_WORKSPACE, 'env')
+  const found = findUpWorkspace(cwd)
+  if (found) return toWorkspace(found, 'cwd')
+  const registry = readRegistry()
+  if (registry.active) {
+    const entry = registry.workspaces.find((w) => w.name === registry.active)
+    if (entry && existsSync(entry.path)) return toWorkspace(entry.path, 'active', entry.name)
+  }
+  return undefined
+}
+
+/** Like resolveWorkspace, but a missing workspace is a usage error. */
+export function requireWorkspace(flag?: string, cwd = process.cwd()): Workspace {
+  const workspace = resolveWorkspace(flag, cwd)
+  if (!workspace) {
+    throw usageError('no workspace: run inside one, pass --workspace, or activate one', {
+      hint: 'prov workspace init NAME creates one',
+    })
+  }
+  return workspace
+}
+
+export const workspaceTemplates = () =>
+  existsSync(join(templatesDir(), 'workspace'))
+    ? readdirSync(join(templatesDir(), 'workspace')).filter((n) => statSync(join(templatesDir(), 'workspace', n)).isDirectory())
+    : []
+
+function renderTemplateTree(dir: string, vars: Record<string, string>) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) renderTemplateTree(path, vars)
+    else if (/\.(ya?ml|toml|json|md|ts|sh|txt)$/.test(entry.name) || entry.name === '.gitignore') {
+      const text = readFileSync(path, 'utf8')
+      const rendered = text.replace(/\{\{\s*template\.(\w+)\s*\}\}/g, (m, key: string) => vars[key] ?? m)
+      if (rendered !== text) writeFileSync(path, rendered)
+    }
+  }
+}
+
+export interface InitOptions {
+  name: string
+  /** Target folder (default ./<name>). */
+  path?: string
+  template?: string
+  /** Make it the active workspace (default true). */
+  activate?: boolean
+}
+
+/** Creates a workspace from a template, registers it and (by default) activates it. */
+export async function initWorkspace(options: InitOptions): Promise<Workspace> {
+  if (!namePattern.test(options.name)) {
+    throw usageError(`invalid workspace name '${options.name}'`, { hint: 'letters, digits, dot, dash and underscore; starting with a letter or digit' })
+  }
+  const template = options.template ?? 'minimal'
+  const templates = workspaceTemplates()
+  if (!templates.includes(template)) {
+    throw notFoundError(`unknown workspace template '${template}'`, { hint: didYouMean(template, templates) ?? `templates: ${templates.join(', ')}` })
+  }
+  const path = resolve(options.path ?? options.name)
+  const registry = readRegistry()
+  const clash = registry.workspaces.find((w) => w.name === options.name)
+  if (clash && resolve(clash.path) !== path && existsSync(clash.path)) {
+    throw usageError(`a workspace named '${options.name}' already exists at ${clash.path}`, {
+      hint: `choose another name or prov workspace remove ${options.name}`,
+    })
+  }
+  if (existsSync(path) && (isWorkspaceDir(path) || readdirSync(path).length)) {
+    throw usageError(`${path} already exists and is not empty`, { hint: 'choose another --path' })
+  }
+  mkdirSync(path, { recursive: true })
+  cpSync(join(templatesDir(), 'workspace', template), path, { recursive: true })
+  renderTemplateTree(path, { name: options.name, path })
+  const paths = workspacePaths(path)
+  for (const dir of [
+    paths.state,
+    paths.infra,
+    paths.config,
+    paths.secrets,
+    join(paths.extensions, 'providers'),
+    join(paths.extensions, 'taskservs'),
+    join(paths.extensions, 'clusters'),
+  ]) {
+    mkdirSync(dir, { recursive: true })
+  }
+  await updateRegistry((reg) => {
+    reg.workspaces = reg.workspaces.filter((w) => w.name !== options.name)
+    reg.workspaces.push({ name: options.name, path, created: new Date().toISOString() })
+    if (options.activate !== false) reg.active = options.name
+  })
+  return toWorkspace(path, 'flag', options.name)
+}
+
+/** Forgets a workspace (and with `deleteFiles` removes its folder). */
+export async function removeWorkspace(name: string, deleteFiles = false): Promise<WorkspaceEntry> {
+  let removed: WorkspaceEntry | undefined
+  await updateRegistry((reg) => {
+    removed = reg.workspaces.find((w) => w.name === name)
+    if (!removed)
+      throw notFoundError(`unknown workspace '${name}'`, {
+        hint: didYouMean(
+          name,
+          reg.workspaces.map((w) => w.name),
+        ),
+      })
+    reg.workspaces = reg.workspaces.filter((w) => w.name !== name)
+    if (reg.active === name) reg.active = undefined
+  })
+  if (deleteFiles && removed) rmSync(removed.path, { recursive: true, force: true })
+  return removed as WorkspaceEntry
+}
+
+export async function useWorkspace(name: string): Promise<WorkspaceEntry> {
+  let entry: WorkspaceEntry | undefined
+  await updateRegistry((reg) => {
+    entry = reg.workspaces.find((w) => w.name === name)
+    if (!entry) {
+      // Accept a path: register it under its folder name.
+      const path = resolve(name)
+      if ((name.includes('/') || isAbsolute(name)) && isWorkspaceDir(path)) {
+        entry = { name: basename(path), path, created: new Date().toISOString() }
+        reg.workspaces.push(entry)
+      } else {
+        throw notFoundError(`unknown workspace '${name}'`, {
+          hint:
+            didYouMean(
+              name,
+              reg.workspaces.map((w) => w.name),
+            ) ?? 'prov workspace list',
+        })
+      }
+    }
+    reg.active = entry.name
+  })
+  return entry as WorkspaceEntry
+}

@@ -1,0 +1,68 @@
+import {
+  type CommandDef,
+  configError,
+  type DependencyNode,
+  defineProvCommand,
+  dependencyTree,
+  discoverExtensions,
+  type ExtensionKind,
+  extensionKinds,
+  PROV_VERSION,
+  resolveDependencies,
+  resolveWorkspace,
+  usageError,
+  validateCatalog,
+} from '@prov/core'
+
+const kindArg = { type: 'string', description: 'Extension kind (default taskserv)', default: 'taskserv' } as const
+
+function catalogFor(kind: string, workspace?: string, infra?: string): DependencyNode[] {
+  if (!extensionKinds.includes(kind as ExtensionKind)) throw usageError(`unknown extension kind '${kind}'`, { hint: `use ${extensionKinds.join(', ')}` })
+  return discoverExtensions(kind as ExtensionKind, { workspacePath: workspace, infra }).map((e) => e.manifest)
+}
+
+const resolve = defineProvCommand({
+  meta: { name: 'resolve', description: 'Order a set of extensions (and their requirements) in levels; each level can run in parallel' },
+  args: { kind: kindArg },
+  run({ args, positionals, common, emit }) {
+    if (!positionals.length) throw usageError('name at least one extension', { hint: 'prov deps resolve kubernetes cilium' })
+    const ws = resolveWorkspace(common.workspace)
+    emit(resolveDependencies(positionals, catalogFor(args.kind, ws?.path, common.infra), { provVersion: PROV_VERSION }))
+  },
+})
+
+const tree = defineProvCommand({
+  meta: { name: 'tree', description: 'The requirement tree of extensions' },
+  args: { kind: kindArg },
+  run({ args, positionals, common, emit }) {
+    if (!positionals.length) throw usageError('name at least one extension', { hint: 'prov deps tree kubernetes' })
+    const ws = resolveWorkspace(common.workspace)
+    const catalog = catalogFor(args.kind, ws?.path, common.infra)
+    const trees = positionals.map((name) => ({ schema: 'prov.deps.tree/v1', ...dependencyTree(name, catalog) }))
+    emit(trees.length === 1 ? trees[0] : trees)
+  },
+})
+
+const validate = defineProvCommand({
+  meta: { name: 'validate', description: 'Check manifests: requirements exist and match, no cycles or conflicts (exit 3 if not)' },
+  args: { kind: kindArg },
+  run({ args, positionals, common, emit, log }) {
+    const ws = resolveWorkspace(common.workspace)
+    const catalog = catalogFor(args.kind, ws?.path, common.infra)
+    const selected = positionals.length ? catalog.filter((n) => positionals.includes(n.name)) : catalog
+    if (positionals.length && selected.length < positionals.length) {
+      resolveDependencies(positionals, catalog) // throws the precise "unknown" error
+    }
+    const problems = validateCatalog(catalog, PROV_VERSION).filter((p) => selected.some((s) => s.name === p.extension))
+    emit({ schema: 'prov.deps.validation/v1', valid: problems.length === 0, checked: selected.map((s) => s.name), problems })
+    if (problems.length) {
+      throw configError(`${problems.length} extension(s) with dependency problems: ${problems[0].extension}: ${problems[0].problem}`)
+    }
+    log.success(`${selected.length} ${args.kind}(s) valid`)
+  },
+})
+
+export default {
+  meta: { name: 'deps', description: 'Dependency resolution of extensions' },
+  subCommands: { resolve, tree, validate },
+} satisfies CommandDef

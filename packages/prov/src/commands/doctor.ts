@@ -1,0 +1,65 @@
+import { spawnSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { defineProvCommand } from '@prov/core'
+
+interface Check {
+  schema: 'prov.doctor.check/v1'
+  check: string
+  ok: boolean
+  detail: string
+  needed_for: string
+  fix?: string
+}
+
+function which(binary: string): string | undefined {
+  const result = spawnSync('sh', ['-c', `command -v ${binary}`], { encoding: 'utf8' })
+  return result.status === 0 ? result.stdout.trim() : undefined
+}
+
+function check(name: string, ok: boolean, detail: string, neededFor: string, fix?: string): Check {
+  return { schema: 'prov.doctor.check/v1', check: name, ok, detail, needed_for: neededFor, ...(ok || !fix ? {} : { fix }) }
+}
+
+export function runChecks(): Check[] {
+  const [major, minor] = process.versions.node.split('.').map(Number)
+  const checks: Check[] = [
+    check('node', major > 20 || (major === 20 && minor >= 19), `node ${process.versions.node}`, 'every binary', 'install Node.js >= 20.19'),
+    check('root', process.getuid?.() === 0, `uid ${process.getuid?.() ?? '?'}`, 'local sandbox servers', 'run as root (sudo) for the local provider'),
+  ]
+  const tools: [string, string, string][] = [
+    ['ip', 'local sandbox servers (iproute2)', 'apt-get install -y iproute2'],
+    ['unshare', 'local sandbox servers (util-linux)', 'apt-get install -y util-linux'],
+    ['nsenter', 'local sandbox servers (util-linux)', 'apt-get install -y util-linux'],
+    ['iptables', 'NAT for sandboxes', 'apt-get install -y iptables'],
+    ['ssh-keygen', 'SSH keys and host keys', 'apt-get install -y openssh-client'],
+    ['age', 'age CLI interoperability (optional)', 'apt-get install -y age'],
+    ['git', '{{git.*}} interpolation', 'apt-get install -y git'],
+  ]
+  for (const [bin, neededFor, fix] of tools) {
+    const path = which(bin)
+    checks.push(check(bin, !!path, path ?? 'not found', neededFor, fix))
+  }
+  const sshd = ['/usr/sbin/sshd', which('sshd')].find((p) => p && existsSync(p))
+  checks.push(check('sshd', !!sshd, sshd ?? 'not found', 'SSH inside local sandbox servers', 'apt-get install -y openssh-server'))
+  let overlay = false
+  try {
+    overlay = readFileSync('/proc/filesystems', 'utf8').includes('overlay')
+  } catch {
+    overlay = false
+  }
+  if (!overlay) overlay = spawnSync('modprobe', ['-n', 'overlay']).status === 0
+  checks.push(check('overlayfs', overlay, overlay ? 'available' : 'not in /proc/filesystems', 'copy-on-write roots of local servers', 'modprobe overlay'))
+  const netns = existsSync('/proc/self/ns/net')
+  checks.push(check('namespaces', netns, netns ? 'net, mnt, uts, pid available' : 'no /proc/self/ns', 'local sandbox servers'))
+  return checks
+}
+
+export default defineProvCommand({
+  meta: { name: 'doctor', description: 'Check what this host needs (node, root, sshd, ip, overlayfs, ...) and say what is missing' },
+  run({ emit, log }) {
+    const checks = runChecks()
+    for (const c of checks) if (!c.ok) log.warn(`${c.check}: ${c.detail} — needed for ${c.needed_for}${c.fix ? `; fix: ${c.fix}` : ''}`)
+    emit(checks)
+    return checks.some((c) => !c.ok && c.check === 'node') ? 1 : 0
+  },
+})

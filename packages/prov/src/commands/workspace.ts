@@ -1,0 +1,140 @@
+import { existsSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import {
+  type CommandDef,
+  defineProvCommand,
+  discoverExtensions,
+  extensionKinds,
+  initWorkspace,
+  lookupWorkspace,
+  notFoundError,
+  readRegistry,
+  removeWorkspace,
+  requireWorkspace,
+  resolveWorkspace,
+  usageError,
+  useWorkspace,
+  type Workspace,
+  workspaceTemplates,
+} from '@prov/core'
+
+const SCHEMA = 'prov.workspace/v1'
+
+function describe(workspace: Workspace, active?: string) {
+  return { schema: SCHEMA, name: workspace.name, path: workspace.path, active: workspace.name === active, via: workspace.via }
+}
+
+const init = defineProvCommand({
+  meta: { name: 'init', description: 'Create a workspace from a template, register and activate it' },
+  args: {
+    name: { type: 'positional', description: 'Workspace name', required: true },
+    template: { type: 'string', description: `Template: ${workspaceTemplates().join('|') || 'minimal|full'}`, default: 'minimal' },
+    path: { type: 'string', description: 'Folder to create (default ./NAME)' },
+    'no-activate': { type: 'boolean', description: 'Register without making it the active workspace' },
+  },
+  async run({ args, emit, log, common }) {
+    if (common.check) {
+      emit({ schema: SCHEMA, name: args.name, path: args.path ?? `./${args.name}`, template: args.template, planned: true })
+      return
+    }
+    const workspace = await initWorkspace({ name: args.name, path: args.path, template: args.template, activate: !args['no-activate'] })
+    log.success(`workspace '${workspace.name}' created at ${workspace.path}`)
+    emit({ ...describe(workspace, args['no-activate'] ? undefined : workspace.name), template: args.template })
+  },
+})
+
+const list = defineProvCommand({
+  meta: { name: 'list', description: 'List registered workspaces' },
+  run({ emit }) {
+    const registry = readRegistry()
+    emit(
+      registry.workspaces.map((w) => ({
+        schema: SCHEMA,
+        name: w.name,
+        path: w.path,
+        active: w.name === registry.active,
+        exists: existsSync(w.path),
+        created: w.created,
+      })),
+    )
+  },
+})
+
+const use = defineProvCommand({
+  meta: { name: 'use', description: 'Make a workspace the active one' },
+  args: { name: { type: 'positional', description: 'Workspace name (or path)', required: true } },
+  async run({ args, emit, log }) {
+    const entry = await useWorkspace(args.name)
+    log.success(`active workspace: ${entry.name}`)
+    emit({ schema: SCHEMA, name: entry.name, path: entry.path, active: true })
+  },
+})
+
+const current = defineProvCommand({
+  meta: { name: 'current', description: 'Show the workspace commands here would use' },
+  run({ emit, common }) {
+    const workspace = resolveWorkspace(common.workspace)
+    if (!workspace) throw notFoundError('no current workspace', { hint: 'prov workspace init NAME or prov workspace use NAME' })
+    emit(describe(workspace, readRegistry().active))
+  },
+})
+
+function listDir(dir: string): string[] {
+  return existsSync(dir)
+    ? readdirSync(dir, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name)
+        .sort()
+    : []
+}
+
+const info = defineProvCommand({
+  meta: { name: 'info', description: 'Details of a workspace: paths, infrastructures, extensions' },
+  args: { name: { type: 'positional', description: 'Workspace (default: current)', required: false } },
+  run({ args, emit, common }) {
+    const workspace = args.name ? lookupWorkspace(args.name) : requireWorkspace(common.workspace)
+    const config = ['prov.config.yaml', 'prov.config.yml', 'prov.config.toml', 'prov.config.json', 'prov.config.ts', 'prov.config.js'].find((f) =>
+      existsSync(join(workspace.path, f)),
+    )
+    const extensions = Object.fromEntries(
+      extensionKinds.map((kind) => [
+        `${kind}s`,
+        discoverExtensions(kind, { workspacePath: workspace.path })
+          .filter((e) => e.layer !== 'bundled')
+          .map((e) => e.manifest.name),
+      ]),
+    )
+    emit({
+      ...describe(workspace, readRegistry().active),
+      config_file: config ? join(workspace.path, config) : null,
+      infras: listDir(workspace.paths.infra),
+      environments: existsSync(workspace.paths.config)
+        ? readdirSync(workspace.paths.config)
+            .map((f) => f.replace(/\.[^.]+$/, ''))
+            .sort()
+        : [],
+      extensions,
+      state_dir: workspace.paths.state,
+    })
+  },
+})
+
+const remove = defineProvCommand({
+  meta: { name: 'remove', description: 'Forget a workspace (--delete-files also removes its folder)' },
+  args: {
+    name: { type: 'positional', description: 'Workspace name', required: true },
+    'delete-files': { type: 'boolean', description: 'Also delete the workspace folder' },
+  },
+  async run({ args, emit, common, log }) {
+    if (args['delete-files'] && !common.yes) throw usageError('refusing to delete files without --yes', { hint: 'add --yes' })
+    const entry = common.check ? readRegistry().workspaces.find((w) => w.name === args.name) : await removeWorkspace(args.name, Boolean(args['delete-files']))
+    if (!entry) throw notFoundError(`unknown workspace '${args.name}'`)
+    if (!common.check) log.success(`workspace '${entry.name}' removed${args['delete-files'] ? ' with its files' : ''}`)
+    emit({ schema: SCHEMA, name: entry.name, path: entry.path, removed: !common.check, deleted_files: Boolean(args['delete-files']) && !common.check })
+  },
+})
+
+export default {
+  meta: { name: 'workspace', description: 'Create, list, select and remove workspaces' },
+  subCommands: { init, list, use, current, info, remove },
+} satisfies CommandDef
