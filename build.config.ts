@@ -17,7 +17,6 @@ const packages: Record<string, { input: string; name: string }[]> = {
   kms: [{ input: 'src/cli', name: 'cli' }],
   oci: [{ input: 'src/cli', name: 'cli' }],
   orch: [{ input: 'src/cli', name: 'cli' }],
-  'nu-plugin': [{ input: 'src/cli', name: 'cli' }],
 }
 
 const only = process.env.PROV_BUILD?.split(',').filter(Boolean)

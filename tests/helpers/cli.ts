@@ -1,0 +1,94 @@
+import { spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+export const repoRoot = resolve(import.meta.dirname, '../..')
+export const binDir = join(repoRoot, 'bin')
+
+export interface CliResult {
+  code: number
+  stdout: string
+  stderr: string
+  /** stdout parsed as JSON (throws with the output when it is not). */
+  json<T = any>(): T
+  /** stdout parsed as NDJSON lines. */
+  lines<T = any>(): T[]
+}
+
+export interface CliOptions {
+  input?: string | Buffer
+  env?: Record<string, string | undefined>
+  cwd?: string
+  timeoutMs?: number
+}
+
+/**
+ * Runs a prov binary (bin/<name>) like a user would. stdin is a pipe (closed at once when no
+ * input is given), stdout is not a TTY, so the JSON contract applies.
+ */
+export function runCli(bin: string, args: string[], options: CliOptions = {}): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [join(binDir, bin), ...args], {
+      cwd: options.cwd ?? repoRoot,
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    const out: Buffer[] = []
+    const err: Buffer[] = []
+    child.stdout.on('data', (d: Buffer) => out.push(d))
+    child.stderr.on('data', (d: Buffer) => err.push(d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000)
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      const stdout = Buffer.concat(out).toString('utf8')
+      const stderr = Buffer.concat(err).toString('utf8')
+      resolvePromise({
+        code: code ?? (signal ? 128 : 1),
+        stdout,
+        stderr,
+        json() {
+          try {
+            return JSON.parse(stdout)
+          } catch {
+            throw new Error(`stdout is not JSON (exit ${code}):\n${stdout}\nstderr:\n${stderr}`)
+          }
+        },
+        lines() {
+          return stdout
+            .split('\n')
+            .filter((l) => l.trim())
+            .map((l) => JSON.parse(l))
+        },
+      })
+    })
+    child.stdin.on('error', () => {})
+    if (options.input !== undefined) child.stdin.end(options.input)
+    else child.stdin.end()
+  })
+}
+
+/** A temporary XDG config home + workspace folder; `cleanup()` removes both. */
+export function tempEnv(prefix = 'prov-test-') {
+  const root = mkdtempSync(join(tmpdir(), prefix))
+  const xdg = join(root, 'xdg')
+  mkdirSync(xdg, { recursive: true })
+  return {
+    root,
+    env: { XDG_CONFIG_HOME: xdg, PROV_SYSTEM_CONFIG_DIR: join(root, 'etc'), PROV_WORKSPACE: undefined, PROV_ENV: undefined } as Record<
+      string,
+      string | undefined
+    >,
+    cleanup: () => rmSync(root, { recursive: true, force: true }),
+  }
+}
+
+/** Creates a workspace with `prov workspace init` in a temp env. */
+export async function tempWorkspace(name = 'ws', template = 'minimal') {
+  const t = tempEnv()
+  const path = join(t.root, name)
+  const result = await runCli('prov', ['workspace', 'init', name, '--template', template, '--path', path, '-q'], { env: t.env, cwd: t.root })
+  if (result.code !== 0) throw new Error(`workspace init failed: ${result.stderr}`)
+  return { ...t, name, path, env: { ...t.env, PROV_WORKSPACE: path } }
+}
