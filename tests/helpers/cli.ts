@@ -31,7 +31,9 @@ export function runCli(bin: string, args: string[], options: CliOptions = {}): P
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [join(binDir, bin), ...args], {
       cwd: options.cwd ?? repoRoot,
-      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', ...options.env },
+      env: Object.fromEntries(
+        Object.entries({ ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', ...options.env }).filter(([, v]) => v !== undefined),
+      ) as NodeJS.ProcessEnv,
       stdio: ['pipe', 'pipe', 'pipe'],
     })
     const out: Buffer[] = []

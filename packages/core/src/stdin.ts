@@ -88,7 +88,12 @@ export function parseInput(text: string, source = 'stdin'): ParsedInput {
         hint: 'pipe the JSON output of a prov command, or JSON/NDJSON/YAML records',
       })
     }
-    const value: unknown = doc.toJS()
+    let value: unknown
+    try {
+      value = doc.toJS({ maxAliasCount: 100 })
+    } catch (error) {
+      throw usageError(`${source} is not usable YAML: ${(error as Error).message.split('\n')[0]}`, { location: source })
+    }
     if (Array.isArray(value)) records.push(...value)
     else if (value !== null && value !== undefined) records.push(value)
   }

@@ -50,7 +50,12 @@ export function parseYamlText(text: string, file: string): ParsedFile {
       location: `${file}:${line}`,
     })
   }
-  const data: unknown = doc.toJS() ?? {}
+  let data: unknown
+  try {
+    data = doc.toJS({ maxAliasCount: 100 }) ?? {}
+  } catch (error) {
+    throw configError(`malformed YAML: ${(error as Error).message.split('\n')[0]}`, { location: `${file}:1` })
+  }
   if (typeof data !== 'object' || Array.isArray(data) || data === null) {
     throw configError('a config file must hold a mapping of sections (key: value)', { location: `${file}:1` })
   }

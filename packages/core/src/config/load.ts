@@ -176,13 +176,21 @@ function computeOrigins(layers: ConfigLayer[]): Map<string, Origin> {
   return origins
 }
 
-function locate(origins: Map<string, Origin>, key: string): string | undefined {
+/** `file:line` of the highest layer that sets `key` (or its nearest parent). */
+function locateIn(layers: ConfigLayer[], key: string): string | undefined {
   let probe = key
   for (;;) {
-    const origin = origins.get(probe)
-    if (origin) return origin.line ? `${origin.source}:${origin.line}` : origin.source
+    for (let i = layers.length - 1; i >= 0; i--) {
+      const layer = layers[i]
+      if (getPath(layer.data, probe) === undefined) continue
+      const envNames = (layer as ConfigLayer & { envNames?: Record<string, string> }).envNames
+      const envName = envNames && Object.entries(envNames).find(([path]) => path === probe || path.startsWith(`${probe}.`))?.[1]
+      if (envName) return `env:${envName}`
+      const line = layer.lines.get(probe)
+      return line ? `${layer.source}:${line}` : layer.source
+    }
     const dot = probe.lastIndexOf('.')
-    if (dot < 0) return key
+    if (dot < 0) return undefined
     probe = probe.slice(0, dot)
   }
 }
@@ -195,7 +203,7 @@ function describeType(value: unknown): string {
 }
 
 /** zod issue -> one config error naming key, file:line, and the nearest valid key. */
-function toConfigError(issue: z.core.$ZodIssue, config: Record<string, unknown>, origins: Map<string, Origin>) {
+function toConfigError(issue: z.core.$ZodIssue, config: Record<string, unknown>, layers: ConfigLayer[]) {
   const path = issue.path.map(String)
   if (issue.code === 'unrecognized_keys') {
     const unknown = issue.keys[0]
@@ -203,7 +211,7 @@ function toConfigError(issue: z.core.$ZodIssue, config: Record<string, unknown>,
     const parent = path.length ? getPath(configSchemaShape(), path.join('.')) : configSchemaShape()
     const valid = parent && typeof parent === 'object' ? Object.keys(parent as object) : []
     return configError(`unknown config key '${key}'`, {
-      location: locate(origins, key),
+      location: locateIn(layers, key),
       hint: didYouMean(unknown, valid) ?? (valid.length ? `valid keys here: ${valid.join(', ')}` : undefined),
     })
   }
@@ -212,7 +220,7 @@ function toConfigError(issue: z.core.$ZodIssue, config: Record<string, unknown>,
   return configError(
     `invalid config value for '${key}': ${issue.message.replace(/^Invalid input: /, '')}${value === undefined ? '' : ` (got ${describeType(value)})`}`,
     {
-      location: locate(origins, key),
+      location: locateIn(layers, key),
     },
   )
 }
@@ -230,9 +238,9 @@ function shapeOf(schema: unknown): unknown {
 }
 
 /** Validates a merged config; the first problem becomes a config error (exit 3). */
-export function validateConfig(config: Record<string, unknown>, origins: Map<string, Origin> = new Map()): ProvConfig {
+export function validateConfig(config: Record<string, unknown>, layers: ConfigLayer[] = []): ProvConfig {
   const result = configSchema.safeParse(config)
-  if (!result.success) throw toConfigError(result.error.issues[0], config, origins)
+  if (!result.success) throw toConfigError(result.error.issues[0], config, layers)
   return result.data
 }
 
@@ -252,9 +260,9 @@ export function resolveLayers(layers: ConfigLayer[], options: LoadConfigOptions 
       : interpolateConfig(raw, {
           workspacePath: options.workspacePath,
           env: options.environment ?? process.env,
-          locate: (key) => locate(origins, key),
+          locate: (key) => locateIn(layers, key),
         })
-  const config = options.validate === false ? (interpolated as ProvConfig) : validateConfig(interpolated, origins)
+  const config = options.validate === false ? (interpolated as ProvConfig) : validateConfig(interpolated, layers)
   return {
     config,
     raw,

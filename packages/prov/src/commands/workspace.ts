@@ -30,16 +30,21 @@ const init = defineProvCommand({
     name: { type: 'positional', description: 'Workspace name', required: true },
     template: { type: 'string', description: `Template: ${workspaceTemplates().join('|') || 'minimal|full'}`, default: 'minimal' },
     path: { type: 'string', description: 'Folder to create (default ./NAME)' },
-    'no-activate': { type: 'boolean', description: 'Register without making it the active workspace' },
+    activate: {
+      type: 'boolean',
+      default: true,
+      description: 'Make it the active workspace',
+      negativeDescription: 'Register without making it the active workspace',
+    },
   },
   async run({ args, emit, log, common }) {
     if (common.check) {
       emit({ schema: SCHEMA, name: args.name, path: args.path ?? `./${args.name}`, template: args.template, planned: true })
       return
     }
-    const workspace = await initWorkspace({ name: args.name, path: args.path, template: args.template, activate: !args['no-activate'] })
+    const workspace = await initWorkspace({ name: args.name, path: args.path, template: args.template, activate: args.activate !== false })
     log.success(`workspace '${workspace.name}' created at ${workspace.path}`)
-    emit({ ...describe(workspace, args['no-activate'] ? undefined : workspace.name), template: args.template })
+    emit({ ...describe(workspace, args.activate === false ? undefined : workspace.name), template: args.template })
   },
 })
 

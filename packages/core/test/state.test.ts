@@ -1,0 +1,56 @@
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { readJsonFile, updateJsonFile, withLock, writeFileAtomic } from '../src/state'
+
+const dir = mkdtempSync(join(tmpdir(), 'prov-state-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+const stateModule = join(import.meta.dirname, '../src/state.ts')
+
+function worker(file: string, id: number, times: number): Promise<number> {
+  // A separate node process (jiti runs the TypeScript source) doing locked read-modify-writes.
+  const code = `
+    const { createJiti } = await import('jiti')
+    const jiti = createJiti(${JSON.stringify(import.meta.url)})
+    const { updateJsonFile } = await jiti.import(${JSON.stringify(stateModule)})
+    for (let i = 0; i < ${times}; i++) await updateJsonFile(${JSON.stringify(file)}, { items: [] }, (s) => ({ items: [...s.items, '${id}-' + i] }))
+  `
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'ignore', 'inherit'] })
+    child.on('error', reject)
+    child.on('close', (c) => resolve(c ?? 1))
+  })
+}
+
+describe('state files', () => {
+  it('two or more processes updating one file never lose an update', async () => {
+    const file = join(dir, 'servers.json')
+    const codes = await Promise.all([1, 2, 3, 4].map((id) => worker(file, id, 25)))
+    expect(codes).toEqual([0, 0, 0, 0])
+    const state = readJsonFile<{ items: string[] }>(file, { items: [] })
+    expect(state.items).toHaveLength(100)
+    expect(new Set(state.items).size).toBe(100)
+  }, 120_000)
+
+  it('takes over the lock of a dead process', async () => {
+    const file = join(dir, 'stale.json')
+    writeFileSync(`${file}.lock`, '999999\n')
+    await updateJsonFile(file, { n: 0 }, (s) => ({ n: s.n + 1 }))
+    expect(readJsonFile(file, { n: 0 }).n).toBe(1)
+  })
+
+  it('is re-entrant within a process and writes atomically with a mode', async () => {
+    const file = join(dir, 'key')
+    await withLock(file, () => withLock(file, () => writeFileAtomic(file, 'secret', { mode: 0o600 })))
+    expect(readFileSync(file, 'utf8')).toBe('secret')
+  })
+
+  it('reports a corrupt state file as a config error', () => {
+    const file = join(dir, 'bad.json')
+    writeFileSync(file, '{oops')
+    expect(() => readJsonFile(file, {})).toThrow(/state file is not valid JSON/)
+  })
+})
