@@ -33,7 +33,9 @@ export default defineBuildConfig(
       clean: true,
       declaration: false,
       failOnWarn: false,
-      externals: [/^[^./]/],
-      rollup: { emitCJS: false, esbuild: { target: 'node20' }, inlineDependencies: false },
+      // Core inlines the small pure-JS libraries every command needs: one file loads much faster
+      // than the dozens of modules they ship as (cold start, P1).
+      externals: name === 'core' ? [/^(?!(zod|yaml|defu|citty)(\/|$))[^./]/] : [/^[^./]/],
+      rollup: { emitCJS: false, esbuild: { target: 'node20' }, inlineDependencies: name === 'core' },
     })),
 )

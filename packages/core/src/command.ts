@@ -134,7 +134,9 @@ export function defineProvCommand<T extends ArgsDef = ArgsDef>(def: ProvCommandD
         positionals,
         dashArgs,
         common,
-        log: log(),
+        get log() {
+          return log()
+        },
         stdin: () => {
           stdinPromise ??= readStdinRecords()
           return stdinPromise

@@ -1,5 +1,5 @@
-import semver from 'semver'
 import { configError, notFoundError, usageError } from './errors'
+import { semverLib } from './lazy'
 import { didYouMean } from './suggest'
 
 /** The parts of a manifest the resolver needs. */
@@ -42,12 +42,12 @@ export function parseRequest(request: string): { name: string; range: string } {
   const at = request.indexOf('@', 1)
   if (at < 0) return { name: request, range: '*' }
   const range = request.slice(at + 1)
-  if (!semver.validRange(range)) throw usageError(`invalid version range '${range}' in '${request}'`, { hint: 'for example redis@^7 or postgres@>=15' })
+  if (!semverLib().validRange(range)) throw usageError(`invalid version range '${range}' in '${request}'`, { hint: 'for example redis@^7 or postgres@>=15' })
   return { name: request.slice(0, at), range }
 }
 
 function satisfies(version: string, range: string): boolean {
-  return range === '*' || range === '' || semver.satisfies(version, range, { includePrerelease: true })
+  return range === '*' || range === '' || semverLib().satisfies(version, range, { includePrerelease: true })
 }
 
 /**
@@ -109,7 +109,7 @@ export function resolveDependencies(requests: string[], catalog: Map<string, Dep
         throw notFoundError(`'${node.name}' requires '${dep}', which is not in the set`, { hint: didYouMean(dep, byName.keys()) })
       }
     }
-    if (node.min_prov_version && options.provVersion && !semver.satisfies(options.provVersion, `>=${node.min_prov_version}`)) {
+    if (node.min_prov_version && options.provVersion && !semverLib().satisfies(options.provVersion, `>=${node.min_prov_version}`)) {
       throw configError(`'${node.name}' needs prov >= ${node.min_prov_version}; this is ${options.provVersion}`, {
         hint: 'upgrade prov or use an older version of the extension',
       })

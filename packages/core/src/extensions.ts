@@ -1,9 +1,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import semver from 'semver'
-import { parseDocument } from 'yaml'
-import { z } from 'zod'
+import type { z as Z } from 'zod'
 import { configError, notFoundError } from './errors'
+import { semverLib, yamlLib, zodLib } from './lazy'
 import { bundledExtensionsDir, workspacePaths } from './paths'
 import { didYouMean } from './suggest'
 
@@ -14,31 +13,42 @@ export type ExtensionKind = (typeof extensionKinds)[number]
 export const extensionLayers = ['infra', 'workspace', 'registry', 'bundled'] as const
 export type ExtensionLayer = (typeof extensionLayers)[number]
 
-const name = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'lower-case letters, digits, dot, dash, underscore')
-const range = z.string().refine((r) => semver.validRange(r) !== null, 'a semver range such as ">=1.7.0" or "^7"')
-/** `requires` / `optional` accept a map name -> range, or a list of names (any version). */
-const dependencyMap = z
-  .union([z.record(name, range), z.array(name)])
-  .transform((value) => (Array.isArray(value) ? Object.fromEntries(value.map((n) => [n, '*'])) : value))
+function buildManifestSchema() {
+  const { z } = zodLib()
+  const name = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'lower-case letters, digits, dot, dash, underscore')
+  const range = z.string().refine((r) => semverLib().validRange(r) !== null, 'a semver range such as ">=1.7.0" or "^7"')
+  /** `requires` / `optional` accept a map name -> range, or a list of names (any version). */
+  const dependencyMap = z
+    .union([z.record(name, range), z.array(name)])
+    .transform((value) => (Array.isArray(value) ? Object.fromEntries(value.map((n) => [n, '*'])) : value))
 
-export const manifestSchema = z.looseObject({
-  name,
-  kind: z.enum(extensionKinds),
-  version: z.string().refine((v) => semver.valid(v) !== null, 'a semver version such as 1.2.3'),
-  description: z.string().default(''),
-  requires: dependencyMap.default({}),
-  optional: dependencyMap.default({}),
-  conflicts: z.array(name).default([]),
-  provides: z.array(name).default([]),
-  platforms: z.array(z.string()).default([]),
-  min_prov_version: z.string().optional(),
-  tags: z.array(z.string()).default([]),
-  author: z.string().optional(),
-  license: z.string().optional(),
-  homepage: z.string().optional(),
-  repository: z.string().optional(),
-})
-export type ExtensionManifest = z.infer<typeof manifestSchema>
+  return z.looseObject({
+    name,
+    kind: z.enum(extensionKinds),
+    version: z.string().refine((v) => semverLib().valid(v) !== null, 'a semver version such as 1.2.3'),
+    description: z.string().default(''),
+    requires: dependencyMap.default({}),
+    optional: dependencyMap.default({}),
+    conflicts: z.array(name).default([]),
+    provides: z.array(name).default([]),
+    platforms: z.array(z.string()).default([]),
+    min_prov_version: z.string().optional(),
+    tags: z.array(z.string()).default([]),
+    author: z.string().optional(),
+    license: z.string().optional(),
+    homepage: z.string().optional(),
+    repository: z.string().optional(),
+  })
+}
+
+let builtSchema: ReturnType<typeof buildManifestSchema> | undefined
+/** The manifest.yaml schema (built on first use: zod loads only when manifests are read). */
+export function manifestSchema(): ReturnType<typeof buildManifestSchema> {
+  builtSchema ??= buildManifestSchema()
+  return builtSchema
+}
+
+export type ExtensionManifest = Z.infer<ReturnType<typeof buildManifestSchema>>
 
 export interface Extension {
   manifest: ExtensionManifest
@@ -56,7 +66,7 @@ export function readManifest(dir: string): ExtensionManifest {
   } catch {
     throw notFoundError('no manifest.yaml in extension folder', { location: dir })
   }
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false })
+  const doc = yamlLib().parseDocument(text, { uniqueKeys: true, prettyErrors: false })
   if (doc.errors[0]) {
     throw configError(`malformed manifest: ${doc.errors[0].message.split('\n')[0]}`, { location: `${file}:${doc.errors[0].linePos?.[0]?.line ?? 1}` })
   }
@@ -64,7 +74,7 @@ export function readManifest(dir: string): ExtensionManifest {
   if (data.kind === undefined && data.type !== undefined) data.kind = data.type
   if (data.requires === undefined && data.dependencies !== undefined) data.requires = data.dependencies
   if (data.min_prov_version === undefined && data.min_provisioning_version !== undefined) data.min_prov_version = data.min_provisioning_version
-  const result = manifestSchema.safeParse(data)
+  const result = manifestSchema().safeParse(data)
   if (!result.success) {
     const issue = result.error.issues[0]
     const field = issue.path.join('.')

@@ -1,4 +1,5 @@
-import { type ConsolaInstance, type ConsolaReporter, createConsola, type LogObject } from 'consola'
+import type { ConsolaInstance, ConsolaReporter, LogObject } from 'consola'
+import { consolaLib } from './lazy'
 import { redactString, redactValue } from './redact'
 
 export type LogFormat = 'text' | 'json'
@@ -47,7 +48,7 @@ function jsonReporter(stream: NodeJS.WritableStream): ConsolaReporter {
  */
 export function createLogger(options: LoggerOptions = {}): ConsolaInstance {
   const level = options.quiet ? 0 : options.debug ? 5 : 3
-  const logger = createConsola({
+  const logger = consolaLib().createConsola({
     level,
     stdout: process.stderr,
     stderr: process.stderr,
@@ -75,10 +76,10 @@ export function log(): ConsolaInstance {
   return current
 }
 
-export function configureLogger(options: LoggerOptions): ConsolaInstance {
+/** Sets the options of the process-wide logger; it is created on first use (consola loads lazily). */
+export function configureLogger(options: LoggerOptions): void {
   currentOptions = options
-  current = createLogger(options)
-  return current
+  current = undefined
 }
 
 export function loggerOptions(): LoggerOptions {

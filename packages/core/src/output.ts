@@ -1,5 +1,5 @@
-import { stringify as yamlStringify } from 'yaml'
 import { usageError } from './errors'
+import { yamlLib } from './lazy'
 
 /** Output formats every binary accepts with `--out`. */
 export const outputFormats = ['json', 'ndjson', 'yaml', 'table'] as const
@@ -70,7 +70,7 @@ export function formatOutput(data: unknown, format: OutputFormat): string {
     case 'ndjson':
       return Array.isArray(data) ? data.map((r) => `${JSON.stringify(r)}\n`).join('') : `${JSON.stringify(data)}\n`
     case 'yaml':
-      return yamlStringify(data, { lineWidth: 0 })
+      return yamlLib().stringify(data, { lineWidth: 0 })
     case 'table':
       if (Array.isArray(data)) return renderTable(data.filter((r): r is JsonRecord => !!r && typeof r === 'object'))
       if (data && typeof data === 'object') return renderKeyValue(data as JsonRecord)

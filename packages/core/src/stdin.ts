@@ -1,5 +1,5 @@
-import { parseAllDocuments } from 'yaml'
 import { usageError } from './errors'
+import { yamlLib } from './lazy'
 
 export type StdinFormat = 'json' | 'ndjson' | 'yaml'
 
@@ -71,9 +71,9 @@ export function parseInput(text: string, source = 'stdin'): ParsedInput {
       }
     }
   }
-  let documents: ReturnType<typeof parseAllDocuments>
+  let documents: ReturnType<typeof import('yaml').parseAllDocuments>
   try {
-    documents = parseAllDocuments(trimmed, { prettyErrors: false, uniqueKeys: true })
+    documents = yamlLib().parseAllDocuments(trimmed, { prettyErrors: false, uniqueKeys: true })
   } catch (error) {
     throw usageError(`${source} is not JSON, NDJSON or YAML: ${(error as Error).message}`, { location: source })
   }

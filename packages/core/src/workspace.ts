@@ -1,7 +1,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml'
 import { configError, notFoundError, usageError } from './errors'
+import { yamlLib } from './lazy'
 import { templatesDir, userConfigDir, type WorkspacePaths, workspacePaths } from './paths'
 import { withLock, writeFileAtomic } from './state'
 import { didYouMean } from './suggest'
@@ -43,7 +43,7 @@ export function readRegistry(): WorkspaceRegistry {
   if (!existsSync(file)) return { workspaces: [] }
   let data: unknown
   try {
-    data = parseYaml(readFileSync(file, 'utf8'))
+    data = yamlLib().parse(readFileSync(file, 'utf8'))
   } catch (error) {
     throw configError(`workspace registry is not valid YAML: ${(error as Error).message.split('\n')[0]}`, { location: file })
   }
@@ -57,7 +57,7 @@ export async function updateRegistry(update: (registry: WorkspaceRegistry) => Wo
   return withLock(file, () => {
     const registry = readRegistry()
     const next = update(registry) ?? registry
-    writeFileAtomic(file, stringifyYaml(next))
+    writeFileAtomic(file, yamlLib().stringify(next))
     return next
   })
 }
