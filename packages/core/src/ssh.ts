@@ -1,0 +1,486 @@
+import { execFile } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { NodeSSH } from 'node-ssh'
+import { deniedError, failedError, isProvError, ProvError } from './errors'
+import { type WorkspacePaths, workspacePaths } from './paths'
+import { type ServerRecord, serialised, type WorkspaceRef } from './servers'
+import { withLock, writeFileAtomic } from './state'
+
+/** Where to connect: one SSH endpoint. `name` is for messages (the server name). */
+export interface SshTarget {
+  name?: string
+  host: string
+  port: number
+  user: string
+}
+
+export interface WorkspaceKey {
+  privateKeyPath: string
+  publicKeyPath: string
+  /** The `ssh-ed25519 AAAA... comment` line. */
+  publicKey: string
+}
+
+function pathsOf(workspace: WorkspaceRef): WorkspacePaths {
+  if (typeof workspace === 'string') return workspacePaths(workspace)
+  return 'paths' in workspace ? workspace.paths : workspace
+}
+
+function run(file: string, args: string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { timeout: timeoutMs, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+      const err = error as (NodeJS.ErrnoException & { code?: number | string }) | null
+      if (err && typeof err.code === 'string') return reject(err)
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout: String(stdout), stderr: String(stderr) })
+    })
+  })
+}
+
+/** Refuses a private key readable by group or others (PRODUCT.md §8). */
+export function assertPrivateKeyMode(path: string): void {
+  const mode = statSync(path).mode & 0o777
+  if (mode & 0o077) {
+    throw deniedError(`private key ${path} is readable by others (mode ${mode.toString(8)})`, {
+      location: path,
+      hint: `chmod 600 ${path}`,
+    })
+  }
+}
+
+/** The workspace's ed25519 key pair (`.prov/ssh/id_ed25519`, 0600), generated on first need. */
+export async function ensureWorkspaceKey(workspace: WorkspaceRef): Promise<WorkspaceKey> {
+  const paths = pathsOf(workspace)
+  const privateKeyPath = paths.sshKey
+  const publicKeyPath = `${privateKeyPath}.pub`
+  if (!existsSync(privateKeyPath) || !existsSync(publicKeyPath)) {
+    await serialised(privateKeyPath, () =>
+      withLock(privateKeyPath, async () => {
+        if (existsSync(privateKeyPath) && existsSync(publicKeyPath)) return
+        mkdirSync(dirname(privateKeyPath), { recursive: true, mode: 0o700 })
+        const temp = `${privateKeyPath}.new-${process.pid}`
+        const result = await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `prov@${paths.root}`, '-f', temp]).catch((error: Error) => {
+          throw failedError(`cannot run ssh-keygen: ${error.message}`, { hint: 'install openssh-client' })
+        })
+        if (result.code !== 0) throw failedError(`ssh-keygen failed: ${result.stderr.trim()}`, { location: privateKeyPath })
+        chmodSync(temp, 0o600)
+        // Public key first: a private key without its .pub is regenerated, never half-used.
+        writeFileAtomic(publicKeyPath, readFileSync(`${temp}.pub`), { mode: 0o644 })
+        writeFileAtomic(privateKeyPath, readFileSync(temp), { mode: 0o600 })
+        for (const file of [temp, `${temp}.pub`]) rmSync(file, { force: true })
+      }),
+    )
+  }
+  assertPrivateKeyMode(privateKeyPath)
+  return { privateKeyPath, publicKeyPath, publicKey: readFileSync(publicKeyPath, 'utf8').trim() }
+}
+
+/** The known_hosts host field: `host` on port 22, `[host]:port` otherwise (OpenSSH's format). */
+export function knownHostsName(host: string, port: number): string {
+  return port === 22 ? host : `[${host}]:${port}`
+}
+
+export interface PinnedKey {
+  type: string
+  /** Base64 key blob. */
+  key: string
+}
+
+function parseKnownHosts(text: string): { hosts: string[]; type: string; key: string; line: string }[] {
+  const entries = []
+  for (const raw of text.split('\n')) {
+    const line = raw.trim()
+    if (!line || line.startsWith('#')) continue
+    const [hosts, type, key] = line.split(/\s+/)
+    if (!hosts || !type || !key || hosts.startsWith('@')) continue
+    entries.push({ hosts: hosts.split(','), type, key, line })
+  }
+  return entries
+}
+
+/** Keys pinned for host:port in the workspace's `.prov/known_hosts`. */
+export function pinnedHostKeys(workspace: WorkspaceRef, host: string, port: number): PinnedKey[] {
+  const file = pathsOf(workspace).knownHosts
+  if (!existsSync(file)) return []
+  const name = knownHostsName(host, port)
+  return parseKnownHosts(readFileSync(file, 'utf8'))
+    .filter((entry) => entry.hosts.includes(name))
+    .map(({ type, key }) => ({ type, key }))
+}
+
+/**
+ * Records host keys (lines `type base64 [comment]`) for host:port, replacing what was pinned
+ * for that endpoint before (a new server behind a reused address).
+ */
+export async function recordHostKeys(workspace: WorkspaceRef, host: string, port: number, keyLines: string[]): Promise<PinnedKey[]> {
+  const file = pathsOf(workspace).knownHosts
+  const name = knownHostsName(host, port)
+  const keys: PinnedKey[] = []
+  for (const line of keyLines) {
+    const [type, key] = line.trim().split(/\s+/)
+    if (type && key && /^(ssh-|ecdsa-|sk-)/.test(type)) keys.push({ type, key })
+  }
+  if (!keys.length) throw failedError(`no host key to pin for ${name}`)
+  await serialised(file, () =>
+    withLock(file, () => {
+      const current = existsSync(file) ? readFileSync(file, 'utf8') : ''
+      const kept = parseKnownHosts(current)
+        .filter((entry) => !entry.hosts.includes(name))
+        .map((entry) => entry.line)
+      const added = keys.map((k) => `${name} ${k.type} ${k.key}`)
+      writeFileAtomic(file, `${[...kept, ...added].join('\n')}\n`, { mode: 0o644 })
+    }),
+  )
+  return keys
+}
+
+/** Forgets the pinned keys of host:port (the server was deleted). */
+export async function forgetHostKey(workspace: WorkspaceRef, host: string, port: number): Promise<void> {
+  const file = pathsOf(workspace).knownHosts
+  if (!existsSync(file)) return
+  const name = knownHostsName(host, port)
+  await serialised(file, () =>
+    withLock(file, () => {
+      const kept = parseKnownHosts(readFileSync(file, 'utf8'))
+        .filter((entry) => !entry.hosts.includes(name))
+        .map((entry) => entry.line)
+      writeFileAtomic(file, kept.length ? `${kept.join('\n')}\n` : '', { mode: 0o644 })
+    }),
+  )
+}
+
+export interface PinOptions {
+  /** Total time to keep trying (the host may still be booting). Default 10 s. */
+  timeoutMs?: number
+}
+
+/** Fetches the host keys of host:port (ssh-keyscan) and pins them. Retries until the timeout. */
+export async function pinHostKey(workspace: WorkspaceRef, host: string, port: number, options: PinOptions = {}): Promise<PinnedKey[]> {
+  const timeoutMs = options.timeoutMs ?? 10_000
+  const deadline = Date.now() + timeoutMs
+  let delay = 100
+  let lastError = ''
+  for (;;) {
+    const remaining = Math.max(1, Math.ceil((deadline - Date.now()) / 1000))
+    const result = await run('ssh-keyscan', ['-T', String(Math.min(remaining, 5)), '-p', String(port), host], (Math.min(remaining, 5) + 2) * 1000).catch(
+      (error: Error) => ({ code: 1, stdout: '', stderr: error.message }),
+    )
+    const lines = result.stdout
+      .split('\n')
+      .filter((line) => line.trim() && !line.startsWith('#'))
+      .map((line) => line.trim().split(/\s+/).slice(1).join(' '))
+    if (lines.length) return recordHostKeys(workspace, host, port, lines)
+    lastError = result.stderr.trim().split('\n').pop() ?? ''
+    if (Date.now() + delay > deadline) break
+    await sleep(delay)
+    delay = Math.min(delay * 2, 1000)
+  }
+  throw failedError(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for SSH on ${host}:${port}${lastError ? ` (${lastError})` : ''}`, {
+    location: `${host}:${port}`,
+    hint: 'check that the host is up, reachable from here and runs sshd on that port',
+  })
+}
+
+/** The SSH endpoint of a server record. */
+export function targetOf(server: ServerRecord): SshTarget {
+  return { name: server.name, host: server.ip_address, port: server.ssh?.port ?? 22, user: server.ssh?.user ?? 'root' }
+}
+
+const describe = (target: SshTarget) =>
+  `${target.name ? `${target.name} (${target.user}@${target.host}:${target.port})` : `${target.user}@${target.host}:${target.port}`}`
+
+/** POSIX shell single-quoting. */
+export function shellQuote(value: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`
+}
+
+/** Arguments for the system `ssh` client: workspace key, pinned host keys only, never a prompt about keys. */
+export function systemSshArgs(workspace: WorkspaceRef, target: SshTarget, options: { batch?: boolean; connectTimeoutS?: number } = {}): string[] {
+  const paths = pathsOf(workspace)
+  return [
+    '-i',
+    paths.sshKey,
+    '-p',
+    String(target.port),
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    `UserKnownHostsFile=${paths.knownHosts}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    `ConnectTimeout=${options.connectTimeoutS ?? 10}`,
+    ...(options.batch ? ['-o', 'BatchMode=yes'] : []),
+    '-l',
+    target.user,
+    target.host,
+  ]
+}
+
+export interface SshPoolOptions {
+  /** TCP + handshake timeout per attempt (default 10 s). */
+  connectTimeoutMs?: number
+  /** Extra connection attempts, with exponential backoff (default 3). */
+  retries?: number
+  /** Close a connection unused for this long (default 30 s). */
+  idleTimeoutMs?: number
+  /** Private key instead of the workspace key. */
+  privateKeyPath?: string
+}
+
+export interface SshExecOptions {
+  /** Environment for the command (exported in the remote shell; values never logged). */
+  env?: Record<string, string>
+  stdin?: string
+  /** Kill the command (remote process group included) after this long; exit code 124. */
+  timeoutMs?: number
+  onStdout?: (chunk: Buffer) => void
+  onStderr?: (chunk: Buffer) => void
+}
+
+export interface SshExecResult {
+  code: number
+  stdout: string
+  stderr: string
+  durationMs: number
+  timedOut: boolean
+}
+
+interface PooledConnection {
+  ssh: NodeSSH
+  busy: number
+  idleTimer?: NodeJS.Timeout
+}
+
+/** Wraps a command so it runs in its own process group and dies with it at the deadline. */
+export function wrapRemoteCommand(command: string, options: { env?: Record<string, string>; timeoutMs?: number } = {}): string {
+  const exports = Object.entries(options.env ?? {})
+    .filter(([key]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
+    .map(([key, value]) => `export ${key}=${shellQuote(value)}; `)
+    .join('')
+  const script = `${exports}${command}`
+  if (!options.timeoutMs) return exports ? `sh -c ${shellQuote(script)}` : command
+  const seconds = Math.max(1, Math.ceil(options.timeoutMs / 1000))
+  // coreutils timeout puts the command in its own process group and signals the whole group.
+  return `if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 ${seconds} sh -c ${shellQuote(script)}; else exec sh -c ${shellQuote(script)}; fi`
+}
+
+/**
+ * A pool of SSH connections (node-ssh, loaded lazily) keyed by user@host:port, with pinned
+ * host-key verification, connect timeout, retries with exponential backoff and idle close.
+ */
+export class SshPool {
+  private readonly paths: WorkspacePaths
+  private readonly options: Required<Omit<SshPoolOptions, 'privateKeyPath'>> & { privateKeyPath?: string }
+  private readonly connections = new Map<string, Promise<PooledConnection>>()
+
+  constructor(workspace: WorkspaceRef, options: SshPoolOptions = {}) {
+    this.paths = pathsOf(workspace)
+    this.options = {
+      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+      retries: options.retries ?? 3,
+      idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
+      privateKeyPath: options.privateKeyPath,
+    }
+  }
+
+  private async connectOnce(target: SshTarget, privateKey: string): Promise<NodeSSH> {
+    const { NodeSSH } = await import('node-ssh')
+    const pinned = pinnedHostKeys(this.paths, target.host, target.port)
+    if (!pinned.length) {
+      throw deniedError(`no pinned host key for ${describe(target)}`, {
+        location: this.paths.knownHosts,
+        hint: 'host keys are pinned when a server is created (prov-server create); re-create or re-add it',
+      })
+    }
+    const blobs = pinned.map((k) => Buffer.from(k.key, 'base64'))
+    let mismatch = false
+    const ssh = new NodeSSH()
+    try {
+      await ssh.connect({
+        host: target.host,
+        port: target.port,
+        username: target.user,
+        privateKey,
+        readyTimeout: this.options.connectTimeoutMs,
+        keepaliveInterval: 15_000,
+        algorithms: { serverHostKey: [...new Set(pinned.map((k) => k.type))] as never },
+        hostVerifier: (key: Buffer | string) => {
+          const ok = Buffer.isBuffer(key) && blobs.some((blob) => blob.equals(key))
+          if (!ok) mismatch = true
+          return ok
+        },
+      })
+    } catch (error) {
+      ssh.dispose()
+      if (mismatch) {
+        throw deniedError(`host key of ${describe(target)} does not match the pinned key`, {
+          location: this.paths.knownHosts,
+          hint: 'the host was replaced or someone is intercepting; if the change is expected, re-create the server to pin its new key',
+        })
+      }
+      const message = (error as Error).message ?? String(error)
+      if (/authentication methods failed|auth/i.test(message)) {
+        throw deniedError(`SSH authentication failed for ${describe(target)}`, { hint: 'the workspace public key must be in authorized_keys on the host' })
+      }
+      if (/no matching host key format/i.test(message)) {
+        throw deniedError(`host ${describe(target)} offers none of the pinned host key types (${pinned.map((k) => k.type).join(', ')})`, {
+          location: this.paths.knownHosts,
+        })
+      }
+      throw failedError(
+        `cannot connect to ${describe(target)}: ${/timed out/i.test(message) ? `timed out after ${this.options.connectTimeoutMs / 1000} s` : message}`,
+        {
+          cause: error,
+        },
+      )
+    }
+    return ssh
+  }
+
+  private async connect(target: SshTarget): Promise<PooledConnection> {
+    const keyPath = this.options.privateKeyPath ?? this.paths.sshKey
+    if (!existsSync(keyPath)) throw deniedError(`no SSH private key at ${keyPath}`, { hint: 'the workspace key is created with the first server' })
+    assertPrivateKeyMode(keyPath)
+    const privateKey = readFileSync(keyPath, 'utf8')
+    let delay = 200
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return { ssh: await this.connectOnce(target, privateKey), busy: 0 }
+      } catch (error) {
+        // Key mismatches and auth failures do not heal by retrying.
+        if ((isProvError(error) && error.code === 4) || attempt >= this.options.retries) throw error
+        await sleep(delay)
+        delay *= 2
+      }
+    }
+  }
+
+  private async acquire(target: SshTarget): Promise<PooledConnection> {
+    const key = `${target.user}@${target.host}:${target.port}`
+    let pending = this.connections.get(key)
+    if (pending) {
+      const existing = await pending.catch(() => undefined)
+      if (existing?.ssh.isConnected()) {
+        clearTimeout(existing.idleTimer)
+        existing.busy++
+        return existing
+      }
+      if (this.connections.get(key) === pending) this.connections.delete(key)
+    }
+    pending = this.connections.get(key) ?? this.connect(target)
+    this.connections.set(key, pending)
+    try {
+      const connection = await pending
+      clearTimeout(connection.idleTimer)
+      connection.busy++
+      return connection
+    } catch (error) {
+      if (this.connections.get(key) === pending) this.connections.delete(key)
+      throw error
+    }
+  }
+
+  private release(target: SshTarget, connection: PooledConnection): void {
+    connection.busy--
+    if (connection.busy > 0) return
+    const key = `${target.user}@${target.host}:${target.port}`
+    connection.idleTimer = setTimeout(() => {
+      if (connection.busy > 0) return
+      this.connections.delete(key)
+      connection.ssh.dispose()
+    }, this.options.idleTimeoutMs)
+    connection.idleTimer.unref()
+  }
+
+  /** Runs a command; never throws for a non-zero exit (see `code`), throws ProvError when it cannot connect. */
+  async exec(target: SshTarget, command: string, options: SshExecOptions = {}): Promise<SshExecResult> {
+    const started = Date.now()
+    const connection = await this.acquire(target)
+    try {
+      const wrapped = wrapRemoteCommand(command, { env: options.env, timeoutMs: options.timeoutMs })
+      let channel: { close(): void; signal?(name: string): void } | undefined
+      const run = connection.ssh.execCommand(wrapped, {
+        stdin: options.stdin,
+        noTrim: true,
+        onStdout: options.onStdout,
+        onStderr: options.onStderr,
+        onChannel: (c) => {
+          channel = c
+        },
+      })
+      let timer: NodeJS.Timeout | undefined
+      // Local backstop in case the remote `timeout` is missing or the link hangs.
+      const backstop = options.timeoutMs
+        ? new Promise<'timeout'>((resolve) => {
+            timer = setTimeout(() => resolve('timeout'), options.timeoutMs! + 10_000)
+          })
+        : undefined
+      const result = await (backstop ? Promise.race([run, backstop]) : run)
+      clearTimeout(timer)
+      if (result === 'timeout') {
+        channel?.signal?.('KILL')
+        channel?.close()
+        return { code: 124, stdout: '', stderr: `timed out after ${options.timeoutMs} ms`, durationMs: Date.now() - started, timedOut: true }
+      }
+      const code = result.code ?? (result.signal ? 128 : 1)
+      return {
+        code,
+        stdout: result.stdout,
+        stderr: result.stderr,
+        durationMs: Date.now() - started,
+        timedOut: Boolean(options.timeoutMs) && code === 124,
+      }
+    } finally {
+      this.release(target, connection)
+    }
+  }
+
+  /** Copies one local file to the target (SFTP). */
+  async putFile(target: SshTarget, local: string, remote: string): Promise<void> {
+    const connection = await this.acquire(target)
+    try {
+      await connection.ssh.putFile(local, remote)
+    } catch (error) {
+      throw failedError(`cannot copy ${local} to ${describe(target)}:${remote}: ${(error as Error).message}`, { cause: error })
+    } finally {
+      this.release(target, connection)
+    }
+  }
+
+  /** Copies a local folder recursively to the target (SFTP). */
+  async putDirectory(target: SshTarget, local: string, remote: string): Promise<void> {
+    const connection = await this.acquire(target)
+    const failures: string[] = []
+    try {
+      const ok = await connection.ssh.putDirectory(local, remote, {
+        recursive: true,
+        concurrency: 4,
+        tick: (localFile, _remoteFile, error) => {
+          if (error) failures.push(`${localFile}: ${error.message}`)
+        },
+      })
+      if (!ok || failures.length) throw failedError(`cannot copy ${local} to ${describe(target)}:${remote}: ${failures[0] ?? 'transfer failed'}`)
+    } catch (error) {
+      if (error instanceof ProvError) throw error
+      throw failedError(`cannot copy ${local} to ${describe(target)}:${remote}: ${(error as Error).message}`, { cause: error })
+    } finally {
+      this.release(target, connection)
+    }
+  }
+
+  /** Closes every connection (call at the end of a command so the process can exit). */
+  async closeAll(): Promise<void> {
+    const pending = [...this.connections.values()]
+    this.connections.clear()
+    for (const result of await Promise.allSettled(pending)) {
+      if (result.status === 'fulfilled') {
+        clearTimeout(result.value.idleTimer)
+        result.value.ssh.dispose()
+      }
+    }
+  }
+}
