@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
-import { z } from 'zod'
 import { notFoundError, usageError } from './errors'
+import { zodLib } from './lazy'
 import { type WorkspacePaths, workspacePaths } from './paths'
 import { readJsonFile, updateJsonFile } from './state'
 import { expectSchema } from './stdin'
@@ -15,24 +15,34 @@ export type ServerStatus = (typeof serverStatuses)[number]
 /** Server names: usable as hostnames, file names and in namespace names. */
 export const serverNamePattern = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 
-export const serverRecordSchema = z.looseObject({
-  schema: z.literal(SERVER_SCHEMA),
-  name: z.string().regex(serverNamePattern, 'a hostname-like name: lower-case letters, digits and -'),
-  provider: z.string().min(1),
-  status: z.enum(serverStatuses),
-  hostname: z.string(),
-  ip_address: z.string(),
-  ssh: z.looseObject({ user: z.string().min(1), port: z.number().int().min(1).max(65535) }),
-  labels: z.record(z.string(), z.string()),
-  infra: z.string().nullable(),
-  cores: z.number().nullable(),
-  memory_mb: z.number().nullable(),
-  disk_gb: z.number().nullable(),
-  zone: z.string().nullable(),
-  plan: z.string().nullable(),
-  image: z.string().nullable(),
-  created_at: z.string(),
-})
+function buildServerRecordSchema() {
+  const { z } = zodLib()
+  return z.looseObject({
+    schema: z.literal(SERVER_SCHEMA),
+    name: z.string().regex(serverNamePattern, 'a hostname-like name: lower-case letters, digits and -'),
+    provider: z.string().min(1),
+    status: z.enum(serverStatuses),
+    hostname: z.string(),
+    ip_address: z.string(),
+    ssh: z.looseObject({ user: z.string().min(1), port: z.number().int().min(1).max(65535) }),
+    labels: z.record(z.string(), z.string()),
+    infra: z.string().nullable(),
+    cores: z.number().nullable(),
+    memory_mb: z.number().nullable(),
+    disk_gb: z.number().nullable(),
+    zone: z.string().nullable(),
+    plan: z.string().nullable(),
+    image: z.string().nullable(),
+    created_at: z.string(),
+  })
+}
+
+let builtRecordSchema: ReturnType<typeof buildServerRecordSchema> | undefined
+/** The zod schema of a server record (built on first use: zod loads only when needed). */
+export function serverRecordSchema(): ReturnType<typeof buildServerRecordSchema> {
+  builtRecordSchema ??= buildServerRecordSchema()
+  return builtRecordSchema
+}
 
 /** One server as every prov binary sees it (`prov.server/v1`). */
 export interface ServerRecord {
@@ -165,7 +175,7 @@ export async function removeServer(workspace: WorkspaceRef, name: string): Promi
  */
 export function serversFromRecords(records: unknown[], source = 'stdin'): ServerRecord[] {
   return expectSchema(records, [SERVER_SCHEMA], source).map((record, index) => {
-    const parsed = serverRecordSchema.safeParse(record)
+    const parsed = serverRecordSchema().safeParse(record)
     if (!parsed.success) {
       const issue = parsed.error.issues[0]
       const field = issue.path.join('.')
