@@ -46,8 +46,25 @@ export function parseRequest(request: string): { name: string; range: string } {
   return { name: request.slice(0, at), range }
 }
 
+// Ranges are parsed once and answers memoised: a large graph repeats the same few ranges (P3).
+const rangeCache = new Map<string, import('semver').Range>()
+const answerCache = new Map<string, boolean>()
 function satisfies(version: string, range: string): boolean {
-  return range === '*' || range === '' || semverLib().satisfies(version, range, { includePrerelease: true })
+  if (range === '*' || range === '') return true
+  const key = `${version}\u0000${range}`
+  let answer = answerCache.get(key)
+  if (answer === undefined) {
+    let parsed = rangeCache.get(range)
+    if (!parsed) {
+      const semver = semverLib()
+      parsed = new semver.Range(range, { includePrerelease: true })
+      rangeCache.set(range, parsed)
+    }
+    answer = parsed.test(version)
+    if (answerCache.size > 100_000) answerCache.clear()
+    answerCache.set(key, answer)
+  }
+  return answer
 }
 
 /**

@@ -1,3 +1,4 @@
+export { toJSONSchema } from 'zod'
 export * from './context'
 export * from './defaults'
 export * from './files'
