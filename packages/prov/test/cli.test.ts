@@ -143,6 +143,23 @@ describe('prov deps and ext', () => {
     expect(valid.json().valid).toBe(true)
   })
 
+  it('reads names from piped records and refuses input that is not records', async () => {
+    const piped = await prov(['deps', 'resolve'], { input: JSON.stringify([{ schema: 'prov.extension/v1', name: 'cilium' }]) })
+    expect(piped.json().order).toEqual(['containerd', 'etcd', 'kubernetes', 'cilium'])
+    const yaml = await prov(['deps', 'resolve'], { input: '- name: redis\n' })
+    expect(yaml.json().order).toEqual(['redis'])
+    for (const [input, pattern] of [
+      ['this is not json', /not JSON, NDJSON or YAML records/],
+      ['{"name": "redis"', /not valid JSON/],
+      ['[{"nope": 1}]', /stdin record 1 has no 'name'/],
+    ] as const) {
+      const r = await prov(['deps', 'resolve'], { input })
+      expect(r.code, input).toBe(2)
+      expect(r.stdout).toBe('')
+      oneLine(r.stderr, pattern)
+    }
+  })
+
   it('reports cycles, conflicts, unknown names and bad ranges', async () => {
     const ext = join(ws.path, 'extensions/taskservs')
     for (const [name, requires] of [

@@ -7,6 +7,7 @@ import {
   discoverExtensions,
   type ExtensionKind,
   extensionKinds,
+  type ParsedInput,
   PROV_VERSION,
   resolveDependencies,
   resolveWorkspace,
@@ -21,13 +22,26 @@ function catalogFor(kind: string, workspace?: string, infra?: string): Dependenc
   return discoverExtensions(kind as ExtensionKind, { workspacePath: workspace, infra }).map((e) => e.manifest)
 }
 
+/** Names from piped records (`prov ext list | prov deps resolve`): each record's `name`. */
+async function namesFromStdin(stdin: () => Promise<ParsedInput | undefined>): Promise<string[]> {
+  const input = await stdin()
+  if (!input) return []
+  return input.records.map((record, index) => {
+    const name = record && typeof record === 'object' ? (record as Record<string, unknown>).name : undefined
+    if (typeof name !== 'string')
+      throw usageError(`stdin record ${index + 1} has no 'name'`, { location: `stdin[${index}]`, hint: 'pipe prov ext list --out json records' })
+    return name
+  })
+}
+
 const resolve = defineProvCommand({
   meta: { name: 'resolve', description: 'Order a set of extensions (and their requirements) in levels; each level can run in parallel' },
   args: { kind: kindArg },
-  run({ args, positionals, common, emit }) {
-    if (!positionals.length) throw usageError('name at least one extension', { hint: 'prov deps resolve kubernetes cilium' })
+  async run({ args, positionals, common, emit, stdin }) {
+    const names = positionals.length ? positionals : await namesFromStdin(stdin)
+    if (!names.length) throw usageError('name at least one extension', { hint: 'prov deps resolve kubernetes cilium, or pipe prov ext list records' })
     const ws = resolveWorkspace(common.workspace)
-    emit(resolveDependencies(positionals, catalogFor(args.kind, ws?.path, common.infra), { provVersion: PROV_VERSION }))
+    emit(resolveDependencies(names, catalogFor(args.kind, ws?.path, common.infra), { provVersion: PROV_VERSION }))
   },
 })
 
