@@ -25,9 +25,11 @@ export const defaultConfig: ProvConfig = {
   oci: {
     registry: 'localhost:5000',
     namespace: 'prov',
-    tls_enabled: false,
+    tls_enabled: true,
     require_signatures: false,
     trusted_keys: [],
+    parallel: 4,
+    chunk_size: 32 * 1024 * 1024,
   },
   dependencies: {},
   orchestrator: {

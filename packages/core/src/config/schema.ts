@@ -104,6 +104,12 @@ export const configSchema = z.strictObject({
     require_signatures: z.boolean(),
     /** Public keys trusted for signatures (PEM files). */
     trusted_keys: z.array(z.string()),
+    /** Blobs transferred at once. */
+    parallel: z.number().int().min(1).max(64),
+    /** Blobs larger than this are uploaded in PATCH chunks (bytes). */
+    chunk_size: z.number().int().min(1024),
+    /** Content-addressed cache (default <workspace>/.prov/cache/oci, or the user cache). */
+    cache_dir: z.string().optional(),
   }),
   dependencies: z.record(z.string(), z.unknown()),
   orchestrator: z.strictObject({

@@ -1,0 +1,174 @@
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { failedError, notFoundError, withLock, writeFileAtomic } from '@prov/core'
+import { verifyBlob, writeBlobFile } from './digest'
+import { isDigest } from './ref'
+import type { FetchedManifest, Target } from './target'
+import { type Descriptor, type ImageIndex, MAX_MANIFEST_BYTES, MEDIA, manifestMediaTypes } from './types'
+
+const REF_NAME = 'org.opencontainers.image.ref.name'
+
+/**
+ * An OCI image layout on disk (`oci-layout`, `index.json`, `blobs/sha256/<hex>`), readable by
+ * skopeo/oras/umoci. With a `scope`, tags are stored as `<scope>:<tag>` so one layout can hold
+ * many repositories: that is the content-addressed cache.
+ */
+export class LayoutTarget implements Target {
+  readonly kind: 'layout' | 'cache'
+  readonly name: string
+
+  constructor(
+    readonly root: string,
+    private readonly scope?: string,
+    kind: 'layout' | 'cache' = 'layout',
+  ) {
+    this.kind = kind
+    this.name = scope ? `cache ${scope}` : `layout:${root}`
+  }
+
+  private blobPath(digest: string): string {
+    if (!isDigest(digest)) throw failedError(`unsupported digest '${digest}'`)
+    return join(this.root, 'blobs', 'sha256', digest.slice(7))
+  }
+
+  private refName(tag: string): string {
+    return this.scope ? `${this.scope}:${tag}` : tag
+  }
+
+  readIndex(): ImageIndex {
+    const file = join(this.root, 'index.json')
+    if (!existsSync(file)) return { schemaVersion: 2, mediaType: MEDIA.index, manifests: [] }
+    try {
+      const index = JSON.parse(readFileSync(file, 'utf8')) as ImageIndex
+      if (!Array.isArray(index.manifests)) throw new Error('no manifests array')
+      return index
+    } catch (error) {
+      throw failedError(`malformed OCI layout index: ${(error as Error).message}`, { location: file })
+    }
+  }
+
+  private async updateIndex(update: (index: ImageIndex) => void): Promise<void> {
+    const file = join(this.root, 'index.json')
+    await withLock(join(this.root, '.index.lock'), () => {
+      const layoutFile = join(this.root, 'oci-layout')
+      if (!existsSync(layoutFile)) writeFileAtomic(layoutFile, '{"imageLayoutVersion":"1.0.0"}')
+      const index = this.readIndex()
+      update(index)
+      writeFileAtomic(file, `${JSON.stringify(index, null, 2)}\n`)
+    })
+  }
+
+  async resolve(reference: string): Promise<Descriptor> {
+    const index = this.readIndex()
+    if (isDigest(reference)) {
+      const listed = index.manifests.find((d) => d.digest === reference)
+      if (listed) return stripRefName(listed)
+      const path = this.blobPath(reference)
+      if (existsSync(path)) {
+        const bytes = readFileSync(path)
+        const mediaType = (JSON.parse(bytes.toString('utf8')) as { mediaType?: string }).mediaType ?? MEDIA.manifest
+        return { mediaType, digest: reference, size: bytes.length }
+      }
+      throw notFoundError(`manifest ${reference} not found in ${this.name}`)
+    }
+    const hit = index.manifests.find((d) => d.annotations?.[REF_NAME] === this.refName(reference))
+    if (!hit) {
+      throw notFoundError(`tag '${reference}' not found in ${this.name}`, {
+        hint: (await this.tags()).length ? `tags: ${(await this.tags()).join(', ')}` : 'the layout holds no tags',
+      })
+    }
+    return stripRefName(hit)
+  }
+
+  async fetchManifest(reference: string): Promise<FetchedManifest> {
+    const descriptor = await this.resolve(reference)
+    if (descriptor.size > MAX_MANIFEST_BYTES) throw failedError(`manifest ${descriptor.digest} is larger than ${MAX_MANIFEST_BYTES} bytes: refused`)
+    const bytes = await this.fetchBlob(descriptor)
+    return { descriptor, bytes }
+  }
+
+  async fetchBlob(descriptor: Descriptor): Promise<Buffer> {
+    const path = this.blobPath(descriptor.digest)
+    let bytes: Buffer
+    try {
+      bytes = readFileSync(path)
+    } catch {
+      throw notFoundError(`blob ${descriptor.digest} not found in ${this.name}`)
+    }
+    verifyBlob(descriptor, bytes, path)
+    return bytes
+  }
+
+  async exists(descriptor: Descriptor): Promise<boolean> {
+    try {
+      return statSync(this.blobPath(descriptor.digest)).size === descriptor.size
+    } catch {
+      return false
+    }
+  }
+
+  async pushBlob(descriptor: Descriptor, bytes: Buffer): Promise<void> {
+    verifyBlob(descriptor, bytes, this.name)
+    if (await this.exists(descriptor)) return
+    writeBlobFile(this.blobPath(descriptor.digest), bytes)
+  }
+
+  async pushManifest(descriptor: Descriptor, bytes: Buffer, tag?: string): Promise<void> {
+    await this.pushBlob(descriptor, bytes)
+    const parsed = JSON.parse(bytes.toString('utf8')) as { artifactType?: string; subject?: Descriptor; config?: Descriptor }
+    const entry: Descriptor = { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size }
+    const artifactType = parsed.artifactType ?? parsed.config?.mediaType
+    if (artifactType && artifactType !== 'application/vnd.oci.image.config.v1+json') entry.artifactType = artifactType
+    await this.updateIndex((index) => {
+      if (tag) {
+        index.manifests = index.manifests.filter((d) => d.annotations?.[REF_NAME] !== this.refName(tag))
+        index.manifests.push({ ...entry, annotations: { [REF_NAME]: this.refName(tag) } })
+      } else if (!index.manifests.some((d) => d.digest === descriptor.digest)) {
+        // Untagged manifests (signatures) stay listed so they are reachable and found as referrers.
+        index.manifests.push(parsed.subject ? { ...entry, annotations: { 'dev.prov.subject': parsed.subject.digest } } : entry)
+      }
+    })
+  }
+
+  async tags(): Promise<string[]> {
+    const prefix = this.scope ? `${this.scope}:` : ''
+    return this.readIndex()
+      .manifests.map((d) => d.annotations?.[REF_NAME])
+      .filter((n): n is string => !!n && n.startsWith(prefix) && !n.slice(prefix.length).includes(':'))
+      .map((n) => n.slice(prefix.length))
+      .sort()
+  }
+
+  async delete(reference: string): Promise<Descriptor> {
+    const descriptor = await this.resolve(reference)
+    await this.updateIndex((index) => {
+      index.manifests = index.manifests.filter((d) => (isDigest(reference) ? d.digest !== reference : d.annotations?.[REF_NAME] !== this.refName(reference)))
+    })
+    // Blobs may be shared with other manifests; only an unreferenced manifest blob is removed.
+    if (!this.readIndex().manifests.some((d) => d.digest === descriptor.digest) && !this.scope) rmSync(this.blobPath(descriptor.digest), { force: true })
+    return descriptor
+  }
+
+  async referrers(digest: string, artifactType?: string): Promise<Descriptor[]> {
+    const found: Descriptor[] = []
+    for (const entry of this.readIndex().manifests) {
+      if (!manifestMediaTypes.includes(entry.mediaType)) continue
+      if (entry.annotations?.['dev.prov.subject'] !== undefined && entry.annotations['dev.prov.subject'] !== digest) continue
+      let manifest: { subject?: Descriptor; artifactType?: string; annotations?: Record<string, string> }
+      try {
+        manifest = JSON.parse((await this.fetchBlob(entry)).toString('utf8'))
+      } catch {
+        continue
+      }
+      if (manifest.subject?.digest !== digest) continue
+      if (artifactType && manifest.artifactType !== artifactType) continue
+      found.push({ mediaType: entry.mediaType, digest: entry.digest, size: entry.size, artifactType: manifest.artifactType, annotations: manifest.annotations })
+    }
+    return found
+  }
+}
+
+function stripRefName(descriptor: Descriptor): Descriptor {
+  const { annotations, ...rest } = descriptor
+  return { ...rest, mediaType: rest.mediaType ?? MEDIA.manifest }
+}

@@ -1,0 +1,148 @@
+import type { KeyObject } from 'node:crypto'
+import { rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { configError, type ExtensionManifest, failedError, manifestSchema, ProvError, readManifest } from '@prov/core'
+import { copyGraph, isComplete, kindOf, layerEntries, parseManifest } from './artifact'
+import type { OciContext } from './context'
+import { formatReference, type Reference } from './ref'
+import { copyReferrers, trustedKeys, type VerifyResult, verifyManifest } from './sign'
+import { extractEntries } from './tarball'
+import type { Target } from './target'
+import type { Descriptor, ImageManifest } from './types'
+
+export interface PullOptions {
+  /** Extract into this folder (default: the workspace registry layer for extensions). */
+  to?: string
+  /** Install into the workspace registry layer (default true). */
+  install?: boolean
+  verify?: boolean
+  keys?: KeyObject[]
+  log?: { warn: (m: string) => void; debug: (m: string) => void }
+}
+
+export interface PullResult {
+  schema: 'prov.oci.pull/v1'
+  reference: string
+  digest: string
+  kind?: string
+  name?: string
+  version?: string
+  cached: boolean
+  verified: boolean
+  signature?: string
+  installed?: string
+  layer?: 'registry'
+  files?: number
+}
+
+export function isNetworkFailure(error: unknown): boolean {
+  return error instanceof ProvError && error.details?.network === true
+}
+
+/** Fetches an artifact into the cache (no network when the digest is already there), verifies, installs. */
+export async function pullArtifact(
+  oci: OciContext,
+  ref: Reference,
+  options: PullOptions = {},
+): Promise<PullResult & { manifest: ImageManifest; source: Target }> {
+  const display = formatReference(ref)
+  const mustVerify = options.verify || oci.settings.requireSignatures
+  let keys = options.keys ?? []
+  if (mustVerify && !keys.length) {
+    if (!oci.settings.trustedKeys.length) {
+      throw configError('signature verification is required but no key is trusted', {
+        location: 'oci.trusted_keys',
+        hint: 'set oci.trusted_keys or pass --key PUB.pem',
+      })
+    }
+    keys = trustedKeys(oci.settings.trustedKeys)
+  }
+  let source: Target
+  let descriptor: Descriptor
+  let cached = false
+  let verification: VerifyResult | undefined
+  if (ref.type === 'layout') {
+    source = oci.target(ref)
+    descriptor = await source.resolve(ref.digest ?? ref.tag ?? 'latest')
+    if (mustVerify) verification = await verifyManifest(source, descriptor, keys, display)
+  } else {
+    const remote = oci.target(ref)
+    const cache = oci.cache(ref)
+    source = cache
+    let digest = ref.digest
+    if (!digest) {
+      try {
+        digest = (await remote.resolve(ref.tag ?? 'latest')).digest
+      } catch (error) {
+        if (!isNetworkFailure(error)) throw error
+        // Registry unreachable: a tag seen before is served from the cache.
+        digest = (
+          await cache.resolve(ref.tag ?? 'latest').catch(() => {
+            throw error
+          })
+        ).digest
+        options.log?.warn(`registry ${ref.registry} unreachable; using the cached ${display}`)
+      }
+    }
+    cached = await isComplete(cache, digest)
+    if (mustVerify) {
+      const local = cached ? await verifyManifest(cache, await cache.resolve(digest), keys, display).catch(() => undefined) : undefined
+      if (local) verification = local
+      else {
+        const subject = await remote.resolve(digest)
+        verification = await verifyManifest(remote, subject, keys, display)
+        await copyReferrers(remote, cache, subject, oci.settings.parallel)
+      }
+    }
+    if (!cached) await copyGraph(remote, cache, digest, { tag: ref.tag, parallel: oci.settings.parallel })
+    else if (ref.tag) {
+      const tagged = await cache.resolve(ref.tag).catch(() => undefined)
+      if (tagged?.digest !== digest) {
+        const m = await cache.fetchManifest(digest)
+        await cache.pushManifest(m.descriptor, m.bytes, ref.tag)
+      }
+    }
+    descriptor = await cache.resolve(digest)
+  }
+  const { bytes } = await source.fetchManifest(descriptor.digest)
+  const parsed = parseManifest(bytes, descriptor, display)
+  if (parsed.type !== 'manifest') throw failedError(`${display} is an image index; pull one of its manifests by digest`)
+  const manifest = parsed.value
+  const kind = kindOf(manifest)
+  let extension: ExtensionManifest | undefined
+  if (kind === 'provider' || kind === 'taskserv' || kind === 'cluster') {
+    const config = JSON.parse((await source.fetchBlob(manifest.config)).toString('utf8')) as unknown
+    const checked = manifestSchema().safeParse(config)
+    if (!checked.success || checked.data.kind !== kind) throw failedError(`artifact config of ${display} is not a valid ${kind} manifest: refused`)
+    extension = checked.data
+  }
+  const result: PullResult = {
+    schema: 'prov.oci.pull/v1',
+    reference: display,
+    digest: descriptor.digest,
+    ...(kind ? { kind } : {}),
+    ...(extension ? { name: extension.name, version: extension.version } : {}),
+    cached,
+    verified: Boolean(verification),
+    ...(verification?.signature ? { signature: verification.signature } : {}),
+  }
+  let dest = options.to
+  if (!dest && extension && options.install !== false && oci.workspace)
+    dest = join(oci.workspace.paths.registryExtensions, `${extension.kind}s`, extension.name)
+  if (dest) {
+    const entries = await layerEntries(source, manifest)
+    result.files = extractEntries(entries, dest, display)
+    result.installed = dest
+    if (extension) {
+      try {
+        const installed = readManifest(dest)
+        if (installed.name !== extension.name || installed.kind !== extension.kind) throw new Error('manifest.yaml does not match the artifact config')
+      } catch (error) {
+        rmSync(dest, { recursive: true, force: true })
+        throw failedError(`${display} does not hold a matching manifest.yaml: ${(error as Error).message}`)
+      }
+      if (!options.to) result.layer = 'registry'
+    }
+  }
+  return { ...result, manifest, source }
+}

@@ -1,0 +1,480 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { deniedError, failedError, notFoundError, ProvError, usageError } from '@prov/core'
+import { type FetchResponse, ofetch } from 'ofetch'
+import { type Credential, findCredential } from './credentials'
+import { sha256, verifyBlob } from './digest'
+import { isDigest, isLoopbackHost } from './ref'
+import type { FetchedManifest, Target } from './target'
+import { ACCEPT_MANIFESTS, type Descriptor, type ImageIndex, MAX_BLOB_BYTES, MAX_MANIFEST_BYTES, MEDIA, manifestMediaTypes } from './types'
+
+export interface RegistryOptions {
+  /** Plain HTTP for a non-loopback registry (loopback registries use HTTP anyway). */
+  plainHttp?: boolean
+  /** TLS without certificate verification. */
+  insecure?: boolean
+  /** Explicit credential (otherwise the stores are searched). */
+  credential?: Credential
+  /** Blobs larger than this go up in PATCH chunks (default 32 MiB). */
+  chunkSize?: number
+  /** Attempts for one request on 429/5xx/network errors (default 4). */
+  attempts?: number
+  /** Called on each request (tests and --debug). */
+  onRequest?: (method: string, url: string) => void
+}
+
+type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
+interface RequestOptions {
+  headers?: Record<string, string>
+  body?: Buffer
+  /** Statuses the caller handles itself (no error thrown). */
+  expect?: number[]
+  /** Scope for bearer tokens, e.g. `repository:prov/redis:pull,push`. */
+  scope: string
+  /** Retry on network errors (idempotent requests only). */
+  retryNetwork?: boolean
+}
+
+interface Challenge {
+  scheme: 'basic' | 'bearer'
+  params: Record<string, string>
+}
+
+function parseChallenge(header: string | null): Challenge | undefined {
+  if (!header) return undefined
+  const match = header.match(/^\s*(\w+)\s*(.*)$/)
+  if (!match) return undefined
+  const scheme = match[1].toLowerCase()
+  if (scheme !== 'basic' && scheme !== 'bearer') return undefined
+  const params: Record<string, string> = {}
+  for (const m of match[2].matchAll(/(\w+)="([^"]*)"/g)) params[m[1]] = m[2]
+  return { scheme, params }
+}
+
+function isNetworkError(error: unknown): boolean {
+  const text = `${(error as Error)?.message ?? ''} ${String((error as { cause?: unknown })?.cause ?? '')}`
+  return /fetch failed|ECONNRESET|ECONNREFUSED|EPIPE|socket|other side closed|terminated|ETIMEDOUT|UND_ERR|aborted/i.test(text)
+}
+
+/** One registry host: scheme choice, the auth challenge flow, retries. Shared by its repositories. */
+export class RegistryClient {
+  readonly baseUrl: string
+  private authorization = new Map<string, string>()
+  private challenge: Challenge | undefined
+  private credential: Credential | undefined
+  private credentialLoaded = false
+
+  constructor(
+    readonly registry: string,
+    readonly options: RegistryOptions = {},
+  ) {
+    const loopback = isLoopbackHost(registry)
+    if (options.insecure) process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'
+    this.baseUrl = `${loopback || options.plainHttp ? 'http' : 'https'}://${registry}`
+    if (options.credential) {
+      this.credential = options.credential
+      this.credentialLoaded = true
+    }
+  }
+
+  private getCredential(): Credential | undefined {
+    if (!this.credentialLoaded) {
+      this.credential = findCredential(this.registry)
+      this.credentialLoaded = true
+    }
+    return this.credential
+  }
+
+  url(path: string): string {
+    return path.startsWith('http://') || path.startsWith('https://') ? path : `${this.baseUrl}${path}`
+  }
+
+  private async authorize(challenge: Challenge, scope: string): Promise<string> {
+    const credential = this.getCredential()
+    if (challenge.scheme === 'basic') {
+      if (!credential)
+        throw deniedError(`registry ${this.registry} requires authentication`, { hint: `prov-oci login ${this.registry} --username U --password-stdin` })
+      return `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`
+    }
+    const realm = challenge.params.realm
+    if (!realm) throw failedError(`registry ${this.registry} sent a bearer challenge without realm`)
+    const query = new URLSearchParams()
+    if (challenge.params.service) query.set('service', challenge.params.service)
+    for (const s of scope.split(' ')) if (s) query.append('scope', s)
+    const headers: Record<string, string> = {}
+    if (credential) headers.authorization = `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`
+    let response: FetchResponse<ArrayBuffer>
+    try {
+      response = await ofetch.raw(`${realm}${realm.includes('?') ? '&' : '?'}${query}`, {
+        headers,
+        retry: 2,
+        ignoreResponseError: true,
+        responseType: 'arrayBuffer',
+      })
+    } catch (error) {
+      throw failedError(`cannot reach the token service ${realm}: ${(error as Error).message}`, { cause: error })
+    }
+    if (response.status === 401 || response.status === 403) {
+      throw deniedError(`authentication to ${this.registry} failed (token service answered ${response.status})`, {
+        hint: `check the credentials: prov-oci login ${this.registry} --username U --password-stdin`,
+      })
+    }
+    if (response.status >= 300) throw failedError(`token service ${realm} answered ${response.status}`)
+    const body = JSON.parse(Buffer.from(response._data ?? new ArrayBuffer(0)).toString('utf8')) as { token?: string; access_token?: string }
+    const token = body.token ?? body.access_token
+    if (!token) throw failedError(`token service ${realm} returned no token`)
+    return `Bearer ${token}`
+  }
+
+  /** One request with auth (challenge -> credentials/token -> retry once) and retries with backoff. */
+  async request(method: Method, path: string, options: RequestOptions): Promise<FetchResponse<ArrayBuffer>> {
+    const attempts = this.options.attempts ?? 4
+    let authRetried = false
+    for (let attempt = 1; ; attempt++) {
+      const headers: Record<string, string> = { ...(options.headers ?? {}) }
+      const auth = this.authorization.get(options.scope) ?? (this.challenge?.scheme === 'basic' ? this.authorization.get('*') : undefined)
+      if (auth) headers.authorization = auth
+      this.options.onRequest?.(method, this.url(path))
+      let response: FetchResponse<ArrayBuffer>
+      try {
+        response = await ofetch.raw(this.url(path), {
+          method,
+          headers,
+          body: options.body,
+          retry: 0,
+          redirect: 'follow',
+          ignoreResponseError: true,
+          responseType: 'arrayBuffer',
+          timeout: 600_000,
+        })
+      } catch (error) {
+        if (error instanceof ProvError) throw error
+        if (options.retryNetwork !== false && isNetworkError(error) && attempt < attempts && method !== 'POST' && method !== 'PATCH') {
+          await sleep(150 * 2 ** attempt)
+          continue
+        }
+        const cause = (error as { cause?: { code?: string; message?: string } }).cause
+        const detail = cause?.code ?? cause?.message ?? (error as Error).message
+        throw failedError(`cannot reach registry ${this.registry}: ${detail}`, {
+          location: `${method} ${this.url(path)}`,
+          hint: isLoopbackHost(this.registry) ? 'is the registry running?' : 'check the address, or --plain-http for a registry without TLS',
+          cause: error,
+          details: { network: true },
+        })
+      }
+      if (response.status === 401 && !authRetried) {
+        const challenge = parseChallenge(response.headers.get('www-authenticate'))
+        if (challenge) {
+          this.challenge = challenge
+          const value = await this.authorize(challenge, options.scope)
+          this.authorization.set(options.scope, value)
+          if (challenge.scheme === 'basic') this.authorization.set('*', value)
+          authRetried = true
+          attempt--
+          continue
+        }
+      }
+      if ((response.status === 429 || response.status >= 500) && attempt < attempts && !(options.expect ?? []).includes(response.status)) {
+        const retryAfter = Number(response.headers.get('retry-after'))
+        await sleep(Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter, 10) * 1000 : 150 * 2 ** attempt)
+        continue
+      }
+      if ((options.expect ?? []).includes(response.status) || (response.status >= 200 && response.status < 300)) return response
+      throw this.errorFor(method, path, response)
+    }
+  }
+
+  errorFor(method: string, path: string, response: FetchResponse<ArrayBuffer>): ProvError {
+    let code = ''
+    let message = ''
+    try {
+      const body = JSON.parse(Buffer.from(response._data ?? new ArrayBuffer(0)).toString('utf8')) as { errors?: { code?: string; message?: string }[] }
+      code = body.errors?.[0]?.code ?? ''
+      message = body.errors?.[0]?.message ?? ''
+    } catch {
+      // no JSON error body
+    }
+    const where = `${method} ${this.url(path)}`
+    const detail = [code, message].filter(Boolean).join(': ') || `HTTP ${response.status}`
+    if (response.status === 401 || response.status === 403) {
+      return deniedError(`access to ${this.registry} denied (${detail})`, {
+        location: where,
+        hint: `check the credentials: prov-oci login ${this.registry} --username U --password-stdin`,
+      })
+    }
+    if (response.status === 404) return notFoundError(`not found on ${this.registry}: ${detail}`, { location: where })
+    if (response.status === 405 && method === 'DELETE') {
+      return failedError(`registry ${this.registry} does not allow deletes (${detail})`, {
+        location: where,
+        hint: 'enable deletes in the registry (storage.delete.enabled)',
+      })
+    }
+    if (response.status === 400 || response.status === 415) return failedError(`registry ${this.registry} refused the request: ${detail}`, { location: where })
+    return failedError(`registry ${this.registry} answered ${detail}`, { location: where })
+  }
+
+  /** `GET /v2/` (checks reachability and credentials). */
+  async ping(): Promise<void> {
+    await this.request('GET', '/v2/', { scope: 'registry:catalog:*' })
+  }
+
+  async catalog(): Promise<string[]> {
+    const repositories: string[] = []
+    let path: string | undefined = '/v2/_catalog?n=1000'
+    while (path) {
+      const response: FetchResponse<ArrayBuffer> = await this.request('GET', path, { scope: 'registry:catalog:*' })
+      const body = JSON.parse(Buffer.from(response._data ?? new ArrayBuffer(0)).toString('utf8')) as { repositories?: string[] }
+      repositories.push(...(body.repositories ?? []))
+      path = nextLink(response.headers.get('link'))
+    }
+    return repositories
+  }
+}
+
+function nextLink(header: string | null): string | undefined {
+  const match = header?.match(/<([^>]+)>\s*;\s*rel="?next"?/)
+  return match?.[1]
+}
+
+async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const runners = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    while (next < items.length) await work(items[next++])
+  })
+  await Promise.all(runners)
+}
+
+export { pool }
+
+/** One repository on a registry, as a Target. */
+export class RegistryTarget implements Target {
+  readonly kind = 'registry' as const
+  readonly name: string
+  private readonly pullScope: string
+  private readonly pushScope: string
+
+  constructor(
+    readonly client: RegistryClient,
+    readonly repository: string,
+  ) {
+    this.name = `${client.registry}/${repository}`
+    this.pullScope = `repository:${repository}:pull`
+    this.pushScope = `repository:${repository}:pull,push`
+  }
+
+  async resolve(reference: string): Promise<Descriptor> {
+    const response = await this.client.request('HEAD', `/v2/${this.repository}/manifests/${reference}`, {
+      scope: this.pullScope,
+      headers: { accept: ACCEPT_MANIFESTS },
+      expect: [404],
+    })
+    if (response.status === 404) throw this.notFound(reference)
+    const digest = response.headers.get('docker-content-digest')
+    const mediaType = (response.headers.get('content-type') ?? MEDIA.manifest).split(';')[0].trim()
+    const size = Number(response.headers.get('content-length'))
+    if (digest && isDigest(digest) && Number.isFinite(size) && size > 0) return { mediaType, digest, size }
+    return (await this.fetchManifest(reference)).descriptor
+  }
+
+  private notFound(reference: string) {
+    return notFoundError(`${this.name}${isDigest(reference) ? '@' : ':'}${reference} not found`, {
+      hint: `list the tags with: prov-oci tags ${this.name}`,
+    })
+  }
+
+  async fetchManifest(reference: string): Promise<FetchedManifest> {
+    const response = await this.client.request('GET', `/v2/${this.repository}/manifests/${reference}`, {
+      scope: this.pullScope,
+      headers: { accept: ACCEPT_MANIFESTS },
+      expect: [404],
+    })
+    if (response.status === 404) throw this.notFound(reference)
+    const bytes = Buffer.from(response._data ?? new ArrayBuffer(0))
+    if (bytes.length > MAX_MANIFEST_BYTES) throw failedError(`manifest of ${this.name}:${reference} is larger than ${MAX_MANIFEST_BYTES} bytes: refused`)
+    let mediaType = (response.headers.get('content-type') ?? '').split(';')[0].trim()
+    let parsed: { mediaType?: string }
+    try {
+      parsed = JSON.parse(bytes.toString('utf8'))
+    } catch {
+      throw failedError(`manifest of ${this.name}:${reference} is not JSON`)
+    }
+    if (parsed.mediaType) mediaType = parsed.mediaType
+    if (!manifestMediaTypes.includes(mediaType)) {
+      throw failedError(`unknown manifest media type '${mediaType || 'none'}' for ${this.name}:${reference}`, {
+        hint: `prov-oci reads ${manifestMediaTypes.join(', ')}`,
+      })
+    }
+    const digest = isDigest(reference) ? reference : (response.headers.get('docker-content-digest') ?? sha256(bytes))
+    verifyBlob({ digest, size: bytes.length }, bytes, `${this.name}:${reference}`)
+    return { descriptor: { mediaType, digest, size: bytes.length }, bytes }
+  }
+
+  async fetchBlob(descriptor: Descriptor): Promise<Buffer> {
+    if (descriptor.size > MAX_BLOB_BYTES)
+      throw failedError(`blob ${descriptor.digest} of ${descriptor.size} bytes exceeds the limit ${MAX_BLOB_BYTES}: refused`)
+    const response = await this.client.request('GET', `/v2/${this.repository}/blobs/${descriptor.digest}`, { scope: this.pullScope, expect: [404] })
+    if (response.status === 404) throw notFoundError(`blob ${descriptor.digest} not found in ${this.name}`)
+    const bytes = Buffer.from(response._data ?? new ArrayBuffer(0))
+    verifyBlob(descriptor, bytes, `${this.name}@${descriptor.digest}`)
+    return bytes
+  }
+
+  async exists(descriptor: Descriptor): Promise<boolean> {
+    const response = await this.client.request('HEAD', `/v2/${this.repository}/blobs/${descriptor.digest}`, { scope: this.pullScope, expect: [404] })
+    return response.status === 200
+  }
+
+  /** Cross-repository mount: the registry links a blob it already holds in `from` (no bytes sent). */
+  async mount(descriptor: Descriptor, from: string): Promise<boolean> {
+    const response = await this.client.request(
+      'POST',
+      `/v2/${this.repository}/blobs/uploads/?mount=${encodeURIComponent(descriptor.digest)}&from=${encodeURIComponent(from)}`,
+      { scope: `${this.pushScope} repository:${from}:pull`, expect: [202, 201] },
+    )
+    if (response.status === 201) return true
+    // Not mountable: the registry opened an upload session instead; cancel it.
+    const location = response.headers.get('location')
+    if (location) await this.client.request('DELETE', this.sessionUrl(location), { scope: this.pushScope, expect: [204, 404, 405] }).catch(() => undefined)
+    return false
+  }
+
+  private sessionUrl(location: string): string {
+    return new URL(location, `${this.client.baseUrl}/`).toString()
+  }
+
+  async pushBlob(descriptor: Descriptor, bytes: Buffer): Promise<void> {
+    verifyBlob(descriptor, bytes, 'local blob')
+    if (await this.exists(descriptor)) return
+    const chunkSize = this.client.options.chunkSize ?? 32 * 1024 * 1024
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.upload(descriptor, bytes, chunkSize)
+        return
+      } catch (error) {
+        const network = error instanceof ProvError && error.details?.network === true
+        if (!network || attempt >= 3) throw error
+        // The session is gone with the connection, or the commit landed before it dropped.
+        if (await this.exists(descriptor).catch(() => false)) return
+        await sleep(200 * attempt)
+      }
+    }
+  }
+
+  private async upload(descriptor: Descriptor, bytes: Buffer, chunkSize: number): Promise<void> {
+    const start = await this.client.request('POST', `/v2/${this.repository}/blobs/uploads/`, { scope: this.pushScope, expect: [202] })
+    let location = start.headers.get('location')
+    if (!location) throw failedError(`registry ${this.client.registry} opened no upload session`)
+    location = this.sessionUrl(location)
+    if (bytes.length > chunkSize) {
+      let offset = 0
+      while (offset < bytes.length) {
+        const end = Math.min(offset + chunkSize, bytes.length)
+        try {
+          const response = await this.client.request('PATCH', location, {
+            scope: this.pushScope,
+            body: bytes.subarray(offset, end),
+            headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${end - 1}`, 'content-length': String(end - offset) },
+            expect: [202],
+          })
+          location = this.sessionUrl(response.headers.get('location') ?? location)
+          offset = end
+        } catch (error) {
+          if (!(error instanceof ProvError && error.details?.network === true)) throw error
+          // Resume: ask the session how much it has and continue from there.
+          offset = await this.uploadedBytes(location)
+        }
+      }
+      await this.client.request('PUT', `${location}${location.includes('?') ? '&' : '?'}digest=${encodeURIComponent(descriptor.digest)}`, {
+        scope: this.pushScope,
+        headers: { 'content-length': '0' },
+        expect: [201],
+        retryNetwork: false,
+      })
+      return
+    }
+    await this.client.request('PUT', `${location}${location.includes('?') ? '&' : '?'}digest=${encodeURIComponent(descriptor.digest)}`, {
+      scope: this.pushScope,
+      body: bytes,
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) },
+      expect: [201],
+      retryNetwork: false,
+    })
+  }
+
+  private async uploadedBytes(location: string): Promise<number> {
+    const status = await this.client.request('GET', location, { scope: this.pushScope, expect: [204] })
+    const range = status.headers.get('range')?.match(/^(?:bytes=)?0-(\d+)$/)
+    return range ? Number(range[1]) + 1 : 0
+  }
+
+  async pushManifest(descriptor: Descriptor, bytes: Buffer, tag?: string): Promise<void> {
+    verifyBlob(descriptor, bytes, 'manifest')
+    const response = await this.client.request('PUT', `/v2/${this.repository}/manifests/${tag ?? descriptor.digest}`, {
+      scope: this.pushScope,
+      body: bytes,
+      headers: { 'content-type': descriptor.mediaType },
+      expect: [201],
+    })
+    const stored = response.headers.get('docker-content-digest')
+    if (stored && stored !== descriptor.digest) throw failedError(`registry stored the manifest as ${stored}, expected ${descriptor.digest}`)
+  }
+
+  async tags(): Promise<string[]> {
+    const tags: string[] = []
+    let path: string | undefined = `/v2/${this.repository}/tags/list?n=1000`
+    while (path) {
+      const response: FetchResponse<ArrayBuffer> = await this.client.request('GET', path, { scope: this.pullScope, expect: [404] })
+      if (response.status === 404) throw notFoundError(`repository ${this.name} not found`, { hint: `prov-oci catalog ${this.client.registry}` })
+      const body = JSON.parse(Buffer.from(response._data ?? new ArrayBuffer(0)).toString('utf8')) as { tags?: string[] | null }
+      tags.push(...(body.tags ?? []))
+      path = nextLink(response.headers.get('link'))
+    }
+    return tags.sort()
+  }
+
+  async delete(reference: string): Promise<Descriptor> {
+    // The distribution spec deletes manifests by digest only.
+    const descriptor = await this.resolve(reference)
+    await this.client.request('DELETE', `/v2/${this.repository}/manifests/${descriptor.digest}`, {
+      scope: `repository:${this.repository}:delete,pull,push`,
+      expect: [202],
+    })
+    return descriptor
+  }
+
+  async referrers(digest: string, artifactType?: string): Promise<Descriptor[]> {
+    const query = artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : ''
+    const response = await this.client.request('GET', `/v2/${this.repository}/referrers/${digest}${query}`, { scope: this.pullScope, expect: [404, 400, 405] })
+    let list: Descriptor[] | undefined
+    if (response.status === 200 && (response.headers.get('content-type') ?? '').includes(MEDIA.index)) {
+      list = (JSON.parse(Buffer.from(response._data ?? new ArrayBuffer(0)).toString('utf8')) as ImageIndex).manifests ?? []
+    }
+    if (!list) list = await this.fallbackReferrers(digest)
+    return artifactType ? list.filter((d) => d.artifactType === artifactType) : list
+  }
+
+  /** The OCI 1.1 fallback: an image index tagged `sha256-<hex>` listing the referrers. */
+  fallbackTag(digest: string): string {
+    return digest.replace(':', '-')
+  }
+
+  async fallbackReferrers(digest: string): Promise<Descriptor[]> {
+    try {
+      const { bytes } = await this.fetchManifest(this.fallbackTag(digest))
+      return (JSON.parse(bytes.toString('utf8')) as ImageIndex).manifests ?? []
+    } catch (error) {
+      if (error instanceof ProvError && error.code === 5) return []
+      throw error
+    }
+  }
+
+  /** Whether the registry answers the referrers API (distribution 2.x does not). */
+  async supportsReferrers(digest: string): Promise<boolean> {
+    const response = await this.client.request('GET', `/v2/${this.repository}/referrers/${digest}`, { scope: this.pullScope, expect: [404, 400, 405] })
+    return response.status === 200
+  }
+}
+
+export function assertRepository(repository: string | undefined): string {
+  if (!repository) throw usageError('a repository is required')
+  return repository
+}

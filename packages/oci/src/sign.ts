@@ -1,0 +1,199 @@
+import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { deniedError, failedError, registerSecretValue, usageError } from '@prov/core'
+import { parseManifest } from './artifact'
+import { descriptorFor } from './digest'
+import { pool, RegistryTarget } from './registry'
+import type { Target } from './target'
+import { type Descriptor, type ImageIndex, type ImageManifest, MEDIA, PROV_ARTIFACT, PROV_SIGNATURE_PAYLOAD } from './types'
+
+const SIG = 'dev.prov.signature'
+const SIG_KEY = 'dev.prov.signature.key'
+const SIG_ALG = 'dev.prov.signature.algorithm'
+
+export function readKey(path: string, kind: 'private' | 'public'): KeyObject {
+  let pem: string
+  try {
+    pem = readFileSync(path, 'utf8')
+  } catch {
+    throw usageError(`cannot read key file ${path}`, { location: path })
+  }
+  try {
+    if (kind === 'private') {
+      registerSecretValue(pem)
+      return createPrivateKey(pem)
+    }
+    return createPublicKey(pem)
+  } catch (error) {
+    throw usageError(`${path} is not a PEM ${kind} key: ${(error as Error).message.split('\n')[0]}`, { location: path })
+  }
+}
+
+/** sha256 of the public key (SPKI DER): names the key without revealing anything. */
+export function keyFingerprint(key: KeyObject): string {
+  const publicKey = key.type === 'private' ? createPublicKey(key) : key
+  return `sha256:${createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex')}`
+}
+
+function algorithmOf(key: KeyObject): 'ed25519' | 'ecdsa-p256-sha256' {
+  if (key.asymmetricKeyType === 'ed25519') return 'ed25519'
+  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ecdsa-p256-sha256'
+  throw usageError(`unsupported key type '${key.asymmetricKeyType}${key.asymmetricKeyDetails?.namedCurve ? ` ${key.asymmetricKeyDetails.namedCurve}` : ''}'`, {
+    hint: 'use an ed25519 or ECDSA P-256 key (openssl genpkey -algorithm ed25519)',
+  })
+}
+
+export interface SignResult {
+  schema: 'prov.oci.signature/v1'
+  reference: string
+  subject: string
+  signature: string
+  key: string
+  algorithm: string
+  referrers: 'api' | 'fallback-tag' | 'layout'
+}
+
+/** Signs the manifest `reference` points at and stores the signature as a referrer artifact. */
+export async function signManifest(target: Target, reference: string, keyPath: string, displayRef: string): Promise<SignResult> {
+  const key = readKey(keyPath, 'private')
+  const algorithm = algorithmOf(key)
+  const subject = await target.resolve(reference)
+  const payload = Buffer.from(
+    JSON.stringify({
+      schema: 'prov.oci.signature.payload/v1',
+      critical: { identity: { reference: displayRef }, image: { manifest_digest: subject.digest }, type: 'prov signature' },
+    }),
+  )
+  const signature = sign(algorithm === 'ed25519' ? null : 'sha256', payload, key).toString('base64')
+  const empty = Buffer.from('{}')
+  const payloadDescriptor = descriptorFor(PROV_SIGNATURE_PAYLOAD, payload)
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: MEDIA.manifest,
+    artifactType: PROV_ARTIFACT.signature,
+    config: descriptorFor(MEDIA.empty, empty),
+    layers: [payloadDescriptor],
+    subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size },
+    annotations: { [SIG]: signature, [SIG_KEY]: keyFingerprint(key), [SIG_ALG]: algorithm },
+  }
+  const bytes = Buffer.from(JSON.stringify(manifest))
+  const descriptor = descriptorFor(MEDIA.manifest, bytes, { artifactType: PROV_ARTIFACT.signature, annotations: manifest.annotations })
+  await target.pushBlob(manifest.config, empty)
+  await target.pushBlob(payloadDescriptor, payload)
+  await target.pushManifest(descriptor, bytes)
+  let referrers: SignResult['referrers'] = 'layout'
+  if (target instanceof RegistryTarget) {
+    referrers = (await target.supportsReferrers(subject.digest)) ? 'api' : 'fallback-tag'
+    if (referrers === 'fallback-tag') await addToFallbackIndex(target, subject.digest, descriptor)
+  }
+  return {
+    schema: 'prov.oci.signature/v1',
+    reference: displayRef,
+    subject: subject.digest,
+    signature: descriptor.digest,
+    key: keyFingerprint(key),
+    algorithm,
+    referrers,
+  }
+}
+
+/** OCI 1.1 fallback: maintain the image index tagged `sha256-<hex>` that lists the referrers. */
+export async function addToFallbackIndex(target: RegistryTarget, subject: string, descriptor: Descriptor): Promise<void> {
+  const existing = await target.fallbackReferrers(subject)
+  const index: ImageIndex = {
+    schemaVersion: 2,
+    mediaType: MEDIA.index,
+    manifests: [...existing.filter((d) => d.digest !== descriptor.digest), descriptor],
+  }
+  const bytes = Buffer.from(JSON.stringify(index))
+  await target.pushManifest(descriptorFor(MEDIA.index, bytes), bytes, target.fallbackTag(subject))
+}
+
+export interface VerifyResult {
+  schema: 'prov.oci.verification/v1'
+  reference: string
+  subject: string
+  verified: boolean
+  signature?: string
+  key?: string
+  algorithm?: string
+  checked: number
+}
+
+/** Finds a signature of `subjectDigest` made by one of `keys`; throws exit 4 when none holds. */
+export async function verifyManifest(target: Target, subject: Descriptor, keys: KeyObject[], displayRef: string): Promise<VerifyResult> {
+  if (!keys.length) throw usageError('no public key to verify with', { hint: 'pass --key PUB.pem or set oci.trusted_keys' })
+  const byFingerprint = new Map(keys.map((k) => [keyFingerprint(k), k]))
+  const candidates = await target.referrers(subject.digest, PROV_ARTIFACT.signature)
+  let checked = 0
+  for (const candidate of candidates) {
+    checked++
+    try {
+      const { descriptor, bytes } = await target.fetchManifest(candidate.digest)
+      const parsed = parseManifest(bytes, descriptor, target.name)
+      if (parsed.type !== 'manifest') continue
+      const manifest = parsed.value
+      if (manifest.subject?.digest !== subject.digest || manifest.artifactType !== PROV_ARTIFACT.signature) continue
+      const fingerprint = manifest.annotations?.[SIG_KEY] ?? ''
+      const key = byFingerprint.get(fingerprint)
+      const layer = manifest.layers[0]
+      if (!key || !layer || layer.mediaType !== PROV_SIGNATURE_PAYLOAD) continue
+      const payload = await target.fetchBlob(layer)
+      const claimed = (JSON.parse(payload.toString('utf8')) as { critical?: { image?: { manifest_digest?: string } } }).critical?.image?.manifest_digest
+      if (claimed !== subject.digest) continue
+      const algorithm = algorithmOf(key)
+      const ok = verify(algorithm === 'ed25519' ? null : 'sha256', payload, key, Buffer.from(manifest.annotations?.[SIG] ?? '', 'base64'))
+      if (ok) {
+        return {
+          schema: 'prov.oci.verification/v1',
+          reference: displayRef,
+          subject: subject.digest,
+          verified: true,
+          signature: descriptor.digest,
+          key: fingerprint,
+          algorithm,
+          checked,
+        }
+      }
+    } catch {
+      // a broken signature artifact is just not a valid signature
+    }
+  }
+  throw deniedError(
+    checked ? `no valid signature by a trusted key for ${displayRef} (${checked} signature(s) checked): refused` : `${displayRef} is not signed: refused`,
+    { location: subject.digest, hint: 'sign it with prov-oci sign REF --key KEY.pem, or check oci.trusted_keys' },
+  )
+}
+
+/** Copies signature artifacts of `subject` along with it (used by pull into the cache and copy). */
+export async function copyReferrers(src: Target, dst: Target, subject: Descriptor, parallel = 4): Promise<number> {
+  let referrers: Descriptor[]
+  try {
+    referrers = await src.referrers(subject.digest, PROV_ARTIFACT.signature)
+  } catch {
+    return 0
+  }
+  for (const referrer of referrers) {
+    const { descriptor, bytes } = await src.fetchManifest(referrer.digest)
+    const parsed = parseManifest(bytes, descriptor, src.name)
+    if (parsed.type !== 'manifest') continue
+    await pool([parsed.value.config, ...parsed.value.layers], parallel, async (blob) => {
+      if (!(await dst.exists(blob))) await dst.pushBlob(blob, await src.fetchBlob(blob))
+    })
+    const full = { ...descriptor, artifactType: parsed.value.artifactType, annotations: parsed.value.annotations }
+    await dst.pushManifest(full, bytes)
+    if (dst instanceof RegistryTarget && !(await dst.supportsReferrers(subject.digest))) await addToFallbackIndex(dst, subject.digest, full)
+  }
+  if (referrers.length === 0 && src.kind === 'registry') return 0
+  return referrers.length
+}
+
+export function trustedKeys(paths: string[]): KeyObject[] {
+  return paths.map((p) => readKey(p, 'public'))
+}
+
+export function assertSigned(result: VerifyResult): void {
+  if (!result.verified) throw failedError('signature verification failed')
+}
