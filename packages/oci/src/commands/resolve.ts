@@ -1,3 +1,28 @@
 import { defineProvCommand } from '@prov/core'
-export const resolve = defineProvCommand({ meta: { name: 'resolve', description: 'todo' }, run() {} })
-export const checkUpdates = resolve
+import { ociContext, transportArgs } from '../context'
+import { checkUpdates as findUpdates, resolveFromRegistries } from '../resolve'
+
+export const resolve = defineProvCommand({
+  meta: { name: 'resolve', description: 'Pull and install dependencies.extensions (recursively, semver ranges, lock file)' },
+  args: {
+    update: { type: 'boolean', description: 'Ignore prov.lock.json and pick the newest matching tags' },
+    'dry-run': { type: 'boolean', description: 'Show what would be installed (same as --check)' },
+    ...transportArgs,
+  },
+  async run({ args, common, emit, log }) {
+    const oci = await ociContext(common, args)
+    const results = await resolveFromRegistries(oci, { update: args.update, dryRun: args['dry-run'] || common.check, log })
+    const installed = results.filter((r) => r.action === 'installed').length
+    log.success(`${results.length} extension(s) resolved, ${installed} installed`)
+    emit(results)
+  },
+})
+
+export const checkUpdates = defineProvCommand({
+  meta: { name: 'check-updates', description: 'Newer (and compatible) tags of the registry extensions of the workspace' },
+  args: { ...transportArgs },
+  async run({ args, common, emit }) {
+    const oci = await ociContext(common, args)
+    emit(await findUpdates(oci))
+  },
+})
