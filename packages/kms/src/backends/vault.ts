@@ -1,0 +1,172 @@
+/**
+ * HashiCorp Vault Transit client (HTTP API, ofetch): encrypt, decrypt, rewrap, datakey, health.
+ * Auth: a token ($VAULT_TOKEN or the configured variable) or AppRole (role_id + secret_id).
+ * Context: the canonical encryption context, base64, as the `context` field of derived keys.
+ */
+import { configError, deniedError, failedError, notFoundError, type ProvError, usageError } from '@prov/core'
+import { backoffDelay, type RetryPolicy, retryPolicy, sleep } from '../lib/retry'
+import type { KmsSettings } from '../lib/settings'
+
+export interface VaultOptions {
+  address: string
+  mount: string
+  key: string
+  token?: string
+  roleId?: string
+  secretId?: string
+  retry?: RetryPolicy
+  timeoutMs?: number
+}
+
+export function vaultOptions(settings: KmsSettings['vault'], env: NodeJS.ProcessEnv = process.env): VaultOptions {
+  return {
+    address: (env.VAULT_ADDR || settings.address).replace(/\/+$/, ''),
+    mount: settings.mount,
+    key: settings.key,
+    token: env[settings.token_env] || undefined,
+    roleId: settings.role_id || env.VAULT_ROLE_ID || undefined,
+    secretId: (settings.secret_id_env ? env[settings.secret_id_env] : undefined) || env.VAULT_SECRET_ID || undefined,
+  }
+}
+
+interface VaultResponse {
+  status: number
+  body: { data?: Record<string, unknown>; auth?: { client_token?: string }; errors?: string[] } & Record<string, unknown>
+  retryAfter?: number
+}
+
+export class VaultTransit {
+  private token?: string
+  private readonly retry: RetryPolicy
+
+  constructor(private readonly options: VaultOptions) {
+    this.token = options.token
+    this.retry = options.retry ?? retryPolicy()
+  }
+
+  private async call(method: 'GET' | 'POST', path: string, body?: Record<string, unknown>, auth = true): Promise<VaultResponse> {
+    const { ofetch } = await import('ofetch')
+    const url = `${this.options.address}/v1/${path}`
+    for (let attempt = 0; ; attempt++) {
+      let response: VaultResponse
+      try {
+        const raw = await ofetch.raw(url, {
+          method,
+          body,
+          headers: auth && this.token ? { 'X-Vault-Token': this.token } : {},
+          ignoreResponseError: true,
+          retry: 0,
+          timeout: this.options.timeoutMs ?? 15_000,
+          responseType: 'json',
+        })
+        const retryAfter = raw.headers.get('retry-after')
+        response = { status: raw.status, body: (raw._data ?? {}) as VaultResponse['body'], retryAfter: retryAfter ? Number(retryAfter) : undefined }
+      } catch (error) {
+        if (attempt + 1 < this.retry.attempts && /ECONNRESET|fetch failed|socket/i.test(String((error as Error).message))) {
+          await sleep(backoffDelay(this.retry, attempt))
+          continue
+        }
+        throw failedError(`Vault at ${this.options.address} is unreachable: ${(error as Error).message}`, {
+          location: url,
+          hint: 'check VAULT_ADDR / kms.vault.address',
+        })
+      }
+      if ((response.status === 429 || response.status === 503) && attempt + 1 < this.retry.attempts) {
+        await sleep(backoffDelay(this.retry, attempt, response.retryAfter))
+        continue
+      }
+      return response
+    }
+  }
+
+  private fail(response: VaultResponse, what: string): ProvError {
+    const detail = response.body.errors?.join('; ') || `HTTP ${response.status}`
+    const where = `${this.options.address} ${this.options.mount}/${this.options.key}`
+    switch (response.status) {
+      case 400:
+        if (/authentication failed|context|decrypt|invalid ciphertext|unable to decrypt/i.test(detail)) {
+          return deniedError(`Vault ${what} refused: ${detail}`, { location: where, hint: 'wrong --context or altered ciphertext' })
+        }
+        return usageError(`Vault ${what} rejected the request: ${detail}`, { location: where })
+      case 401:
+      case 403:
+        return deniedError(`Vault ${what}: ${detail}`, {
+          location: where,
+          hint: 'check the token or AppRole policy (update on transit/encrypt|decrypt|datakey)',
+        })
+      case 404:
+        return notFoundError(`Vault ${what}: ${detail}`, {
+          location: where,
+          hint: `create the key: vault write -f ${this.options.mount}/keys/${this.options.key}`,
+        })
+      case 429:
+      case 503:
+        return failedError(`Vault ${what} still throttled or unavailable after ${this.retry.attempts} attempts: ${detail}`, {
+          location: where,
+          hint: 'retry later or raise PROV_KMS_RETRIES',
+        })
+      default:
+        return failedError(`Vault ${what} failed: ${detail}`, { location: where })
+    }
+  }
+
+  private async login(): Promise<void> {
+    if (this.token) return
+    if (!this.options.roleId || !this.options.secretId) {
+      throw configError('no Vault credentials: set VAULT_TOKEN or an AppRole (kms.vault.role_id + secret_id_env)', { location: 'kms.vault' })
+    }
+    const response = await this.call('POST', 'auth/approle/login', { role_id: this.options.roleId, secret_id: this.options.secretId }, false)
+    if (response.status !== 200 || !response.body.auth?.client_token) throw this.fail(response, 'AppRole login')
+    this.token = response.body.auth.client_token
+  }
+
+  private async transit(operation: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    await this.login()
+    const response = await this.call('POST', `${this.options.mount}/${operation}/${this.options.key}`, body)
+    if (response.status !== 200 || !response.body.data) throw this.fail(response, operation.split('/')[0])
+    return response.body.data
+  }
+
+  private withContext(body: Record<string, unknown>, context?: Buffer): Record<string, unknown> {
+    return context?.length ? { ...body, context: context.toString('base64') } : body
+  }
+
+  async encrypt(plain: Buffer, context?: Buffer): Promise<string> {
+    const data = await this.transit('encrypt', this.withContext({ plaintext: plain.toString('base64') }, context))
+    return String(data.ciphertext)
+  }
+
+  async decrypt(ciphertext: string, context?: Buffer): Promise<Buffer> {
+    const data = await this.transit('decrypt', this.withContext({ ciphertext }, context))
+    return Buffer.from(String(data.plaintext ?? ''), 'base64')
+  }
+
+  async rewrap(ciphertext: string, context?: Buffer): Promise<string> {
+    const data = await this.transit('rewrap', this.withContext({ ciphertext }, context))
+    return String(data.ciphertext)
+  }
+
+  async datakey(context?: Buffer, bits = 256): Promise<{ plaintext: Buffer; ciphertext: string }> {
+    const data = await this.transit('datakey/plaintext', this.withContext({ bits }, context))
+    return { plaintext: Buffer.from(String(data.plaintext), 'base64'), ciphertext: String(data.ciphertext) }
+  }
+
+  async health(): Promise<Record<string, unknown>> {
+    const started = Date.now()
+    try {
+      const { ofetch } = await import('ofetch')
+      const raw = await ofetch.raw(`${this.options.address}/v1/sys/health`, { ignoreResponseError: true, retry: 0, timeout: 3000 })
+      const body = (raw._data ?? {}) as Record<string, unknown>
+      return {
+        reachable: true,
+        status: raw.status,
+        initialized: body.initialized ?? null,
+        sealed: body.sealed ?? null,
+        version: body.version ?? null,
+        latency_ms: Date.now() - started,
+      }
+    } catch (error) {
+      return { reachable: false, error: (error as Error).message }
+    }
+  }
+}

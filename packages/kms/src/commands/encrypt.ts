@@ -1,0 +1,41 @@
+import { defineProvCommand, usageError } from '@prov/core'
+import { backendFlag, cryptArgs, listFlag } from '../lib/args'
+import { parseContext } from '../lib/context'
+import { Crypt } from '../lib/crypt'
+import { skipForEncrypt, transformRecordStream } from '../lib/fields'
+import { bufferSource, stdinSource, writeOut } from '../lib/io'
+import { kmsContext } from '../lib/settings'
+
+export default defineProvCommand({
+  meta: { name: 'encrypt', description: 'Encrypt DATA or stdin (binary-safe, streamed); --field encrypts one field of each JSON/NDJSON record' },
+  args: {
+    data: { type: 'positional', description: "Plain text to encrypt ('-' or nothing: stdin)", required: false },
+    recipient: { type: 'string', alias: 'r', description: 'age recipient age1... (repeatable; default: kms.recipients, else the own key)' },
+    ...cryptArgs,
+    binary: { type: 'boolean', description: 'Raw binary output instead of armored text' },
+    format: { type: 'string', description: 'prov (default: prov:<backend>:v1 envelope with context) or age (a plain age file the age CLI reads)' },
+    field: { type: 'string', description: 'Encrypt this field (dotted path, repeatable) in each record on stdin' },
+  },
+  async run({ args, common }) {
+    const ctx = await kmsContext(common)
+    const backend = backendFlag(args.backend, ctx.settings.backend)
+    const format = (args.format as string | undefined) ?? 'prov'
+    if (format !== 'prov' && format !== 'age') throw usageError(`unknown format '${format}'`, { location: '--format', hint: 'use prov or age' })
+    if (format === 'age' && backend !== 'age') throw usageError('--format age needs the age backend', { location: '--format' })
+    const crypt = new Crypt({ ctx, context: parseContext(listFlag(args.context, 'context')), recipients: listFlag(args.recipient, 'recipient', 'r') })
+    const fields = listFlag(args.field, 'field')
+    if (fields.length) {
+      if (args.data !== undefined && args.data !== '-') throw usageError('--field reads records from stdin; do not pass DATA', { location: 'DATA' })
+      if (format === 'age' || args.binary) throw usageError('--field writes armored prov ciphertexts; drop --format/--binary', { location: '--field' })
+      await transformRecordStream(stdinSource('records'), fields, async (value) => {
+        if (skipForEncrypt(value)) return value
+        const text = typeof value === 'string' ? value : JSON.stringify(value)
+        return crypt.encryptValue(Buffer.from(text, 'utf8'), backend)
+      })
+      return
+    }
+    const source = args.data === undefined || args.data === '-' ? stdinSource('plain text') : bufferSource(Buffer.from(String(args.data), 'utf8'))
+    const output = format === 'age' ? crypt.encryptAgeFile(source, Boolean(args.binary)) : crypt.encrypt(source, backend, Boolean(args.binary))
+    for await (const chunk of output) await writeOut(chunk)
+  },
+})

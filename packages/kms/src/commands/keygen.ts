@@ -1,0 +1,22 @@
+import { defineProvCommand, usageError } from '@prov/core'
+import { createIdentity, describeIdentity } from '../lib/keyfile'
+import { kmsContext } from '../lib/settings'
+
+export default defineProvCommand({
+  meta: { name: 'keygen', description: 'Create the age identity (0600) of the workspace, or of the user outside a workspace; never overwrites' },
+  args: {
+    backend: { type: 'string', description: 'Only age keys are generated locally (Vault and AWS KMS keys live in the service)', valueHint: 'age' },
+  },
+  async run({ args, common, emit, log }) {
+    if (args.backend !== undefined && args.backend !== 'age') {
+      throw usageError(`keygen creates age keys only, not '${String(args.backend)}'`, {
+        location: '--backend',
+        hint: 'create Vault keys with `vault write -f transit/keys/NAME`, AWS keys with `aws kms create-key`',
+      })
+    }
+    const ctx = await kmsContext(common)
+    const created = await createIdentity(ctx.identityPath)
+    log.success(`age identity written to ${ctx.identityPath} (recipient ${created.recipient})`)
+    emit(await describeIdentity(ctx.identityPath, 'active'))
+  },
+})

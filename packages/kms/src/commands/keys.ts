@@ -1,0 +1,87 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { extname, join, relative } from 'node:path'
+import { type CommandDef, decryptAgeFile, defineProvCommand, listSecretNames, readAllIdentities, secretFilePath, writeFileAtomic } from '@prov/core'
+import { loadAge } from '../backends/age'
+import { createIdentity, describeIdentity, retiredIdentityFiles, retireIdentity } from '../lib/keyfile'
+import { kmsContext } from '../lib/settings'
+import { detectFormat } from '../sops/formats'
+import { openDocument, readSopsDocument, rulesOf, sealDocument, writeSopsDocument } from '../sops/index'
+
+const list = defineProvCommand({
+  meta: { name: 'list', description: 'The age identities: the active one and the retired ones (public recipients only)' },
+  async run({ common, emit }) {
+    const ctx = await kmsContext(common)
+    const records = [await describeIdentity(ctx.identityPath, 'active')]
+    for (const file of retiredIdentityFiles(ctx.retiredDir).reverse()) records.push(await describeIdentity(file, 'retired'))
+    emit(records)
+  },
+})
+
+function sopsCandidates(root: string): string[] {
+  const out: string[] = []
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const full = join(dir, entry.name)
+      if (entry.isDirectory()) {
+        if (!['.git', 'node_modules', '.prov'].includes(entry.name)) walk(full)
+      } else if (entry.isFile() && ['.yaml', '.yml', '.json', '.env'].includes(extname(entry.name))) out.push(full)
+    }
+  }
+  walk(root)
+  return out
+}
+
+const rotate = defineProvCommand({
+  meta: { name: 'rotate', description: "New age identity; re-encrypt the workspace's secrets and SOPS files; the old key is kept as a retired one" },
+  async run({ common, emit, log }) {
+    const ctx = await kmsContext(common)
+    const age = await loadAge()
+    const oldIdentities = readAllIdentities(ctx.workspace?.path, ctx.identityPath)
+    const oldRecipients = new Set(await Promise.all(oldIdentities.map((i) => age.identityToRecipient(i.secret))))
+    // Decrypt everything first: a failure here changes nothing.
+    const secrets: Array<{ name: string; file: string; value: Uint8Array }> = []
+    const sopsFiles: Array<{ file: string; doc: Awaited<ReturnType<typeof readSopsDocument>>; tree: Awaited<ReturnType<typeof openDocument>>['tree'] }> = []
+    if (ctx.workspace) {
+      for (const name of listSecretNames(ctx.workspace.path)) {
+        const file = secretFilePath(ctx.workspace.path, name)
+        secrets.push({ name, file, value: await decryptAgeFile(readFileSync(file), oldIdentities, file) })
+      }
+      for (const file of sopsCandidates(ctx.workspace.path)) {
+        const text = readFileSync(file, 'utf8')
+        if (!/(^|\n)(sops:|sops_lastmodified=|\s*"sops"\s*:)/.test(text)) continue
+        let doc: Awaited<ReturnType<typeof readSopsDocument>>
+        try {
+          doc = await readSopsDocument(text, detectFormat(file), file)
+        } catch {
+          continue
+        }
+        if (!doc.metadata?.age.some((a) => oldRecipients.has(a.recipient))) continue
+        sopsFiles.push({ file, doc, tree: (await openDocument(doc, oldIdentities, file)).tree })
+      }
+    }
+    const retired = retireIdentity(ctx.identityPath, ctx.retiredDir)
+    const created = await createIdentity(ctx.identityPath)
+    log.success(`new identity ${created.recipient}; old one kept at ${retired}`)
+    const records: Record<string, unknown>[] = [{ schema: 'prov.kms.rotation/v1', kind: 'identity', recipient: created.recipient, retired }]
+    const recipients = ctx.settings.recipients.filter((r) => !oldRecipients.has(r))
+    for (const secret of secrets) {
+      const encrypter = new age.Encrypter()
+      for (const r of [created.recipient, ...recipients]) encrypter.addRecipient(r)
+      writeFileAtomic(secret.file, age.armor.encode(await encrypter.encrypt(secret.value)), { mode: 0o600 })
+      records.push({ schema: 'prov.kms.rotation/v1', kind: 'secret', name: secret.name })
+    }
+    for (const { file, doc, tree } of sopsFiles) {
+      const metadata = doc.metadata as NonNullable<typeof doc.metadata>
+      const keep = metadata.age.map((a) => a.recipient).filter((r) => !oldRecipients.has(r))
+      const sealed = await sealDocument(doc.format, tree, { recipients: [created.recipient, ...keep], rules: rulesOf(metadata), other: metadata.other })
+      writeFileAtomic(file, await writeSopsDocument(sealed), { mode: 0o600 })
+      records.push({ schema: 'prov.kms.rotation/v1', kind: 'sops', file: relative(ctx.workspace?.path ?? '.', file) })
+    }
+    emit(records)
+  },
+})
+
+export default {
+  meta: { name: 'keys', description: 'List and rotate age identities' },
+  subCommands: { list, rotate },
+} satisfies CommandDef

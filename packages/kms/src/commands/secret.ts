@@ -1,0 +1,102 @@
+import { existsSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs'
+import { dirname } from 'node:path'
+import {
+  type CommandDef,
+  decryptAgeFile,
+  defineProvCommand,
+  listSecretNames,
+  notFoundError,
+  registerSecretValue,
+  requireWorkspace,
+  secretFilePath,
+  usageError,
+  validateSecretName,
+  withLock,
+  writeFileAtomic,
+} from '@prov/core'
+import { decryptionIdentities, loadAge, resolveRecipients } from '../backends/age'
+import { readAll, stdinSource, writeOut } from '../lib/io'
+import { kmsContext } from '../lib/settings'
+
+const nameArg = { type: 'positional', description: 'Secret name, e.g. db/password', required: true } as const
+
+async function storeContext(common: Parameters<typeof kmsContext>[0]) {
+  const workspace = requireWorkspace(common.workspace)
+  const ctx = await kmsContext(common)
+  return { workspace, ctx: { ...ctx, workspace } }
+}
+
+const set = defineProvCommand({
+  meta: { name: 'set', description: "Store a secret encrypted (age) under <workspace>/secrets/NAME.age; VALUE or '-'/nothing for stdin" },
+  args: { name: nameArg, value: { type: 'positional', description: "The value ('-' or nothing: stdin, one trailing newline dropped)", required: false } },
+  async run({ args, common, emit, log }) {
+    const name = validateSecretName(String(args.name))
+    const { workspace, ctx } = await storeContext(common)
+    let value: Buffer
+    if (args.value === undefined || args.value === '-') {
+      value = await readAll(stdinSource('secret value'), 1 << 20)
+      if (value.at(-1) === 0x0a) value = value.subarray(0, value.at(-2) === 0x0d ? -2 : -1)
+    } else value = Buffer.from(String(args.value), 'utf8')
+    if (!value.length) throw usageError(`empty value for secret '${name}'`, { location: name })
+    registerSecretValue(value.toString('utf8'))
+    const age = await loadAge()
+    const encrypter = new age.Encrypter()
+    for (const r of await resolveRecipients(ctx, [])) encrypter.addRecipient(r)
+    const armored = age.armor.encode(await encrypter.encrypt(value))
+    const file = secretFilePath(workspace.path, name)
+    await withLock(file, () => writeFileAtomic(file, armored, { mode: 0o600 }))
+    log.success(`secret '${name}' stored`)
+    emit({ schema: 'prov.kms.secret/v1', name, path: file, updated: statSync(file).mtime.toISOString() })
+  },
+})
+
+const get = defineProvCommand({
+  meta: { name: 'get', description: 'Print the value of a secret on stdout (the one command that reveals it)' },
+  args: { name: nameArg },
+  async run({ args, common }) {
+    const name = validateSecretName(String(args.name))
+    const { workspace, ctx } = await storeContext(common)
+    const file = secretFilePath(workspace.path, name)
+    if (!existsSync(file)) throw notFoundError(`no secret '${name}'`, { location: file, hint: `prov-kms secret set ${name}` })
+    const value = await decryptAgeFile(readFileSync(file), decryptionIdentities(ctx), file)
+    registerSecretValue(Buffer.from(value).toString('utf8'))
+    await writeOut(value)
+  },
+})
+
+const list = defineProvCommand({
+  meta: { name: 'list', description: 'Names of the stored secrets (never values)' },
+  async run({ common, emit }) {
+    const workspace = requireWorkspace(common.workspace)
+    emit(listSecretNames(workspace.path).map((name) => ({ schema: 'prov.kms.secret/v1', name, path: secretFilePath(workspace.path, name) })))
+  },
+})
+
+const rm = defineProvCommand({
+  meta: { name: 'rm', description: 'Delete a stored secret' },
+  args: { name: nameArg },
+  async run({ args, common, emit, log }) {
+    const name = validateSecretName(String(args.name))
+    const workspace = requireWorkspace(common.workspace)
+    const file = secretFilePath(workspace.path, name)
+    if (!existsSync(file)) throw notFoundError(`no secret '${name}'`, { location: file })
+    rmSync(file)
+    // Leave no empty folders behind (db/ after db/password is gone).
+    let dir = dirname(file)
+    while (dir.startsWith(workspace.paths.secrets) && dir !== workspace.paths.secrets) {
+      try {
+        rmdirSync(dir)
+      } catch {
+        break
+      }
+      dir = dirname(dir)
+    }
+    log.success(`secret '${name}' removed`)
+    emit({ schema: 'prov.kms.secret/v1', name, removed: true })
+  },
+})
+
+export default {
+  meta: { name: 'secret', description: 'The workspace secret store: set, get, list, rm' },
+  subCommands: { set, get, list, rm },
+} satisfies CommandDef

@@ -1,0 +1,144 @@
+/**
+ * The prov envelope (`prov:<backend>:v1:`): a random data key wrapped by a backend (age or AWS
+ * KMS), the payload sealed with AES-256-GCM in 64 KiB chunks whose AAD is the canonical
+ * encryption context. Binary layout of the body:
+ *
+ *   u32 BE wrapped-key length | wrapped key | 16-byte salt | chunk* (each ≤ 64 KiB + 16-byte tag)
+ *
+ * The chunk key is HKDF-SHA256(data key, salt, "prov-kms/v1 payload"), so one wrapped data key
+ * can serve many messages of one invocation (record streams) without nonce reuse. Chunk nonce:
+ * 11-byte big-endian counter + 1 byte "last chunk" flag, which detects reordering and truncation.
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
+import { deniedError, usageError } from '@prov/core'
+import { ByteReader, type ByteSource } from './io'
+
+export const CHUNK_SIZE = 64 * 1024
+const TAG_SIZE = 16
+const SALT_SIZE = 16
+const MAX_WRAPPED = 64 * 1024
+
+export interface WrappedKey {
+  /** The plain 32-byte data key. */
+  key: Buffer
+  /** The data key as the backend wrapped it. */
+  wrapped: Buffer
+}
+
+function chunkKey(dataKey: Buffer, salt: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', dataKey, salt, 'prov-kms/v1 payload', 32))
+}
+
+function nonce(counter: number, last: boolean): Buffer {
+  const n = Buffer.alloc(12)
+  n.writeUIntBE(counter, 5, 6)
+  n[11] = last ? 1 : 0
+  return n
+}
+
+function sealChunk(key: Buffer, counter: number, last: boolean, aad: Buffer, plain: Buffer): Buffer {
+  const cipher = createCipheriv('aes-256-gcm', key, nonce(counter, last))
+  cipher.setAAD(aad)
+  const out = Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()])
+  return out
+}
+
+function openChunk(key: Buffer, counter: number, last: boolean, aad: Buffer, sealed: Buffer): Buffer | undefined {
+  if (sealed.length < TAG_SIZE) return undefined
+  const decipher = createDecipheriv('aes-256-gcm', key, nonce(counter, last))
+  decipher.setAAD(aad)
+  decipher.setAuthTag(sealed.subarray(sealed.length - TAG_SIZE))
+  try {
+    return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - TAG_SIZE)), decipher.final()])
+  } catch {
+    return undefined
+  }
+}
+
+/** Seals a byte source; yields the body (header first, then chunks as they are ready). */
+export async function* sealEnvelope(source: ByteSource, wrapped: WrappedKey, aad: Buffer): ByteSource {
+  const header = Buffer.alloc(4)
+  header.writeUInt32BE(wrapped.wrapped.length)
+  const salt = randomBytes(SALT_SIZE)
+  yield Buffer.concat([header, wrapped.wrapped, salt])
+  const key = chunkKey(wrapped.key, salt)
+  const reader = new ByteReader(source)
+  let counter = 0
+  let current = await reader.read(CHUNK_SIZE)
+  for (;;) {
+    // One chunk of look-ahead tells whether this chunk is the last one.
+    const next = current.length === CHUNK_SIZE ? await reader.read(CHUNK_SIZE) : Buffer.alloc(0)
+    const last = next.length === 0
+    yield sealChunk(key, counter++, last, aad, current)
+    if (last) return
+    current = next
+  }
+}
+
+/** Seals a small buffer at once (record fields). */
+export function sealBuffer(plain: Buffer, wrapped: WrappedKey, aad: Buffer): Buffer {
+  const parts: Buffer[] = []
+  const header = Buffer.alloc(4)
+  header.writeUInt32BE(wrapped.wrapped.length)
+  const salt = randomBytes(SALT_SIZE)
+  parts.push(header, wrapped.wrapped, salt)
+  const key = chunkKey(wrapped.key, salt)
+  let counter = 0
+  for (let offset = 0; ; offset += CHUNK_SIZE) {
+    const piece = plain.subarray(offset, offset + CHUNK_SIZE)
+    const last = offset + CHUNK_SIZE >= plain.length
+    parts.push(sealChunk(key, counter++, last, aad, piece))
+    if (last) break
+  }
+  return Buffer.concat(parts)
+}
+
+/** Reads the wrapped data key at the start of a body. */
+export async function readWrappedKey(reader: ByteReader): Promise<Buffer> {
+  const header = await reader.read(4)
+  if (header.length < 4) throw usageError('ciphertext is truncated (no key header)')
+  const length = header.readUInt32BE()
+  if (length === 0 || length > MAX_WRAPPED) throw usageError('ciphertext is corrupted (bad key header)')
+  const wrapped = await reader.read(length)
+  if (wrapped.length < length) throw usageError('ciphertext is truncated (inside the wrapped key)')
+  return wrapped
+}
+
+/** Opens the chunks that follow the wrapped key; wrong context/key -> exit 4, truncation -> exit 2. */
+export async function* openEnvelope(reader: ByteReader, dataKey: Buffer, aad: Buffer): ByteSource {
+  const salt = await reader.read(SALT_SIZE)
+  if (salt.length < SALT_SIZE) throw usageError('ciphertext is truncated (no salt)')
+  const key = chunkKey(dataKey, salt)
+  const sealedSize = CHUNK_SIZE + TAG_SIZE
+  let counter = 0
+  for (;;) {
+    const available = await reader.fill(sealedSize + 1)
+    if (available > sealedSize) {
+      const sealed = await reader.read(sealedSize)
+      const plain = openChunk(key, counter, false, aad, sealed)
+      if (!plain) throw authFailure(counter)
+      counter++
+      yield plain
+      continue
+    }
+    const sealed = await reader.read(sealedSize)
+    if (sealed.length < TAG_SIZE) throw usageError('ciphertext is truncated')
+    const plain = openChunk(key, counter, true, aad, sealed)
+    if (plain) {
+      if (plain.length === 0 && counter > 0) throw usageError('ciphertext is corrupted (empty final chunk)')
+      yield plain
+      return
+    }
+    // Sealed as a middle chunk: the rest of the ciphertext was cut off.
+    if (sealed.length === sealedSize && openChunk(key, counter, false, aad, sealed)) throw usageError('ciphertext is truncated')
+    throw authFailure(counter)
+  }
+}
+
+function authFailure(counter: number) {
+  return counter === 0
+    ? deniedError('decryption failed: wrong encryption context, or the ciphertext was altered', {
+        hint: 'pass the same --context used to encrypt',
+      })
+    : deniedError(`decryption failed at chunk ${counter}: the ciphertext was altered`)
+}

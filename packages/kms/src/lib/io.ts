@@ -1,0 +1,144 @@
+/** Byte-level stdin/stdout helpers: binary-safe, streaming, backpressure-aware. */
+import { usageError } from '@prov/core'
+
+export type ByteSource = AsyncIterable<Uint8Array>
+
+/** A source over a fixed buffer (DATA given as an argument). */
+export async function* bufferSource(data: Uint8Array): ByteSource {
+  if (data.length) yield data
+}
+
+/** stdin as a byte source; a TTY means nothing was piped (usage error). */
+export function stdinSource(what = 'input'): ByteSource {
+  if (process.stdin.isTTY) throw usageError(`no ${what}: pass DATA or pipe it on stdin`, { hint: "use '-' to read stdin explicitly" })
+  return process.stdin as AsyncIterable<Uint8Array>
+}
+
+/** Pulls exact byte counts out of a chunked source without joining everything. */
+export class ByteReader {
+  private readonly iterator: AsyncIterator<Uint8Array>
+  private pending: Buffer[] = []
+  private pendingLength = 0
+  private done = false
+
+  constructor(source: ByteSource) {
+    this.iterator = source[Symbol.asyncIterator]()
+  }
+
+  /** Buffers until at least n bytes are available or the source ends; returns the count buffered. */
+  async fill(n: number): Promise<number> {
+    while (this.pendingLength < n && !this.done) {
+      const next = await this.iterator.next()
+      if (next.done) this.done = true
+      else if (next.value.length) {
+        const chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value.buffer, next.value.byteOffset, next.value.length)
+        this.pending.push(chunk)
+        this.pendingLength += chunk.length
+      }
+    }
+    return this.pendingLength
+  }
+
+  /** Up to n bytes (fewer only at the end). */
+  async read(n: number): Promise<Buffer> {
+    await this.fill(n)
+    return this.take(Math.min(n, this.pendingLength))
+  }
+
+  /** Looks at up to n bytes without consuming them. */
+  async peek(n: number): Promise<Buffer> {
+    await this.fill(n)
+    const all = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending)
+    this.pending = all.length ? [all] : []
+    return all.subarray(0, Math.min(n, all.length))
+  }
+
+  get ended(): boolean {
+    return this.done && this.pendingLength === 0
+  }
+
+  /** Everything left, as chunks (streams the rest of the source). */
+  async *rest(): ByteSource {
+    if (this.pendingLength) yield this.take(this.pendingLength)
+    while (!this.done) {
+      const next = await this.iterator.next()
+      if (next.done) this.done = true
+      else if (next.value.length) yield next.value
+    }
+  }
+
+  private take(n: number): Buffer {
+    const all = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending)
+    const out = all.subarray(0, n)
+    const left = all.subarray(n)
+    this.pending = left.length ? [left] : []
+    this.pendingLength = left.length
+    return out
+  }
+}
+
+/** Reads a whole source (only for inputs that are small by nature: keys, Vault payloads). */
+export async function readAll(source: ByteSource, limit = 64 * 1024 * 1024): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let total = 0
+  for await (const chunk of source) {
+    total += chunk.length
+    if (total > limit) throw usageError(`input is larger than ${limit} bytes`, { hint: 'use the age backend, which streams' })
+    chunks.push(Buffer.from(chunk))
+  }
+  return Buffer.concat(chunks)
+}
+
+let outputClosed = false
+/** Writes to stdout honouring backpressure; a closed pipe ends quietly. */
+export async function writeOut(chunk: Uint8Array | string): Promise<void> {
+  if (outputClosed) return
+  if (!process.stdout.write(chunk)) {
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        process.stdout.off('drain', done)
+        process.stdout.off('error', failed)
+        resolve()
+      }
+      const failed = () => {
+        outputClosed = true
+        done()
+      }
+      process.stdout.once('drain', done)
+      process.stdout.once('error', failed)
+    })
+  }
+}
+
+/** Streaming base64 encoder (no line breaks). */
+export async function* base64Encode(source: ByteSource): ByteSource {
+  let carry = Buffer.alloc(0)
+  for await (const chunk of source) {
+    const data = carry.length ? Buffer.concat([carry, chunk]) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
+    const usable = data.length - (data.length % 3)
+    if (usable) yield Buffer.from(data.subarray(0, usable).toString('base64'))
+    carry = Buffer.from(data.subarray(usable))
+  }
+  if (carry.length) yield Buffer.from(carry.toString('base64'))
+}
+
+const base64Chars = /[^A-Za-z0-9+/=_-]/g
+
+/** Streaming base64 decoder; whitespace is ignored, other characters are a usage error. */
+export async function* base64Decode(source: ByteSource, what = 'ciphertext'): ByteSource {
+  let carry = ''
+  for await (const chunk of source) {
+    const text = carry + Buffer.from(chunk).toString('latin1').replace(/\s+/g, '')
+    if (base64Chars.test(text)) {
+      base64Chars.lastIndex = 0
+      throw usageError(`${what} is not valid base64`, { hint: 'the text was damaged or is not a prov-kms ciphertext' })
+    }
+    const usable = text.length - (text.length % 4)
+    if (usable) yield Buffer.from(text.slice(0, usable), 'base64')
+    carry = text.slice(usable)
+  }
+  if (carry.length) {
+    if (carry.length === 1) throw usageError(`${what} is truncated (bad base64 length)`)
+    yield Buffer.from(carry, 'base64')
+  }
+}

@@ -1,0 +1,69 @@
+/** age identity files: create (0600, never overwrite), describe, retire. */
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, renameSync, statSync, writeSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import { readIdentityFile, usageError } from '@prov/core'
+import { loadAge } from '../backends/age'
+
+export interface KeyRecord {
+  schema: 'prov.kms.key/v1'
+  backend: 'age'
+  status: 'active' | 'retired'
+  recipient: string | null
+  path: string
+  created: string | null
+  mode: string | null
+  healthy: boolean
+  problem?: string
+}
+
+/** Generates an X25519 identity and writes it exclusively (O_EXCL) with mode 0600. */
+export async function createIdentity(path: string): Promise<{ secret: string; recipient: string; created: string }> {
+  if (existsSync(path))
+    throw usageError(`an identity already exists at ${path}; refusing to overwrite it`, { hint: 'prov-kms keys rotate replaces it and keeps the old one' })
+  const age = await loadAge()
+  const secret = await age.generateX25519Identity()
+  const recipient = await age.identityToRecipient(secret)
+  const created = new Date().toISOString()
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
+  try {
+    writeSync(fd, `# created: ${created}\n# public key: ${recipient}\n${secret}\n`)
+  } finally {
+    closeSync(fd)
+  }
+  chmodSync(path, 0o600)
+  return { secret, recipient, created }
+}
+
+export async function describeIdentity(path: string, status: KeyRecord['status']): Promise<KeyRecord> {
+  const base: KeyRecord = { schema: 'prov.kms.key/v1', backend: 'age', status, recipient: null, path, created: null, mode: null, healthy: false }
+  if (!existsSync(path)) return { ...base, problem: 'missing' }
+  base.mode = (statSync(path).mode & 0o777).toString(8).padStart(4, '0')
+  try {
+    const [identity] = readIdentityFile(path)
+    const age = await loadAge()
+    base.recipient = await age.identityToRecipient(identity.secret)
+    const { readFileSync } = await import('node:fs')
+    base.created = /# created: (\S+)/.exec(readFileSync(path, 'utf8'))?.[1] ?? null
+    base.healthy = true
+  } catch (error) {
+    base.problem = (error as Error).message
+  }
+  return base
+}
+
+export function retiredIdentityFiles(retiredDir: string): string[] {
+  if (!existsSync(retiredDir)) return []
+  return readdirSync(retiredDir)
+    .filter((n) => n.endsWith('.txt'))
+    .sort()
+    .map((n) => join(retiredDir, n))
+}
+
+/** Moves the current identity into the retired folder (kept for old ciphertexts). */
+export function retireIdentity(path: string, retiredDir: string): string {
+  mkdirSync(retiredDir, { recursive: true, mode: 0o700 })
+  const target = join(retiredDir, `${basename(path, '.txt')}-${new Date().toISOString().replace(/[:.]/g, '-')}.txt`)
+  renameSync(path, target)
+  return target
+}
