@@ -26,6 +26,9 @@ if ((${#missing[@]})); then
   fi
 fi
 
+# prov-taskserv catalog: pre-download the .debs so installs inside sandboxes (overlay of this root) hit the cache.
+[ "$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install --download-only -y -qq redis-server redis-tools nginx haproxy etcd-server etcd-client containerd prometheus-node-exporter kubernetes-client curl >&2 || true
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   # npm ci refuses a lock without entries for other platforms' optional packages (the registry
   # mirror here serves only linux-x64 ones); npm install honours the same lock then.

@@ -1,0 +1,3 @@
+#!/bin/sh
+. "$PROV_LIB/service.sh"
+pkg_installed kubernetes-client && [ -f /etc/prov/kubernetes/info ]

@@ -1,0 +1,34 @@
+import { defineProvCommand } from '@prov/core'
+import { parseTimeout, planFor, prepare, resultWriter, settingArgs, targetArgs } from '../lib/common'
+import { executeLevels, exitCodeOf } from '../lib/run'
+
+export default defineProvCommand({
+  meta: { name: 'install', description: 'Install taskservs (and their requirements) on servers, in dependency order, in parallel' },
+  args: {
+    names: { type: 'positional', description: 'Taskservs (name or name@range); with --infra: default all of taskservs.yaml', required: false },
+    ...targetArgs,
+    ...settingArgs,
+  },
+  async run(ctx) {
+    const prepared = await prepare(ctx)
+    const { plan, levels, placed } = await planFor(ctx, prepared, 'install', { expand: true })
+    if (ctx.common.check) {
+      ctx.log.info(`check mode: nothing installed, no connection opened; order: ${plan.levels.map((l) => l.join(' + ')).join(' -> ')}`)
+      ctx.emit(plan)
+      return 0
+    }
+    const out = resultWriter(ctx)
+    const results = await executeLevels({
+      ctx,
+      config: prepared.config,
+      workspace: prepared.workspace,
+      levels,
+      dependencyScope: placed ? 'global' : 'host',
+      write: out.write,
+      label: 'install',
+      timeoutSec: parseTimeout(ctx.args.timeout),
+    })
+    out.end()
+    return exitCodeOf(results)
+  },
+})

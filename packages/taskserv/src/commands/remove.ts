@@ -1,0 +1,37 @@
+import { defineProvCommand } from '@prov/core'
+import { parseTimeout, planFor, prepare, resultWriter, settingArgs, targetArgs } from '../lib/common'
+import { executeLevels, exitCodeOf } from '../lib/run'
+
+export default defineProvCommand({
+  meta: { name: 'remove', description: 'Remove taskservs from servers (dependents first)' },
+  args: {
+    names: { type: 'positional', description: 'Taskservs', required: false },
+    'keep-data': { type: 'boolean', description: 'Keep data directories (PROV_KEEP_DATA=1)' },
+    ...targetArgs,
+    set: settingArgs.set,
+  },
+  async run(ctx) {
+    const prepared = await prepare(ctx)
+    const { plan, levels, placed } = await planFor(ctx, prepared, 'remove', {
+      expand: false,
+      itemEnv: { PROV_KEEP_DATA: ctx.args['keep-data'] ? '1' : '0' },
+    })
+    if (ctx.common.check) {
+      ctx.emit(plan)
+      return 0
+    }
+    const out = resultWriter(ctx)
+    const results = await executeLevels({
+      ctx,
+      config: prepared.config,
+      workspace: prepared.workspace,
+      levels,
+      dependencyScope: placed ? 'global' : 'host',
+      write: out.write,
+      label: 'remove',
+      timeoutSec: parseTimeout(ctx.args.timeout),
+    })
+    out.end()
+    return exitCodeOf(results)
+  },
+})

@@ -1,0 +1,135 @@
+import { type ArgsDef, type ProvContext, type SshTarget, type TaskAction, type TaskResult, usageError, type Workspace } from '@prov/core'
+import { type CommandConfig, loadCommandConfig, parseSetFlags } from '@prov/core/config'
+import { type Catalog, loadCatalog } from './catalog'
+import { type BuiltPlan, buildPlan, type PlacedTaskserv } from './plan'
+import { sshTarget } from './remote'
+import { readState, type TaskservState } from './state'
+import { placeServers, readTaskservsFile, resolveTargets, type ServerRecord, workspaceServers } from './targets'
+
+/** Flags shared by the commands that act on servers. */
+export const targetArgs = {
+  servers: { type: 'string', description: 'Target servers by name: a,b', valueHint: 'a,b' },
+  where: { type: 'string', description: 'Target servers by label: role=db[,zone=x]', valueHint: 'label=value' },
+  timeout: { type: 'string', description: 'Seconds a script may run (default taskservs.timeout)', valueHint: 'S' },
+} as const satisfies ArgsDef
+
+export const settingArgs = {
+  set: { type: 'string', description: 'Setting for the named taskservs: key=value (repeat or comma-separate)', valueHint: 'k=v' },
+  version: { type: 'string', description: 'Desired version of the named taskservs (PROV_VERSION)' },
+} as const satisfies ArgsDef
+
+export interface Prepared {
+  config: CommandConfig
+  workspace: Workspace | undefined
+  catalog: Catalog
+  state: TaskservState
+}
+
+export async function prepare(ctx: ProvContext<any>): Promise<Prepared> {
+  const config = await loadCommandConfig(ctx.common)
+  const workspace = config.workspace
+  const catalog = loadCatalog(workspace?.path, ctx.common.infra)
+  return { config, workspace, catalog, state: readState(workspace?.paths) }
+}
+
+export function parseTimeout(value: unknown): number | undefined {
+  if (value === undefined || value === '') return undefined
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0) throw usageError(`--timeout must be a positive number of seconds, got '${String(value)}'`, { location: '--timeout' })
+  return n
+}
+
+export function parseSettings(value: unknown): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined
+  const words = (Array.isArray(value) ? value : [value]).flatMap((v) => String(v).split(/,(?=[A-Za-z0-9_.-]+=)/))
+  for (const w of words) if (!/^[A-Za-z0-9_.-]+=/.test(w)) throw usageError(`--set expects key=value, got '${w}'`, { location: '--set' })
+  return parseSetFlags(words)
+}
+
+/** Servers from stdin / --servers / --where (or, with --infra, the servers of taskservs.yaml). */
+export async function targetsOf(ctx: ProvContext<any>, prepared: Prepared, required = true): Promise<ServerRecord[]> {
+  const stdin = await ctx.stdin()
+  return resolveTargets({
+    stdin,
+    servers: ctx.args.servers as string | undefined,
+    where: ctx.args.where as string | undefined,
+    workspace: prepared.workspace,
+    required,
+  })
+}
+
+/** taskservs.yaml placements of an infra (names filter the entries; the server pool may be narrowed). */
+export function infraPlacements(prepared: Prepared, infra: string, names: string[], pool?: ServerRecord[]): PlacedTaskserv[] {
+  if (!prepared.workspace) throw usageError('--infra needs a workspace', { hint: 'pass --workspace' })
+  const entries = readTaskservsFile(prepared.workspace, infra)
+  const servers = pool ?? workspaceServers(prepared.workspace).filter((s) => !s.infra || s.infra === infra)
+  const chosen = names.length ? entries.filter((e) => names.includes(e.name.split('@')[0])) : entries
+  for (const n of names) {
+    if (!entries.some((e) => e.name === n))
+      throw usageError(`taskserv '${n}' is not in infra/${infra}/taskservs.yaml`, { hint: `listed there: ${entries.map((e) => e.name).join(', ')}` })
+  }
+  return chosen.map((e) => ({
+    name: e.name,
+    servers: placeServers(e.servers, servers, `infra/${infra}/taskservs.yaml (${e.name})`),
+    settings: e.settings,
+    version: e.version,
+  }))
+}
+
+/** The plan for a command over direct targets or an infra's taskservs.yaml. */
+export async function planFor(
+  ctx: ProvContext<any>,
+  prepared: Prepared,
+  action: TaskAction,
+  options: { expand: boolean; itemEnv?: Record<string, string>; names?: string[] } = { expand: false },
+): Promise<BuiltPlan<SshTarget> & { placed: boolean }> {
+  const names = options.names ?? ctx.positionals
+  const infra = ctx.common.infra
+  const stdin = await ctx.stdin()
+  const direct = stdin !== undefined || ctx.args.servers !== undefined || ctx.args.where !== undefined
+  if (infra && prepared.workspace && !direct && (await import('node:fs')).existsSync(`${prepared.workspace.paths.infra}/${infra}/taskservs.yaml`)) {
+    const placements = infraPlacements(prepared, infra, names)
+    const built = buildPlan<SshTarget>(
+      {
+        catalog: prepared.catalog,
+        action,
+        requests: [],
+        placements,
+        version: ctx.args.version as string | undefined,
+        settings: parseSettings(ctx.args.set),
+        state: prepared.state,
+        expand: options.expand,
+        check: ctx.common.check,
+        itemEnv: options.itemEnv,
+      },
+      sshTarget,
+    )
+    return { ...built, placed: true }
+  }
+  const servers = await targetsOf(ctx, prepared)
+  const built = buildPlan<SshTarget>(
+    {
+      catalog: prepared.catalog,
+      action,
+      requests: names,
+      servers,
+      version: ctx.args.version as string | undefined,
+      settings: parseSettings(ctx.args.set),
+      state: prepared.state,
+      expand: options.expand,
+      check: ctx.common.check,
+      itemEnv: options.itemEnv,
+    },
+    sshTarget,
+  )
+  return { ...built, placed: false }
+}
+
+/** Streams results with --out ndjson, collects them otherwise. */
+export function resultWriter(ctx: ProvContext<any>) {
+  const writer = ctx.writer()
+  return {
+    write: (result: TaskResult) => writer.write(result),
+    end: () => writer.end(),
+  }
+}

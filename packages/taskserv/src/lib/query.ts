@@ -1,0 +1,40 @@
+import { notFoundError, type ProvContext, type TaskAction } from '@prov/core'
+import { parseTimeout, planFor, prepare, resultWriter, targetsOf } from './common'
+import { executeLevels, exitCodeOf } from './run'
+
+/** status / health / restart / logs: one remote action per (server, taskserv); no requirements expanded. */
+export async function runQuery(ctx: ProvContext<any>, action: TaskAction, itemEnv?: Record<string, string>, tailLines?: number): Promise<number> {
+  const prepared = await prepare(ctx)
+  let names = ctx.positionals
+  let onlyRecorded = false
+  if (!names.length && !ctx.common.infra) {
+    // Default: what the workspace state records on the target servers.
+    const servers = await targetsOf(ctx, prepared)
+    names = [...new Set(servers.flatMap((s) => Object.keys(prepared.state.servers[s.name] ?? {})))].filter((n) => prepared.catalog.has(n)).sort()
+    if (!names.length) throw notFoundError('no taskserv is recorded on these servers', { hint: 'name the taskservs, e.g. prov-taskserv status redis' })
+    onlyRecorded = true
+  }
+  const { plan, levels, placed } = await planFor(ctx, prepared, action, { expand: false, itemEnv, names })
+  const chosen = onlyRecorded ? levels.map((l) => l.filter((i) => prepared.state.servers[i.host.name]?.[i.unit.name])).filter((l) => l.length) : levels
+  if (ctx.common.check) {
+    ctx.emit(plan)
+    return 0
+  }
+  // These actions do not depend on each other: run everything as one level.
+  const flat = [chosen.flat()]
+  const out = resultWriter(ctx)
+  const results = await executeLevels({
+    ctx,
+    config: prepared.config,
+    workspace: prepared.workspace,
+    levels: flat,
+    dependencyScope: placed ? 'global' : 'host',
+    write: out.write,
+    label: action,
+    timeoutSec: parseTimeout(ctx.args.timeout),
+    tailLines,
+    stopOnFailure: false,
+  })
+  out.end()
+  return exitCodeOf(results)
+}
