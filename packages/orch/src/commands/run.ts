@@ -1,0 +1,45 @@
+import { defineProvCommand, writeStdout } from '@prov/core'
+import { followEvents, openStore, positiveInt, readWorkflowArg, storeArg, workflowExitCode } from '../context'
+
+export default defineProvCommand({
+  meta: {
+    name: 'run',
+    description:
+      'Run a workflow in this process (no server): events on stderr (or stdout with --out ndjson), the final status as JSON; exit code of the workflow',
+  },
+  args: {
+    store: storeArg,
+    concurrency: { type: 'string', description: 'Steps at once in this engine (global limit, default 32)', valueHint: 'N' },
+  },
+  async run({ args, positionals, common, log, emit }) {
+    const workflow = await readWorkflowArg(positionals, 'run')
+    const concurrency = positiveInt(args.concurrency, '--concurrency', common.parallel ?? 32)
+    const store = await openStore(common, args.store)
+    const { Engine } = await import('../engine')
+    try {
+      // Take the engine lock before submitting: a refused run leaves nothing behind.
+      const options: import('../engine').EngineOptions = { concurrency, onWarn: (m) => log.warn(m) }
+      const engine = new Engine(store, options)
+      await store.acquireEngineLock(engine.owner)
+      const id = await store.submit(workflow, `cli:${process.env.USER ?? 'unknown'}`)
+      options.until = { workflow: id }
+      const running = engine.run()
+      const stop = () => engine.stop()
+      process.once('SIGINT', stop)
+      process.once('SIGTERM', stop)
+      const ndjson = common.out === 'ndjson'
+      const following = followEvents(store, id, (event) => {
+        if (ndjson) writeStdout(`${JSON.stringify(event)}\n`)
+        else log.info(`${event.type}${event.step ? ` ${event.step}` : ''}${event.data?.error ? `: ${String(event.data.error)}` : ''}`)
+      })
+      await running
+      const status = await following
+      const record = { ...(await store.get(id)), steps: await store.steps(id) }
+      if (!ndjson) emit(record)
+      if (status !== 'succeeded') log.error(`workflow ${id} ${status}${record.error ? `: ${record.error}` : ''}`)
+      return workflowExitCode(status)
+    } finally {
+      await store.close()
+    }
+  },
+})

@@ -1,0 +1,329 @@
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import { evaluateCondition, MissingRefError, type RefScope, renderTemplate, resolveRef } from './expr'
+import { runProcess } from './runner'
+import type { ClaimedStep, OrchStore, StepResult } from './store/store'
+import type { RunSpec } from './workflow'
+
+export interface EngineOptions {
+  /** Steps running at once in this engine, across workflows (the global limit). */
+  concurrency?: number
+  /** A claimed step belongs to this engine until the lease runs out without a heartbeat. */
+  leaseMs?: number
+  pollMs?: number
+  /** Stop when this workflow is finished (`run`), or when no workflow is unfinished (`worker --until-idle`). */
+  until?: { workflow: string } | 'idle'
+  /** Only run steps of this workflow. */
+  onlyWorkflow?: string
+  onWarn?: (message: string) => void
+}
+
+interface Running {
+  claimed: ClaimedStep
+  kill?: (reason: 'timeout' | 'cancel') => void
+  logs: { stream: 'stdout' | 'stderr' | 'engine'; text: string }[]
+}
+
+/**
+ * Claims ready steps from the store, runs them (child processes in their own process group, or
+ * built-in kinds), and records each result durably. Results that finish together are committed
+ * together (group commit), but nothing that depends on a result starts before its commit.
+ */
+export class Engine {
+  readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
+  private readonly concurrency: number
+  private readonly leaseMs: number
+  private readonly pollMs: number
+  private running = new Map<string, Running>()
+  private results: StepResult[] = []
+  private stopped = false
+  private wake: (() => void) | undefined
+  private storeDown = false
+  private flushing: Promise<void> | undefined
+
+  constructor(
+    private readonly store: OrchStore,
+    private readonly options: EngineOptions = {},
+  ) {
+    this.concurrency = options.concurrency ?? 32
+    this.leaseMs = options.leaseMs ?? 30_000
+    this.pollMs = options.pollMs ?? 100
+  }
+
+  stop() {
+    this.stopped = true
+    this.wake?.()
+  }
+
+  private notify() {
+    const wake = this.wake
+    this.wake = undefined
+    wake?.()
+  }
+
+  private sleep(ms: number) {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = undefined
+        resolve()
+      }, ms)
+      this.wake = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  }
+
+  /** Runs until stopped (or the `until` condition). SQLite: takes the engine lock and recovers orphaned steps first. */
+  async run(): Promise<void> {
+    if (this.store.dialect === 'sqlite') {
+      await this.store.acquireEngineLock(this.owner)
+      await this.store.recover(this.owner, true)
+    }
+    let lastBeat = 0
+    let lastRecover = 0
+    try {
+      while (!this.stopped) {
+        try {
+          const now = Date.now()
+          if (now - lastBeat > this.leaseMs / 3) {
+            await this.store.heartbeat(this.owner, this.leaseMs)
+            lastBeat = now
+          }
+          if (this.store.dialect === 'postgres' && now - lastRecover > Math.min(1000, this.leaseMs / 2)) {
+            await this.store.recover(this.owner, false)
+            lastRecover = now
+          }
+          await this.flush()
+          await this.checkCancels()
+          const free = this.concurrency - this.running.size
+          const claimed = free > 0 ? await this.store.claim(this.owner, free, this.leaseMs, this.options.onlyWorkflow) : []
+          if (this.storeDown) {
+            this.storeDown = false
+            this.options.onWarn?.('store reachable again; resuming')
+          }
+          for (const c of claimed) this.start(c)
+          if (!claimed.length && (await this.done())) break
+          if (!claimed.length || this.running.size >= this.concurrency) await this.sleep(this.pollMs)
+        } catch (error) {
+          if (!isStoreError(error)) throw error
+          if (!this.storeDown) this.options.onWarn?.(`store unreachable (${(error as Error).message}); no new steps until it returns`)
+          this.storeDown = true
+          await this.sleep(1000)
+        }
+      }
+      while (this.running.size || this.results.length) {
+        try {
+          await this.flush()
+        } catch (error) {
+          if (!isStoreError(error)) throw error
+        }
+        if (this.running.size || this.results.length) await this.sleep(this.pollMs)
+      }
+    } finally {
+      if (this.store.dialect === 'sqlite') await this.store.releaseEngineLock(this.owner).catch(() => {})
+    }
+  }
+
+  private async done(): Promise<boolean> {
+    const until = this.options.until
+    if (!until || this.running.size || this.results.length) return false
+    if (until === 'idle') return (await this.store.unfinished()) === 0
+    const wf = await this.store.get(until.workflow)
+    return ['succeeded', 'failed', 'cancelled', 'rolled_back'].includes(wf.status)
+  }
+
+  private flush(): Promise<void> {
+    if (this.flushing) return this.flushing
+    if (!this.results.length) return Promise.resolve()
+    const batch = this.results
+    this.results = []
+    this.flushing = this.store
+      .complete(this.owner, batch)
+      .catch((error) => {
+        // Keep the results: they are committed when the store is back.
+        this.results = [...batch, ...this.results]
+        throw error
+      })
+      .finally(() => {
+        this.flushing = undefined
+      })
+    return this.flushing
+  }
+
+  private async checkCancels() {
+    if (!this.running.size) return
+    const ids = [...new Set([...this.running.values()].map((r) => r.claimed.workflowId))]
+    const cancelled = await this.store.cancelRequested(ids)
+    for (const r of this.running.values()) if (cancelled.has(r.claimed.workflowId)) r.kill?.('cancel')
+  }
+
+  private finish(key: string, result: StepResult) {
+    const r = this.running.get(key)
+    this.running.delete(key)
+    this.results.push({ ...result, logs: [...(r?.logs ?? []), ...(result.logs ?? [])] })
+    this.notify()
+  }
+
+  private start(claimed: ClaimedStep) {
+    const key = `${claimed.workflowId}\u0000${claimed.spec.id}`
+    const entry: Running = { claimed, logs: [] }
+    this.running.set(key, entry)
+    const base = { workflowId: claimed.workflowId, stepId: claimed.spec.id }
+    this.execute(claimed, entry).then(
+      (result) => this.finish(key, { ...base, ...result }),
+      (error) => this.finish(key, { ...base, status: 'failed', error: (error as Error).message, retryable: !(error instanceof MissingRefError) }),
+    )
+  }
+
+  private async execute(claimed: ClaimedStep, entry: Running): Promise<Omit<StepResult, 'workflowId' | 'stepId'>> {
+    const spec = claimed.spec
+    const scope: RefScope = { steps: claimed.scope, target: spec.target, workflow: { id: claimed.workflowId, name: claimed.workflowName } }
+    if (spec.when && !evaluateCondition(spec.when, scope)) return { status: 'skipped', error: `condition is false: ${spec.when}` }
+    const input = resolveInput(spec.input, scope)
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...Object.fromEntries(Object.entries(spec.env ?? {}).map(([k, v]) => [k, renderTemplate(v, scope)])),
+      PROV_ORCH_WORKFLOW_ID: claimed.workflowId,
+      PROV_ORCH_STEP_ID: spec.id,
+      PROV_ORCH_ATTEMPT: String(claimed.attempt),
+      ...(spec.target !== undefined ? { PROV_ORCH_TARGET: typeof spec.target === 'string' ? spec.target : JSON.stringify(spec.target) } : {}),
+    }
+    const run = spec.run
+    if ('builtin' in run) {
+      if (run.builtin === 'noop') return { status: 'succeeded', output: input ?? null }
+      if (run.builtin === 'sleep') {
+        await new Promise((r) => setTimeout(r, run.ms ?? 0))
+        return { status: 'succeeded', output: null }
+      }
+      if (run.builtin === 'fail') return { status: 'failed', error: run.message ?? 'failed (builtin fail)', retryable: true }
+      return this.observe(run as Extract<RunSpec, { builtin: 'observe' }>, env, entry, spec.cwd)
+    }
+    const { argv, display } = commandLine(run, scope)
+    const stdinText = input === undefined ? '' : typeof input === 'string' ? input : JSON.stringify(input)
+    const proc = runProcess(argv, {
+      input: stdinText,
+      env,
+      cwd: spec.cwd,
+      timeoutMs: spec.timeoutMs,
+      onStderr: (text) => entry.logs.push({ stream: 'stderr', text }),
+    })
+    entry.kill = proc.kill
+    const r = await proc.result
+    if (r.cancelled) return { status: 'cancelled', error: 'cancelled; process group killed', exitCode: r.code }
+    if (r.timedOut) return { status: 'failed', error: `timed out after ${spec.timeoutMs} ms; process group killed`, exitCode: r.code }
+    if (r.notFound && (r.error || r.code === 127)) {
+      return { status: 'failed', error: `command not found: ${display}${r.stderr ? ` (${lastLine(r.stderr)})` : ''}`, exitCode: r.code, retryable: false }
+    }
+    if (r.error) return { status: 'failed', error: r.error }
+    if (r.code !== 0) {
+      return { status: 'failed', error: `exit ${r.code ?? r.signal}${r.stderr ? `: ${lastLine(r.stderr)}` : ''}`, exitCode: r.code, retryable: true }
+    }
+    const text = r.stdout.trim()
+    let output: unknown = text
+    if (text) {
+      try {
+        output = JSON.parse(text)
+      } catch {
+        if (spec.expectJson) {
+          return {
+            status: 'failed',
+            error: `printed invalid JSON (expect_json): ${JSON.stringify(text.slice(0, 80))}`,
+            exitCode: 0,
+            retryable: false,
+            logs: [{ stream: 'stdout', text: r.stdout.slice(0, 64 * 1024) }],
+          }
+        }
+      }
+    } else if (spec.expectJson) {
+      return { status: 'failed', error: 'printed nothing, but JSON is expected (expect_json)', exitCode: 0, retryable: false }
+    } else output = null
+    return { status: 'succeeded', output, exitCode: 0 }
+  }
+
+  /** Canary observation: runs the health command every interval for the duration; enough passes promote. */
+  private async observe(
+    run: Extract<RunSpec, { builtin: 'observe' }>,
+    env: NodeJS.ProcessEnv,
+    entry: Running,
+    cwd?: string,
+  ): Promise<Omit<StepResult, 'workflowId' | 'stepId'>> {
+    const deadline = Date.now() + run.durationMs
+    let passed = 0
+    let checks = 0
+    let cancelled = false
+    entry.kill = () => {
+      cancelled = true
+    }
+    const scope: RefScope = { steps: {}, target: entry.claimed.spec.target }
+    do {
+      const { argv } = commandLine(run.health, scope)
+      const proc = runProcess(argv, { env, cwd, timeoutMs: Math.max(run.intervalMs, 1000) })
+      const prior = entry.kill
+      entry.kill = (reason) => {
+        prior?.(reason)
+        proc.kill(reason)
+      }
+      const r = await proc.result
+      checks++
+      if (r.code === 0) passed++
+      entry.logs.push({ stream: 'engine', text: `health check ${checks}: ${r.code === 0 ? 'pass' : `fail (exit ${r.code})`}\n` })
+      // Fail as soon as the threshold can no longer be met by the remaining time.
+      const possibleChecks = checks + Math.max(0, Math.floor((deadline - Date.now()) / run.intervalMs))
+      if (passed + (possibleChecks - checks) < run.threshold * possibleChecks) break
+      if (cancelled) return { status: 'cancelled', error: 'cancelled' }
+      if (Date.now() + run.intervalMs > deadline) break
+      await new Promise((r) => setTimeout(r, run.intervalMs))
+    } while (Date.now() < deadline)
+    const ratio = checks ? passed / checks : 0
+    const output = { checks, passed, ratio, threshold: run.threshold }
+    if (ratio < run.threshold)
+      return { status: 'failed', output, error: `canary unhealthy: ${passed}/${checks} health checks passed (threshold ${run.threshold})`, retryable: false }
+    if (run.then === 'rollback') return { status: 'failed', output, error: 'canary healthy; then: rollback', retryable: false }
+    return { status: 'succeeded', output }
+  }
+}
+
+function lastLine(text: string) {
+  const lines = text.trim().split('\n')
+  return lines[lines.length - 1].slice(0, 200)
+}
+
+function resolveInput(input: unknown, scope: RefScope): unknown {
+  if (typeof input === 'string') return renderTemplate(input, scope)
+  if (Array.isArray(input)) return input.map((v) => resolveInput(v, scope))
+  if (input && typeof input === 'object') {
+    const keys = Object.keys(input)
+    if (keys.length === 1 && keys[0] === 'from') return resolveRef(String((input as { from: unknown }).from), scope)
+    if (keys.length === 1 && keys[0] === 'value') return (input as { value: unknown }).value
+    return Object.fromEntries(Object.entries(input).map(([k, v]) => [k, resolveInput(v, scope)]))
+  }
+  return input
+}
+
+function commandLine(run: RunSpec, scope: RefScope): { argv: string[]; display: string } {
+  if ('argv' in run) {
+    const argv = run.argv.map((a) => renderTemplate(a, scope))
+    return { argv, display: argv[0] }
+  }
+  if ('shell' in run) {
+    const line = renderTemplate(run.shell, scope)
+    return { argv: ['/bin/sh', '-c', line], display: line.split(/\s+/)[0] }
+  }
+  throw new Error('a built-in step has no command line')
+}
+
+/** Connection-level failures (the store went away), as opposed to bugs or bad data. */
+export function isStoreError(error: unknown): boolean {
+  const e = error as NodeJS.ErrnoException & { severity?: string }
+  if (!e) return false
+  if (
+    ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08003', '08001', 'SQLITE_BUSY'].includes(
+      String(e.code),
+    )
+  )
+    return true
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connect ECONNREFUSED|the database system is (shutting down|starting up)/i.test(
+    String(e.message),
+  )
+}

@@ -1,0 +1,161 @@
+import { mkdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, isAbsolute, resolve } from 'node:path'
+import { failedError, usageError } from '@prov/core'
+
+/** The few SQL operations the store needs; `?` placeholders in both dialects. */
+export interface Sql {
+  all<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>
+  run(sql: string, params?: unknown[]): Promise<number>
+}
+
+export interface Db extends Sql {
+  dialect: 'sqlite' | 'postgres'
+  /** A human description of where the data lives (no password). */
+  location: string
+  tx<T>(fn: (q: Sql) => Promise<T>): Promise<T>
+  close(): Promise<void>
+}
+
+const require = createRequire(import.meta.url)
+
+export function describeStoreUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@')
+}
+
+/** `sqlite:PATH`, `sqlite://PATH`, a path ending in .db, or `postgres://...`. */
+export function parseStoreUrl(url: string, baseDir: string): { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string } {
+  if (/^postgres(ql)?:\/\//.test(url)) return { kind: 'postgres', url }
+  let path: string | undefined
+  if (url.startsWith('sqlite://')) path = url.slice('sqlite://'.length)
+  else if (url.startsWith('sqlite:')) path = url.slice('sqlite:'.length)
+  else if (!/^[a-z]+:/.test(url)) path = url
+  if (!path) throw usageError(`unsupported store '${describeStoreUrl(url)}'`, { location: '--store', hint: 'use sqlite:PATH or postgres://user@host:port/db' })
+  const [file, query] = path.split('?')
+  return { kind: 'sqlite', path: `${isAbsolute(file) ? file : resolve(baseDir, file)}${query ? `?${query}` : ''}` }
+}
+
+/**
+ * SQLite through better-sqlite3 (synchronous; calls are serialised so an async transaction owns
+ * the connection until it commits). WAL + synchronous=FULL: every commit is fsynced, so a state
+ * change that was reported is on disk even after a power loss (NORMAL would survive `kill -9`
+ * but not a power cut; choose it with `?synchronous=normal`).
+ */
+export function openSqlite(spec: string): Db {
+  const [path, query] = spec.split('?')
+  const params = new URLSearchParams(query ?? '')
+  const synchronous = (params.get('synchronous') ?? 'full').toUpperCase()
+  if (!['FULL', 'NORMAL', 'EXTRA'].includes(synchronous)) throw usageError(`unknown synchronous mode '${synchronous}'`, { location: '--store' })
+  const Database = require('better-sqlite3') as typeof import('better-sqlite3')
+  let db: import('better-sqlite3').Database
+  try {
+    mkdirSync(dirname(path), { recursive: true })
+    db = new Database(path, { timeout: 10_000 })
+    db.pragma('journal_mode = WAL')
+    db.pragma(`synchronous = ${synchronous}`)
+    db.pragma('busy_timeout = 10000')
+  } catch (error) {
+    throw failedError(`store unreachable: cannot open SQLite database ${path}: ${(error as Error).message}`, { location: path })
+  }
+  const statements = new Map<string, import('better-sqlite3').Statement>()
+  const prepare = (sql: string) => {
+    let statement = statements.get(sql)
+    if (!statement) {
+      statement = db.prepare(sql)
+      statements.set(sql, statement)
+    }
+    return statement
+  }
+  const norm = (params: unknown[] = []) => params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p === undefined ? null : p))
+  const sql: Sql = {
+    async all<T>(text: string, params?: unknown[]) {
+      const st = prepare(text)
+      if (st.reader) return st.all(...norm(params)) as T[]
+      st.run(...norm(params))
+      return []
+    },
+    async run(text: string, params?: unknown[]) {
+      return prepare(text).run(...norm(params)).changes
+    },
+  }
+  let chain: Promise<unknown> = Promise.resolve()
+  return {
+    dialect: 'sqlite',
+    location: path,
+    ...sql,
+    tx<T>(fn: (q: Sql) => Promise<T>): Promise<T> {
+      const next = chain.then(async () => {
+        db.exec('BEGIN IMMEDIATE')
+        try {
+          const result = await fn(sql)
+          db.exec('COMMIT')
+          return result
+        } catch (error) {
+          if (db.inTransaction) db.exec('ROLLBACK')
+          throw error
+        }
+      })
+      chain = next.catch(() => {})
+      return next
+    },
+    async close() {
+      await chain
+      db.close()
+    },
+  }
+}
+
+export async function openPostgres(url: string): Promise<Db> {
+  const pg = require('pg') as typeof import('pg')
+  pg.types.setTypeParser(20, (v: string) => Number(v))
+  const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000 })
+  // An idle client losing its server must not crash the process; queries report the failure.
+  pool.on('error', () => {})
+  const where = describeStoreUrl(url)
+  try {
+    const client = await pool.connect()
+    client.release()
+  } catch (error) {
+    await pool.end().catch(() => {})
+    throw failedError(`store unreachable: ${where}: ${(error as Error).message || (error as NodeJS.ErrnoException).code}`, {
+      location: '--store',
+      hint: 'start PostgreSQL or fix the URL',
+    })
+  }
+  const convert = (sql: string) => {
+    let n = 0
+    return sql.replace(/\?/g, () => `$${++n}`)
+  }
+  const over = (runner: { query: import('pg').Pool['query'] }): Sql => ({
+    async all<T>(sql: string, params?: unknown[]) {
+      const result = await runner.query(convert(sql), params as unknown[])
+      return result.rows as T[]
+    },
+    async run(sql: string, params?: unknown[]) {
+      const result = await runner.query(convert(sql), params as unknown[])
+      return result.rowCount ?? 0
+    },
+  })
+  return {
+    dialect: 'postgres',
+    location: where,
+    ...over(pool),
+    async tx<T>(fn: (q: Sql) => Promise<T>): Promise<T> {
+      const client = await pool.connect()
+      try {
+        await client.query('BEGIN')
+        const result = await fn(over(client))
+        await client.query('COMMIT')
+        return result
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {})
+        throw error
+      } finally {
+        client.release()
+      }
+    },
+    async close() {
+      await pool.end()
+    },
+  }
+}
