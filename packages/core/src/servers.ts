@@ -198,10 +198,13 @@ export function stateFingerprint(records: Iterable<ServerRecord>): string {
 
 /** A blank record with the required fields filled (providers complete it). */
 export function newServerRecord(fields: Partial<ServerRecord> & { name: string; provider: string }): ServerRecord {
+  const { name, provider, ...rest } = fields
   return {
     schema: SERVER_SCHEMA,
+    name,
+    provider,
     status: 'creating',
-    hostname: fields.name,
+    hostname: name,
     ip_address: '',
     ssh: { user: 'root', port: 22 },
     labels: {},
@@ -213,6 +216,6 @@ export function newServerRecord(fields: Partial<ServerRecord> & { name: string; 
     plan: null,
     image: null,
     created_at: new Date().toISOString(),
-    ...fields,
+    ...rest,
   }
 }

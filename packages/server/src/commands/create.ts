@@ -1,0 +1,118 @@
+import { existsSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { configError, defineProvCommand, readServerState, serverNamePattern, usageError } from '@prov/core'
+import type { DesiredState } from '../desired'
+import { createJob, type Job, outcomeCode, parallelOf, runJobs, serverEnv } from '../engine'
+import { adHocPlan, loadDesired, type PlanAction } from '../plan'
+import { providerNames } from '../providers/registry'
+import type { ServerSpec } from '../providers/types'
+
+export default defineProvCommand({
+  meta: { name: 'create', description: 'Create servers by name (from --infra / -f servers.yaml, any infra declaring them, or --provider flags)' },
+  args: {
+    file: { type: 'string', alias: 'f', description: 'servers.yaml to take the servers from', valueHint: 'FILE' },
+    provider: { type: 'string', description: 'Provider for servers not declared in any servers.yaml' },
+    address: { type: 'string', description: 'Address (ssh provider; optional fixed IP for local)' },
+    user: { type: 'string', description: 'SSH user (default ssh.user)' },
+    port: { type: 'string', description: 'SSH port (default ssh.port)' },
+    label: { type: 'string', description: 'Labels k=v,k2=v2' },
+  },
+  async run(ctx) {
+    const names = ctx.positionals
+    if (!names.length) throw usageError('create needs server names', { hint: 'prov-server create web-01 --infra demo' })
+    for (const name of names) {
+      if (!serverNamePattern.test(name)) throw usageError(`invalid server name '${name}'`, { hint: 'lower-case letters, digits and -, at most 63' })
+    }
+    const env = await serverEnv(ctx.common)
+    const specs = await resolveSpecs(env, names, ctx.args as Record<string, unknown>)
+    const existing = readServerState(env.workspace).servers
+    const actions: PlanAction[] = specs.map((spec) => ({
+      action: existing[spec.name]?.status === 'running' ? 'keep' : 'create',
+      server: spec.name,
+      provider: spec.provider,
+      reason:
+        existing[spec.name]?.status === 'running'
+          ? 'already exists and runs'
+          : existing[spec.name]
+            ? `exists as '${existing[spec.name].status}'; created again`
+            : 'requested',
+      spec,
+    }))
+    if (ctx.common.check) {
+      ctx.emit(adHocPlan(env, actions, 'create'))
+      return
+    }
+    const jobs: Job[] = actions.map((a) => ({
+      title: `create ${a.server}`,
+      run: async () => (a.action === 'keep' ? { ok: true, record: { ...existing[a.server], action: 'keep' } } : createJob(env, a.spec as ServerSpec)),
+    }))
+    const writer = ctx.writer()
+    const outcomes = await runJobs(jobs, { parallel: parallelOf(ctx.common), writer, quiet: ctx.common.quiet })
+    writer.end()
+    return outcomeCode(outcomes)
+  },
+})
+
+async function resolveSpecs(env: Awaited<ReturnType<typeof serverEnv>>, names: string[], args: Record<string, unknown>): Promise<ServerSpec[]> {
+  const declared = new Map<string, ServerSpec>()
+  const sources: DesiredState[] = []
+  if (args.file || env.common.infra) sources.push(await loadDesired(env, args.file as string | undefined))
+  else if (!args.provider) {
+    const infraDir = join(env.workspace.path, 'infra')
+    const infras = existsSync(infraDir) ? readdirSync(infraDir).filter((n) => existsSync(join(infraDir, n, 'servers.yaml'))) : []
+    for (const infra of infras) sources.push(await loadDesired({ ...env, common: { ...env.common, infra } }))
+  }
+  for (const source of sources) for (const spec of source.servers) if (!declared.has(spec.name)) declared.set(spec.name, spec)
+  const config = env.config
+  const ssh = (config.ssh ?? {}) as Record<string, unknown>
+  const providers = (config.providers ?? {}) as Record<string, unknown>
+  const specs: ServerSpec[] = []
+  for (const name of names) {
+    const found = declared.get(name)
+    if (found && !args.provider) {
+      specs.push(found)
+      continue
+    }
+    if (!args.provider && !found) {
+      throw configError(`server '${name}' is not declared in ${env.common.infra ? `infra '${env.common.infra}'` : 'any infra/*/servers.yaml'}`, {
+        hint: 'declare it in servers.yaml, or pass --provider (and --address for ssh)',
+      })
+    }
+    const provider = String(args.provider ?? providers.default ?? 'local')
+    const known = providerNames({ workspacePath: env.workspace.path, infra: env.common.infra })
+    if (!known.includes(provider)) {
+      const { didYouMean } = await import('@prov/core')
+      throw usageError(`unknown provider '${provider}'`, { location: '--provider', hint: didYouMean(provider, known) ?? `providers: ${known.join(', ')}` })
+    }
+    const port = args.port === undefined ? Number(ssh.port ?? 22) : Number(args.port)
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw usageError(`invalid --port '${String(args.port)}'`, { location: '--port' })
+    const labels: Record<string, string> = {}
+    for (const pair of String(args.label ?? '')
+      .split(',')
+      .filter(Boolean)) {
+      const [k, ...v] = pair.split('=')
+      if (!k || !v.length) throw usageError(`invalid label '${pair}'`, { location: '--label', hint: 'use k=v,k2=v2' })
+      labels[k] = v.join('=')
+    }
+    const spec: ServerSpec = {
+      name,
+      provider,
+      infra: env.common.infra ?? null,
+      plan: null,
+      cores: null,
+      memory_mb: null,
+      disk_gb: null,
+      zone: null,
+      image: null,
+      labels,
+      ssh: { user: String(args.user ?? ssh.user ?? 'root'), port },
+      address: (args.address as string | undefined) ?? null,
+      options: {},
+    }
+    const impl = await env.provider(provider)
+    const problems = impl.validateSpec?.(spec, (providers[provider] ?? {}) as Record<string, unknown>) ?? []
+    if (problems.length) throw usageError(`server '${name}': ${problems[0]}`)
+    specs.push(spec)
+  }
+  return specs
+}

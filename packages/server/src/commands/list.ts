@@ -1,0 +1,25 @@
+import { existsSync } from 'node:fs'
+import { defineProvCommand, listServers, serverStatuses, usageError } from '@prov/core'
+import { liveServers, serverEnv } from '../engine'
+
+export default defineProvCommand({
+  meta: { name: 'list', description: 'List servers (prov.server/v1 records) with their live status' },
+  args: {
+    provider: { type: 'string', description: 'Only servers of this provider' },
+    status: { type: 'string', description: `Only servers in this status (${serverStatuses.join('|')})` },
+  },
+  async run(ctx) {
+    const status = ctx.args.status as string | undefined
+    if (status && !(serverStatuses as readonly string[]).includes(status)) {
+      throw usageError(`unknown status '${status}'`, { location: '--status', hint: `one of ${serverStatuses.join(', ')}` })
+    }
+    const env = await serverEnv(ctx.common, { config: false })
+    // Fast path: no state file, nothing to load (cold-start benchmark P1).
+    let servers = existsSync(env.workspace.paths.servers) ? listServers(env.workspace) : []
+    if (servers.length) servers = await liveServers(env, servers)
+    if (ctx.common.infra) servers = servers.filter((s) => s.infra === ctx.common.infra)
+    if (ctx.args.provider) servers = servers.filter((s) => s.provider === ctx.args.provider)
+    if (status) servers = servers.filter((s) => s.status === status)
+    ctx.emit(servers)
+  },
+})

@@ -1,0 +1,18 @@
+import { defineProvCommand } from '@prov/core'
+import { serverEnv } from '../engine'
+import { computePlan, loadDesired } from '../plan'
+
+export default defineProvCommand({
+  meta: { name: 'plan', description: 'Compare infra/<name>/servers.yaml with the actual servers; emit a prov.server.plan/v1 record' },
+  args: {
+    file: { type: 'string', alias: 'f', description: 'A servers.yaml file instead of --infra', valueHint: 'FILE' },
+  },
+  async run(ctx) {
+    const env = await serverEnv(ctx.common)
+    const desired = await loadDesired(env, ctx.args.file as string | undefined)
+    const plan = await computePlan(env, desired)
+    const s = plan.summary
+    ctx.log.info(`plan: ${s.create} to create, ${s.update} to update, ${s.delete} to delete, ${s.keep} unchanged`)
+    ctx.emit(plan)
+  },
+})

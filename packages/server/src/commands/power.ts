@@ -1,0 +1,32 @@
+import { defineProvCommand } from '@prov/core'
+import { type Job, outcomeCode, parallelOf, powerJob, runJobs, serverEnv, targetServers } from '../engine'
+import { adHocPlan } from '../plan'
+
+function powerCommand(action: 'start' | 'stop' | 'restart') {
+  return defineProvCommand({
+    meta: { name: action, description: `${action[0].toUpperCase()}${action.slice(1)} servers (names, all, or piped prov.server/v1 records)` },
+    async run(ctx) {
+      const env = await serverEnv(ctx.common)
+      const targets = await targetServers(ctx, env, { allowAll: true })
+      if (ctx.common.check) {
+        ctx.emit(
+          adHocPlan(
+            env,
+            targets.map((s) => ({ action: 'update' as const, server: s.name, provider: s.provider, reason: action })),
+            action,
+          ),
+        )
+        return
+      }
+      const jobs: Job[] = targets.map((record) => ({ title: `${action} ${record.name}`, run: () => powerJob(env, record, action) }))
+      const writer = ctx.writer()
+      const outcomes = await runJobs(jobs, { parallel: parallelOf(ctx.common), writer, quiet: ctx.common.quiet })
+      writer.end()
+      return outcomeCode(outcomes)
+    },
+  })
+}
+
+export const start = powerCommand('start')
+export const stop = powerCommand('stop')
+export const restart = powerCommand('restart')

@@ -1,0 +1,22 @@
+import { createInterface } from 'node:readline/promises'
+import { usageError } from '@prov/core'
+
+/**
+ * Asks on the terminal (stderr) unless --yes. Without a terminal on stdin there is nobody to
+ * ask: refuse (exit 2) rather than act unconfirmed.
+ */
+export async function confirmOrRefuse(question: string, yes: boolean, what: string): Promise<boolean> {
+  if (yes) return true
+  if (!process.stdin.isTTY) {
+    throw usageError(`refusing to ${what} without --yes (stdin is not a terminal, so nobody can confirm)`, {
+      hint: 'add --yes, or run --check to see what would change',
+    })
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stderr })
+  try {
+    const answer = await rl.question(`${question} [y/N] `)
+    return /^y(es)?$/i.test(answer.trim())
+  } finally {
+    rl.close()
+  }
+}

@@ -1,0 +1,254 @@
+import { existsSync } from 'node:fs'
+import {
+  type CommonOptions,
+  configError,
+  ExitCode,
+  getServer,
+  listServers,
+  log,
+  newServerRecord,
+  notFoundError,
+  type ProvContext,
+  type RecordWriter,
+  readServerState,
+  requireWorkspace,
+  type ServerRecord,
+  serversFromRecords,
+  updateServerState,
+  type Workspace,
+} from '@prov/core'
+import type { ArgsDef } from 'citty'
+import { loadProvider } from './providers/registry'
+import type { Provider, ProviderContext, ServerSpec } from './providers/types'
+
+export interface ServerEnv {
+  workspace: Workspace
+  config: Record<string, unknown>
+  common: CommonOptions
+  provider(name: string): Promise<Provider>
+  providerContext(name: string): ProviderContext
+}
+
+/** Workspace + resolved config (loaded lazily: `list` on an empty workspace never needs it). */
+export async function serverEnv(common: CommonOptions, options: { config?: boolean } = {}): Promise<ServerEnv> {
+  const workspace = requireWorkspace(common.workspace)
+  let config: Record<string, unknown> = {}
+  if (options.config !== false) {
+    const { loadCommandConfig } = await import('@prov/core/config')
+    config = (await loadCommandConfig(common)).config as unknown as Record<string, unknown>
+  }
+  const lookup = { workspacePath: workspace.path, infra: common.infra }
+  const env: ServerEnv = {
+    workspace,
+    config,
+    common,
+    provider: (name) => loadProvider(name, lookup),
+    providerContext: (name) => providerContext(workspace, config, name),
+  }
+  return env
+}
+
+export function providerContext(workspace: Workspace, config: Record<string, unknown>, name: string): ProviderContext {
+  const providers = (config.providers ?? {}) as Record<string, unknown>
+  return {
+    workspace,
+    config: (providers[name] ?? {}) as Record<string, unknown>,
+    rootConfig: config,
+    log: log(),
+    getData: (server) => readServerState(workspace).provider_data[server],
+    save: async (record, data) => {
+      await updateServerState(workspace, (state) => {
+        state.servers[record.name] = record
+        if (data !== undefined) state.provider_data[record.name] = data
+      })
+    },
+    allServers: () => listServers(workspace),
+    allocate: async (fn) => {
+      let chosen: ServerRecord | undefined
+      await updateServerState(workspace, (state) => {
+        chosen = fn(Object.values(state.servers))
+        state.servers[chosen.name] = chosen
+      })
+      return chosen as ServerRecord
+    },
+  }
+}
+
+/** Servers with their live status (providers check pids, namespaces...). */
+export async function liveServers(env: ServerEnv, records: ServerRecord[] = listServers(env.workspace)): Promise<ServerRecord[]> {
+  const byProvider = new Map<string, ServerRecord[]>()
+  for (const record of records) byProvider.set(record.provider, [...(byProvider.get(record.provider) ?? []), record])
+  const out: ServerRecord[] = []
+  for (const [name, group] of byProvider) {
+    try {
+      const provider = await env.provider(name)
+      out.push(...(await provider.list(env.providerContext(name), group)))
+    } catch {
+      out.push(...group.map((record) => ({ ...record, status: 'unknown' as const })))
+    }
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name))
+}
+
+/**
+ * Target servers of a command: names (or `all`) from the arguments, else piped `prov.server/v1`
+ * records. Unknown names exit 5 with the nearest.
+ */
+export async function targetServers<T extends ArgsDef>(
+  ctx: ProvContext<T>,
+  env: ServerEnv,
+  options: { allowAll?: boolean; allFlag?: boolean } = {},
+): Promise<ServerRecord[]> {
+  let names = ctx.positionals
+  if (options.allFlag || (options.allowAll && names.length === 1 && names[0] === 'all')) return listServers(env.workspace)
+  if (!names.length) {
+    const input = await ctx.stdin()
+    if (input?.records.length) names = serversFromRecords(input.records).map((r) => r.name)
+  }
+  if (!names.length) throw configError('no servers named', { hint: 'give server names, `all`, or pipe prov.server/v1 records' })
+  const unique = [...new Set(names)]
+  return unique.map((name) => getServer(env.workspace, name))
+}
+
+/** A record for `create` from a spec, keeping the original created_at when the server existed. */
+export function recordFromSpec(spec: ServerSpec, previous?: ServerRecord): ServerRecord {
+  return newServerRecord({
+    name: spec.name,
+    provider: spec.provider,
+    status: 'creating',
+    hostname: spec.name,
+    ip_address: previous?.provider === spec.provider ? previous.ip_address : (spec.address ?? ''),
+    ssh: { ...spec.ssh },
+    labels: { ...spec.labels },
+    infra: spec.infra,
+    cores: spec.cores,
+    memory_mb: spec.memory_mb,
+    disk_gb: spec.disk_gb,
+    zone: spec.zone,
+    plan: spec.plan,
+    image: spec.image,
+  })
+}
+
+export interface ActionOutcome {
+  record: ServerRecord & { action?: string; error?: string; deleted?: boolean }
+  ok: boolean
+}
+
+/** Exit code for a set of outcomes: 0 all fine, 1 all failed, 6 some failed. */
+export function outcomeCode(outcomes: ActionOutcome[]): number {
+  const failed = outcomes.filter((o) => !o.ok).length
+  if (!failed) return ExitCode.OK
+  return failed === outcomes.length ? ExitCode.FAILED : ExitCode.PARTIAL
+}
+
+export type Job = { title: string; run: () => Promise<ActionOutcome> }
+
+/**
+ * Runs jobs with a parallel limit; each outcome is written as it arrives (ndjson streams).
+ * Progress is listr2 on a TTY stderr, plain log lines otherwise, nothing with --quiet.
+ */
+export async function runJobs(jobs: Job[], options: { parallel: number; writer?: RecordWriter; quiet: boolean }): Promise<ActionOutcome[]> {
+  const outcomes: ActionOutcome[] = []
+  const runOne = async (job: Job) => {
+    let outcome: ActionOutcome
+    try {
+      outcome = await job.run()
+    } catch (error) {
+      outcome = { ok: false, record: { ...newServerRecord({ name: job.title, provider: 'unknown' }), status: 'error', error: (error as Error).message } }
+    }
+    outcomes.push(outcome)
+    options.writer?.write(outcome.record)
+    return outcome
+  }
+  if (jobs.length > 1 && !options.quiet && process.stderr.isTTY) {
+    const { Listr, ListrLogger, ProcessOutput } = await import('listr2')
+    const logger = new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) })
+    const list = new Listr(
+      jobs.map((job) => ({
+        title: job.title,
+        task: async () => {
+          const outcome = await runOne(job)
+          if (!outcome.ok) throw new Error(`${job.title}: ${outcome.record.error ?? 'failed'}`)
+        },
+      })),
+      {
+        concurrent: options.parallel,
+        exitOnError: false,
+        registerSignalListeners: false,
+        rendererOptions: { logger },
+      },
+    )
+    await list.run().catch(() => undefined)
+    return outcomes
+  }
+  const queue = [...jobs]
+  const workers = Array.from({ length: Math.min(options.parallel, queue.length) }, async () => {
+    for (let job = queue.shift(); job; job = queue.shift()) {
+      const outcome = await runOne(job)
+      if (!options.quiet) {
+        if (outcome.ok) log().info(`${job.title}: ${outcome.record.status}`)
+        else log().error(`${job.title}: ${outcome.record.error}`)
+      }
+    }
+  })
+  await Promise.all(workers)
+  return outcomes
+}
+
+export function failure(record: ServerRecord, action: string, error: unknown): ActionOutcome {
+  return { ok: false, record: { ...record, status: 'error', action, error: (error as Error)?.message ?? String(error) } }
+}
+
+export async function createJob(env: ServerEnv, spec: ServerSpec): Promise<ActionOutcome> {
+  const provider = await env.provider(spec.provider)
+  const ctx = env.providerContext(spec.provider)
+  const previous = readServerState(env.workspace).servers[spec.name]
+  const record = recordFromSpec(spec, previous)
+  // Recorded before any work: a killed apply leaves `creating`, which the next plan re-creates.
+  await ctx.save(record)
+  try {
+    const created = await provider.create(ctx, spec, record)
+    return { ok: true, record: { ...created, action: 'create' } }
+  } catch (error) {
+    const current = readServerState(env.workspace).servers[spec.name] ?? record
+    await ctx.save({ ...current, status: 'error' })
+    return failure(current, 'create', error)
+  }
+}
+
+export async function deleteJob(env: ServerEnv, record: ServerRecord, keepStorage: boolean): Promise<ActionOutcome> {
+  try {
+    const provider = await env.provider(record.provider)
+    const ctx = env.providerContext(record.provider)
+    await provider.delete(ctx, record, { keepStorage })
+    await updateServerState(env.workspace, (state) => {
+      delete state.servers[record.name]
+      delete state.provider_data[record.name]
+    })
+    return { ok: true, record: { ...record, status: 'stopped', action: 'delete', deleted: true } }
+  } catch (error) {
+    return failure(record, 'delete', error)
+  }
+}
+
+export async function powerJob(env: ServerEnv, record: ServerRecord, action: 'start' | 'stop' | 'restart'): Promise<ActionOutcome> {
+  try {
+    const provider = await env.provider(record.provider)
+    const ctx = env.providerContext(record.provider)
+    let current = record
+    if (action === 'stop' || action === 'restart') current = await provider.stop(ctx, current)
+    if (action === 'start' || action === 'restart') current = await provider.start(ctx, current)
+    return { ok: true, record: { ...current, action } }
+  } catch (error) {
+    return failure(record, action, error)
+  }
+}
+
+export function parallelOf(common: CommonOptions, fallback = 10): number {
+  return common.parallel ?? fallback
+}
+
+export function ensureExists(path: string, what: string): void {
+  if (!existsSync(path)) throw notFoundError(`${what} not found`, { location: path })
+}

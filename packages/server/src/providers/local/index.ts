@@ -1,0 +1,190 @@
+import { existsSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { ensureWorkspaceKey, failedError, forgetHostKey, recordHostKeys, type ServerRecord } from '@prov/core'
+import type { Provider, ProviderContext, ServerSpec } from '../types'
+import { allocateAddress, inSubnet, parseSubnet } from './net'
+import {
+  type LocalSettings,
+  launch,
+  prepareUpper,
+  removeBridgeIfUnused,
+  requireRoot,
+  type SandboxRuntime,
+  sandboxNames,
+  sandboxRunning,
+  setupNetwork,
+  teardownRuntime,
+  waitForSsh,
+} from './sandbox'
+
+export function localSettings(config: Record<string, unknown>): LocalSettings {
+  return {
+    subnet: parseSubnet(String(config.subnet ?? '10.213.0.0/24')),
+    bridge: String(config.bridge ?? 'provbr0'),
+    nat: config.nat !== false,
+  }
+}
+
+function runtimeOf(ctx: ProviderContext, record: ServerRecord, settings: LocalSettings) {
+  const data = ctx.getData(record.name) as Partial<SandboxRuntime> | undefined
+  const names = sandboxNames(settings, ctx.workspace.paths.state, record.name, record.ip_address)
+  return { data, names: { ...names, netns: data?.netns ?? names.netns, veth: data?.veth ?? names.veth } }
+}
+
+async function boot(ctx: ProviderContext, record: ServerRecord, settings: LocalSettings): Promise<ServerRecord> {
+  const key = await ensureWorkspaceKey(ctx.workspace)
+  const { names, data } = runtimeOf(ctx, record, settings)
+  // A half-made or crashed sandbox of the same name goes first (interrupted apply, reboot).
+  await teardownRuntime(names, data)
+  const hostKey = await prepareUpper(names, {
+    name: record.name,
+    ip: record.ip_address,
+    port: record.ssh.port,
+    user: record.ssh.user,
+    authorizedKey: key.publicKey,
+  })
+  await recordHostKeys(ctx.workspace, record.ip_address, record.ssh.port, [hostKey])
+  await setupNetwork(settings, names, record.ip_address)
+  const pids = await launch(names, record.name)
+  const runtime: SandboxRuntime = { netns: names.netns, veth: names.veth, bridge: settings.bridge, dir: names.dir, ...pids }
+  // Save the pids before waiting: an interrupted command still leaves state that finds them.
+  await ctx.save({ ...record, status: 'creating' }, runtime)
+  const connectTimeout = Number((ctx.rootConfig.ssh as Record<string, unknown> | undefined)?.connect_timeout ?? 10)
+  await waitForSsh(record.ip_address, record.ssh.port, Math.max(30, connectTimeout) * 1000, () => sandboxRunning(runtime))
+  const running: ServerRecord = { ...record, status: 'running' }
+  await ctx.save(running, runtime)
+  return running
+}
+
+/** `local`: Linux sandboxes (net/mount/uts/pid namespaces, overlay root, real sshd) on a bridge. */
+export const localProvider: Provider = {
+  name: 'local',
+  capabilities: { start_stop: true, keep_storage: true, plans: true, zones: true, price: true, root: true },
+
+  validateConfig(config) {
+    const problems: string[] = []
+    try {
+      parseSubnet(String(config.subnet ?? '10.213.0.0/24'))
+    } catch (error) {
+      problems.push(`providers.local.subnet: ${(error as Error).message}`)
+    }
+    const bridge = String(config.bridge ?? 'provbr0')
+    if (!/^[a-zA-Z0-9_-]{1,12}$/.test(bridge)) problems.push('providers.local.bridge: 1-12 letters, digits, - or _')
+    return problems
+  },
+
+  validateSpec(spec, config) {
+    const problems: string[] = []
+    if (spec.address) {
+      const subnet = parseSubnet(String(config.subnet ?? '10.213.0.0/24'))
+      if (!inSubnet(subnet, spec.address)) problems.push(`address ${spec.address} is not a sandbox address in ${subnet.cidr} (.1 is the host's)`)
+    }
+    if (spec.image && spec.image !== 'host') problems.push(`image '${spec.image}' is not available; the local provider has 'host' (an overlay of this machine)`)
+    return problems
+  },
+
+  async list(ctx, records) {
+    return records.map((record) => {
+      const data = ctx.getData(record.name) as Partial<SandboxRuntime> | undefined
+      if (record.status === 'running' && !sandboxRunning(data)) return { ...record, status: 'stopped' }
+      if (record.status === 'stopped' && sandboxRunning(data)) return { ...record, status: 'running' }
+      return record
+    })
+  },
+
+  async create(ctx, spec, record) {
+    requireRoot()
+    const settings = localSettings(ctx.config)
+    const withAddress = await ctx.allocate((all) => {
+      const used = new Set(all.filter((s) => s.name !== record.name && s.provider === 'local').map((s) => s.ip_address))
+      const previous = all.find((s) => s.name === record.name)?.ip_address
+      const ip = spec.address ?? (previous && inSubnet(settings.subnet, previous) && !used.has(previous) ? previous : allocateAddress(settings.subnet, used))
+      if (!ip) throw failedError(`no free address left in ${settings.subnet.cidr}`, { hint: 'use a larger providers.local.subnet' })
+      if (used.has(ip)) throw failedError(`address ${ip} is already used by another server`)
+      return { ...record, ip_address: ip, hostname: spec.name, status: 'creating', image: spec.image ?? 'host', zone: spec.zone ?? 'local' }
+    })
+    try {
+      return await boot(ctx, withAddress, settings)
+    } catch (error) {
+      const { names, data } = runtimeOf(ctx, withAddress, settings)
+      await teardownRuntime(names, data).catch(() => undefined)
+      await ctx.save({ ...withAddress, status: 'error' })
+      throw error
+    }
+  },
+
+  async delete(ctx, record, options) {
+    requireRoot()
+    const settings = localSettings(ctx.config)
+    const { names, data } = runtimeOf(ctx, record, settings)
+    await teardownRuntime(names, data)
+    if (options.keepStorage) {
+      for (const sub of ['work', 'merged', 'init.sh']) rmSync(join(names.dir, sub), { recursive: true, force: true })
+    } else if (existsSync(names.dir)) {
+      rmSync(names.dir, { recursive: true, force: true })
+    }
+    if (record.ip_address) await forgetHostKey(ctx.workspace, record.ip_address, record.ssh.port)
+    const others = ctx.allServers().filter((s) => s.provider === 'local' && s.name !== record.name)
+    if (!others.length) await removeBridgeIfUnused(settings)
+  },
+
+  async start(ctx, record) {
+    requireRoot()
+    const settings = localSettings(ctx.config)
+    if (sandboxRunning(ctx.getData(record.name) as Partial<SandboxRuntime> | undefined)) return { ...record, status: 'running' }
+    try {
+      return await boot(ctx, record, settings)
+    } catch (error) {
+      const { names, data } = runtimeOf(ctx, record, settings)
+      await teardownRuntime(names, data).catch(() => undefined)
+      await ctx.save({ ...record, status: 'error' })
+      throw error
+    }
+  },
+
+  async stop(ctx, record) {
+    requireRoot()
+    const settings = localSettings(ctx.config)
+    const { names, data } = runtimeOf(ctx, record, settings)
+    await teardownRuntime(names, data)
+    const stopped: ServerRecord = { ...record, status: 'stopped' }
+    await ctx.save(stopped, { ...(data ?? {}), pid: null, pid_start: null, holder: null })
+    return stopped
+  },
+
+  async info(ctx, record) {
+    const settings = localSettings(ctx.config)
+    const { names, data } = runtimeOf(ctx, record, settings)
+    return {
+      sandbox: {
+        running: sandboxRunning(data),
+        pid: data?.pid ?? null,
+        netns: names.netns,
+        veth: names.veth,
+        bridge: settings.bridge,
+        subnet: settings.subnet.cidr,
+        upper_dir: join(names.dir, 'upper'),
+        log: join(names.dir, 'sandbox.log'),
+      },
+    }
+  },
+
+  async plans() {
+    return [
+      { name: 'small', cores: 1, memory_mb: 512, disk_gb: 5, description: 'nominal: sandboxes share the host' },
+      { name: 'medium', cores: 2, memory_mb: 2048, disk_gb: 10, description: 'nominal: sandboxes share the host' },
+      { name: 'large', cores: 4, memory_mb: 8192, disk_gb: 20, description: 'nominal: sandboxes share the host' },
+    ]
+  },
+
+  async zones() {
+    return [{ name: 'local', description: 'this machine' }]
+  },
+
+  async price(_ctx, plan, zone) {
+    return { plan, zone: zone ?? 'local', currency: 'EUR', hourly: 0, monthly: 0 }
+  },
+}
+
+export type { ServerSpec }
+export default localProvider
