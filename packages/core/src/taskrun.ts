@@ -432,7 +432,8 @@ class OutputTail {
   }
   private add(stream: 'stdout' | 'stderr', raw: string): void {
     if (raw.startsWith(RESULT_MARK) || (raw === '' && stream === 'stdout')) return
-    const line = redactString(raw)
+    // Progress bars redraw with \r: keep what the last redraw shows.
+    const line = redactString(raw.replace(/\r+$/, '').split('\r').pop() ?? '')
     this.lines.push(line)
     if (this.lines.length > this.keep) this.lines.shift()
     this.onLine(stream, line)

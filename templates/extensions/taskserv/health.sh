@@ -1,4 +1,3 @@
 #!/bin/sh
-# Exit 0 when {{template.name}} answers.
-set -eu
-exit 0
+# Exit 0 when {{template.name}} answers (e.g. curl -fsS http://127.0.0.1:PORT/health).
+[ -f /etc/{{template.name}}/version ]

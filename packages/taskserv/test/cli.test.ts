@@ -1,0 +1,229 @@
+// prov-taskserv without servers: catalog, plans, --check (no SSH) and every kind of bad input.
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
+
+type Ws = Awaited<ReturnType<typeof tempWorkspace>>
+let ws: Ws
+const env = () => ({ ...ws.env, PROV_DEV: process.env.PROV_TEST_BUILT ? undefined : '1' })
+const ts = (args: string[], input?: string) => runCli('prov-taskserv', args, { env: env(), input, cwd: ws.path })
+
+/** A server record nobody answers at (TEST-NET-1 is never routed). */
+function server(name: string, labels: Record<string, string> = {}, ip = '192.0.2.10') {
+  return {
+    schema: 'prov.server/v1',
+    name,
+    provider: 'ssh',
+    status: 'running',
+    hostname: name,
+    ip_address: ip,
+    ssh: { user: 'root', port: 22 },
+    labels,
+    infra: null,
+    cores: null,
+    memory_mb: null,
+    disk_gb: null,
+    zone: null,
+    plan: null,
+    image: null,
+    created_at: '2026-01-01T00:00:00Z',
+  }
+}
+
+function extension(name: string, manifest: string, scripts: Record<string, string> = {}) {
+  const dir = join(ws.path, 'extensions', 'taskservs', name)
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'manifest.yaml'), manifest)
+  for (const [file, text] of Object.entries(scripts)) writeFileSync(join(dir, file), text, { mode: 0o755 })
+}
+
+beforeAll(async () => {
+  ws = await tempWorkspace('tsws', 'full')
+})
+afterAll(() => ws?.cleanup())
+
+describe('catalog', () => {
+  it('lists at least eight real services with scripts, plus hello and webapp', async () => {
+    const r = await ts(['list', '-o', 'json'])
+    expect(r.code, r.stderr).toBe(0)
+    const names = r.json<{ name: string }[]>().map((e) => e.name)
+    for (const n of ['redis', 'postgres', 'nginx', 'haproxy', 'etcd', 'containerd', 'node-exporter', 'webapp', 'hello', 'kubernetes'])
+      expect(names).toContain(n)
+  })
+
+  it('list --installed is empty on a fresh workspace', async () => {
+    const r = await ts(['list', '--installed', '-o', 'json'])
+    expect(r.code).toBe(0)
+    expect(r.json()).toEqual([])
+  })
+})
+
+describe('plan and --check', () => {
+  it('expands requirements into levels: containerd and etcd, then kubernetes, then cilium', async () => {
+    const r = await ts(['plan', 'cilium', '-o', 'json'], JSON.stringify([server('k-01')]))
+    expect(r.code, r.stderr).toBe(0)
+    const plan = r.json()
+    expect(plan.schema).toBe('prov.taskserv.plan/v1')
+    expect(plan.levels).toEqual([['containerd', 'etcd'], ['kubernetes'], ['cilium']])
+    expect(plan.added).toEqual(['containerd', 'etcd', 'kubernetes'])
+    expect(plan.servers[0].taskservs.map((t: { name: string }) => t.name)).toEqual(['containerd', 'etcd', 'kubernetes', 'cilium'])
+  })
+
+  it('install --check prints the plan and opens no SSH connection (unreachable servers, instant)', async () => {
+    const started = Date.now()
+    const input = JSON.stringify([server('far-01', {}, '192.0.2.1'), server('far-02', {}, '192.0.2.2')])
+    const r = await ts(['install', 'webapp', '--check', '-o', 'json'], input)
+    expect(r.code, r.stderr).toBe(0)
+    // A connection attempt to TEST-NET would take the 10 s connect timeout (times retries).
+    expect(Date.now() - started).toBeLessThan(8000)
+    const plan = r.json()
+    expect(plan.check).toBe(true)
+    expect(plan.levels).toEqual([['postgres'], ['webapp']])
+    expect(plan.servers.map((s: { server: string }) => s.server)).toEqual(['far-01', 'far-02'])
+    // Nothing recorded, no log folder.
+    expect((await ts(['list', '--installed', '-o', 'json'])).json()).toEqual([])
+  })
+
+  it('plans the infra taskservs.yaml of the full template with placements by label', async () => {
+    writeFileSync(
+      join(ws.path, '.prov', 'servers.json'),
+      JSON.stringify({
+        version: 1,
+        servers: { 'web-01': server('web-01', { role: 'web' }), 'web-02': server('web-02', { role: 'web' }), 'db-01': server('db-01', { role: 'db' }) },
+        provider_data: {},
+      }),
+    )
+    const r = await ts(['plan', '--infra', 'demo', '-o', 'json'])
+    expect(r.code, r.stderr).toBe(0)
+    const plan = r.json()
+    const byServer = Object.fromEntries(plan.servers.map((s: { server: string; taskservs: { name: string }[] }) => [s.server, s.taskservs.map((t) => t.name)]))
+    expect(byServer['db-01']).toEqual(['postgres'])
+    expect(byServer['web-01']).toEqual(['webapp', 'haproxy'])
+    expect(byServer['web-02']).toEqual(['webapp'])
+    expect(plan.levels).toEqual([['postgres'], ['webapp'], ['haproxy']])
+  })
+
+  it('cluster deploy --check places the web cluster and interpolates addresses', async () => {
+    const r = await ts(['cluster', 'deploy', 'web', '--check', '-o', 'json'])
+    expect(r.code, r.stderr).toBe(0)
+    const plan = r.json()
+    expect(plan.cluster).toBe('web')
+    expect(plan.levels).toEqual([['postgres'], ['webapp'], ['haproxy']])
+  })
+
+  it('--where selects servers by label', async () => {
+    const r = await ts(['plan', 'redis', '--where', 'role=web', '-o', 'json'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.json().servers.map((s: { server: string }) => s.server)).toEqual(['web-01', 'web-02'])
+  })
+})
+
+describe('bad input', () => {
+  it('unknown taskserv: exit 5 with the nearest names', async () => {
+    const r = await ts(['install', 'rediss', '--check'], JSON.stringify([server('a-01')]))
+    expect(r.code).toBe(5)
+    expect(r.stderr).toMatch(/unknown taskserv 'rediss'.*redis/)
+    expect(r.stdout).toBe('')
+  })
+
+  it('stdin records that are not servers: exit 2', async () => {
+    const r = await ts(['install', 'redis', '--check'], JSON.stringify([{ schema: 'prov.kms.secret/v1', name: 'x' }]))
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/schema 'prov.kms.secret\/v1', expected prov.server\/v1/)
+  })
+
+  it('malformed stdin: exit 2', async () => {
+    const r = await ts(['install', 'redis', '--check'], '{"schema": "prov.server/v1", ')
+    expect(r.code).toBe(2)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+  })
+
+  it('a server record with a wrong type: exit 2 naming the field', async () => {
+    const r = await ts(['install', 'redis', '--check'], JSON.stringify([{ ...server('a-01'), ssh: { user: 'root', port: 'x' } }]))
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/ssh\.port/)
+  })
+
+  it('unknown server name: exit 5', async () => {
+    const r = await ts(['install', 'redis', '--check', '--servers', 'web-1'])
+    expect(r.code).toBe(5)
+    expect(r.stderr).toMatch(/unknown server 'web-1'.*web-01/)
+  })
+
+  it('no target at all: exit 2', async () => {
+    const r = await ts(['install', 'redis', '--check'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/no target servers/)
+  })
+
+  it('unsatisfiable version range: exit 3', async () => {
+    const r = await ts(['install', 'redis@^9', '--check'], JSON.stringify([server('a-01')]))
+    expect(r.code).toBe(3)
+    expect(r.stderr).toMatch(/unsatisfiable version/)
+  })
+
+  it('dependency cycle in manifests (workspace layer): exit 3 with the cycle path', async () => {
+    extension('cyc-a', 'name: cyc-a\nkind: taskserv\nversion: 1.0.0\nrequires: { cyc-b: "*" }\n')
+    extension('cyc-b', 'name: cyc-b\nkind: taskserv\nversion: 1.0.0\nrequires: { cyc-a: "*" }\n')
+    const r = await ts(['plan', 'cyc-a'], JSON.stringify([server('a-01')]))
+    expect(r.code).toBe(3)
+    expect(r.stderr).toMatch(/dependency cycle: cyc-a -> cyc-b -> cyc-a/)
+  })
+
+  it('conflict with a taskserv recorded as installed on the server: exit 3', async () => {
+    extension('docker', 'name: docker\nkind: taskserv\nversion: 24.0.0\nprovides: [container-runtime]\n')
+    writeFileSync(
+      join(ws.path, '.prov', 'taskservs.json'),
+      JSON.stringify({ schema: 'prov.taskserv.state/v1', servers: { 'web-01': { docker: { version: '24.0.0', updated_at: '2026-01-01T00:00:00Z' } } } }),
+    )
+    const r = await ts(['install', 'containerd', '--check', '--servers', 'web-01'])
+    expect(r.code).toBe(3)
+    expect(r.stderr).toMatch(/conflict: 'containerd' conflicts with 'docker' \(installed\) on server web-01/)
+    // Another server without docker is fine.
+    expect((await ts(['install', 'containerd', '--check', '--servers', 'web-02'])).code).toBe(0)
+  })
+
+  it('malformed taskservs.yaml: exit 3 with file:line', async () => {
+    const infra = join(ws.path, 'infra', 'broken')
+    mkdirSync(infra, { recursive: true })
+    writeFileSync(join(infra, 'taskservs.yaml'), 'taskservs:\n  - name: redis\n    servers: [web-01]\n  - name: postgres\n    setings: {}\n')
+    let r = await ts(['plan', '--infra', 'broken'])
+    expect(r.code).toBe(3)
+    expect(r.stderr).toMatch(/taskservs\.yaml:5/)
+    expect(r.stderr).toMatch(/setings/)
+    writeFileSync(join(infra, 'taskservs.yaml'), 'taskservs:\n  - name: redis\n    servers: [web-01\n')
+    r = await ts(['plan', '--infra', 'broken'])
+    expect(r.code).toBe(3)
+    expect(r.stderr).toMatch(/malformed taskservs\.yaml.*taskservs\.yaml:\d+/)
+    writeFileSync(join(infra, 'taskservs.yaml'), 'taskservs:\n  - name: redis\n    servers: { count: many }\n')
+    r = await ts(['plan', '--infra', 'broken'])
+    expect(r.code).toBe(3)
+    expect(r.stderr).toMatch(/taskservs\.yaml:3/)
+  })
+
+  it('unknown options and bad numbers: exit 2', async () => {
+    expect((await ts(['install', 'redis', '--bogus'])).code).toBe(2)
+    expect((await ts(['install', 'redis', '--timeout', 'soon', '--servers', 'web-01'])).code).toBe(2)
+    expect((await ts(['update', 'redis', '--batch', '2', '--servers', 'web-01'])).code).toBe(2)
+    expect((await ts(['logs', 'redis', '--tail', '-3', '--servers', 'web-01'])).code).toBe(2)
+  })
+
+  it('unknown cluster: exit 5', async () => {
+    const r = await ts(['cluster', 'deploy', 'wbe', '--check'])
+    expect(r.code).toBe(5)
+    expect(r.stderr).toMatch(/web/)
+  })
+})
+
+describe('generate', () => {
+  it('scaffolds a taskserv into the workspace layer, which then lists', async () => {
+    const r = await ts(['generate', 'myapp', '-o', 'json'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.json().files.some((f: string) => f.endsWith('install.sh'))).toBe(true)
+    const list = (await ts(['list', '-o', 'json'])).json<{ name: string; layer: string }[]>()
+    expect(list.find((e) => e.name === 'myapp')?.layer).toBe('workspace')
+    expect((await ts(['generate', 'myapp'])).code).toBe(2)
+    expect((await ts(['generate', 'Bad Name'])).code).toBe(2)
+  })
+})
