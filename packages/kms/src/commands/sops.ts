@@ -44,11 +44,11 @@ const encrypt = defineProvCommand({
     'in-place': inPlace,
   },
   async run({ args, common, log }) {
+    const ctx = await kmsContext(common)
     const file = String(args.file)
     const format = detectFormat(file, args['input-type'] as string | undefined)
     const doc = await readSopsDocument(readInput(file), format, file)
     if (doc.metadata) throw usageError(`${file} is already encrypted`, { location: file, hint: 'use sops edit or sops rotate' })
-    const ctx = await kmsContext(common)
     const found = await findCreationRule(file)
     const flagRules: SopsRules = {}
     if (args['encrypted-regex']) flagRules.encrypted_regex = String(args['encrypted-regex'])
@@ -74,10 +74,10 @@ const decrypt = defineProvCommand({
   meta: { name: 'decrypt', description: 'Decrypt FILE (verifying its MAC: a tampered file is refused with exit 4)' },
   args: { file: fileArg, 'input-type': inputType, 'in-place': inPlace },
   async run({ args, common }) {
+    const ctx = await kmsContext(common)
     const file = String(args.file)
     const format = detectFormat(file, args['input-type'] as string | undefined)
     const doc = await readSopsDocument(readInput(file), format, file)
-    const ctx = await kmsContext(common)
     const { tree } = await openDocument(doc, sopsIdentities(ctx), file)
     const text = await emitTree(tree, format)
     if (args['in-place']) writeFileAtomic(file, text, { mode: 0o600 })
@@ -108,9 +108,9 @@ const edit = defineProvCommand({
   meta: { name: 'edit', description: 'Open FILE decrypted in $EDITOR (temp file in a 0700 folder), re-encrypt on save, wipe the temp file' },
   args: { file: fileArg, 'input-type': inputType, age: { type: 'string', description: 'Recipients for a new file' } },
   async run({ args, common, log }) {
+    const ctx = await kmsContext(common)
     const file = String(args.file)
     const format: SopsFormat = detectFormat(file, args['input-type'] as string | undefined)
-    const ctx = await kmsContext(common)
     const editor = process.env.SOPS_EDITOR || process.env.EDITOR || process.env.VISUAL || 'vi'
     let plainText = ''
     let dataKey: Buffer | undefined
@@ -161,10 +161,10 @@ const rotate = defineProvCommand({
     'rm-age': { type: 'string', description: 'Recipients to remove' },
   },
   async run({ args, common, emit }) {
+    const ctx = await kmsContext(common)
     const file = String(args.file)
     const format = detectFormat(file, args['input-type'] as string | undefined)
     const doc = await readSopsDocument(readInput(file), format, file)
-    const ctx = await kmsContext(common)
     const { tree } = await openDocument(doc, sopsIdentities(ctx), file)
     const metadata = doc.metadata as NonNullable<typeof doc.metadata>
     const remove = new Set(checkRecipients(listFlag(args['rm-age'], 'rm-age')))

@@ -11,7 +11,7 @@ export default defineProvCommand({
     probe: { type: 'string', description: 'Also probe these remote backends: vault,awskms (default: the configured backend)' },
   },
   async run({ args, common, emit }) {
-    const ctx = await kmsContext(common)
+    const ctx = await kmsContext(common, { checkIdentity: false })
     const identity = await describeIdentity(ctx.identityPath, 'active')
     const retired = retiredIdentityFiles(ctx.retiredDir)
     const probes = new Set(

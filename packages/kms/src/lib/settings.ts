@@ -1,5 +1,6 @@
 /** The prov-kms part of the layered configuration, plus where the identity lives. */
-import { type CommonOptions, kmsIdentityPath, kmsRetiredDir, resolveWorkspace, type Workspace } from '@prov/core'
+import { statSync } from 'node:fs'
+import { type CommonOptions, deniedError, kmsIdentityPath, kmsRetiredDir, resolveWorkspace, type Workspace } from '@prov/core'
 
 export interface KmsSettings {
   backend: 'age' | 'vault' | 'awskms'
@@ -18,8 +19,27 @@ export interface KmsContext {
 
 const cache = new WeakMap<object, Promise<KmsContext>>()
 
-/** Loads the configuration once per command (8 layers; `kms` section). */
-export function kmsContext(common: Partial<CommonOptions>): Promise<KmsContext> {
+/** An identity that group or others can read is refused by every command (exit 4). */
+export function assertIdentitySafe(path: string): void {
+  let mode: number
+  try {
+    mode = statSync(path).mode
+  } catch {
+    return
+  }
+  if (mode & 0o077) {
+    throw deniedError(`identity ${path} is readable by group or others (mode ${(mode & 0o777).toString(8)}); refusing to use it`, { hint: `chmod 600 ${path}` })
+  }
+}
+
+/** Loads the configuration once per command (8 layers; `kms` section); checks the identity's mode unless told not to. */
+export async function kmsContext(common: Partial<CommonOptions>, options: { checkIdentity?: boolean } = {}): Promise<KmsContext> {
+  const ctx = await loadKmsContext(common)
+  if (options.checkIdentity !== false) assertIdentitySafe(ctx.identityPath)
+  return ctx
+}
+
+function loadKmsContext(common: Partial<CommonOptions>): Promise<KmsContext> {
   let pending = cache.get(common)
   if (!pending) {
     pending = (async () => {
