@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import {
   type CommonOptions,
   configError,
+  deniedError,
   ExitCode,
   getServer,
   listServers,
@@ -212,8 +213,25 @@ export async function createJob(env: ServerEnv, spec: ServerSpec): Promise<Actio
     return { ok: true, record: { ...created, action: 'create' } }
   } catch (error) {
     const current = readServerState(env.workspace).servers[spec.name] ?? record
-    await ctx.save({ ...current, status: 'error' })
+    // A failed create leaves nothing behind: what exists is what state says.
+    await provider.delete(ctx, current, { keepStorage: false }).catch(() => undefined)
+    await updateServerState(env.workspace, (state) => {
+      delete state.servers[spec.name]
+      delete state.provider_data[spec.name]
+    })
     return failure(current, 'create', error)
+  }
+}
+
+/** Refuses early (exit 4) when a provider that needs root runs without it. */
+export async function preflight(env: ServerEnv, providerNames: Iterable<string>): Promise<void> {
+  for (const name of new Set(providerNames)) {
+    const provider = await env.provider(name)
+    if (provider.capabilities.root && typeof process.getuid === 'function' && process.getuid() !== 0) {
+      throw deniedError(`the ${name} provider needs root (namespaces, bridges, overlay mounts)`, {
+        hint: 'run as root (sudo -E prov-server ...), or use the ssh provider for existing hosts',
+      })
+    }
   }
 }
 

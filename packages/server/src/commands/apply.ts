@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { defineProvCommand, parseInput, readServerState, stateFingerprint, usageError } from '@prov/core'
 import { confirmOrRefuse } from '../confirm'
-import { type ActionOutcome, createJob, deleteJob, failure, type Job, outcomeCode, parallelOf, runJobs, serverEnv } from '../engine'
+import { type ActionOutcome, createJob, deleteJob, failure, type Job, outcomeCode, parallelOf, preflight, runJobs, serverEnv } from '../engine'
 import { parsePlan, type ServerPlan } from '../plan'
 import type { ServerSpec } from '../providers/types'
 
@@ -50,6 +50,10 @@ export default defineProvCommand({
       ctx.emit(plan)
       return
     }
+    await preflight(
+      env,
+      work.map((a) => a.spec?.provider ?? a.provider),
+    )
     const ok = await confirmOrRefuse(`apply: ${s.create} create, ${s.update} update, ${s.delete} delete?`, ctx.common.yes, 'apply a plan')
     if (!ok) throw usageError('apply cancelled')
     const writer = ctx.writer()

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { configError, defineProvCommand, readServerState, serverNamePattern, usageError } from '@prov/core'
 import type { DesiredState } from '../desired'
-import { createJob, type Job, outcomeCode, parallelOf, runJobs, serverEnv } from '../engine'
+import { createJob, type Job, outcomeCode, parallelOf, preflight, runJobs, serverEnv } from '../engine'
 import { adHocPlan, loadDesired, type PlanAction } from '../plan'
 import { providerNames } from '../providers/registry'
 import type { ServerSpec } from '../providers/types'
@@ -42,6 +42,10 @@ export default defineProvCommand({
       ctx.emit(adHocPlan(env, actions, 'create'))
       return
     }
+    await preflight(
+      env,
+      actions.filter((a) => a.action === 'create').map((a) => a.provider),
+    )
     const jobs: Job[] = actions.map((a) => ({
       title: `create ${a.server}`,
       run: async () => (a.action === 'keep' ? { ok: true, record: { ...existing[a.server], action: 'keep' } } : createJob(env, a.spec as ServerSpec)),

@@ -1,6 +1,6 @@
 import { defineProvCommand, type ServerRecord, usageError } from '@prov/core'
 import { confirmOrRefuse } from '../confirm'
-import { deleteJob, type Job, outcomeCode, parallelOf, runJobs, serverEnv, targetServers } from '../engine'
+import { deleteJob, type Job, outcomeCode, parallelOf, preflight, runJobs, serverEnv, targetServers } from '../engine'
 import { adHocPlan } from '../plan'
 
 export default defineProvCommand({
@@ -28,6 +28,10 @@ export default defineProvCommand({
       ctx.emit([])
       return
     }
+    await preflight(
+      env,
+      targets.map((t) => t.provider),
+    )
     const ok = await confirmOrRefuse(`delete ${targets.map((t) => t.name).join(', ')}?`, ctx.common.yes, 'delete servers')
     if (!ok) throw usageError('delete cancelled')
     const keepStorage = Boolean(ctx.args['keep-storage'])

@@ -1,4 +1,4 @@
-import { defineProvCommand, ExitCode, SshPool, targetOf, usageError } from '@prov/core'
+import { defineProvCommand, ExitCode, isProvError, SshPool, targetOf, usageError } from '@prov/core'
 import { parallelOf, serverEnv, targetServers } from '../engine'
 
 export default defineProvCommand({
@@ -27,6 +27,7 @@ export default defineProvCommand({
     })
     const writer = ctx.writer()
     let failed = 0
+    const connectCodes: number[] = []
     const queue = [...targets]
     try {
       await Promise.all(
@@ -45,6 +46,7 @@ export default defineProvCommand({
                 duration_ms: result.durationMs,
               }
             } catch (error) {
+              connectCodes.push(isProvError(error) ? error.code : ExitCode.FAILED)
               record = {
                 schema: 'prov.server.exec/v1',
                 server: server.name,
@@ -68,6 +70,8 @@ export default defineProvCommand({
     }
     writer.end()
     if (!failed) return ExitCode.OK
+    // Every target refused the same way (e.g. host key mismatch = 4): that is the answer.
+    if (connectCodes.length === targets.length && new Set(connectCodes).size === 1) return connectCodes[0]
     return failed === targets.length && targets.length === 1 ? ExitCode.FAILED : ExitCode.PARTIAL
   },
 })

@@ -1,5 +1,5 @@
 import { defineProvCommand } from '@prov/core'
-import { type Job, outcomeCode, parallelOf, powerJob, runJobs, serverEnv, targetServers } from '../engine'
+import { type Job, outcomeCode, parallelOf, powerJob, preflight, runJobs, serverEnv, targetServers } from '../engine'
 import { adHocPlan } from '../plan'
 
 function powerCommand(action: 'start' | 'stop' | 'restart') {
@@ -18,6 +18,10 @@ function powerCommand(action: 'start' | 'stop' | 'restart') {
         )
         return
       }
+      await preflight(
+        env,
+        targets.map((t) => t.provider),
+      )
       const jobs: Job[] = targets.map((record) => ({ title: `${action} ${record.name}`, run: () => powerJob(env, record, action) }))
       const writer = ctx.writer()
       const outcomes = await runJobs(jobs, { parallel: parallelOf(ctx.common), writer, quiet: ctx.common.quiet })

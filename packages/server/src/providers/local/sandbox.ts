@@ -144,9 +144,8 @@ async function pidsInNetns(netns: string): Promise<number[]> {
  */
 export async function teardownRuntime(names: SandboxNames, runtime?: Partial<SandboxRuntime>): Promise<void> {
   const pids = new Set(await pidsInNetns(names.netns))
-  for (const pid of [runtime?.pid, runtime?.holder]) {
-    if (pid && runtime?.pid_start && pid === runtime.pid && processStart(pid) === runtime.pid_start) pids.add(pid)
-  }
+  // The recorded init too, in case its netns file is already gone (pid reuse guarded by start time).
+  if (runtime?.pid && runtime.pid_start && processStart(runtime.pid) === runtime.pid_start) pids.add(runtime.pid)
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL')
