@@ -204,6 +204,7 @@ export function engineSuite(h: Harness) {
       strategy: {
         targets: ['t1', 't2', 't3', 't4', 't5'],
         step: { run: `echo "deploy $PROV_ORCH_TARGET" >> ${trace}`, rollback: `echo "rollback {{target}}" >> ${trace}` },
+        // biome-ignore lint/suspicious/noThenProperty: the workflow field is named then
         canary: { first: 1, observe: { health: 'exit 1', duration: '600ms', interval: '100ms', threshold: 1 }, then: 'promote' },
       },
     })
