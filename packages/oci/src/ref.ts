@@ -88,7 +88,7 @@ function parseLayout(input: string): Reference {
     rest = rest.slice(0, at)
   } else {
     const colon = rest.lastIndexOf(':')
-    if (colon > 0 && !rest.slice(colon + 1).includes('/')) {
+    if (colon >= 0 && !rest.slice(colon + 1).includes('/')) {
       tag = rest.slice(colon + 1)
       rest = rest.slice(0, colon)
       if (!tagPattern.test(tag)) bad(input, `tag '${tag}' is not valid`)

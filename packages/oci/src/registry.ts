@@ -360,12 +360,10 @@ export class RegistryTarget implements Target {
   }
 
   private async upload(descriptor: Descriptor, bytes: Buffer, chunkSize: number): Promise<void> {
-    const start = await this.client.request('POST', `/v2/${this.repository}/blobs/uploads/`, { scope: this.pushScope, expect: [202] })
-    let location = start.headers.get('location')
-    if (!location) throw failedError(`registry ${this.client.registry} opened no upload session`)
-    location = this.sessionUrl(location)
+    let location = await this.openSession()
     if (bytes.length > chunkSize) {
       let offset = 0
+      let interruptions = 0
       while (offset < bytes.length) {
         const end = Math.min(offset + chunkSize, bytes.length)
         try {
@@ -378,9 +376,15 @@ export class RegistryTarget implements Target {
           location = this.sessionUrl(response.headers.get('location') ?? location)
           offset = end
         } catch (error) {
-          if (!(error instanceof ProvError && error.details?.network === true)) throw error
-          // Resume: ask the session how much it has and continue from there.
-          offset = await this.uploadedBytes(location)
+          if (!(error instanceof ProvError && error.details?.network === true) || ++interruptions > 3) throw error
+          // Resume: ask the session how much it has and continue from there; a session the
+          // registry no longer trusts (distribution after a cut PATCH) restarts from zero.
+          const resumed = await this.uploadedBytes(location).catch(() => undefined)
+          if (resumed !== undefined) offset = resumed
+          else {
+            location = await this.openSession()
+            offset = 0
+          }
         }
       }
       await this.client.request('PUT', `${location}${location.includes('?') ? '&' : '?'}digest=${encodeURIComponent(descriptor.digest)}`, {
@@ -398,6 +402,13 @@ export class RegistryTarget implements Target {
       expect: [201],
       retryNetwork: false,
     })
+  }
+
+  private async openSession(): Promise<string> {
+    const start = await this.client.request('POST', `/v2/${this.repository}/blobs/uploads/`, { scope: this.pushScope, expect: [202] })
+    const location = start.headers.get('location')
+    if (!location) throw failedError(`registry ${this.client.registry} opened no upload session`)
+    return this.sessionUrl(location)
   }
 
   private async uploadedBytes(location: string): Promise<number> {
