@@ -91,7 +91,9 @@ export function scanFile(file: string, root: string): Finding[] {
     }
     if (matchedToken || !isStructured || /^\s*[#;]/.test(line)) continue
     const match = fieldPattern.exec(line)
-    if (match && !harmlessField.test(match[1]) && isLiteralSecret(match[2])) {
+    // `"secret": "db/password"` on its own line is the inside of a secret reference.
+    const isReference = match && /^secret$/i.test(match[1]) && /^["']?[\w.-]+(\/[\w.-]+)+["']?,?$/.test(match[2])
+    if (match && !isReference && !harmlessField.test(match[1]) && isLiteralSecret(match[2])) {
       findings.push({ schema: 'prov.kms.finding/v1', file: rel, line: i + 1, kind: 'secret-field', field: match[1] })
     }
   }
