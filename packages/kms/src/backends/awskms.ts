@@ -35,6 +35,7 @@ export class AwsKms {
 
   private connect() {
     this.client ??= (async () => {
+      quietSdkWarnings()
       const mod = await import('@aws-sdk/client-kms')
       const policy = retryPolicy()
       const client = new mod.KMSClient({
@@ -51,7 +52,8 @@ export class AwsKms {
     const err = error as Error & { name?: string; $metadata?: { httpStatusCode?: number; attempts?: number } }
     const name = err.name ?? 'Error'
     const where = `${this.options.endpoint ?? `kms.${this.options.region}`} ${this.options.keyId}`
-    const message = `AWS KMS ${what}: ${name}${err.message && err.message !== name ? `: ${err.message}` : ''}`
+    const detail = err.message && err.message !== name && err.message !== 'UnknownError' ? `: ${err.message}` : ''
+    const message = `AWS KMS ${what}: ${name}${detail}`
     switch (name) {
       case 'AccessDeniedException':
       case 'UnrecognizedClientException':
@@ -140,4 +142,20 @@ export class AwsKms {
       }
     }
   }
+}
+
+let warningsPatched = false
+/** The SDK warns about Node 20 on stderr; stderr carries prov's own lines only (debug shows it). */
+function quietSdkWarnings(): void {
+  if (warningsPatched) return
+  warningsPatched = true
+  const original = process.emitWarning.bind(process)
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const text = typeof warning === 'string' ? warning : warning.message
+    if (text.startsWith('NodeVersionSupportWarning')) {
+      if (process.env.PROV_DEBUG === '1') original(warning as string, ...(rest as []))
+      return
+    }
+    original(warning as string, ...(rest as []))
+  }) as typeof process.emitWarning
 }

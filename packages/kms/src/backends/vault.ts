@@ -84,6 +84,12 @@ export class VaultTransit {
     const where = `${this.options.address} ${this.options.mount}/${this.options.key}`
     switch (response.status) {
       case 400:
+        if (/key not found/i.test(detail)) {
+          return notFoundError(`Vault ${what}: ${detail}`, {
+            location: where,
+            hint: `create the key: vault write -f ${this.options.mount}/keys/${this.options.key}`,
+          })
+        }
         if (/authentication failed|context|decrypt|invalid ciphertext|unable to decrypt/i.test(detail)) {
           return deniedError(`Vault ${what} refused: ${detail}`, { location: where, hint: 'wrong --context or altered ciphertext' })
         }
