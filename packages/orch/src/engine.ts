@@ -82,6 +82,7 @@ export class Engine {
     }
     let lastBeat = 0
     let lastRecover = 0
+    let lastCancelCheck = 0
     try {
       while (!this.stopped) {
         try {
@@ -95,7 +96,10 @@ export class Engine {
             lastRecover = now
           }
           await this.flush()
-          await this.checkCancels()
+          if (now - lastCancelCheck > 200) {
+            await this.checkCancels()
+            lastCancelCheck = now
+          }
           const free = this.concurrency - this.running.size
           const claimed = free > 0 ? await this.store.claim(this.owner, free, this.leaseMs, this.options.onlyWorkflow) : []
           if (this.storeDown) {

@@ -41,6 +41,9 @@ export const defaultConfig: ProvConfig = {
     parallel_limit: 10,
     step_timeout: 3600,
     fallback_to_direct: true,
+    timeout_seconds: 60,
+    auth: { mode: 'none', key_file: '', audience: 'prov-orch', issuer: '' },
+    rate_limit: 20,
     paths: {},
   },
   execution: {

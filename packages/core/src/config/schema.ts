@@ -122,6 +122,17 @@ export const configSchema = z.strictObject({
     parallel_limit: z.number().int().min(1),
     step_timeout: z.number().positive(),
     fallback_to_direct: z.boolean(),
+    /** Client timeout when handing work to a running orchestrator (E18). */
+    timeout_seconds: z.number().positive(),
+    /** REST auth of `prov-orch serve`: none (loopback only) or jwt (key file: PEM public key or a 600 secret). */
+    auth: z.strictObject({
+      mode: z.enum(['none', 'jwt']),
+      key_file: z.string(),
+      audience: z.string(),
+      issuer: z.string(),
+    }),
+    /** REST requests per second per client (bursts of twice that); above -> 429. */
+    rate_limit: z.number().int().min(1),
     paths: z.record(z.string(), z.string()),
   }),
   execution: z.strictObject({

@@ -24,7 +24,7 @@ export default defineProvCommand({
     const host = args.host ?? config.orchestrator.host
     const port = args.port === undefined ? config.orchestrator.port : Number(args.port)
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw usageError(`--port must be 0-65535, got '${args.port}'`, { location: '--port' })
-    const authMode = args.auth ?? 'none'
+    const authMode = args.auth ?? config.orchestrator.auth.mode
     if (authMode !== 'none' && authMode !== 'jwt') throw usageError(`unknown --auth '${authMode}'`, { location: '--auth', hint: 'use none or jwt' })
     if (authMode === 'none' && !LOOPBACK.test(host)) {
       throw configError(`refusing to serve on ${host} without authentication`, { location: '--host', hint: 'add --auth jwt --jwt-key FILE, or bind 127.0.0.1' })
@@ -32,7 +32,7 @@ export default defineProvCommand({
     const { createApi, loadJwtKey } = await import('../server')
     let key: ReturnType<typeof loadJwtKey> | undefined
     if (authMode === 'jwt') {
-      const keyFile = args['jwt-key'] ?? process.env.PROV_ORCH_JWT_KEY_FILE
+      const keyFile = args['jwt-key'] ?? (process.env.PROV_ORCH_JWT_KEY_FILE || config.orchestrator.auth.key_file || undefined)
       if (!keyFile) throw configError('--auth jwt needs a key', { location: '--jwt-key', hint: 'a PEM public key or a secret file (chmod 600)' })
       try {
         key = loadJwtKey(keyFile)
@@ -40,13 +40,21 @@ export default defineProvCommand({
         throw configError(`cannot use JWT key ${keyFile}: ${(error as Error).message}`, { location: '--jwt-key' })
       }
     }
-    const rateLimit = positiveInt(args['rate-limit'], '--rate-limit', 20)
+    const rateLimit = positiveInt(args['rate-limit'], '--rate-limit', config.orchestrator.rate_limit)
     const concurrency = positiveInt(args.concurrency, '--concurrency', common.parallel ?? 32)
     const store = await openStore(common, args.store)
     const { Engine } = await import('../engine')
     const engine = args.engine ? new Engine(store, { concurrency, onWarn: (m) => log.warn(m) }) : undefined
     if (engine) await store.acquireEngineLock(engine.owner)
-    const app = createApi(store, { auth: { mode: authMode, key, audience: args.audience ?? 'prov-orch', issuer: args.issuer }, rateLimit })
+    const app = createApi(store, {
+      auth: {
+        mode: authMode,
+        key,
+        audience: args.audience ?? config.orchestrator.auth.audience,
+        issuer: args.issuer ?? (config.orchestrator.auth.issuer || undefined),
+      },
+      rateLimit,
+    })
     const { serve } = await import('@hono/node-server')
     const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s))
