@@ -25,6 +25,13 @@ export function localSettings(config: Record<string, unknown>): LocalSettings {
   }
 }
 
+/** Settings a server was made with (kept in its runtime data), else the configured ones. */
+function settingsFor(ctx: ProviderContext, record: ServerRecord): LocalSettings {
+  const data = ctx.getData(record.name) as Partial<SandboxRuntime> | undefined
+  if (data?.bridge && typeof data.subnet === 'string') return { subnet: parseSubnet(data.subnet), bridge: data.bridge, nat: data.nat !== false }
+  return localSettings(ctx.config)
+}
+
 function runtimeOf(ctx: ProviderContext, record: ServerRecord, settings: LocalSettings) {
   const data = ctx.getData(record.name) as Partial<SandboxRuntime> | undefined
   const names = sandboxNames(settings, ctx.workspace.paths.state, record.name, record.ip_address)
@@ -46,7 +53,15 @@ async function boot(ctx: ProviderContext, record: ServerRecord, settings: LocalS
   await recordHostKeys(ctx.workspace, record.ip_address, record.ssh.port, [hostKey])
   await setupNetwork(settings, names, record.ip_address)
   const pids = await launch(names, record.name)
-  const runtime: SandboxRuntime = { netns: names.netns, veth: names.veth, bridge: settings.bridge, dir: names.dir, ...pids }
+  const runtime: SandboxRuntime = {
+    netns: names.netns,
+    veth: names.veth,
+    bridge: settings.bridge,
+    subnet: settings.subnet.cidr,
+    nat: settings.nat,
+    dir: names.dir,
+    ...pids,
+  }
   // Save the pids before waiting: an interrupted command still leaves state that finds them.
   await ctx.save({ ...record, status: 'creating' }, runtime)
   const connectTimeout = Number((ctx.rootConfig.ssh as Record<string, unknown> | undefined)?.connect_timeout ?? 10)
@@ -115,7 +130,7 @@ export const localProvider: Provider = {
 
   async delete(ctx, record, options) {
     requireRoot()
-    const settings = localSettings(ctx.config)
+    const settings = settingsFor(ctx, record)
     const { names, data } = runtimeOf(ctx, record, settings)
     await teardownRuntime(names, data)
     if (options.keepStorage) {
@@ -124,13 +139,13 @@ export const localProvider: Provider = {
       rmSync(names.dir, { recursive: true, force: true })
     }
     if (record.ip_address) await forgetHostKey(ctx.workspace, record.ip_address, record.ssh.port)
-    const others = ctx.allServers().filter((s) => s.provider === 'local' && s.name !== record.name)
-    if (!others.length) await removeBridgeIfUnused(settings)
+    // The bridge and NAT rules go with the last attached sandbox (checked under the bridge lock).
+    await removeBridgeIfUnused(settings)
   },
 
   async start(ctx, record) {
     requireRoot()
-    const settings = localSettings(ctx.config)
+    const settings = settingsFor(ctx, record)
     if (sandboxRunning(ctx.getData(record.name) as Partial<SandboxRuntime> | undefined)) return { ...record, status: 'running' }
     try {
       return await boot(ctx, record, settings)
@@ -144,7 +159,7 @@ export const localProvider: Provider = {
 
   async stop(ctx, record) {
     requireRoot()
-    const settings = localSettings(ctx.config)
+    const settings = settingsFor(ctx, record)
     const { names, data } = runtimeOf(ctx, record, settings)
     await teardownRuntime(names, data)
     const stopped: ServerRecord = { ...record, status: 'stopped' }
@@ -153,7 +168,7 @@ export const localProvider: Provider = {
   },
 
   async info(ctx, record) {
-    const settings = localSettings(ctx.config)
+    const settings = settingsFor(ctx, record)
     const { names, data } = runtimeOf(ctx, record, settings)
     return {
       sandbox: {

@@ -25,6 +25,8 @@ export interface SandboxRuntime extends Record<string, unknown> {
   netns: string
   veth: string
   bridge: string
+  subnet: string
+  nat: boolean
   dir: string
   /** Host pid of the sandbox's PID 1 (sshd) and its start time (guards against pid reuse). */
   pid: number | null
@@ -65,28 +67,34 @@ export function sandboxRunning(runtime: Partial<SandboxRuntime> | undefined): bo
 
 const lockDir = '/run/prov'
 
+/** Runs fn holding the bridge's lock (across processes): bridge changes never race attachments. */
+function withBridgeLock<T>(settings: LocalSettings, fn: () => Promise<T>): Promise<T> {
+  const lock = join(lockDir, `bridge-${settings.bridge}`)
+  return serialised(lock, () => withLock(lock, fn, { timeoutMs: 120_000 }))
+}
+
+/** Bridge + host address + NAT, idempotent. Call under the bridge lock. */
+async function ensureBridgeLocked(settings: LocalSettings): Promise<void> {
+  const { bridge, subnet } = settings
+  if ((await sh('ip', ['link', 'show', 'dev', bridge])).code !== 0) {
+    const added = await sh('ip', ['link', 'add', 'name', bridge, 'type', 'bridge'])
+    if (added.code !== 0 && !/exists/i.test(added.stderr)) throw failedError(`cannot create bridge ${bridge}: ${added.stderr.trim()}`)
+  }
+  await must('ip', ['addr', 'replace', `${hostAddress(subnet)}/${subnet.prefix}`, 'dev', bridge], `address on bridge ${bridge}`)
+  await must('ip', ['link', 'set', 'dev', bridge, 'up'], `bringing up bridge ${bridge}`)
+  if (settings.nat) {
+    writeFileSync('/proc/sys/net/ipv4/ip_forward', '1')
+    for (const rule of natRules(settings)) {
+      if ((await sh('iptables', ['-w', ...rule.table, '-C', ...rule.spec])).code !== 0) {
+        await must('iptables', ['-w', ...rule.table, rule.insert ? '-I' : '-A', ...rule.spec], `iptables rule for ${bridge}`)
+      }
+    }
+  }
+}
+
 /** Bridge + host address + NAT, idempotent; serialised across processes per bridge. */
 export async function ensureBridge(settings: LocalSettings): Promise<void> {
-  const lock = join(lockDir, `bridge-${settings.bridge}`)
-  await serialised(lock, () =>
-    withLock(lock, async () => {
-      const { bridge, subnet } = settings
-      if ((await sh('ip', ['link', 'show', 'dev', bridge])).code !== 0) {
-        const added = await sh('ip', ['link', 'add', 'name', bridge, 'type', 'bridge'])
-        if (added.code !== 0 && !/exists/i.test(added.stderr)) throw failedError(`cannot create bridge ${bridge}: ${added.stderr.trim()}`)
-      }
-      await must('ip', ['addr', 'replace', `${hostAddress(subnet)}/${subnet.prefix}`, 'dev', bridge], `address on bridge ${bridge}`)
-      await must('ip', ['link', 'set', 'dev', bridge, 'up'], `bringing up bridge ${bridge}`)
-      if (settings.nat) {
-        writeFileSync('/proc/sys/net/ipv4/ip_forward', '1')
-        for (const rule of natRules(settings)) {
-          if ((await sh('iptables', ['-w', ...rule.table, '-C', ...rule.spec])).code !== 0) {
-            await must('iptables', ['-w', ...rule.table, rule.insert ? '-I' : '-A', ...rule.spec], `iptables rule for ${bridge}`)
-          }
-        }
-      }
-    }),
-  )
+  await withBridgeLock(settings, () => ensureBridgeLocked(settings))
 }
 
 function natRules(settings: LocalSettings): { table: string[]; spec: string[]; insert: boolean }[] {
@@ -100,23 +108,20 @@ function natRules(settings: LocalSettings): { table: string[]; spec: string[]; i
 
 /** Removes the bridge and its NAT rules when no sandbox is attached any more. */
 export async function removeBridgeIfUnused(settings: LocalSettings): Promise<boolean> {
-  const lock = join(lockDir, `bridge-${settings.bridge}`)
-  return serialised(lock, () =>
-    withLock(lock, async () => {
-      const exists = (await sh('ip', ['link', 'show', 'dev', settings.bridge])).code === 0
-      if (exists) {
-        const attached = await sh('ip', ['-o', 'link', 'show', 'master', settings.bridge])
-        if (attached.stdout.trim()) return false
-        await sh('ip', ['link', 'del', 'dev', settings.bridge])
+  return withBridgeLock(settings, async () => {
+    const exists = (await sh('ip', ['link', 'show', 'dev', settings.bridge])).code === 0
+    if (exists) {
+      const attached = await sh('ip', ['-o', 'link', 'show', 'master', settings.bridge])
+      if (attached.stdout.trim()) return false
+      await sh('ip', ['link', 'del', 'dev', settings.bridge])
+    }
+    for (const rule of natRules(settings)) {
+      for (let i = 0; i < 10; i++) {
+        if ((await sh('iptables', ['-w', ...rule.table, '-D', ...rule.spec])).code !== 0) break
       }
-      for (const rule of natRules(settings)) {
-        for (let i = 0; i < 10; i++) {
-          if ((await sh('iptables', ['-w', ...rule.table, '-D', ...rule.spec])).code !== 0) break
-        }
-      }
-      return true
-    }),
-  )
+    }
+    return true
+  })
 }
 
 async function waitGone(pids: number[], timeoutMs: number): Promise<void> {
@@ -250,13 +255,16 @@ exec chroot "$M" /usr/sbin/sshd -D -e -f /etc/ssh/prov/sshd_config
 
 /** Network plumbing: netns, veth into the bridge, address, default route via the host. */
 export async function setupNetwork(settings: LocalSettings, names: SandboxNames, ip: string): Promise<void> {
-  await ensureBridge(settings)
   const added = await sh('ip', ['netns', 'add', names.netns])
   if (added.code !== 0 && !/exists/i.test(added.stderr)) throw failedError(`cannot create netns ${names.netns}: ${added.stderr.trim()}`)
-  // A previous sandbox at this address had another MAC: drop the host's stale neighbour entry.
-  await sh('ip', ['neigh', 'flush', 'to', ip, 'dev', settings.bridge])
   await must('ip', ['link', 'add', names.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', names.netns], `veth ${names.veth}`)
-  await must('ip', ['link', 'set', 'dev', names.veth, 'master', settings.bridge, 'up'], `attaching ${names.veth} to ${settings.bridge}`)
+  // Attach under the bridge lock so a concurrent last delete cannot remove the bridge in between.
+  await withBridgeLock(settings, async () => {
+    await ensureBridgeLocked(settings)
+    // A previous sandbox at this address had another MAC: drop the host's stale neighbour entry.
+    await sh('ip', ['neigh', 'flush', 'to', ip, 'dev', settings.bridge])
+    await must('ip', ['link', 'set', 'dev', names.veth, 'master', settings.bridge, 'up'], `attaching ${names.veth} to ${settings.bridge}`)
+  })
   const inside = [
     `addr add ${ip}/${settings.subnet.prefix} dev eth0`,
     'link set dev eth0 up',
