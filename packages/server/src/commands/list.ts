@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs'
-import { defineProvCommand, listServers, serverStatuses, usageError } from '@prov/core'
+import { join, resolve } from 'node:path'
+import { defineProvCommand, isWorkspaceDir, listServers, serverStatuses, usageError } from '@prov/core'
 import { liveServers, serverEnv } from '../engine'
 
 export default defineProvCommand({
@@ -12,6 +13,14 @@ export default defineProvCommand({
     const status = ctx.args.status as string | undefined
     if (status && !(serverStatuses as readonly string[]).includes(status)) {
       throw usageError(`unknown status '${status}'`, { location: '--status', hint: `one of ${serverStatuses.join(', ')}` })
+    }
+    // Fast path (cold-start benchmark P1): a workspace given by path, or the current folder, with
+    // no server state yet needs neither the workspace registry nor any provider.
+    const direct = ctx.common.workspace ?? process.env.PROV_WORKSPACE
+    const candidate = direct ? (direct.includes('/') ? resolve(direct) : undefined) : process.cwd()
+    if (candidate && isWorkspaceDir(candidate) && !existsSync(join(candidate, '.prov', 'servers.json'))) {
+      ctx.emit([])
+      return
     }
     const env = await serverEnv(ctx.common, { config: false })
     // Fast path: no state file, nothing to load (cold-start benchmark P1).
