@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'
 import { deniedError, notFoundError, usageError } from './errors'
-import { userConfigDir, workspacePaths } from './paths'
+import { expandHome, userConfigDir, workspacePaths } from './paths'
 import { registerSecretValue } from './redact'
 import type { SecretResolver } from './secrets'
 
@@ -19,12 +19,14 @@ export function kmsDir(workspacePath?: string): string {
 
 /** The identity file: $PROV_KMS_IDENTITY, else `<kmsDir>/identity.txt`. */
 export function kmsIdentityPath(workspacePath?: string, override?: string): string {
-  return override || process.env.PROV_KMS_IDENTITY || join(kmsDir(workspacePath), 'identity.txt')
+  const explicit = process.env.PROV_KMS_IDENTITY || override
+  return explicit ? expandHome(explicit) : join(kmsDir(workspacePath), 'identity.txt')
 }
 
 /** Retired identities (kept after `keys rotate` so old ciphertexts still decrypt). */
 export function kmsRetiredDir(workspacePath?: string, identityPath?: string): string {
-  return identityPath && process.env.PROV_KMS_IDENTITY === identityPath ? `${identityPath}.retired` : join(kmsDir(workspacePath), 'retired')
+  const standard = join(kmsDir(workspacePath), 'identity.txt')
+  return identityPath && identityPath !== standard ? `${identityPath}.retired` : join(kmsDir(workspacePath), 'retired')
 }
 
 export interface AgeIdentity {
@@ -181,4 +183,20 @@ export function envSecretResolver(env: NodeJS.ProcessEnv = process.env): SecretR
       return value
     },
   }
+}
+
+/**
+ * The resolver chosen by the `secrets.provider` config key: `workspace` (default) and `kms` read
+ * the prov-kms store of the workspace, `env` reads PROV_SECRET_<NAME> variables.
+ */
+export function secretResolverFor(provider: 'workspace' | 'kms' | 'env', workspacePath?: string, options: SecretResolverOptions = {}): SecretResolver {
+  if (provider === 'env') return envSecretResolver()
+  if (!workspacePath) {
+    return {
+      get: async (name: string) => {
+        throw notFoundError(`secret '${name}' cannot be resolved: no workspace`, { hint: 'run inside a workspace, or set secrets.provider to env' })
+      },
+    }
+  }
+  return workspaceSecretResolver(workspacePath, options)
 }

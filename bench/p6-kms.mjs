@@ -1,0 +1,118 @@
+// P6: prov-kms vs the age CLI. (1) 10 MB encrypt + decrypt, each a fresh process, side by side
+// (target: prov/age <= 1.5); the same with process start subtracted, to show the crypto itself.
+// (2) 1,000 secrets through one NDJSON stream (`prov-kms encrypt --field password`) vs 1,000
+// `age -r` runs (target: >= 20x faster).
+import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { median } from './lib.mjs'
+
+function run(command, args, { input, env } = {}) {
+  const start = process.hrtime.bigint()
+  const result = spawnSync(command, args, { input, env: { ...process.env, ...env }, maxBuffer: 1 << 30 })
+  const ms = Number(process.hrtime.bigint() - start) / 1e6
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} exited ${result.status}: ${String(result.stderr).slice(0, 300)}`)
+  return { ms, stdout: result.stdout }
+}
+
+export default async function p6({ root, log }) {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-bench-p6-'))
+  const env = { XDG_CONFIG_HOME: join(dir, 'xdg'), PROV_SYSTEM_CONFIG_DIR: join(dir, 'etc'), PROV_WORKSPACE: '', PROV_KMS_IDENTITY: '' }
+  delete process.env.PROV_WORKSPACE
+  const node = process.execPath
+  const kms = join(root, 'bin', 'prov-kms')
+  try {
+    run(node, [kms, 'keygen', '-q'], { env })
+    const identity = join(dir, 'xdg', 'prov', 'kms', 'identity.txt')
+    const recipient = /# public key: (\S+)/.exec(spawnSync('cat', [identity]).stdout.toString())[1]
+    const data = randomBytes(10 * 1024 * 1024)
+    const runs = 7
+    const prov = []
+    const age = []
+    const provStart = []
+    const ageStart = []
+    log(`10 MB encrypt + decrypt, ${runs} runs each, interleaved`)
+    for (let i = 0; i < runs + 1; i++) {
+      const e = run(node, [kms, 'encrypt', '--binary'], { input: data, env })
+      const d = run(node, [kms, 'decrypt'], { input: e.stdout, env })
+      if (Buffer.compare(d.stdout, data) !== 0) throw new Error('prov-kms round trip differs')
+      const ae = run('age', ['-r', recipient], { input: data })
+      const ad = run('age', ['-d', '-i', identity], { input: ae.stdout })
+      if (Buffer.compare(ad.stdout, data) !== 0) throw new Error('age round trip differs')
+      const ps = run(node, [kms, '--version'])
+      const as = run('age', ['--version'])
+      if (i === 0) continue // warm-up
+      prov.push(e.ms + d.ms)
+      age.push(ae.ms + ad.ms)
+      provStart.push(2 * ps.ms)
+      ageStart.push(2 * as.ms)
+    }
+    const provMs = median(prov)
+    const ageMs = median(age)
+    const provWork = Math.max(1, provMs - median(provStart))
+    const ageWork = Math.max(1, ageMs - median(ageStart))
+
+    log('1,000 secrets: one NDJSON stream vs 1,000 age runs')
+    const ndjson = `${Array.from({ length: 1000 }, (_, i) => JSON.stringify({ name: `svc-${i}`, password: randomBytes(12).toString('hex') })).join('\n')}\n`
+    const streamRuns = []
+    for (let i = 0; i < 4; i++) {
+      const r = run(node, [kms, 'encrypt', '--field', 'password'], { input: ndjson, env })
+      if (i === 0) {
+        const lines = r.stdout.toString().trim().split('\n')
+        if (lines.length !== 1000 || !lines.every((l) => JSON.parse(l).password.startsWith('prov:age:v1:'))) throw new Error('stream output is wrong')
+        continue
+      }
+      streamRuns.push(r.ms)
+    }
+    const streamMs = median(streamRuns)
+    const secrets = ndjson
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).password)
+    const startAge = process.hrtime.bigint()
+    for (const secret of secrets) run('age', ['-r', recipient], { input: secret })
+    const ageLoopMs = Number(process.hrtime.bigint() - startAge) / 1e6
+    const speedup = ageLoopMs / streamMs
+    writeFileSync(join(dir, 'done'), '')
+    return {
+      id: 'P6',
+      title: 'prov-kms vs age: 10 MB encrypt+decrypt; 1,000 secrets in one NDJSON stream',
+      rows: [
+        {
+          metric: '10 MB encrypt + decrypt (2 processes each)',
+          prov: provMs,
+          peer: ageMs,
+          peerName: 'age',
+          unit: 'ms',
+          ratio: provMs / ageMs,
+          target: '<= 1.5',
+          pass: provMs / ageMs <= 1.5,
+        },
+        {
+          metric: '10 MB encrypt + decrypt, process start subtracted',
+          prov: provWork,
+          peer: ageWork,
+          peerName: 'age',
+          unit: 'ms',
+          ratio: provWork / ageWork,
+          target: '(info)',
+          pass: null,
+        },
+        {
+          metric: '1,000 secrets: one --field stream vs 1,000 age runs',
+          prov: streamMs,
+          peer: ageLoopMs,
+          peerName: 'age x1000',
+          unit: 'ms',
+          ratio: speedup,
+          target: '>= 20 (x faster)',
+          pass: speedup >= 20,
+        },
+      ],
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
