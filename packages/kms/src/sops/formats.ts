@@ -48,7 +48,12 @@ export async function parseTree(text: string, format: SopsFormat, source: string
     const line = error.linePos?.[0]?.line
     throw usageError(`${source} is not valid ${format.toUpperCase()}: ${error.message.split('\n')[0]}`, { location: line ? `${source}:${line}` : source })
   }
-  const value = toTree(doc.toJS({ mapAsMap: true }))
+  let value: SopsValue
+  try {
+    value = toTree(doc.toJS({ mapAsMap: true, maxAliasCount: 100 }))
+  } catch (error) {
+    throw usageError(`${source} is not valid ${format.toUpperCase()}: ${(error as Error).message.split('\n')[0]}`, { location: source })
+  }
   if (value === null) return new Map()
   if (!(value instanceof Map)) throw usageError(`${source} must hold a mapping at the top level`, { location: source })
   return value
