@@ -86,6 +86,9 @@ export class Engine {
     try {
       while (!this.stopped) {
         try {
+          // Let finished children report first, so one commit carries many results (group commit).
+          await new Promise((r) => setImmediate(r))
+          if (this.results.length && this.results.length < this.running.size) await new Promise((r) => setTimeout(r, 2))
           const now = Date.now()
           if (now - lastBeat > this.leaseMs / 3) {
             await this.store.heartbeat(this.owner, this.leaseMs)
@@ -95,13 +98,12 @@ export class Engine {
             await this.store.recover(this.owner, false)
             lastRecover = now
           }
-          await this.flush()
           if (now - lastCancelCheck > 200) {
             await this.checkCancels()
             lastCancelCheck = now
           }
           const free = this.concurrency - this.running.size
-          const claimed = free > 0 ? await this.store.claim(this.owner, free, this.leaseMs, this.options.onlyWorkflow) : []
+          const claimed = await this.completeAndClaim(free)
           if (this.storeDown) {
             this.storeDown = false
             this.options.onWarn?.('store reachable again; resuming')
@@ -153,6 +155,20 @@ export class Engine {
         this.flushing = undefined
       })
     return this.flushing
+  }
+
+  /** Commits the finished steps and claims new ones in one transaction. */
+  private async completeAndClaim(free: number) {
+    if (this.flushing) await this.flushing.catch(() => {})
+    const batch = this.results
+    this.results = []
+    try {
+      return await this.store.completeAndClaim(this.owner, batch, free, this.leaseMs, this.options.onlyWorkflow)
+    } catch (error) {
+      // Keep the results: they are committed when the store is back.
+      this.results = [...batch, ...this.results]
+      throw error
+    }
   }
 
   private async checkCancels() {

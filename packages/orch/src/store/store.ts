@@ -270,69 +270,86 @@ export class OrchStore {
   /** Claims up to `limit` ready steps, honouring each workflow's parallel_limit; marks them running with a lease. */
   async claim(owner: string, limit: number, leaseMs: number, onlyWorkflow?: string): Promise<ClaimedStep[]> {
     if (limit <= 0) return []
+    return this.db.tx((q) => this.claimIn(q, owner, limit, leaseMs, onlyWorkflow))
+  }
+
+  /**
+   * Records finished steps and claims new ones in one transaction: one durable commit (one fsync
+   * on SQLite) per engine round instead of two.
+   */
+  async completeAndClaim(owner: string, results: StepResult[], limit: number, leaseMs: number, onlyWorkflow?: string): Promise<ClaimedStep[]> {
+    if (!results.length) return this.claim(owner, limit, leaseMs, onlyWorkflow)
+    return this.db.tx(async (q) => {
+      await this.completeIn(q, owner, results)
+      return limit > 0 ? this.claimIn(q, owner, limit, leaseMs, onlyWorkflow) : []
+    })
+  }
+
+  private async claimIn(q: Sql, owner: string, limit: number, leaseMs: number, onlyWorkflow?: string): Promise<ClaimedStep[]> {
     const now = Date.now()
-    const candidates = await this.db.all<{ id: string }>(
+    const candidates = await q.all<{ id: string }>(
       `SELECT id FROM orch_workflows WHERE status IN ${ACTIVE} AND cancel_requested = 0${onlyWorkflow ? ' AND id = ?' : ''} ORDER BY created_at LIMIT 50`,
       onlyWorkflow ? [onlyWorkflow] : [],
     )
-    if (!candidates.length) return []
-    return this.db.tx(async (q) => {
-      const claimed: ClaimedStep[] = []
-      for (const { id } of candidates) {
-        if (claimed.length >= limit) break
-        const [wf] = await q.all<WorkflowRow>(
-          `SELECT id, name, status, phase, parallel_limit, cancel_requested FROM orch_workflows WHERE id = ?${this.forUpdate(true)}`,
-          [id],
-        )
-        if (!wf || !['queued', 'running', 'rolling_back'].includes(wf.status) || Number(wf.cancel_requested)) continue
-        const kind = wf.phase
-        const [{ n: running }] = await q.all<{ n: number }>(`SELECT count(*) AS n FROM orch_steps WHERE workflow_id = ? AND kind = ? AND status = 'running'`, [
-          id,
-          kind,
-        ])
-        const free = Math.min(Number(wf.parallel_limit) - Number(running), limit - claimed.length)
-        if (free <= 0) continue
-        const rows = await q.all<StepRow>(
-          `SELECT id, spec, attempts, next_at FROM orch_steps WHERE workflow_id = ? AND kind = ? AND status = 'queued' AND pending = 0 AND next_at <= ?
-           ORDER BY seq LIMIT ?${this.forUpdate(true)}`,
-          [id, kind, now, free],
-        )
-        if (!rows.length) continue
-        if (wf.status === 'queued') {
-          await q.run(`UPDATE orch_workflows SET status = 'running', started_at = ? WHERE id = ?`, [now, id])
-          await this.event(q, id, 'workflow.started', undefined, undefined, now)
-        }
-        const specs = rows.map((r) => JSON.parse(r.spec) as CompiledStep)
-        const needed = [...new Set(specs.flatMap((s) => refIds(s)))]
-        const scope: ClaimedStep['scope'] = {}
-        for (let i = 0; i < needed.length; i += 500) {
-          const chunk = needed.slice(i, i + 500)
-          const outs = await q.all<{ id: string; status: string; output: string | null }>(
-            `SELECT id, status, output FROM orch_steps WHERE workflow_id = ? AND kind = 'main' AND id IN (${chunk.map(() => '?').join(',')})`,
-            [id, ...chunk],
-          )
-          for (const o of outs) scope[o.id] = { status: o.status, output: parse(o.output) }
-        }
-        for (const [i, row] of rows.entries()) {
-          const attempt = Number(row.attempts) + 1
-          await q.run(
-            `UPDATE orch_steps SET status = 'running', attempts = ?, owner = ?, lease_until = ?, started_at = ?, error = NULL WHERE workflow_id = ? AND id = ?`,
-            [attempt, owner, now + leaseMs, now, id, row.id],
-          )
-          await this.event(q, id, 'step.started', row.id, { attempt, kind, owner }, now)
-          claimed.push({ workflowId: id, workflowName: wf.name, kind, spec: specs[i], attempt, scope })
-        }
+    const claimed: ClaimedStep[] = []
+    for (const { id } of candidates) {
+      if (claimed.length >= limit) break
+      const [wf] = await q.all<WorkflowRow>(
+        `SELECT id, name, status, phase, parallel_limit, cancel_requested FROM orch_workflows WHERE id = ?${this.forUpdate(true)}`,
+        [id],
+      )
+      if (!wf || !['queued', 'running', 'rolling_back'].includes(wf.status) || Number(wf.cancel_requested)) continue
+      const kind = wf.phase
+      const [{ n: running }] = await q.all<{ n: number }>(`SELECT count(*) AS n FROM orch_steps WHERE workflow_id = ? AND kind = ? AND status = 'running'`, [
+        id,
+        kind,
+      ])
+      const free = Math.min(Number(wf.parallel_limit) - Number(running), limit - claimed.length)
+      if (free <= 0) continue
+      const rows = await q.all<StepRow>(
+        `SELECT id, spec, attempts, next_at FROM orch_steps WHERE workflow_id = ? AND kind = ? AND status = 'queued' AND pending = 0 AND next_at <= ?
+         ORDER BY seq LIMIT ?${this.forUpdate(true)}`,
+        [id, kind, now, free],
+      )
+      if (!rows.length) continue
+      if (wf.status === 'queued') {
+        await q.run(`UPDATE orch_workflows SET status = 'running', started_at = ? WHERE id = ?`, [now, id])
+        await this.event(q, id, 'workflow.started', undefined, undefined, now)
       }
-      return claimed
-    })
+      const specs = rows.map((r) => JSON.parse(r.spec) as CompiledStep)
+      const needed = [...new Set(specs.flatMap((s) => refIds(s)))]
+      const scope: ClaimedStep['scope'] = {}
+      for (let i = 0; i < needed.length; i += 500) {
+        const chunk = needed.slice(i, i + 500)
+        const outs = await q.all<{ id: string; status: string; output: string | null }>(
+          `SELECT id, status, output FROM orch_steps WHERE workflow_id = ? AND kind = 'main' AND id IN (${chunk.map(() => '?').join(',')})`,
+          [id, ...chunk],
+        )
+        for (const o of outs) scope[o.id] = { status: o.status, output: parse(o.output) }
+      }
+      for (const [i, row] of rows.entries()) {
+        const attempt = Number(row.attempts) + 1
+        await q.run(
+          `UPDATE orch_steps SET status = 'running', attempts = ?, owner = ?, lease_until = ?, started_at = ?, error = NULL WHERE workflow_id = ? AND id = ?`,
+          [attempt, owner, now + leaseMs, now, id, row.id],
+        )
+        await this.event(q, id, 'step.started', row.id, { attempt, kind, owner }, now)
+        claimed.push({ workflowId: id, workflowName: wf.name, kind, spec: specs[i], attempt, scope })
+      }
+    }
+    return claimed
   }
 
   /** Records finished steps (a batch: one durable commit), schedules retries, advances workflows. */
   async complete(owner: string, results: StepResult[]): Promise<void> {
     if (!results.length) return
+    await this.db.tx((q) => this.completeIn(q, owner, results))
+  }
+
+  private async completeIn(q: Sql, owner: string, results: StepResult[]): Promise<void> {
     const byWorkflow = new Map<string, StepResult[]>()
     for (const r of results) byWorkflow.set(r.workflowId, [...(byWorkflow.get(r.workflowId) ?? []), r])
-    await this.db.tx(async (q) => {
+    {
       const now = Date.now()
       for (const [workflowId, list] of byWorkflow) {
         const [wf] = await q.all<WorkflowRow>(`SELECT id, status, phase, cancel_requested FROM orch_workflows WHERE id = ?${this.forUpdate()}`, [workflowId])
@@ -382,7 +399,7 @@ export class OrchStore {
         }
         await this.advance(q, workflowId, now)
       }
-    })
+    }
   }
 
   private async release(q: Sql, workflowId: string, dependents: string[]) {
