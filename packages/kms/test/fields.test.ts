@@ -66,6 +66,15 @@ describe('prov-kms encrypt/decrypt --field (record streams)', () => {
     expect((await run(['decrypt', '--field', 'password'], single.stdout)).json()).toEqual(records[0])
   })
 
+  it('a whole object field (--field ssh) is encrypted as one value and restored as an object', async () => {
+    const encrypted = await run(['encrypt', '--field', 'ssh'], records.map((r) => JSON.stringify(r)).join('\n'))
+    const lines = encrypted.lines()
+    expect(lines.every((r: { ssh: string }) => typeof r.ssh === 'string' && r.ssh.startsWith('prov:age:v1:'))).toBe(true)
+    expect(encrypted.stdout).not.toContain('"user"')
+    const back = await run(['decrypt', '--field', 'ssh'], encrypted.stdout)
+    expect(back.lines()).toEqual(records)
+  })
+
   it('works in a bash pipeline with jq', () => {
     const script = `printf '%s\\n' '${JSON.stringify(records[0])}' '${JSON.stringify(records[1])}' | "${process.execPath}" "${bin}" encrypt --field password | "${process.execPath}" "${bin}" decrypt --field password | jq -r .password`
     const out = spawnSync('bash', ['-c', script], { env: shellEnv, encoding: 'utf8' })
@@ -79,6 +88,10 @@ describe('prov-kms encrypt/decrypt --field (record streams)', () => {
     const out = spawnSync(nu, ['--no-config-file', '-c', script], { env: shellEnv, encoding: 'utf8' })
     expect(out.status, out.stderr).toBe(0)
     expect(JSON.parse(out.stdout)).toEqual(PASSWORDS)
+    const ssh = `'${data}' | from json | to json | ^${process.execPath} ${bin} encrypt --field ssh | from json | each {|r| $r.ssh | str starts-with 'prov:age:v1:'} | all {|x| $x} | to json -r`
+    const out3 = spawnSync(nu, ['--no-config-file', '-c', ssh], { env: shellEnv, encoding: 'utf8' })
+    expect(out3.status, out3.stderr).toBe(0)
+    expect(out3.stdout.trim()).toBe('true')
     const onlyEncrypted = `'${data}' | ^${process.execPath} ${bin} encrypt --field password | from json | get password | str starts-with 'prov:age:v1:' | all {|x| $x} | to json -r`
     const out2 = spawnSync(nu, ['--no-config-file', '-c', onlyEncrypted], { env: shellEnv, encoding: 'utf8' })
     expect(out2.status, out2.stderr).toBe(0)

@@ -1,11 +1,13 @@
 // In-process property tests of the parsers and formats (fast-check): random and truncated input
 // gives a ProvError with a documented exit code, never a crash or wrong data.
+
+import { hkdfSync } from 'node:crypto'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { isProvError } from '../../core/src/errors'
 import { canonicalContext, parseContext } from '../src/lib/context'
 import { classify } from '../src/lib/crypt'
-import { openEnvelope, readWrappedKey, sealBuffer, sealEnvelope } from '../src/lib/envelope'
+import { chunkKey, openEnvelope, readWrappedKey, sealBuffer, sealEnvelope } from '../src/lib/envelope'
 import { ByteReader, base64Decode, bufferSource } from '../src/lib/io'
 import { decryptScalar, encryptScalar, formatFloat } from '../src/sops/cipher'
 import { flattenMetadata, parseTree, unflattenMetadata } from '../src/sops/formats'
@@ -61,6 +63,12 @@ describe('envelope', () => {
       }),
       { numRuns: 40 },
     )
+  })
+
+  it('the chunk key is HKDF-SHA256 (RFC 5869)', () => {
+    const dataKey = Buffer.alloc(32, 5)
+    const salt = Buffer.alloc(16, 6)
+    expect(chunkKey(dataKey, salt)).toEqual(Buffer.from(hkdfSync('sha256', dataKey, salt, 'prov-kms/v1 payload', 32)))
   })
 
   it('another context is exit 4', async () => {

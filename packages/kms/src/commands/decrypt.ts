@@ -25,7 +25,16 @@ export default defineProvCommand({
           Object.assign(error, { location: error.location ?? `field ${path}` })
           throw error
         })
-        return plain.toString('utf8')
+        const text = plain.toString('utf8')
+        // Objects and arrays were encrypted as their JSON text: restore them.
+        if (/^[[{]/.test(text)) {
+          try {
+            return JSON.parse(text)
+          } catch {
+            return text
+          }
+        }
+        return text
       })
       return
     }

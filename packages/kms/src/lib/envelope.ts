@@ -9,7 +9,7 @@
  * can serve many messages of one invocation (record streams) without nonce reuse. Chunk nonce:
  * 11-byte big-endian counter + 1 byte "last chunk" flag, which detects reordering and truncation.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
 import { deniedError, usageError } from '@prov/core'
 import { ByteReader, type ByteSource } from './io'
 
@@ -25,8 +25,12 @@ export interface WrappedKey {
   wrapped: Buffer
 }
 
-function chunkKey(dataKey: Buffer, salt: Buffer): Buffer {
-  return Buffer.from(hkdfSync('sha256', dataKey, salt, 'prov-kms/v1 payload', 32))
+const PAYLOAD_INFO = Buffer.from('prov-kms/v1 payload\x01')
+
+/** HKDF-SHA256(dataKey, salt, "prov-kms/v1 payload") for one 32-byte block (RFC 5869), with plain HMACs: cheaper per message than hkdfSync. */
+export function chunkKey(dataKey: Buffer, salt: Buffer): Buffer {
+  const prk = createHmac('sha256', salt).update(dataKey).digest()
+  return createHmac('sha256', prk).update(PAYLOAD_INFO).digest()
 }
 
 function nonce(counter: number, last: boolean): Buffer {
