@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs'
 import {
   type CommonOptions,
-  configError,
   deniedError,
   ExitCode,
   getServer,
@@ -16,6 +15,7 @@ import {
   type ServerRecord,
   serversFromRecords,
   updateServerState,
+  usageError,
   type Workspace,
 } from '@prov/core'
 import type { ArgsDef } from 'citty'
@@ -106,7 +106,7 @@ export async function targetServers<T extends ArgsDef>(
     const input = await ctx.stdin()
     if (input?.records.length) names = serversFromRecords(input.records).map((r) => r.name)
   }
-  if (!names.length) throw configError('no servers named', { hint: 'give server names, `all`, or pipe prov.server/v1 records' })
+  if (!names.length) throw usageError('no servers named', { hint: 'give server names, `all`, or pipe prov.server/v1 records' })
   const unique = [...new Set(names)]
   return unique.map((name) => getServer(env.workspace, name))
 }
@@ -151,6 +151,9 @@ export type Job = { title: string; run: () => Promise<ActionOutcome> }
  */
 export async function runJobs(jobs: Job[], options: { parallel: number; writer?: RecordWriter; quiet: boolean }): Promise<ActionOutcome[]> {
   const outcomes: ActionOutcome[] = []
+  // NDJSON streams records as they finish; whole documents list them in job order.
+  const streaming = options.writer?.format === 'ndjson'
+  const ordered = new Map<Job, ActionOutcome>()
   const runOne = async (job: Job) => {
     let outcome: ActionOutcome
     try {
@@ -159,8 +162,12 @@ export async function runJobs(jobs: Job[], options: { parallel: number; writer?:
       outcome = { ok: false, record: { ...newServerRecord({ name: job.title, provider: 'unknown' }), status: 'error', error: (error as Error).message } }
     }
     outcomes.push(outcome)
-    options.writer?.write(outcome.record)
+    ordered.set(job, outcome)
+    if (streaming) options.writer?.write(outcome.record)
     return outcome
+  }
+  const flush = () => {
+    if (!streaming) for (const job of jobs) if (ordered.has(job)) options.writer?.write(ordered.get(job)?.record)
   }
   if (jobs.length > 1 && !options.quiet && process.stderr.isTTY) {
     const { Listr, ListrLogger, ProcessOutput } = await import('listr2')
@@ -181,6 +188,7 @@ export async function runJobs(jobs: Job[], options: { parallel: number; writer?:
       },
     )
     await list.run().catch(() => undefined)
+    flush()
     return outcomes
   }
   const queue = [...jobs]
@@ -194,6 +202,7 @@ export async function runJobs(jobs: Job[], options: { parallel: number; writer?:
     }
   })
   await Promise.all(workers)
+  flush()
   return outcomes
 }
 

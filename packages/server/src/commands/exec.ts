@@ -26,6 +26,7 @@ export default defineProvCommand({
       idleTimeoutMs: Number(ssh.idle_timeout ?? 30) * 1000,
     })
     const writer = ctx.writer()
+    const results = new Map<string, Record<string, unknown>>()
     let failed = 0
     const connectCodes: number[] = []
     const queue = [...targets]
@@ -61,13 +62,16 @@ export default defineProvCommand({
               failed++
               if (!ctx.common.quiet) ctx.log.warn(`${server.name}: ${record.error ?? `exit ${record.exit_code}`}`)
             }
-            writer.write(record)
+            results.set(server.name, record)
+            // NDJSON streams as results arrive; whole documents keep the target order.
+            if (writer.format === 'ndjson') writer.write(record)
           }
         }),
       )
     } finally {
       await pool.closeAll()
     }
+    if (writer.format !== 'ndjson') for (const server of targets) writer.write(results.get(server.name))
     writer.end()
     if (!failed) return ExitCode.OK
     // Every target refused the same way (e.g. host key mismatch = 4): that is the answer.

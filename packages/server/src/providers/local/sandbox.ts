@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
@@ -45,7 +46,10 @@ export function requireRoot(): void {
 
 export function sandboxNames(settings: LocalSettings, workspaceState: string, name: string, ip: string): SandboxNames {
   const offset = ((ip.split('.').reduce((n, p) => (n << 8) + Number(p), 0) >>> 0) - settings.subnet.base) >>> 0
-  const prefix = settings.bridge.slice(0, 9)
+  // veth names have 15 characters at most: long bridge names are shortened with a hash so two
+  // bridges never share a prefix.
+  const bridge = settings.bridge
+  const prefix = bridge.length <= 9 ? bridge : `${bridge.slice(0, 5)}${createHash('sha1').update(bridge).digest('hex').slice(0, 4)}`
   return { netns: `${settings.bridge}-${name}`, veth: `${prefix}-${offset}`, dir: join(workspaceState, 'local', name) }
 }
 
