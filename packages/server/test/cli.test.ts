@@ -275,6 +275,12 @@ export default provider
     expect((await cli(['stop', 'f-01', '--out', 'json'])).json()[0].status).toBe('stopped')
     expect((await cli(['list', '--status', 'stopped', '--out', 'json'])).json()).toHaveLength(1)
     expect((await cli(['delete', 'f-01', '--yes', '-q'])).code).toBe(0)
+    // Concurrent create commands in one workspace never lose a server (state lock).
+    const names = Array.from({ length: 6 }, (_, i) => `c-0${i}`)
+    const results = await Promise.all(names.map((name) => cli(['create', name, '--provider', 'fake', '-q'])))
+    for (const r of results) expect(r.code, r.stderr).toBe(0)
+    expect((await cli(['list', '--provider', 'fake', '--out', 'json'])).json().map((s: { name: string }) => s.name)).toEqual(names)
+    expect((await cli(['delete', ...names, '--yes', '-q'])).code).toBe(0)
     writeFileSync(join(dir, 'index.ts'), 'export default { name: "fake" }\n')
     const broken = await cli(['plans', '--provider', 'fake'])
     expect(broken.code).toBe(3)
