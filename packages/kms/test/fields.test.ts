@@ -103,6 +103,11 @@ describe('prov-kms encrypt/decrypt --field (record streams)', () => {
     expectOneErrorLine(await run(['encrypt', '--field', 'password'], 'just some text'), 2, /JSON or NDJSON/)
     expectOneErrorLine(await run(['encrypt', '--field', 'password'], '[1, 2]'), 2, /not an object/)
     expectOneErrorLine(await run(['encrypt', '--field', 'a..b'], '{}'), 2, /bad field path/)
+    const latin1 = await kms(['encrypt', '--field', 'password'], {
+      env: env.env,
+      input: Buffer.from([0x7b, 0x22, 0x70, 0x22, 0x3a, 0x22, 0xe9, 0x22, 0x7d, 0x0a]),
+    })
+    expectOneErrorLine(latin1, 2, /UTF-8/)
     expectOneErrorLine(await run(['encrypt', '--field', 'password', 'DATA'], '{}'), 2)
     const encrypted = (await run(['encrypt', '--field', 'password'], JSON.stringify(records[0]))).json()
     encrypted.password = encrypted.password.slice(0, -8) + (encrypted.password.endsWith('AAAAAAAA') ? 'BBBBBBBB' : 'AAAAAAAA')

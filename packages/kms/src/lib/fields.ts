@@ -71,9 +71,9 @@ export async function transformRecordStream(source: ByteSource, fieldPaths: stri
     await writeOut(`${JSON.stringify(await applyToRecord(record, paths, transform, count))}\n`)
     count++
   }
-  const decoder = new TextDecoder('utf-8', { fatal: false })
+  const decoder = new TextDecoder('utf-8', { fatal: true })
   for await (const chunk of reader.rest()) {
-    pending += decoder.decode(chunk, { stream: true })
+    pending += decodeUtf8(decoder, chunk, true)
     if (mode === 'object') continue
     let newline = pending.indexOf('\n')
     while (newline >= 0) {
@@ -87,7 +87,7 @@ export async function transformRecordStream(source: ByteSource, fieldPaths: stri
       newline = pending.indexOf('\n')
     }
   }
-  pending += decoder.decode()
+  pending += decodeUtf8(decoder, new Uint8Array(), false)
   if (mode === 'object') {
     let record: unknown
     try {
@@ -114,7 +114,16 @@ function isWholeJson(line: string): boolean {
 async function readText(reader: ByteReader): Promise<string> {
   const chunks: Buffer[] = []
   for await (const chunk of reader.rest()) chunks.push(Buffer.from(chunk))
-  return Buffer.concat(chunks).toString('utf8')
+  return decodeUtf8(new TextDecoder('utf-8', { fatal: true }), Buffer.concat(chunks), false)
+}
+
+/** JSON is UTF-8: invalid bytes are a usage error, not silently replaced. */
+function decodeUtf8(decoder: InstanceType<typeof TextDecoder>, chunk: Uint8Array, stream: boolean): string {
+  try {
+    return decoder.decode(chunk, { stream })
+  } catch {
+    throw usageError('stdin is not valid UTF-8, so not JSON records', { location: 'stdin', hint: 'encrypt binary data without --field' })
+  }
 }
 
 /** Values left alone by `encrypt --field`: null, secret references, existing ciphertexts. */

@@ -90,8 +90,17 @@ export async function readAll(source: ByteSource, limit = 64 * 1024 * 1024): Pro
 }
 
 let outputClosed = false
-/** Writes to stdout honouring backpressure; a closed pipe ends quietly. */
+let guarded = false
+/** Writes to stdout honouring backpressure; a closed pipe (`| head`) ends the process quietly. */
 export async function writeOut(chunk: Uint8Array | string): Promise<void> {
+  if (!guarded) {
+    guarded = true
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      outputClosed = true
+      if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0)
+      throw error
+    })
+  }
   if (outputClosed) return
   if (!process.stdout.write(chunk)) {
     await new Promise<void>((resolve) => {
