@@ -158,6 +158,9 @@ describe.skipIf(!canSandbox)('local provider: real sandboxes (root)', () => {
       const result = await cli(['exec', 'web-02', '--', 'true'])
       expect(result.code, result.stderr).toBe(4)
       expect(result.stderr).toMatch(/does not match the pinned key/)
+      const viaSsh = await cli(['ssh', 'web-02', '--', 'true'])
+      expect(viaSsh.code, viaSsh.stderr).toBe(4)
+      expect(viaSsh.stderr).toMatch(/does not match the pinned key/)
     } finally {
       writeFileSync(knownHosts, original)
     }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { defineProvCommand, getServer, systemSshArgs, targetOf, usageError } from '@prov/core'
+import { defineProvCommand, deniedError, getServer, pinnedHostKeys, systemSshArgs, targetOf, usageError } from '@prov/core'
 import { serverEnv } from '../engine'
 
 export default defineProvCommand({
@@ -10,17 +10,36 @@ export default defineProvCommand({
     if (!name || ctx.positionals.length > 1) throw usageError('ssh takes one server name', { hint: 'prov-server ssh web-01 -- uptime' })
     const env = await serverEnv(ctx.common, { config: false })
     const record = getServer(env.workspace, name)
-    const args = [...systemSshArgs(env.workspace, targetOf(record), { batch: !process.stdin.isTTY }), ...(ctx.dashArgs.length ? ['--', ...ctx.dashArgs] : [])]
+    const target = targetOf(record)
+    const args = [...systemSshArgs(env.workspace, target, { batch: !process.stdin.isTTY }), ...(ctx.dashArgs.length ? ['--', ...ctx.dashArgs] : [])]
     if (ctx.common.check) {
       ctx.emit({ schema: 'prov.server.ssh/v1', server: name, command: ['ssh', ...args] })
       return
     }
-    const child = spawn('ssh', args, { stdio: 'inherit' })
+    if (!pinnedHostKeys(env.workspace, target.host, target.port).length) {
+      throw deniedError(`no pinned host key for ${name} (${target.host}:${target.port})`, {
+        location: env.workspace.paths.knownHosts,
+        hint: 'host keys are pinned when a server is created; re-create it',
+      })
+    }
+    // stderr is watched (and passed on) so a changed host key maps to exit 4 like everywhere else.
+    const child = spawn('ssh', args, { stdio: ['inherit', 'inherit', 'pipe'] })
+    let keyChanged = false
+    child.stderr?.on('data', (chunk: Buffer) => {
+      const text = chunk.toString()
+      if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/.test(text)) keyChanged = true
+      process.stderr.write(chunk)
+    })
     const code = await new Promise<number>((resolve, reject) => {
       child.once('error', reject)
-      child.once('exit', (c, signal) => resolve(c ?? (signal ? 128 : 1)))
+      child.once('close', (c, signal) => resolve(c ?? (signal ? 128 : 1)))
     })
-    // ssh exits 255 for its own errors (host key mismatch, unreachable); pass the remote code through otherwise.
+    if (code === 255 && keyChanged) {
+      throw deniedError(`host key of ${name} (${target.host}:${target.port}) does not match the pinned key`, {
+        location: env.workspace.paths.knownHosts,
+        hint: 'the host was replaced or someone is intercepting; re-create the server if the change is expected',
+      })
+    }
     return code
   },
 })
