@@ -164,6 +164,15 @@ describe('prov-kms with AWS KMS (contract server)', () => {
     expectOneErrorLine(await run(['decrypt', '--context', 'env=dev,app=web'], encrypted.stdout), 4, /InvalidCiphertextException/)
   })
 
+  it('small input goes to KMS Encrypt directly (prov:awskms:v1:), with the EncryptionContext', async () => {
+    const encrypted = await run(['encrypt', '--backend', 'awskms', '--context', 'env=prod'], SECRET)
+    expect(encrypted.code, encrypted.stderr).toBe(0)
+    expect(encrypted.stdout).toMatch(/^prov:awskms:v1:[A-Za-z0-9+/=]+\n$/)
+    expect(aws.requests.some((r) => r.target === 'Encrypt' && (r.body.EncryptionContext as Record<string, string>)?.env === 'prod')).toBe(true)
+    expect((await run(['decrypt', '--context', 'env=prod'], encrypted.stdout)).stdout).toBe(SECRET)
+    expectOneErrorLine(await run(['decrypt', '--context', 'env=dev'], encrypted.stdout), 4, /InvalidCiphertextException/)
+  })
+
   it('datakey (GenerateDataKey) gives a KMS blob that decrypt (Decrypt) unwraps', async () => {
     const record = (await run(['datakey', '--backend', 'awskms', '--context', 'purpose=disk'])).json()
     expect(record.ciphertext).toMatch(/^prov:awskms:v1:/)

@@ -3,7 +3,7 @@
  * the backend by itself:
  *   prov:age:v1:<base64>        prov envelope, data key wrapped by age (binary: "prov:age:v1\n" + body)
  *   prov:awskms:env1:<base64>   prov envelope, data key from AWS KMS GenerateDataKey (binary: "prov:awskms:env1\n")
- *   prov:awskms:v1:<base64>     an AWS KMS CiphertextBlob (Encrypt, or a datakey)
+ *   prov:awskms:v1:<base64>     an AWS KMS CiphertextBlob (Encrypt of up to 4 KiB, or a datakey)
  *   vault:v1:...                Vault Transit ciphertext, as Vault writes it
  *   -----BEGIN AGE ENCRYPTED FILE----- / age-encryption.org/v1   plain age files
  */
@@ -26,6 +26,9 @@ export const PREFIX = {
   ageArmor: '-----BEGIN AGE ENCRYPTED FILE-----',
   ageBinaryFile: 'age-encryption.org/v1\n',
 } as const
+
+/** AWS KMS Encrypt takes at most 4096 bytes of plaintext. */
+const AWS_DIRECT_LIMIT = 4096
 
 export type CiphertextKind = 'age' | 'age-binary' | 'awskms-env' | 'awskms-env-binary' | 'awskms-blob' | 'vault' | 'age-file-armor' | 'age-file'
 
@@ -79,11 +82,24 @@ export class Crypt {
   }
 
   /** Streams an encryption; yields the output bytes. */
-  async *encrypt(source: ByteSource, backend: BackendName, binary: boolean): ByteSource {
+  async *encrypt(plainSource: ByteSource, backend: BackendName, binary: boolean): ByteSource {
+    let source = plainSource
     if (backend === 'vault') {
       const plain = await readAll(source)
       yield Buffer.from(`${await this.vault().encrypt(plain, this.aad)}${binary ? '' : '\n'}`)
       return
+    }
+    if (backend === 'awskms') {
+      // Up to 4 KiB goes to KMS Encrypt directly; larger input uses the envelope (GenerateDataKey).
+      const reader = new ByteReader(source)
+      if ((await reader.fill(AWS_DIRECT_LIMIT + 1)) <= AWS_DIRECT_LIMIT && !binary) {
+        const plain = await readAll(reader.rest())
+        if (plain.length) {
+          yield Buffer.from(`${PREFIX.awsBlob}${(await this.aws().encrypt(plain, this.options.context)).toString('base64')}\n`)
+          return
+        }
+      }
+      source = reader.rest()
     }
     const wrapped = backend === 'age' ? await this.age().sessionKey() : await this.aws().sessionKey(this.options.context)
     const body = sealEnvelope(source, wrapped, this.aad)
