@@ -196,11 +196,15 @@ export function shellQuote(value: string): string {
 }
 
 /** Arguments for the system `ssh` client: workspace key, pinned host keys only, never a prompt about keys. */
-export function systemSshArgs(workspace: WorkspaceRef, target: SshTarget, options: { batch?: boolean; connectTimeoutS?: number } = {}): string[] {
+export function systemSshArgs(
+  workspace: WorkspaceRef,
+  target: SshTarget,
+  options: { batch?: boolean; connectTimeoutS?: number; privateKeyPath?: string } = {},
+): string[] {
   const paths = pathsOf(workspace)
   return [
     '-i',
-    paths.sshKey,
+    options.privateKeyPath ?? paths.sshKey,
     '-p',
     String(target.port),
     '-o',

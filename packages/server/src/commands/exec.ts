@@ -1,4 +1,4 @@
-import { defineProvCommand, ExitCode, isProvError, SshPool, targetOf, usageError } from '@prov/core'
+import { defineProvCommand, ExitCode, expandHome, isProvError, SshPool, targetOf, usageError } from '@prov/core'
 import { parallelOf, serverEnv, targetServers } from '../engine'
 
 export default defineProvCommand({
@@ -24,6 +24,7 @@ export default defineProvCommand({
       connectTimeoutMs: Number(ssh.connect_timeout ?? 10) * 1000,
       retries: Number(ssh.retries ?? 3),
       idleTimeoutMs: Number(ssh.idle_timeout ?? 30) * 1000,
+      privateKeyPath: typeof ssh.key_path === 'string' && ssh.key_path ? expandHome(ssh.key_path) : undefined,
     })
     const writer = ctx.writer()
     const results = new Map<string, Record<string, unknown>>()

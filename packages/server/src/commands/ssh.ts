@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { defineProvCommand, deniedError, getServer, pinnedHostKeys, systemSshArgs, targetOf, usageError } from '@prov/core'
+import { defineProvCommand, deniedError, expandHome, getServer, pinnedHostKeys, systemSshArgs, targetOf, usageError } from '@prov/core'
 import { serverEnv } from '../engine'
 
 export default defineProvCommand({
@@ -8,10 +8,19 @@ export default defineProvCommand({
   async run(ctx) {
     const name = ctx.positionals[0]
     if (!name || ctx.positionals.length > 1) throw usageError('ssh takes one server name', { hint: 'prov-server ssh web-01 -- uptime' })
-    const env = await serverEnv(ctx.common, { config: false })
+    const env = await serverEnv(ctx.common)
+    const sshConfig = (env.config.ssh ?? {}) as Record<string, unknown>
+    const keyPath = typeof sshConfig.key_path === 'string' && sshConfig.key_path ? expandHome(sshConfig.key_path) : undefined
     const record = getServer(env.workspace, name)
     const target = targetOf(record)
-    const args = [...systemSshArgs(env.workspace, target, { batch: !process.stdin.isTTY }), ...(ctx.dashArgs.length ? ['--', ...ctx.dashArgs] : [])]
+    const args = [
+      ...systemSshArgs(env.workspace, target, {
+        batch: !process.stdin.isTTY,
+        privateKeyPath: keyPath,
+        connectTimeoutS: Number(sshConfig.connect_timeout ?? 10),
+      }),
+      ...(ctx.dashArgs.length ? ['--', ...ctx.dashArgs] : []),
+    ]
     if (ctx.common.check) {
       ctx.emit({ schema: 'prov.server.ssh/v1', server: name, command: ['ssh', ...args] })
       return

@@ -1,6 +1,6 @@
-import { existsSync, rmSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { ensureWorkspaceKey, failedError, forgetHostKey, recordHostKeys, type ServerRecord } from '@prov/core'
+import { ensureWorkspaceKey, expandHome, failedError, forgetHostKey, recordHostKeys, type ServerRecord } from '@prov/core'
 import type { Provider, ProviderContext, ServerSpec } from '../types'
 import { allocateAddress, inSubnet, parseSubnet } from './net'
 import {
@@ -40,6 +40,10 @@ function runtimeOf(ctx: ProviderContext, record: ServerRecord, settings: LocalSe
 
 async function boot(ctx: ProviderContext, record: ServerRecord, settings: LocalSettings): Promise<ServerRecord> {
   const key = await ensureWorkspaceKey(ctx.workspace)
+  // ssh.key_path (a key of the user's) is authorised too, so connections made with it work.
+  const keyPath = (ctx.rootConfig.ssh as Record<string, unknown> | undefined)?.key_path
+  const extraKey =
+    typeof keyPath === 'string' && keyPath && existsSync(`${expandHome(keyPath)}.pub`) ? readFileSync(`${expandHome(keyPath)}.pub`, 'utf8').trim() : ''
   const { names, data } = runtimeOf(ctx, record, settings)
   // A half-made or crashed sandbox of the same name goes first (interrupted apply, reboot).
   await teardownRuntime(names, data)
@@ -48,7 +52,7 @@ async function boot(ctx: ProviderContext, record: ServerRecord, settings: LocalS
     ip: record.ip_address,
     port: record.ssh.port,
     user: record.ssh.user,
-    authorizedKey: key.publicKey,
+    authorizedKey: [key.publicKey, extraKey].filter(Boolean).join('\n'),
   })
   await recordHostKeys(ctx.workspace, record.ip_address, record.ssh.port, [hostKey])
   await setupNetwork(settings, names, record.ip_address)
