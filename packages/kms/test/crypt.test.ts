@@ -188,7 +188,15 @@ describe('prov-kms keys and encrypt/decrypt (age)', () => {
     const loose = join(env.root, 'loose.txt')
     writeFileSync(loose, readFileSync(identity))
     chmodSync(loose, 0o644)
-    for (const args of [['encrypt', 'x'], ['decrypt', 'prov:age:v1:AAAA'], ['keys', 'list'], ['datakey'], ['sops', 'decrypt', 'x.yaml']]) {
+    for (const args of [
+      ['encrypt', 'x'],
+      ['decrypt', 'prov:age:v1:AAAA'],
+      ['keys', 'list'],
+      ['datakey'],
+      ['sops', 'decrypt', 'x.yaml'],
+      ['secret', 'list'],
+      ['scan', '.'],
+    ]) {
       const refused = await run(args, undefined, { PROV_KMS_IDENTITY: loose })
       expectOneErrorLine(refused, 4, /readable by group or others/)
     }

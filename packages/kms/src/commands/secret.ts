@@ -21,8 +21,8 @@ import { kmsContext } from '../lib/settings'
 const nameArg = { type: 'positional', description: 'Secret name, e.g. db/password', required: true } as const
 
 async function storeContext(common: Parameters<typeof kmsContext>[0]) {
-  const workspace = requireWorkspace(common.workspace)
   const ctx = await kmsContext(common)
+  const workspace = requireWorkspace(common.workspace)
   return { workspace, ctx: { ...ctx, workspace } }
 }
 
@@ -67,7 +67,7 @@ const get = defineProvCommand({
 const list = defineProvCommand({
   meta: { name: 'list', description: 'Names of the stored secrets (never values)' },
   async run({ common, emit }) {
-    const workspace = requireWorkspace(common.workspace)
+    const { workspace } = await storeContext(common)
     emit(listSecretNames(workspace.path).map((name) => ({ schema: 'prov.kms.secret/v1', name, path: secretFilePath(workspace.path, name) })))
   },
 })
@@ -77,7 +77,7 @@ const rm = defineProvCommand({
   args: { name: nameArg },
   async run({ args, common, emit, log }) {
     const name = validateSecretName(String(args.name))
-    const workspace = requireWorkspace(common.workspace)
+    const { workspace } = await storeContext(common)
     const file = secretFilePath(workspace.path, name)
     if (!existsSync(file)) throw notFoundError(`no secret '${name}'`, { location: file })
     rmSync(file)
