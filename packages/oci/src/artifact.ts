@@ -84,7 +84,7 @@ export function packageExtension(dir: string, options: { created?: string; sourc
 }
 
 export async function pushBuilt(target: Target, artifact: BuiltArtifact, tag?: string, parallel = 4): Promise<void> {
-  await pool(artifact.blobs, parallel, (blob) => target.pushBlob(blob.descriptor, blob.bytes))
+  await pool(artifact.blobs, parallel, (blob) => target.pushBlob(blob.descriptor, blob.bytes, { verified: true }))
   await target.pushManifest(artifact.descriptor, artifact.manifestBytes, tag)
 }
 
@@ -142,7 +142,7 @@ export async function copyGraph(src: Target, dst: Target, reference: string, opt
     await pool(blobs, options.parallel ?? 4, async (blob) => {
       if (await dst.exists(blob)) return options.onBlob?.(blob, 'exists')
       if (sameRegistry && (await (dst as RegistryTarget).mount(blob, (src as RegistryTarget).repository))) return options.onBlob?.(blob, 'mounted')
-      await dst.pushBlob(blob, await src.fetchBlob(blob))
+      await dst.pushBlob(blob, await src.fetchBlob(blob), { verified: true })
       options.onBlob?.(blob, 'copied')
     })
   }

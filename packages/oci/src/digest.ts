@@ -39,7 +39,9 @@ export function writeBlobFile(path: string, bytes: Uint8Array): void {
     fd = openSync(temp, 'wx', 0o644)
     let offset = 0
     while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset)
-    fsyncSync(fd)
+    // Large blobs skip fsync: every read verifies the digest, so a blob torn by a power cut is
+    // refused (and fetched again), never used. Small ones (manifests, configs) are synced.
+    if (bytes.length < 1024 * 1024) fsyncSync(fd)
     closeSync(fd)
     fd = undefined
     renameSync(temp, path)

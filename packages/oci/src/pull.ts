@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { configError, type ExtensionManifest, failedError, manifestSchema, ProvError, readManifest } from '@prov/core'
+import { configError, type ExtensionManifest, failedError, ProvError, readManifest } from '@prov/core'
 import { copyGraph, isComplete, kindOf, layerEntries, parseManifest } from './artifact'
 import type { OciContext } from './context'
 import { formatReference, type Reference } from './ref'
@@ -111,10 +111,13 @@ export async function pullArtifact(
   const kind = kindOf(manifest)
   let extension: ExtensionManifest | undefined
   if (kind === 'provider' || kind === 'taskserv' || kind === 'cluster') {
-    const config = JSON.parse((await source.fetchBlob(manifest.config)).toString('utf8')) as unknown
-    const checked = manifestSchema().safeParse(config)
-    if (!checked.success || checked.data.kind !== kind) throw failedError(`artifact config of ${display} is not a valid ${kind} manifest: refused`)
-    extension = checked.data
+    // A light check here (no schema library on the cached fast path); the installed
+    // manifest.yaml is validated in full by readManifest below.
+    const config = JSON.parse((await source.fetchBlob(manifest.config)).toString('utf8')) as Partial<ExtensionManifest>
+    if (typeof config.name !== 'string' || !/^[a-z0-9][a-z0-9_.-]*$/.test(config.name) || config.kind !== kind || typeof config.version !== 'string') {
+      throw failedError(`artifact config of ${display} is not a valid ${kind} manifest: refused`)
+    }
+    extension = config as ExtensionManifest
   }
   const result: PullResult = {
     schema: 'prov.oci.pull/v1',

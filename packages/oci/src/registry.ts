@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { deniedError, failedError, notFoundError, ProvError, usageError } from '@prov/core'
-import { type FetchResponse, ofetch } from 'ofetch'
+import type { FetchResponse } from 'ofetch'
 import { type Credential, findCredential } from './credentials'
 import { sha256, verifyBlob } from './digest'
 import { isDigest, isLoopbackHost } from './ref'
@@ -32,12 +33,18 @@ interface RequestOptions {
   scope: string
   /** Retry on network errors (idempotent requests only). */
   retryNetwork?: boolean
+  /** Leave the body as a stream (large blobs). */
+  stream?: boolean
 }
 
 interface Challenge {
   scheme: 'basic' | 'bearer'
   params: Record<string, string>
 }
+
+// ofetch (and with it undici) loads on the first request only: a cached pull never pays for it.
+let ofetchModule: Promise<typeof import('ofetch')> | undefined
+const ofetchLib = async () => (await (ofetchModule ??= import('ofetch'))).ofetch
 
 function parseChallenge(header: string | null): Challenge | undefined {
   if (!header) return undefined
@@ -104,7 +111,7 @@ export class RegistryClient {
     if (credential) headers.authorization = `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`
     let response: FetchResponse<ArrayBuffer>
     try {
-      response = await ofetch.raw(`${realm}${realm.includes('?') ? '&' : '?'}${query}`, {
+      response = await (await ofetchLib()).raw(`${realm}${realm.includes('?') ? '&' : '?'}${query}`, {
         headers,
         retry: 2,
         ignoreResponseError: true,
@@ -126,7 +133,9 @@ export class RegistryClient {
   }
 
   /** One request with auth (challenge -> credentials/token -> retry once) and retries with backoff. */
-  async request(method: Method, path: string, options: RequestOptions): Promise<FetchResponse<ArrayBuffer>> {
+  async request(method: Method, path: string, options: RequestOptions & { stream: true }): Promise<FetchResponse<ReadableStream<Uint8Array>>>
+  async request(method: Method, path: string, options: RequestOptions): Promise<FetchResponse<ArrayBuffer>>
+  async request(method: Method, path: string, options: RequestOptions): Promise<FetchResponse<ArrayBuffer> | FetchResponse<ReadableStream<Uint8Array>>> {
     const attempts = this.options.attempts ?? 4
     let authRetried = false
     for (let attempt = 1; ; attempt++) {
@@ -136,16 +145,18 @@ export class RegistryClient {
       this.options.onRequest?.(method, this.url(path))
       let response: FetchResponse<ArrayBuffer>
       try {
-        response = await ofetch.raw(this.url(path), {
+        response = (await (
+          await ofetchLib()
+        ).raw(this.url(path), {
           method,
           headers,
           body: options.body,
           retry: 0,
           redirect: 'follow',
           ignoreResponseError: true,
-          responseType: 'arrayBuffer',
+          responseType: options.stream ? 'stream' : 'arrayBuffer',
           timeout: 600_000,
-        })
+        })) as FetchResponse<ArrayBuffer>
       } catch (error) {
         if (error instanceof ProvError) throw error
         if (options.retryNetwork !== false && isNetworkError(error) && attempt < attempts && method !== 'POST' && method !== 'PATCH') {
@@ -311,10 +322,45 @@ export class RegistryTarget implements Target {
   async fetchBlob(descriptor: Descriptor): Promise<Buffer> {
     if (descriptor.size > MAX_BLOB_BYTES)
       throw failedError(`blob ${descriptor.digest} of ${descriptor.size} bytes exceeds the limit ${MAX_BLOB_BYTES}: refused`)
-    const response = await this.client.request('GET', `/v2/${this.repository}/blobs/${descriptor.digest}`, { scope: this.pullScope, expect: [404] })
-    if (response.status === 404) throw notFoundError(`blob ${descriptor.digest} not found in ${this.name}`)
-    const bytes = Buffer.from(response._data ?? new ArrayBuffer(0))
-    verifyBlob(descriptor, bytes, `${this.name}@${descriptor.digest}`)
+    const where = `${this.name}@${descriptor.digest}`
+    const response = await this.client.request('GET', `/v2/${this.repository}/blobs/${descriptor.digest}`, {
+      scope: this.pullScope,
+      expect: [404],
+      stream: true,
+    })
+    if (response.status === 404) {
+      await response.body?.cancel().catch(() => undefined)
+      throw notFoundError(`blob ${descriptor.digest} not found in ${this.name}`)
+    }
+    // Streamed into a buffer of the announced size and hashed as it arrives: one pass, one copy,
+    // and a registry sending more than announced is cut off at once.
+    const bytes = Buffer.allocUnsafe(descriptor.size)
+    const hash = createHash('sha256')
+    let offset = 0
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        if (offset + chunk.length > descriptor.size) {
+          throw failedError(`blob ${descriptor.digest} is larger than its descriptor says (${descriptor.size} bytes): refused, nothing written`, {
+            location: where,
+          })
+        }
+        bytes.set(chunk, offset)
+        hash.update(chunk)
+        offset += chunk.length
+      }
+    } catch (error) {
+      await response.body?.cancel().catch(() => undefined)
+      if (error instanceof ProvError) throw error
+      throw failedError(`download of ${descriptor.digest} from ${this.client.registry} broke off: ${(error as Error).message}`, {
+        location: where,
+        details: { network: true },
+      })
+    }
+    if (offset !== descriptor.size)
+      throw failedError(`blob ${descriptor.digest} has ${offset} bytes, the descriptor says ${descriptor.size}: refused`, { location: where })
+    const actual = `sha256:${hash.digest('hex')}`
+    if (actual !== descriptor.digest)
+      throw failedError(`digest mismatch: expected ${descriptor.digest}, got ${actual}: refused, nothing written`, { location: where })
     return bytes
   }
 
@@ -341,8 +387,8 @@ export class RegistryTarget implements Target {
     return new URL(location, `${this.client.baseUrl}/`).toString()
   }
 
-  async pushBlob(descriptor: Descriptor, bytes: Buffer): Promise<void> {
-    verifyBlob(descriptor, bytes, 'local blob')
+  async pushBlob(descriptor: Descriptor, bytes: Buffer, options: { verified?: boolean } = {}): Promise<void> {
+    if (!options.verified) verifyBlob(descriptor, bytes, 'local blob')
     if (await this.exists(descriptor)) return
     const chunkSize = this.client.options.chunkSize ?? 32 * 1024 * 1024
     for (let attempt = 1; ; attempt++) {

@@ -180,7 +180,7 @@ export async function copyReferrers(src: Target, dst: Target, subject: Descripto
     const parsed = parseManifest(bytes, descriptor, src.name)
     if (parsed.type !== 'manifest') continue
     await pool([parsed.value.config, ...parsed.value.layers], parallel, async (blob) => {
-      if (!(await dst.exists(blob))) await dst.pushBlob(blob, await src.fetchBlob(blob))
+      if (!(await dst.exists(blob))) await dst.pushBlob(blob, await src.fetchBlob(blob), { verified: true })
     })
     const full = { ...descriptor, artifactType: parsed.value.artifactType, annotations: parsed.value.annotations }
     await dst.pushManifest(full, bytes)

@@ -20,7 +20,8 @@ export interface Target {
   /** Blob bytes, verified against the descriptor (digest and size). */
   fetchBlob(descriptor: Descriptor): Promise<Buffer>
   exists(descriptor: Descriptor): Promise<boolean>
-  pushBlob(descriptor: Descriptor, bytes: Buffer): Promise<void>
+  /** Stores a blob; `verified` skips re-hashing bytes that were just verified (or built here). */
+  pushBlob(descriptor: Descriptor, bytes: Buffer, options?: { verified?: boolean }): Promise<void>
   /** Stores a manifest (by digest) and points `tag` at it when given. */
   pushManifest(descriptor: Descriptor, bytes: Buffer, tag?: string): Promise<void>
   tags(): Promise<string[]>

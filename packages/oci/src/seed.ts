@@ -1,0 +1,153 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { gunzipSync } from 'node:zlib'
+import { failedError, getServer, repoRoot, SshPool, shellQuote, targetOf, usageError, type Workspace } from '@prov/core'
+import { kindOf, parseManifest } from './artifact'
+import type { BundleManifest } from './bundle'
+import type { OciContext } from './context'
+import { LayoutTarget } from './layout'
+import { pullArtifact } from './pull'
+import { formatReference } from './ref'
+import { checkEntries, extractEntries, readTar } from './tarball'
+import type { Target } from './target'
+import { MAX_BLOB_BYTES } from './types'
+
+export interface SeedResult {
+  schema: 'prov.oci.seed/v1'
+  server: string
+  host: string
+  bundle: string
+  digest: string
+  workspace: string
+  destination: string
+  files: number
+  bootstrap: { ok: boolean; exit_code: number }
+  prov_config_show: boolean
+  duration_ms: number
+}
+
+/** The bundle's manifest and layer from REF, layout:PATH:tag or FILE.tar (oci-archive). */
+export async function loadBundle(
+  oci: OciContext,
+  input: string,
+): Promise<{ target: Target; digest: string; layer: Buffer; bundle: BundleManifest; cleanup: () => void }> {
+  let target: Target
+  let reference: string
+  let cleanup = () => {}
+  if (input.endsWith('.tar') && !input.startsWith('layout:')) {
+    let archive: Buffer
+    try {
+      archive = readFileSync(input)
+    } catch {
+      throw usageError(`cannot read bundle file ${input}`)
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'prov-seed-'))
+    extractEntries(readTar(archive, input), join(dir, 'layout'), input)
+    cleanup = () => rmSync(dir, { recursive: true, force: true })
+    target = new LayoutTarget(join(dir, 'layout'))
+    reference = 'bundle'
+    if (!(await target.tags()).includes('bundle')) reference = (await target.tags())[0] ?? 'bundle'
+  } else {
+    const ref = oci.parse(input)
+    if (ref.type === 'registry') {
+      const pulled = await pullArtifact(oci, ref, { install: false })
+      target = pulled.source
+      reference = pulled.digest
+    } else {
+      target = oci.target(ref)
+      reference = ref.digest ?? ref.tag ?? 'bundle'
+    }
+  }
+  try {
+    const { descriptor, bytes } = await target.fetchManifest(reference)
+    const parsed = parseManifest(bytes, descriptor, input)
+    if (parsed.type !== 'manifest' || kindOf(parsed.value) !== 'bundle')
+      throw usageError(`${input} is not a prov workspace bundle`, { hint: 'make one with prov-oci bundle' })
+    const layer = await target.fetchBlob(parsed.value.layers[0])
+    const bundle = JSON.parse((await target.fetchBlob(parsed.value.config)).toString('utf8')) as BundleManifest
+    return { target, digest: descriptor.digest, layer, bundle, cleanup }
+  } catch (error) {
+    cleanup()
+    throw error
+  }
+}
+
+/** Unpacks a bundle on a server over SSH and runs its bootstrap; the result holds no secret. */
+export async function seedServer(
+  oci: OciContext,
+  workspace: Workspace,
+  options: { bundle: string; server: string; dest?: string; provBin?: string; check?: boolean },
+): Promise<SeedResult> {
+  const started = Date.now()
+  const server = getServer(workspace, options.server)
+  const sshTarget = targetOf(server)
+  const loaded = await loadBundle(oci, options.bundle)
+  try {
+    // The archive is checked here, before it leaves: no entry may escape the destination.
+    const entries = checkEntries(readTar(gunzipSync(loaded.layer, { maxOutputLength: MAX_BLOB_BYTES }), options.bundle), options.bundle)
+    const dest = options.dest ?? `/opt/prov/${loaded.bundle.workspace}`
+    if (!dest.startsWith('/') || dest.split('/').includes('..') || dest === '/') throw usageError(`--dest must be an absolute folder, got '${dest}'`)
+    const provBin = options.provBin ?? join(repoRoot(), 'bin', 'prov')
+    const base: Omit<SeedResult, 'bootstrap' | 'prov_config_show' | 'duration_ms'> = {
+      schema: 'prov.oci.seed/v1',
+      server: server.name,
+      host: sshTarget.host,
+      bundle: options.bundle.endsWith('.tar') ? options.bundle : formatReference(oci.parse(options.bundle)),
+      digest: loaded.digest,
+      workspace: loaded.bundle.workspace,
+      destination: dest,
+      files: entries.filter((e) => e.type === 'file').length,
+    }
+    if (options.check) return { ...base, bootstrap: { ok: false, exit_code: -1 }, prov_config_show: false, duration_ms: Date.now() - started }
+    const pool = new SshPool(workspace)
+    try {
+      const q = shellQuote(dest)
+      const unpack = [
+        'set -e',
+        `rm -rf ${q}.new`,
+        `mkdir -p ${q}.new`,
+        `base64 -d | tar xzf - -C ${q}.new --no-same-owner --no-same-permissions`,
+        `if [ -d ${q} ]; then rm -rf ${q}.old; mv ${q} ${q}.old; fi`,
+        `mv ${q}.new ${q}`,
+        `rm -rf ${q}.old`,
+      ].join('\n')
+      const unpacked = await pool.exec(sshTarget, `sh -c ${shellQuote(unpack)}`, { stdin: `${loaded.layer.toString('base64')}\n`, timeoutMs: 120_000 })
+      if (unpacked.code !== 0)
+        throw failedError(`unpacking the bundle on ${server.name} failed: ${unpacked.stderr.trim().split('\n').pop() ?? `exit ${unpacked.code}`}`, {
+          location: `${server.name}:${dest}`,
+        })
+      const boot = await pool.exec(sshTarget, `sh ${shellQuote(`${dest}/bootstrap.sh`)}`, { env: { PROV_BIN: provBin }, timeoutMs: 300_000 })
+      const bootRecord = lastJsonLine(boot.stdout)
+      if (boot.code !== 0) {
+        throw failedError(`bootstrap on ${server.name} failed (exit ${boot.code})${bootRecord?.error ? `: ${String(bootRecord.error)}` : ''}`, {
+          location: `${server.name}:${dest}/bootstrap.sh`,
+          hint: `see ${dest}/bootstrap.err on the server`,
+        })
+      }
+      const show = await pool.exec(sshTarget, `${shellQuote(`${dest}/bin/prov`)} config show -o json`, { timeoutMs: 120_000 })
+      let configOk = false
+      try {
+        configOk = show.code === 0 && (JSON.parse(show.stdout) as { workspace?: { name?: string } }).workspace?.name === loaded.bundle.workspace
+      } catch {
+        configOk = false
+      }
+      if (!configOk)
+        throw failedError(`prov config show does not run from the unpacked workspace on ${server.name}: ${show.stderr.trim().split('\n').pop() ?? ''}`)
+      return { ...base, bootstrap: { ok: true, exit_code: boot.code }, prov_config_show: true, duration_ms: Date.now() - started }
+    } finally {
+      await pool.closeAll()
+    }
+  } finally {
+    loaded.cleanup()
+  }
+}
+
+function lastJsonLine(text: string): Record<string, unknown> | undefined {
+  const line = text.trim().split('\n').pop()
+  try {
+    return line ? (JSON.parse(line) as Record<string, unknown>) : undefined
+  } catch {
+    return undefined
+  }
+}
