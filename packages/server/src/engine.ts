@@ -170,7 +170,12 @@ export async function runJobs(jobs: Job[], options: { parallel: number; writer?:
     if (!streaming) for (const job of jobs) if (ordered.has(job)) options.writer?.write(ordered.get(job)?.record)
   }
   if (jobs.length > 1 && !options.quiet && process.stderr.isTTY) {
-    const { Listr, ListrLogger, ProcessOutput } = await import('listr2')
+    const { DefaultRenderer, Listr, ListrLogger, ProcessOutput } = await import('listr2')
+    // Progress belongs on stderr: the renderer writes to a logger whose "stdout" is stderr, and
+    // is allowed to animate even when stdout (our JSON) is redirected.
+    class StderrRenderer extends DefaultRenderer {
+      static override nonTTY = true
+    }
     const logger = new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) })
     const list = new Listr(
       jobs.map((job) => ({
@@ -184,7 +189,10 @@ export async function runJobs(jobs: Job[], options: { parallel: number; writer?:
         concurrent: options.parallel,
         exitOnError: false,
         registerSignalListeners: false,
+        renderer: StderrRenderer,
         rendererOptions: { logger },
+        fallbackRenderer: 'simple',
+        fallbackRendererOptions: { logger },
       },
     )
     await list.run().catch(() => undefined)
