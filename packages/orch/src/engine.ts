@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { evaluateCondition, MissingRefError, type RefScope, renderTemplate, resolveRef } from './expr'
-import { runProcess } from './runner'
-import type { ClaimedStep, OrchStore, StepResult } from './store/store'
+import { killOrphanGroup, processStart, runProcess } from './runner'
+import type { ClaimedStep, OrchStore, StepProcess, StepResult } from './store/store'
 import type { RunSpec } from './workflow'
 
 export interface EngineOptions {
@@ -16,6 +16,8 @@ export interface EngineOptions {
   /** Only run steps of this workflow. */
   onlyWorkflow?: string
   onWarn?: (message: string) => void
+  /** After stop(), how long running steps may finish before they are killed and left for recovery (default 10 s). */
+  stopGraceMs?: number
 }
 
 interface Running {
@@ -36,9 +38,11 @@ export class Engine {
   private readonly pollMs: number
   private running = new Map<string, Running>()
   private results: StepResult[] = []
+  private processes: StepProcess[] = []
   private stopped = false
   private wake: (() => void) | undefined
   private storeDown = false
+  private abandoned = false
   private flushing: Promise<void> | undefined
 
   constructor(
@@ -48,6 +52,11 @@ export class Engine {
     this.concurrency = options.concurrency ?? 32
     this.leaseMs = options.leaseMs ?? 30_000
     this.pollMs = options.pollMs ?? 100
+  }
+
+  private readonly killOrphan = (p: StepProcess) => {
+    if (killOrphanGroup(p.pid, p.host, p.start, hostname()))
+      this.options.onWarn?.(`killed the process group ${p.pid} of step ${p.stepId} left by a dead engine`)
   }
 
   stop() {
@@ -78,7 +87,7 @@ export class Engine {
   async run(): Promise<void> {
     if (this.store.dialect === 'sqlite') {
       await this.store.acquireEngineLock(this.owner)
-      await this.store.recover(this.owner, true)
+      await this.store.recover(this.owner, true, this.killOrphan)
     }
     let lastBeat = 0
     let lastRecover = 0
@@ -95,7 +104,7 @@ export class Engine {
             lastBeat = now
           }
           if (this.store.dialect === 'postgres' && now - lastRecover > Math.min(1000, this.leaseMs / 2)) {
-            await this.store.recover(this.owner, false)
+            await this.store.recover(this.owner, false, this.killOrphan)
             lastRecover = now
           }
           if (now - lastCancelCheck > 200) {
@@ -112,17 +121,31 @@ export class Engine {
           if (!claimed.length && (await this.done())) break
           if (!claimed.length || this.running.size >= this.concurrency) await this.sleep(this.pollMs)
         } catch (error) {
+          // A deadlock or serialization failure between workers: the transaction was rolled back; go again.
+          if (isTransientConflict(error)) {
+            await this.sleep(10 + Math.random() * 40)
+            continue
+          }
           if (!isStoreError(error)) throw error
           if (!this.storeDown) this.options.onWarn?.(`store unreachable (${(error as Error).message}); no new steps until it returns`)
           this.storeDown = true
           await this.sleep(1000)
         }
       }
+      // Stopping: running steps get a grace period; then their process groups are killed and
+      // they stay 'running' in the store, to be recovered like after a crash.
+      const graceEnd = Date.now() + (this.options.stopGraceMs ?? 10_000)
       while (this.running.size || this.results.length) {
+        if (Date.now() > graceEnd && this.running.size) {
+          this.abandoned = true
+          for (const r of this.running.values()) r.kill?.('cancel')
+          this.running.clear()
+        }
         try {
           await this.flush()
         } catch (error) {
           if (!isStoreError(error)) throw error
+          if (Date.now() > graceEnd) break
         }
         if (this.running.size || this.results.length) await this.sleep(this.pollMs)
       }
@@ -161,12 +184,15 @@ export class Engine {
   private async completeAndClaim(free: number) {
     if (this.flushing) await this.flushing.catch(() => {})
     const batch = this.results
+    const processes = this.processes
     this.results = []
+    this.processes = []
     try {
-      return await this.store.completeAndClaim(this.owner, batch, free, this.leaseMs, this.options.onlyWorkflow)
+      return await this.store.completeAndClaim(this.owner, batch, free, this.leaseMs, this.options.onlyWorkflow, processes)
     } catch (error) {
       // Keep the results: they are committed when the store is back.
       this.results = [...batch, ...this.results]
+      this.processes = [...processes, ...this.processes]
       throw error
     }
   }
@@ -179,6 +205,7 @@ export class Engine {
   }
 
   private finish(key: string, result: StepResult) {
+    if (this.abandoned && !this.running.has(key)) return
     const r = this.running.get(key)
     this.running.delete(key)
     this.results.push({ ...result, logs: [...(r?.logs ?? []), ...(result.logs ?? [])] })
@@ -229,6 +256,10 @@ export class Engine {
       onStderr: (text) => entry.logs.push({ stream: 'stderr', text }),
     })
     entry.kill = proc.kill
+    if (proc.pid) {
+      const start = processStart(proc.pid)
+      if (start) this.processes.push({ workflowId: claimed.workflowId, stepId: spec.id, pid: proc.pid, host: hostname(), start })
+    }
     const r = await proc.result
     if (r.cancelled) return { status: 'cancelled', error: 'cancelled; process group killed', exitCode: r.code }
     if (r.timedOut) return { status: 'failed', error: `timed out after ${spec.timeoutMs} ms; process group killed`, exitCode: r.code }
@@ -333,15 +364,17 @@ function commandLine(run: RunSpec, scope: RefScope): { argv: string[]; display: 
   throw new Error('a built-in step has no command line')
 }
 
+/** PostgreSQL deadlock_detected / serialization_failure, SQLite busy: safe to retry. */
+export function isTransientConflict(error: unknown): boolean {
+  const code = String((error as NodeJS.ErrnoException)?.code)
+  return code === '40P01' || code === '40001' || code === 'SQLITE_BUSY'
+}
+
 /** Connection-level failures (the store went away), as opposed to bugs or bad data. */
 export function isStoreError(error: unknown): boolean {
   const e = error as NodeJS.ErrnoException & { severity?: string }
   if (!e) return false
-  if (
-    ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08003', '08001', 'SQLITE_BUSY'].includes(
-      String(e.code),
-    )
-  )
+  if (['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08003', '08001'].includes(String(e.code)))
     return true
   return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connect ECONNREFUSED|the database system is (shutting down|starting up)/i.test(
     String(e.message),

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 
 export interface ProcessResult {
   code: number | null
@@ -13,6 +14,7 @@ export interface ProcessResult {
 
 export interface RunningProcess {
   result: Promise<ProcessResult>
+  pid?: number
   /** Kills the whole process group (the step and everything it started). */
   kill(reason: 'timeout' | 'cancel'): void
 }
@@ -48,6 +50,7 @@ export function runProcess(
     // A short grace, then nothing in the group survives.
     killTimer ??= setTimeout(() => child.pid && killGroup(child.pid, 'SIGKILL'), 500)
   }
+  let pid: number | undefined
   const result = new Promise<ProcessResult>((resolve) => {
     const stdout: Buffer[] = []
     let stdoutSize = 0
@@ -58,6 +61,7 @@ export function runProcess(
       resolve({ code: null, signal: null, stdout: '', stderr: '', timedOut, cancelled, notFound: false, error: (error as Error).message })
       return
     }
+    pid = child.pid
     const timer = options.timeoutMs ? setTimeout(() => kill('timeout'), options.timeoutMs) : undefined
     let spawnError: NodeJS.ErrnoException | undefined
     child.on('error', (error: NodeJS.ErrnoException) => {
@@ -91,5 +95,22 @@ export function runProcess(
       })
     })
   })
-  return { result, kill }
+  return { result, kill, pid }
+}
+
+/** Field 22 of /proc/PID/stat (start time in clock ticks since boot), or undefined. */
+export function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+  } catch {
+    return undefined
+  }
+}
+
+/** Kills the process group of a step left by a dead engine on this host, if it is still that process. */
+export function killOrphanGroup(pid: number, host: string, start: string, thisHost: string): boolean {
+  if (host !== thisHost || processStart(pid) !== start) return false
+  killGroup(pid, 'SIGKILL')
+  return true
 }

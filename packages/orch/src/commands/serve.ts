@@ -68,6 +68,8 @@ export default defineProvCommand({
     const stop = () => {
       engine?.stop()
       server.close()
+      // Event streams would keep the server open until their workflows end.
+      ;(server as { closeAllConnections?: () => void }).closeAllConnections?.()
     }
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)

@@ -75,6 +75,16 @@ export interface StepResult {
   logs?: { stream: 'stdout' | 'stderr' | 'engine'; text: string }[]
 }
 
+/** Where a running step's process group lives, so a later engine can kill it after a crash. */
+export interface StepProcess {
+  workflowId: string
+  stepId: string
+  pid: number
+  host: string
+  /** Start time of the process (/proc/PID/stat field 22): guards against a reused pid. */
+  start: string
+}
+
 interface StepRow {
   workflow_id: string
   id: string
@@ -128,7 +138,7 @@ function ddl(dialect: Db['dialect']): string[] {
     `CREATE TABLE IF NOT EXISTS orch_steps (workflow_id TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
       spec TEXT NOT NULL, deps TEXT NOT NULL, dependents TEXT NOT NULL, pending INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
       next_at ${big} NOT NULL DEFAULT 0, output TEXT, error TEXT, exit_code INTEGER, owner TEXT, lease_until ${big},
-      started_at ${big}, finished_at ${big}, PRIMARY KEY (workflow_id, id))`,
+      started_at ${big}, finished_at ${big}, pid INTEGER, pid_host TEXT, pid_start TEXT, PRIMARY KEY (workflow_id, id))`,
     'CREATE INDEX IF NOT EXISTS orch_steps_ready ON orch_steps (workflow_id, kind, status, pending, seq)',
     'CREATE INDEX IF NOT EXISTS orch_steps_lease ON orch_steps (status, lease_until)',
     `CREATE TABLE IF NOT EXISTS orch_events (workflow_id TEXT NOT NULL, seq ${big} NOT NULL, ts ${big} NOT NULL, type TEXT NOT NULL,
@@ -277,9 +287,26 @@ export class OrchStore {
    * Records finished steps and claims new ones in one transaction: one durable commit (one fsync
    * on SQLite) per engine round instead of two.
    */
-  async completeAndClaim(owner: string, results: StepResult[], limit: number, leaseMs: number, onlyWorkflow?: string): Promise<ClaimedStep[]> {
-    if (!results.length) return this.claim(owner, limit, leaseMs, onlyWorkflow)
+  async completeAndClaim(
+    owner: string,
+    results: StepResult[],
+    limit: number,
+    leaseMs: number,
+    onlyWorkflow?: string,
+    processes: StepProcess[] = [],
+  ): Promise<ClaimedStep[]> {
+    if (!results.length && !processes.length) return this.claim(owner, limit, leaseMs, onlyWorkflow)
     return this.db.tx(async (q) => {
+      for (const p of processes) {
+        await q.run(`UPDATE orch_steps SET pid = ?, pid_host = ?, pid_start = ? WHERE workflow_id = ? AND id = ? AND owner = ? AND status = 'running'`, [
+          p.pid,
+          p.host,
+          p.start,
+          p.workflowId,
+          p.stepId,
+          owner,
+        ])
+      }
       await this.completeIn(q, owner, results)
       return limit > 0 ? this.claimIn(q, owner, limit, leaseMs, onlyWorkflow) : []
     })
@@ -330,7 +357,7 @@ export class OrchStore {
       for (const [i, row] of rows.entries()) {
         const attempt = Number(row.attempts) + 1
         await q.run(
-          `UPDATE orch_steps SET status = 'running', attempts = ?, owner = ?, lease_until = ?, started_at = ?, error = NULL WHERE workflow_id = ? AND id = ?`,
+          `UPDATE orch_steps SET status = 'running', attempts = ?, owner = ?, lease_until = ?, started_at = ?, error = NULL, pid = NULL WHERE workflow_id = ? AND id = ?`,
           [attempt, owner, now + leaseMs, now, id, row.id],
         )
         await this.event(q, id, 'step.started', row.id, { attempt, kind, owner }, now)
@@ -512,7 +539,22 @@ export class OrchStore {
 
   async heartbeat(owner: string, leaseMs: number) {
     const now = Date.now()
-    await this.db.run(`UPDATE orch_steps SET lease_until = ? WHERE owner = ? AND status = 'running'`, [now + leaseMs, owner])
+    if (this.db.dialect === 'sqlite') {
+      await this.db.run(`UPDATE orch_steps SET lease_until = ? WHERE owner = ? AND status = 'running'`, [now + leaseMs, owner])
+    }
+    // PostgreSQL: one row per statement, so the heartbeat never holds two row locks (no deadlock with other workers).
+    const mine =
+      this.db.dialect === 'postgres'
+        ? await this.db.all<{ workflow_id: string; id: string }>(`SELECT workflow_id, id FROM orch_steps WHERE owner = ? AND status = 'running'`, [owner])
+        : []
+    for (const r of mine) {
+      await this.db.run(`UPDATE orch_steps SET lease_until = ? WHERE workflow_id = ? AND id = ? AND owner = ? AND status = 'running'`, [
+        now + leaseMs,
+        r.workflow_id,
+        r.id,
+        owner,
+      ])
+    }
     await this.db.run(
       `INSERT INTO orch_workers (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
       [owner, hostname(), process.pid, now, now],
@@ -524,7 +566,7 @@ export class OrchStore {
    * fail. `all`: every running step not owned by `owner` (SQLite, after taking the engine lock);
    * otherwise only those whose lease expired (PostgreSQL workers).
    */
-  async recover(owner: string, all: boolean): Promise<number> {
+  async recover(owner: string, all: boolean, killOrphan: (p: StepProcess) => void = () => {}): Promise<number> {
     const now = Date.now()
     const stale = await this.db.all<{ workflow_id: string; id: string }>(
       all
@@ -540,11 +582,13 @@ export class OrchStore {
       for (const [workflowId, stepIds] of byWorkflow) {
         await q.all(`SELECT id FROM orch_workflows WHERE id = ?${this.forUpdate()}`, [workflowId])
         for (const stepId of stepIds) {
-          const [row] = await q.all<StepRow>(`SELECT status, owner, lease_until, spec, kind FROM orch_steps WHERE workflow_id = ? AND id = ?`, [
-            workflowId,
-            stepId,
-          ])
+          const [row] = await q.all<StepRow & { pid: number | null; pid_host: string | null; pid_start: string | null }>(
+            `SELECT status, owner, lease_until, spec, kind, pid, pid_host, pid_start FROM orch_steps WHERE workflow_id = ? AND id = ?`,
+            [workflowId, stepId],
+          )
           if (row?.status !== 'running' || row.owner === owner || (!all && Number(row.lease_until) >= now)) continue
+          // The dead engine's step may still run (its process group is detached): stop it first.
+          if (row.pid && row.pid_host && row.pid_start) killOrphan({ workflowId, stepId, pid: Number(row.pid), host: row.pid_host, start: row.pid_start })
           const spec = JSON.parse(row.spec) as CompiledStep
           n++
           if (spec.idempotent || (spec.run && 'builtin' in spec.run)) {
