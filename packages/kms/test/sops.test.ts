@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decryptSops } from 'sops-age'
@@ -39,6 +39,7 @@ describe('prov-kms sops (SOPS-compatible files)', () => {
   it('decrypts files written by the real sops (YAML, JSON, dotenv), verifying their MAC', async () => {
     const key = join(env.root, 'sops-key.txt')
     copyFileSync(join(sopsFixtures, 'key.txt'), key)
+    chmodSync(key, 0o600) // a fresh clone does not keep the fixture's 0600
     const extra = { SOPS_AGE_KEY_FILE: key }
     const yaml = await run(['sops', 'decrypt', join(sopsFixtures, 'secret.enc.yaml')], extra)
     expect(yaml.code, yaml.stderr).toBe(0)
