@@ -1,10 +1,19 @@
 // In-process property tests of the parsers and formats (fast-check): random and truncated input
 // gives a ProvError with a documented exit code, never a crash or wrong data.
 
-import { hkdfSync } from 'node:crypto'
+import { hkdfSync, randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { isProvError } from '../../core/src/errors'
+import {
+  bech32Decode,
+  decryptSmallAgeFile,
+  encryptSmallAgeFile,
+  parseX25519Identity,
+  parseX25519Recipient,
+  x25519IdentityToRecipient,
+} from '../src/backends/age-x25519'
 import { canonicalContext, parseContext } from '../src/lib/context'
 import { classify } from '../src/lib/crypt'
 import { chunkKey, openEnvelope, readWrappedKey, sealBuffer, sealEnvelope } from '../src/lib/envelope'
@@ -214,5 +223,56 @@ describe('SOPS values and MAC', () => {
       'mac',
     ])
     expect(unflattenMetadata(flat)).toEqual(meta)
+  })
+})
+
+describe('age X25519 on node:crypto (the envelope key wrap)', () => {
+  it('interoperates with age-encryption both ways and derives the same recipients', async () => {
+    const age = await import('age-encryption')
+    for (let i = 0; i < 5; i++) {
+      const identity = await age.generateX25519Identity()
+      const recipient = await age.identityToRecipient(identity)
+      expect(x25519IdentityToRecipient(identity)).toBe(recipient)
+      const secret = parseX25519Identity(identity) as Buffer
+      const key = randomBytes(32)
+      const native = encryptSmallAgeFile(key, [parseX25519Recipient(recipient) as Buffer])
+      const decrypter = new age.Decrypter()
+      decrypter.addIdentity(identity)
+      expect(Buffer.from(await decrypter.decrypt(native))).toEqual(key)
+      const encrypter = new age.Encrypter()
+      encrypter.addRecipient(recipient)
+      const fromLibrary = Buffer.from(await encrypter.encrypt(key))
+      expect(decryptSmallAgeFile(fromLibrary, [secret])).toEqual(key)
+      const other = parseX25519Identity(await age.generateX25519Identity()) as Buffer
+      expect(decryptSmallAgeFile(fromLibrary, [other])).toBeUndefined()
+      const tampered = Buffer.from(native)
+      tampered[tampered.length - 1] ^= 1
+      expect(() => decryptSmallAgeFile(tampered, [secret])).toThrow()
+    }
+    expect(parseX25519Recipient('age1notvalid')).toBeUndefined()
+    expect(bech32Decode('age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq')).toBeUndefined()
+  })
+
+  it('the age CLI decrypts a natively wrapped key', async () => {
+    const { spawnSync } = await import('node:child_process')
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const dir = mkdtempSync(join(tmpdir(), 'prov-kms-x25519-'))
+    try {
+      spawnSync('age-keygen', ['-o', join(dir, 'key.txt')])
+      const identity = readFileSync(join(dir, 'key.txt'), 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith('AGE-SECRET-KEY-')) as string
+      const key = randomBytes(32)
+      writeFileSync(join(dir, 'wrapped.age'), encryptSmallAgeFile(key, [parseX25519Recipient(x25519IdentityToRecipient(identity) as string) as Buffer]))
+      const out = spawnSync('age', ['-d', '-i', join(dir, 'key.txt'), join(dir, 'wrapped.age')])
+      expect(out.status, String(out.stderr)).toBe(0)
+      expect(out.stdout).toEqual(key)
+      const fromCli = spawnSync('age', ['-r', x25519IdentityToRecipient(identity) as string], { input: key })
+      expect(decryptSmallAgeFile(fromCli.stdout, [parseX25519Identity(identity) as Buffer])).toEqual(key)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { type AgeIdentity, deniedError, readAllIdentities, readIdentityFile, usageError } from '@prov/core'
 import type { WrappedKey } from '../lib/envelope'
 import type { KmsContext } from '../lib/settings'
+import { decryptSmallAgeFile, encryptSmallAgeFile, parseX25519Identity, parseX25519Recipient, x25519IdentityToRecipient } from './age-x25519'
 
 export type AgeModule = typeof import('age-encryption')
 let ageModule: Promise<AgeModule> | undefined
@@ -24,8 +25,10 @@ export function checkRecipients(recipients: string[]): string[] {
 export async function resolveRecipients(ctx: KmsContext, flags: string[]): Promise<string[]> {
   if (flags.length) return checkRecipients(flags)
   if (ctx.settings.recipients.length) return checkRecipients(ctx.settings.recipients)
-  const age = await loadAge()
   const [identity] = readIdentityFile(ctx.identityPath)
+  const native = x25519IdentityToRecipient(identity.secret)
+  if (native) return [native]
+  const age = await loadAge()
   return [await age.identityToRecipient(identity.secret)]
 }
 
@@ -48,9 +51,12 @@ export class AgeKeyWrapper {
   /** One data key per invocation (record streams reuse it; each message gets its own salt). */
   sessionKey(): Promise<WrappedKey> {
     this.wrappedForSession ??= (async () => {
-      const age = await loadAge()
       const recipients = await resolveRecipients(this.ctx, this.recipientFlags)
       const key = randomBytes(32)
+      // X25519 recipients (the usual case) are wrapped on node:crypto; others by age-encryption.
+      const raw = recipients.map(parseX25519Recipient)
+      if (raw.every((r): r is Buffer => r !== undefined)) return { key, wrapped: encryptSmallAgeFile(key, raw) }
+      const age = await loadAge()
       const encrypter = new age.Encrypter()
       for (const r of recipients) encrypter.addRecipient(r)
       const wrapped = Buffer.from(await encrypter.encrypt(key))
@@ -63,8 +69,20 @@ export class AgeKeyWrapper {
     const cacheKey = wrapped.toString('base64')
     const known = this.unwrapped.get(cacheKey)
     if (known) return known
-    const age = await loadAge()
     this.identities ??= decryptionIdentities(this.ctx)
+    const x25519 = this.identities.map((i) => parseX25519Identity(i.secret)).filter((k): k is Buffer => k !== undefined)
+    let native: Buffer | undefined
+    try {
+      native = decryptSmallAgeFile(wrapped, x25519)
+    } catch (error) {
+      throw deniedError(`cannot unwrap the data key: ${(error as Error).message}`, { hint: 'the ciphertext was altered' })
+    }
+    if (native) {
+      if (native.length !== 32) throw deniedError('the wrapped data key has the wrong size (corrupted ciphertext)')
+      this.unwrapped.set(cacheKey, native)
+      return native
+    }
+    const age = await loadAge()
     const decrypter = new age.Decrypter()
     for (const identity of this.identities) decrypter.addIdentity(identity.secret)
     let key: Buffer
