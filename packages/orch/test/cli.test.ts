@@ -176,6 +176,9 @@ describe('prov-orch CLI', () => {
       const cancel = await orch(['cancel', lid, '--store', store])
       expect(cancel.code).toBe(0)
       await waitFor(async () => (await orch(['status', lid, '--store', store])).json().status === 'cancelled', 30_000, 200)
+      const waited = await orch(['submit', file('ok2.yaml', 'name: ok2\nsteps:\n  - {id: a, run: "echo 7"}\n'), '--wait', '--store', store])
+      expect(waited.code).toBe(0)
+      expect(waited.json()).toMatchObject({ status: 'succeeded', steps: [{ id: 'a', output: 7 }] })
       // Two engines on one SQLite file: refused.
       const second = await orch(['run', long, '--store', store])
       expect(second.code).toBe(3)

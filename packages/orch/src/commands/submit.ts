@@ -1,8 +1,12 @@
 import { defineProvCommand } from '@prov/core'
-import { openStore, readWorkflowArg, storeArg } from '../context'
+import { followEvents, openStore, readWorkflowArg, storeArg, workflowExitCode } from '../context'
 
 export default defineProvCommand({
-  meta: { name: 'submit', description: 'Queue a workflow (FILE or - for stdin) for the running orchestrator or workers; prints its id' },
+  meta: {
+    name: 'submit',
+    description:
+      'Queue a workflow (FILE or - for stdin) for the running orchestrator or workers; prints its id (--wait: then its final status, exit code of the workflow)',
+  },
   args: { store: storeArg },
   async run({ args, positionals, common, emit, log }) {
     const workflow = await readWorkflowArg(positionals, 'submit')
@@ -10,7 +14,13 @@ export default defineProvCommand({
     try {
       const id = await store.submit(workflow, `cli:${process.env.USER ?? 'unknown'}`)
       log.success(`submitted ${id} (${workflow.steps.length} steps)`)
-      emit({ schema: 'prov.orch.submission/v1', workflow_id: id, name: workflow.name, status: 'queued', steps: workflow.steps.length })
+      if (!common.wait) {
+        emit({ schema: 'prov.orch.submission/v1', workflow_id: id, name: workflow.name, status: 'queued', steps: workflow.steps.length })
+        return
+      }
+      const status = await followEvents(store, id, (event) => log.info(`${event.type}${event.step ? ` ${event.step}` : ''}`))
+      emit({ ...(await store.get(id)), steps: await store.steps(id) })
+      return workflowExitCode(status)
     } finally {
       await store.close()
     }
