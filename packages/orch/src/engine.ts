@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
+import { redactString } from '@prov/core'
 import { evaluateCondition, MissingRefError, type RefScope, renderTemplate, resolveRef } from './expr'
 import { killOrphanGroup, processStart, runProcess } from './runner'
 import type { ClaimedStep, OrchStore, StepProcess, StepResult } from './store/store'
@@ -208,7 +209,9 @@ export class Engine {
     if (this.abandoned && !this.running.has(key)) return
     const r = this.running.get(key)
     this.running.delete(key)
-    this.results.push({ ...result, logs: [...(r?.logs ?? []), ...(result.logs ?? [])] })
+    // Logs and errors are for people: secret-looking values never reach the store.
+    const logs = [...(r?.logs ?? []), ...(result.logs ?? [])].map((l) => ({ ...l, text: redactString(l.text) }))
+    this.results.push({ ...result, error: result.error === undefined ? undefined : redactString(result.error), logs })
     this.notify()
   }
 

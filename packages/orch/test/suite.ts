@@ -103,6 +103,15 @@ export function engineSuite(h: Harness) {
     expect(r.wf.status).toBe('failed')
   })
 
+  it('redacts secret-looking values in step logs and errors', async () => {
+    const [store] = h.stores()
+    const r = await run({ name: 'redact', steps: [{ id: 'leak', run: 'echo "password=hunter2-very-secret" >&2; exit 1' }] })
+    const logs = await store.logs(r.id)
+    expect(logs.map((l) => l.text).join('')).toContain('password=[redacted]')
+    expect(JSON.stringify(logs)).not.toContain('hunter2')
+    expect(r.steps.leak.error).not.toContain('hunter2')
+  })
+
   it('retries with exponential backoff and jitter, then succeeds', async () => {
     const counter = log(`retry-${Date.now()}`)
     const r = await run({
