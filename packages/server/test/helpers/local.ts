@@ -6,7 +6,9 @@ export const isRoot = typeof process.getuid === 'function' && process.getuid() =
 export const hasTools = ['ip', 'unshare', 'nsenter', 'iptables', '/usr/sbin/sshd', 'ssh-keygen'].every(
   (tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0,
 )
-export const canSandbox = isRoot && hasTools
+// Namespaces can be unavailable even as root (an unprivileged container): then the e2e tests skip.
+const namespacesWork = isRoot && hasTools && spawnSync('unshare', ['--net', '--mount', '--uts', '--pid', '--fork', 'true']).status === 0
+export const canSandbox = namespacesWork
 
 /** Points a workspace's local provider at its own subnet and bridge (tests never share one). */
 export function useSubnet(workspacePath: string, subnet: string, bridge: string): void {
