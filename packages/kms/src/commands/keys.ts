@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { extname, join, relative } from 'node:path'
 import { type CommandDef, decryptAgeFile, defineProvCommand, listSecretNames, readAllIdentities, secretFilePath, writeFileAtomic } from '@prov/core'
 import { loadAge } from '../backends/age'
@@ -59,8 +59,12 @@ const rotate = defineProvCommand({
         sopsFiles.push({ file, doc, tree: (await openDocument(doc, oldIdentities, file)).tree })
       }
     }
+    // New key first (its own file), then swap: a crash leaves a usable identity either way.
+    const pending = `${ctx.identityPath}.new`
+    rmSync(pending, { force: true })
+    const created = await createIdentity(pending)
     const retired = retireIdentity(ctx.identityPath, ctx.retiredDir)
-    const created = await createIdentity(ctx.identityPath)
+    renameSync(pending, ctx.identityPath)
     log.success(`new identity ${created.recipient}; old one kept at ${retired}`)
     const records: Record<string, unknown>[] = [{ schema: 'prov.kms.rotation/v1', kind: 'identity', recipient: created.recipient, retired }]
     const recipients = ctx.settings.recipients.filter((r) => !oldRecipients.has(r))
