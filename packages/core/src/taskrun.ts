@@ -474,7 +474,7 @@ export async function runTaskItem<T>(item: TaskItem<T>, options: TaskRunOptions<
     let stdoutAll = ''
     const response = await options.runner.exec(item.host.target, 'sh -s', {
       stdin: program,
-      timeoutMs: (timeoutSec * scripts + 30) * 1000,
+      timeoutMs: (timeoutSec * scripts + 15) * 1000,
       onStdout: (chunk) => {
         const text = String(chunk)
         stdoutAll += text

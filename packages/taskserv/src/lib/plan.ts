@@ -196,9 +196,12 @@ export function buildPlan<T>(input: PlanInput, targetOf: (server: ServerRecord) 
       const list = perServer.get(server.name) ?? []
       list.push({ name, version, level, action: input.action === 'install' && known?.version === version ? 'check' : input.action, reason })
       perServer.set(server.name, list)
+      // Other actions use the settings recorded at install (secret references stay references).
+      const recorded = input.action !== 'install' && known?.settings ? known.settings : undefined
+      const hostUnit = recorded ? { ...unit, settings: { ...entry.settings, ...recorded, ...settingsOf.get(name) } } : unit
       items[level].push({
         host: { name: server.name, target: targetOf(server), env: hostEnv(server) },
-        unit,
+        unit: hostUnit,
         action: input.action,
         dependsOn: requires,
         env: input.itemEnv,

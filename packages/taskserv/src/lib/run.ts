@@ -97,6 +97,97 @@ export function progressReporter(ctx: ProvContext<any>, multiHost: boolean): (ev
   }
 }
 
+interface ListrWaiter {
+  task?: { output: string; title: string; skip(message?: string): void }
+  resolve?: () => void
+  reject?: (error: Error) => void
+  ended?: TaskResult
+  lastLine?: string
+  settled?: boolean
+}
+
+/**
+ * listr2 progress on a TTY stderr: one line per (server, taskserv), the last output line under a
+ * running one, ✔/✖/↓ when it ends. The engine drives it through its events.
+ */
+async function listrProgress(items: TaskItem<SshTarget>[]): Promise<{ onEvent: (event: TaskEvent) => void; done: Promise<void>; abort: () => void }> {
+  const { Listr, ListrLogger, ProcessOutput } = await import('listr2')
+  const waiters = new Map<string, ListrWaiter>()
+  const key = (host: string, name: string) => `${host}\0${name}`
+  const settle = (w: ListrWaiter) => {
+    const r = w.ended
+    if (!r || !w.resolve || !w.task || w.settled) return
+    w.settled = true
+    w.task.title = `${r.taskserv} on ${r.server}: ${r.status}${r.version ? ` (${r.version})` : ''} ${seconds(r.duration_ms)}`
+    if (r.status === 'failed') w.reject?.(new Error(`${r.taskserv} on ${r.server}: ${r.error ?? 'failed'}`))
+    else {
+      if (r.status === 'skipped') w.task.skip(`${r.taskserv} on ${r.server}: ${r.error ?? 'skipped'}`)
+      w.resolve()
+    }
+  }
+  const logger = new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) })
+  const list = new Listr(
+    items.map((item) => ({
+      title: `${item.action} ${item.unit.name} on ${item.host.name}`,
+      task: (_ctx: unknown, task: ListrWaiter['task']) =>
+        new Promise<void>((resolve, reject) => {
+          const w = waiters.get(key(item.host.name, item.unit.name)) ?? {}
+          Object.assign(w, { task, resolve, reject })
+          waiters.set(key(item.host.name, item.unit.name), w)
+          if (w.lastLine && task) task.output = w.lastLine
+          settle(w)
+        }),
+    })),
+    {
+      concurrent: true,
+      exitOnError: false,
+      registerSignalListeners: false,
+      // stdout carries records only: the progress goes to the TTY on stderr even when stdout is a pipe.
+      fallbackRendererCondition: false,
+      rendererOptions: { logger, collapseErrors: false },
+      fallbackRendererOptions: { logger },
+    },
+  )
+  const done = list.run().then(
+    () => undefined,
+    () => undefined,
+  )
+  return {
+    done,
+    // Ends every line still waiting (the engine stopped early).
+    abort() {
+      for (const item of items) {
+        const w = waiters.get(key(item.host.name, item.unit.name)) ?? {}
+        w.ended ??= {
+          schema: 'prov.taskserv.result/v1',
+          server: item.host.name,
+          taskserv: item.unit.name,
+          action: item.action,
+          status: 'skipped',
+          duration_ms: 0,
+          output: '',
+          error: 'not run',
+        }
+        waiters.set(key(item.host.name, item.unit.name), w)
+        settle(w)
+      }
+    },
+    onEvent(event) {
+      if (event.type === 'output') {
+        const w = waiters.get(key(event.host, event.taskserv)) ?? {}
+        w.lastLine = event.line
+        if (w.task) w.task.output = event.line
+        waiters.set(key(event.host, event.taskserv), w)
+      } else if (event.type === 'end') {
+        const w = waiters.get(key(event.result.server, event.result.taskserv)) ?? {}
+        w.ended = event.result
+        waiters.set(key(event.result.server, event.result.taskserv), w)
+        settle(w)
+      }
+    },
+  }
+}
+
 /** Runs the levels over SSH; returns the results (already written and recorded). */
 export async function executeLevels(options: ExecuteOptions): Promise<TaskResult[]> {
   const { ctx, config, workspace } = options
@@ -111,7 +202,9 @@ export async function executeLevels(options: ExecuteOptions): Promise<TaskResult
     })
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   const logDir = workspace ? join(workspace.paths.logs, 'taskserv', `${stamp}-${options.label}`) : undefined
-  const report = progressReporter(ctx, hosts.size > 1)
+  const fancy = process.stderr.isTTY && !ctx.common.quiet && ctx.common.logFormat === 'text' && options.levels.flat().length > 0
+  const listr = fancy ? await listrProgress(options.levels.flat()) : undefined
+  const report = listr?.onEvent ?? progressReporter(ctx, hosts.size > 1)
   const all: TaskResult[] = []
   try {
     const results = await runTaskLevels(options.levels, {
@@ -135,8 +228,11 @@ export async function executeLevels(options: ExecuteOptions): Promise<TaskResult
     })
     return results
   } finally {
+    listr?.abort()
+    await listr?.done
     if (!options.pool) await pool.closeAll()
-    await recordResults(workspace?.paths, all, options.cluster)
+    const settings = new Map(options.levels.flat().map((i) => [`${i.host.name}\0${i.unit.name}`, i.unit.settings]))
+    await recordResults(workspace?.paths, all, options.cluster, (server, name) => settings.get(`${server}\0${name}`))
     if (logDir && all.length) ctx.log.info(`logs: ${logDir}`)
   }
 }

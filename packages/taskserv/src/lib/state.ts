@@ -7,6 +7,8 @@ export interface InstalledEntry {
   previous_version?: string
   updated_at: string
   cluster?: string
+  /** Settings used (secret references kept as references). */
+  settings?: Record<string, unknown>
 }
 export interface TaskservState {
   schema: 'prov.taskserv.state/v1'
@@ -23,7 +25,12 @@ export function readState(paths: WorkspacePaths | undefined): TaskservState {
 }
 
 /** Applies results to the state (locked read-modify-write). */
-export async function recordResults(paths: WorkspacePaths | undefined, results: TaskResult[], cluster?: string): Promise<void> {
+export async function recordResults(
+  paths: WorkspacePaths | undefined,
+  results: TaskResult[],
+  cluster?: string,
+  settingsOf: (server: string, taskserv: string) => Record<string, unknown> | undefined = () => undefined,
+): Promise<void> {
   if (!paths || !results.length) return
   await updateJsonFile<TaskservState>(statePath(paths), empty(), (state) => {
     if (!state.servers) state.servers = {}
