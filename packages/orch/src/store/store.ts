@@ -191,8 +191,12 @@ export class OrchStore {
         await db.tx(async (q) => {
           await q.run('SELECT pg_advisory_xact_lock(74007)')
           for (const statement of ddl(db.dialect)) await q.run(statement)
+          await store.migrate(q)
         })
-      } else for (const statement of ddl(db.dialect)) await db.run(statement)
+      } else {
+        for (const statement of ddl(db.dialect)) await db.run(statement)
+        await store.migrate(db)
+      }
     } catch (error) {
       await db.close().catch(() => {})
       throw failedError(`store ${db.location} is not usable: ${(error as Error).message}`)
@@ -202,6 +206,21 @@ export class OrchStore {
 
   close() {
     return this.db.close()
+  }
+
+  /** Columns added after the first schema: a database created by an earlier build gets them. */
+  private async migrate(q: Sql) {
+    const added: [string, string][] = [
+      ['pid', 'INTEGER'],
+      ['pid_host', 'TEXT'],
+      ['pid_start', 'TEXT'],
+    ]
+    if (this.db.dialect === 'postgres') {
+      for (const [name, type] of added) await q.run(`ALTER TABLE orch_steps ADD COLUMN IF NOT EXISTS ${name} ${type}`)
+      return
+    }
+    const columns = new Set((await q.all<{ name: string }>('PRAGMA table_info(orch_steps)')).map((c) => c.name))
+    for (const [name, type] of added) if (!columns.has(name)) await q.run(`ALTER TABLE orch_steps ADD COLUMN ${name} ${type}`)
   }
 
   private forUpdate(skipLocked = false) {
