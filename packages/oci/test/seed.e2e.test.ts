@@ -1,0 +1,87 @@
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
+import { canSandbox, cleanupPrefix, systemSsh, useSubnet } from '../../server/test/helpers/local'
+
+// Own subnet and bridge for the seed test: nothing clashes with other suites.
+const SUBNET = '10.213.3.0/24'
+const BRIDGE = 'provt3'
+
+type Ws = Awaited<ReturnType<typeof tempWorkspace>>
+let ws: Ws
+let ip: string
+const oci = (args: string[]) => runCli('prov-oci', args, { env: { ...ws.env, XDG_CACHE_HOME: join(ws.root, 'cache') }, cwd: ws.path, timeoutMs: 240_000 })
+
+describe.skipIf(!canSandbox)('seed: a bundle seeds a fresh local sandbox server over SSH', () => {
+  beforeAll(async () => {
+    cleanupPrefix(BRIDGE)
+    ws = await tempWorkspace('seedsrc', 'full')
+    useSubnet(ws.path, SUBNET, BRIDGE)
+    const created = await runCli('prov-server', ['create', 'seed-01', '--provider', 'local', '--out', 'json'], {
+      env: ws.env,
+      cwd: ws.path,
+      timeoutMs: 180_000,
+    })
+    if (created.code !== 0) throw new Error(`prov-server create failed: ${created.stderr}`)
+    const record = created.json()
+    ip = (Array.isArray(record) ? record[0] : record).ip_address
+  }, 240_000)
+
+  afterAll(async () => {
+    if (ws) {
+      await runCli('prov-server', ['delete', '--all', '--yes', '-q'], { env: ws.env, cwd: ws.path, timeoutMs: 120_000 }).catch(() => undefined)
+      cleanupPrefix(BRIDGE)
+      ws.cleanup()
+    }
+  }, 180_000)
+
+  it('seed FILE.tar --server unpacks, bootstraps, and prov config show runs there', async () => {
+    const file = join(ws.root, 'spore.tar')
+    const bundled = await oci(['bundle', '--to', file])
+    expect(bundled.code, bundled.stderr).toBe(0)
+    const seeded = await oci(['seed', file, '--server', 'seed-01'])
+    expect(seeded.code, seeded.stderr).toBe(0)
+    const result = seeded.json()
+    expect(result).toMatchObject({
+      schema: 'prov.oci.seed/v1',
+      server: 'seed-01',
+      workspace: 'seedsrc',
+      destination: '/opt/prov/seedsrc',
+      digest: bundled.json().digest,
+      bootstrap: { ok: true },
+      prov_config_show: true,
+    })
+    expect(JSON.stringify(result)).not.toMatch(/PRIVATE KEY|AGE-SECRET-KEY/)
+    // On the server itself: the workspace is there, no .prov state came along, prov runs from it.
+    const listing = systemSsh(ws.path, ip, 'ls -A /opt/prov/seedsrc/workspace && test ! -e /opt/prov/seedsrc/workspace/.prov/ssh && echo no-keys')
+    expect(listing.stdout).toMatch(/prov\.config\.yaml/)
+    expect(listing.stdout).toMatch(/no-keys/)
+    const show = systemSsh(ws.path, ip, '. /opt/prov/seedsrc/env.sh && prov config show -o json')
+    expect(show.status, show.stderr).toBe(0)
+    expect(JSON.parse(show.stdout).workspace.name).toBe('seedsrc')
+    // Nothing of it on the seeding host: the sandbox root is its own copy.
+    expect(systemSsh(ws.path, ip, 'hostname').stdout.trim()).toBe('seed-01')
+  })
+
+  it('seeding again from the embedded layout replaces the previous copy', async () => {
+    expect((await oci(['bundle', '-q'])).code).toBe(0)
+    const seeded = await oci(['seed', `layout:${join(ws.path, '.prov', 'oci')}:bundle`, '--server', 'seed-01', '--dest', '/opt/prov/again'])
+    expect(seeded.code, seeded.stderr).toBe(0)
+    expect(seeded.json().destination).toBe('/opt/prov/again')
+  })
+
+  it('bad input: unknown server (exit 5), not a bundle (exit 2), --check opens no connection', async () => {
+    const file = join(ws.root, 'spore.tar')
+    const unknown = await oci(['seed', file, '--server', 'nope-01'])
+    expect(unknown.code).toBe(5)
+    const layout = join(ws.root, 'ext-layout')
+    const redis = join(ws.root, '..', 'redis-ext')
+    await runCli('prov', ['ext', 'new', 'taskserv', 'redisx', '--path', redis], { env: ws.env, cwd: ws.path })
+    expect((await oci(['package', join(redis, 'redisx'), '--to', `layout:${layout}:v1`])).code).toBe(0)
+    const notBundle = await oci(['seed', `layout:${layout}:v1`, '--server', 'seed-01'])
+    expect(notBundle.code).toBe(2)
+    const check = await oci(['seed', file, '--server', 'seed-01', '--check'])
+    expect(check.code, check.stderr).toBe(0)
+    expect(check.json().bootstrap.ok).toBe(false)
+  })
+})
