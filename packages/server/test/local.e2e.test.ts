@@ -51,6 +51,26 @@ describe.skipIf(!canSandbox)('local provider: real sandboxes (root)', () => {
     for (const r of records) expect(r.ip_address.startsWith('10.213.1.')).toBe(true)
   })
 
+  it('a second workspace on the same bridge gets its own addresses and namespaces; deleting there leaves ours alone', async () => {
+    const other = await tempWorkspace('neighbour', 'full')
+    useSubnet(other.path, SUBNET, BRIDGE)
+    try {
+      const run = (args: string[]) => runCli('prov-server', args, { env: other.env, cwd: other.path, timeoutMs: 180_000 })
+      const created = await run(['create', 'web-01', '--infra', 'demo', '--out', 'json'])
+      expect(created.code, created.stderr).toBe(0)
+      const theirs = created.json()[0] as Server
+      const ours = await ipOf('web-01')
+      expect(theirs.ip_address).not.toBe(ours)
+      expect(systemSsh(other.path, theirs.ip_address, 'hostname').stdout.trim()).toBe('web-01')
+      expect((await run(['delete', 'web-01', '--yes', '-q'])).code).toBe(0)
+      expect(systemSsh(ws.path, ours, 'hostname').stdout.trim()).toBe('web-01')
+      expect(netnsWith(BRIDGE)).toHaveLength(3)
+    } finally {
+      await runCli('prov-server', ['delete', '--all', '--yes', '-q'], { env: other.env, cwd: other.path }).catch(() => undefined)
+      other.cleanup()
+    }
+  })
+
   it('each server answers ssh with its own hostname (workspace key, pinned host key)', async () => {
     for (const server of await servers()) {
       const result = systemSsh(ws.path, server.ip_address, 'hostname')
@@ -104,16 +124,16 @@ describe.skipIf(!canSandbox)('local provider: real sandboxes (root)', () => {
     const stopped = await cli(['stop', 'web-01', '--out', 'json'])
     expect(stopped.code, stopped.stderr).toBe(0)
     expect((await servers()).find((s) => s.name === 'web-01')?.status).toBe('stopped')
-    expect(netnsWith(BRIDGE)).not.toContain(`${BRIDGE}-web-01`)
+    expect(netnsWith(BRIDGE).filter((ns) => ns.startsWith(`${BRIDGE}-web-01-`))).toEqual([])
     const started = await cli(['start', 'web-01', '--out', 'json'])
     expect(started.code, started.stderr).toBe(0)
     expect(systemSsh(ws.path, ip, 'cat /root/kept.txt').stdout.trim()).toBe('kept')
 
     // Simulate a host reboot: processes and namespaces vanish behind prov's back.
-    const info = (await cli(['info', 'web-01', '--out', 'json'])).json() as { provider_info: { sandbox: { pid: number; veth: string } } }
+    const info = (await cli(['info', 'web-01', '--out', 'json'])).json() as { provider_info: { sandbox: { pid: number; veth: string; netns: string } } }
     process.kill(info.provider_info.sandbox.pid, 'SIGKILL')
     await sleep(200)
-    cleanupOne(`${BRIDGE}-web-01`, info.provider_info.sandbox.veth)
+    cleanupOne(info.provider_info.sandbox.netns, info.provider_info.sandbox.veth)
     expect((await servers()).find((s) => s.name === 'web-01')?.status).toBe('stopped')
     const plan = await cli(['plan', '--infra', 'demo', '-q'])
     const action = (plan.json() as { actions: { server: string; action: string; start?: boolean }[] }).actions.find((a) => a.server === 'web-01')

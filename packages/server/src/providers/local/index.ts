@@ -4,6 +4,8 @@ import { ensureWorkspaceKey, expandHome, failedError, forgetHostKey, recordHostK
 import type { Provider, ProviderContext, ServerSpec } from '../types'
 import { allocateAddress, inSubnet, parseSubnet } from './net'
 import {
+  assertNotForeign,
+  foreignAddresses,
   type LocalSettings,
   launch,
   prepareUpper,
@@ -45,8 +47,10 @@ async function boot(ctx: ProviderContext, record: ServerRecord, settings: LocalS
   const extraKey =
     typeof keyPath === 'string' && keyPath && existsSync(`${expandHome(keyPath)}.pub`) ? readFileSync(`${expandHome(keyPath)}.pub`, 'utf8').trim() : ''
   const { names, data } = runtimeOf(ctx, record, settings)
+  // Never tear down a namespace another workspace sharing the bridge uses.
+  assertNotForeign(settings, names, record.ip_address)
   // A half-made or crashed sandbox of the same name goes first (interrupted apply, reboot).
-  await teardownRuntime(names, data)
+  await teardownRuntime(names, data, settings.bridge)
   const hostKey = await prepareUpper(names, {
     name: record.name,
     ip: record.ip_address,
@@ -116,6 +120,7 @@ export const localProvider: Provider = {
     const settings = localSettings(ctx.config)
     const withAddress = await ctx.allocate((all) => {
       const used = new Set(all.filter((s) => s.name !== record.name && s.provider === 'local').map((s) => s.ip_address))
+      for (const ip of foreignAddresses(settings, join(ctx.workspace.paths.state, 'local', record.name))) used.add(ip)
       const previous = all.find((s) => s.name === record.name)?.ip_address
       const ip = spec.address ?? (previous && inSubnet(settings.subnet, previous) && !used.has(previous) ? previous : allocateAddress(settings.subnet, used))
       if (!ip) throw failedError(`no free address left in ${settings.subnet.cidr}`, { hint: 'use a larger providers.local.subnet' })
@@ -126,7 +131,7 @@ export const localProvider: Provider = {
       return await boot(ctx, withAddress, settings)
     } catch (error) {
       const { names, data } = runtimeOf(ctx, withAddress, settings)
-      await teardownRuntime(names, data).catch(() => undefined)
+      await teardownRuntime(names, data, settings.bridge).catch(() => undefined)
       await ctx.save({ ...withAddress, status: 'error' })
       throw error
     }
@@ -136,7 +141,7 @@ export const localProvider: Provider = {
     requireRoot()
     const settings = settingsFor(ctx, record)
     const { names, data } = runtimeOf(ctx, record, settings)
-    await teardownRuntime(names, data)
+    await teardownRuntime(names, data, settings.bridge)
     if (options.keepStorage) {
       for (const sub of ['work', 'merged', 'init.sh']) rmSync(join(names.dir, sub), { recursive: true, force: true })
     } else if (existsSync(names.dir)) {
@@ -155,7 +160,7 @@ export const localProvider: Provider = {
       return await boot(ctx, record, settings)
     } catch (error) {
       const { names, data } = runtimeOf(ctx, record, settings)
-      await teardownRuntime(names, data).catch(() => undefined)
+      await teardownRuntime(names, data, settings.bridge).catch(() => undefined)
       await ctx.save({ ...record, status: 'error' })
       throw error
     }
@@ -165,7 +170,7 @@ export const localProvider: Provider = {
     requireRoot()
     const settings = settingsFor(ctx, record)
     const { names, data } = runtimeOf(ctx, record, settings)
-    await teardownRuntime(names, data)
+    await teardownRuntime(names, data, settings.bridge)
     const stopped: ServerRecord = { ...record, status: 'stopped' }
     await ctx.save(stopped, { ...(data ?? {}), pid: null, pid_start: null, holder: null })
     return stopped

@@ -1,8 +1,21 @@
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { connect } from 'node:net'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { deniedError, failedError, serialised, withLock } from '@prov/core'
 import { hostAddress, must, type Subnet, sh } from './net'
@@ -50,7 +63,9 @@ export function sandboxNames(settings: LocalSettings, workspaceState: string, na
   // bridges never share a prefix.
   const bridge = settings.bridge
   const prefix = bridge.length <= 9 ? bridge : `${bridge.slice(0, 5)}${createHash('sha1').update(bridge).digest('hex').slice(0, 4)}`
-  return { netns: `${settings.bridge}-${name}`, veth: `${prefix}-${offset}`, dir: join(workspaceState, 'local', name) }
+  // The workspace hash lets two workspaces sharing a bridge use the same server names.
+  const workspace = createHash('sha1').update(workspaceState).digest('hex').slice(0, 6)
+  return { netns: `${settings.bridge}-${name}-${workspace}`, veth: `${prefix}-${offset}`, dir: join(workspaceState, 'local', name) }
 }
 
 /** Start time of a process (field 22 of /proc/pid/stat), or undefined when it does not exist. */
@@ -124,6 +139,11 @@ export async function removeBridgeIfUnused(settings: LocalSettings): Promise<boo
         if ((await sh('iptables', ['-w', ...rule.table, '-D', ...rule.spec])).code !== 0) break
       }
     }
+    try {
+      if (!readdirSync(claimsDir(settings.bridge)).length) rmdirSync(claimsDir(settings.bridge))
+    } catch {
+      // no claims folder
+    }
     return true
   })
 }
@@ -148,10 +168,91 @@ async function pidsInNetns(netns: string): Promise<number[]> {
 }
 
 /**
+ * Host-wide claims (in /run, so they vanish with the namespaces at reboot): which workspace uses
+ * which address and namespace on a bridge. Two workspaces sharing a bridge then get an error
+ * instead of clobbering each other's sandboxes.
+ */
+interface Claim {
+  owner: string
+  netns: string
+  ip: string
+}
+
+const claimsDir = (bridge: string) => join(lockDir, 'local', bridge)
+
+function readClaim(file: string): Claim | undefined {
+  try {
+    const claim = JSON.parse(readFileSync(file, 'utf8')) as Claim
+    // A claim whose namespace is gone is stale (reboot, crash): ignore it.
+    return existsSync(`/run/netns/${claim.netns}`) ? claim : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Addresses on the bridge that sandboxes of other workspaces use right now. */
+export function foreignAddresses(settings: LocalSettings, ownDir: string): Set<string> {
+  const used = new Set<string>()
+  const dir = claimsDir(settings.bridge)
+  if (!existsSync(dir)) return used
+  for (const entry of readdirSync(dir)) {
+    if (!entry.startsWith('ip-')) continue
+    const claim = readClaim(join(dir, entry))
+    if (claim && dirname(claim.owner) !== dirname(ownDir)) used.add(claim.ip)
+  }
+  return used
+}
+
+function foreignClaim(bridge: string, names: SandboxNames, ip?: string): { claim: Claim; what: string } | undefined {
+  const dir = claimsDir(bridge)
+  const files: [string, string][] = [[join(dir, `ns-${names.netns}`), `namespace ${names.netns}`]]
+  if (ip) files.push([join(dir, `ip-${ip}`), `address ${ip}`])
+  for (const [file, what] of files) {
+    const claim = readClaim(file)
+    if (claim && claim.owner !== names.dir) return { claim, what }
+  }
+  return undefined
+}
+
+/** Fails when the namespace or address belongs to a sandbox of another workspace. */
+export function assertNotForeign(settings: LocalSettings, names: SandboxNames, ip: string): void {
+  const foreign = foreignClaim(settings.bridge, names, ip)
+  if (foreign) {
+    throw failedError(`${foreign.what} on bridge ${settings.bridge} belongs to another workspace's server (${foreign.claim.owner})`, {
+      hint: 'give each workspace its own providers.local.subnet and providers.local.bridge',
+    })
+  }
+}
+
+function writeClaim(settings: LocalSettings, names: SandboxNames, ip: string): void {
+  const dir = claimsDir(settings.bridge)
+  mkdirSync(dir, { recursive: true })
+  const claim = JSON.stringify({ owner: names.dir, netns: names.netns, ip } satisfies Claim)
+  writeFileSync(join(dir, `ns-${names.netns}`), claim)
+  writeFileSync(join(dir, `ip-${ip}`), claim)
+}
+
+function releaseClaims(bridge: string, names: SandboxNames): void {
+  const dir = claimsDir(bridge)
+  if (!existsSync(dir)) return
+  for (const entry of readdirSync(dir)) {
+    const file = join(dir, entry)
+    try {
+      if ((JSON.parse(readFileSync(file, 'utf8')) as Claim).owner === names.dir) rmSync(file, { force: true })
+    } catch {
+      rmSync(file, { force: true })
+    }
+  }
+}
+
+/**
  * Kills the sandbox processes and removes its veth and netns. Idempotent and tolerant of
  * half-created sandboxes; the mount namespace (overlay, /proc...) dies with its last process.
  */
-export async function teardownRuntime(names: SandboxNames, runtime?: Partial<SandboxRuntime>): Promise<void> {
+export async function teardownRuntime(names: SandboxNames, runtime?: Partial<SandboxRuntime>, bridge?: string): Promise<void> {
+  // Another workspace's sandbox behind the same names (shared bridge) is never touched.
+  const claimBridge = bridge ?? runtime?.bridge
+  if (claimBridge && foreignClaim(claimBridge, names)) return
   const pids = new Set(await pidsInNetns(names.netns))
   // The recorded init too, in case its netns file is already gone (pid reuse guarded by start time).
   if (runtime?.pid && runtime.pid_start && processStart(runtime.pid) === runtime.pid_start) pids.add(runtime.pid)
@@ -168,6 +269,7 @@ export async function teardownRuntime(names: SandboxNames, runtime?: Partial<San
     const removed = await sh('ip', ['netns', 'del', names.netns])
     if (removed.code !== 0 && existsSync(`/run/netns/${names.netns}`)) throw failedError(`cannot remove netns ${names.netns}: ${removed.stderr.trim()}`)
   }
+  if (bridge ?? runtime?.bridge) releaseClaims((bridge ?? runtime?.bridge) as string, names)
 }
 
 export interface SandboxSpec {
@@ -259,6 +361,10 @@ exec chroot "$M" /usr/sbin/sshd -D -e -f /etc/ssh/prov/sshd_config
 
 /** Network plumbing: netns, veth into the bridge, address, default route via the host. */
 export async function setupNetwork(settings: LocalSettings, names: SandboxNames, ip: string): Promise<void> {
+  await withBridgeLock(settings, async () => {
+    assertNotForeign(settings, names, ip)
+    writeClaim(settings, names, ip)
+  })
   const added = await sh('ip', ['netns', 'add', names.netns])
   if (added.code !== 0 && !/exists/i.test(added.stderr)) throw failedError(`cannot create netns ${names.netns}: ${added.stderr.trim()}`)
   await must('ip', ['link', 'add', names.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', names.netns], `veth ${names.veth}`)
