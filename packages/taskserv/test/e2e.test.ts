@@ -196,6 +196,30 @@ describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { t
     await ts(['remove', 'flaky', '-q'], serverList)
   })
 
+  it('a cluster deploy that fails at a step rolls back what it installed', async () => {
+    const dir = join(ws.path, 'extensions', 'clusters', 'shaky')
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(
+      join(dir, 'manifest.yaml'),
+      'name: shaky\nkind: cluster\nversion: 1.0.0\ncomponents:\n  - name: hello\n    placement: { where: { role: web } }\n    settings: { path: /etc/prov-shaky }\n  - name: broken\n    placement: [ts-web2]\n',
+    )
+    extension('broken', 'name: broken\nkind: taskserv\nversion: 0.1.0\nrequires: { hello: "*" }\n', {
+      'check.sh': '#!/bin/sh\nexit 1\n',
+      'install.sh': '#!/bin/sh\necho "cannot start" >&2\nexit 4\n',
+      'uninstall.sh': '#!/bin/sh\nexit 0\n',
+    })
+    const r = await ts(['cluster', 'deploy', 'shaky', '-o', 'json'])
+    expect(r.code, r.stderr).toBe(6)
+    const results = r.json<Result[]>()
+    expect(results.find((x) => x.taskserv === 'broken')?.status).toBe('failed')
+    const undo = results
+      .filter((x) => x.action === 'remove')
+      .map((x) => `${x.taskserv}@${x.server}:${x.status}`)
+      .sort()
+    expect(undo).toEqual(['hello@ts-web1:changed', 'hello@ts-web2:changed'])
+    expect((await onServer('ts-web1', 'test -e /etc/prov-shaky && echo left || echo clean')).stdout.trim()).toBe('clean')
+  })
+
   it('update with a failing health check rolls back to the previous version; rolling stops at the failed batch', async () => {
     let r = await ts(['update', 'hello', '--version', '1.1.0', '--servers', 'ts-db', '-o', 'json'])
     expect(r.json<Result[]>()[0], r.stderr).toMatchObject({ status: 'changed', version: '1.1.0' })
