@@ -205,6 +205,7 @@ describe('prov-kms with AWS KMS (contract server)', () => {
       AWS_SECRET_ACCESS_KEY: undefined,
       AWS_PROFILE: undefined,
       HOME: env.root,
+      AWS_EC2_METADATA_DISABLED: 'true',
     })
     expect([3, 4]).toContain(noCreds.code)
     const status = await run(['status', '--probe', 'awskms'])
