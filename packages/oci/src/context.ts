@@ -50,7 +50,7 @@ export async function ociContext(common: CommonOptions, flags: { 'plain-http'?: 
     requireSignatures: false,
     trustedKeys: [],
     parallel: 4,
-    chunkSize: 32 * 1024 * 1024,
+    chunkSize: 64 * 1024 * 1024,
   }
   let dependencies: Record<string, unknown> = {}
   let workspace: Workspace | undefined

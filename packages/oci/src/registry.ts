@@ -16,7 +16,7 @@ export interface RegistryOptions {
   insecure?: boolean
   /** Explicit credential (otherwise the stores are searched). */
   credential?: Credential
-  /** Blobs larger than this go up in PATCH chunks (default 32 MiB). */
+  /** Blobs larger than this go up in PATCH chunks (default 64 MiB). */
   chunkSize?: number
   /** Attempts for one request on 429/5xx/network errors (default 4). */
   attempts?: number
@@ -469,7 +469,7 @@ export class RegistryTarget implements Target {
   async pushBlob(descriptor: Descriptor, bytes: Buffer, options: { verified?: boolean } = {}): Promise<void> {
     if (!options.verified) verifyBlob(descriptor, bytes, 'local blob')
     if (await this.exists(descriptor)) return
-    const chunkSize = this.client.options.chunkSize ?? 32 * 1024 * 1024
+    const chunkSize = this.client.options.chunkSize ?? 64 * 1024 * 1024
     for (let attempt = 1; ; attempt++) {
       try {
         await this.upload(descriptor, bytes, chunkSize)

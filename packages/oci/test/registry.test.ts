@@ -166,6 +166,43 @@ describe('bad input', () => {
     expect((await oci(src, ['inspect', 'layout:/nonexistent/layout:x'])).code).toBe(5)
   })
 
+  it('pull reads references piped on stdin; malformed or reference-less input is exit 2 and changes nothing', async () => {
+    const tags = await oci(src, ['tags', `${host}/prov/taskservs/redis`])
+    const piped = await runCli('prov-oci', ['pull'], { env: { ...dst.env, XDG_CACHE_HOME: join(dst.root, 'cache') }, cwd: dst.path, input: tags.stdout })
+    expect(piped.code, piped.stderr).toBe(0)
+    expect(piped.json()[0]).toMatchObject({ name: 'redis', layer: 'registry' })
+    const cacheDir = join(dst.root, 'stdin-cache')
+    for (const input of ['{"reference": ', '[{"name": "redis"}]', '- [unclosed', '[42]']) {
+      const result = await runCli('prov-oci', ['pull'], {
+        env: { ...dst.env, XDG_CACHE_HOME: join(dst.root, 'cache'), PROV_OCI_CACHE: cacheDir },
+        cwd: dst.path,
+        input,
+      })
+      expect(result.code, input).toBe(2)
+      expect(result.stderr.trim().split('\n'), input).toHaveLength(1)
+    }
+    expect(existsSync(cacheDir)).toBe(false)
+    const planned = await oci(dst, ['pull', `${host}/prov/taskservs/redis:7.0.0`, '--check'], { env: { PROV_OCI_CACHE: cacheDir } })
+    expect(planned.code, planned.stderr).toBe(0)
+    expect(planned.json()).toMatchObject({ planned: true })
+    expect(existsSync(cacheDir)).toBe(false)
+  })
+
+  it('a malformed dependencies.extensions is a configuration error (exit 3)', async () => {
+    const ws = await tempWorkspace('badconfig')
+    try {
+      writeFileSync(
+        join(ws.path, 'prov.config.yaml'),
+        `${readFileSync(join(ws.path, 'prov.config.yaml'), 'utf8')}\ndependencies:\n  extensions:\n    modules:\n      taskservs: oci://x/y:1\n`,
+      )
+      const result = await oci(ws, ['resolve'])
+      expect(result.code).toBe(3)
+      expect(result.stderr).toMatch(/must be a list of references/)
+    } finally {
+      ws.cleanup()
+    }
+  })
+
   it('unknown subcommand option is exit 2', async () => {
     expect((await oci(src, ['pull', `${host}/prov/taskservs/redis:7.0.0`, '--bogus'])).code).toBe(2)
   })

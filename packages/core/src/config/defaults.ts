@@ -29,7 +29,7 @@ export const defaultConfig: ProvConfig = {
     require_signatures: false,
     trusted_keys: [],
     parallel: 4,
-    chunk_size: 32 * 1024 * 1024,
+    chunk_size: 64 * 1024 * 1024,
   },
   dependencies: {},
   orchestrator: {

@@ -1,33 +1,66 @@
 import { resolve } from 'node:path'
-import { defineProvCommand } from '@prov/core'
-import { ociContext, transportArgs } from '../context'
+import { defineProvCommand, usageError } from '@prov/core'
+import { ociContext, referenceName, transportArgs } from '../context'
 import { pullArtifact } from '../pull'
+import { formatReference } from '../ref'
 import { readKey } from '../sign'
 
+/** References piped in: records with a `reference` (prov.oci.tag/v1, prov.oci.push/v1, ...) or plain strings. */
+function referencesFrom(records: unknown[]): string[] {
+  return records.map((record, index) => {
+    if (typeof record === 'string') return record
+    const reference = (record as { reference?: unknown } | null)?.reference
+    if (typeof reference !== 'string') {
+      throw usageError(`stdin record ${index + 1} has no 'reference' string`, {
+        location: `stdin[${index}]`,
+        hint: 'pipe prov-oci tags/push/copy output, or strings',
+      })
+    }
+    return reference
+  })
+}
+
 export default defineProvCommand({
-  meta: { name: 'pull', description: 'Pull an artifact into the cache and install it (workspace registry layer, or --to DIR)' },
+  meta: { name: 'pull', description: 'Pull an artifact into the cache and install it (workspace registry layer, or --to DIR); REF or piped records' },
   args: {
-    ref: { type: 'positional', description: 'host[:port]/ns/name:tag, ...@sha256:..., or layout:PATH:tag', required: true },
+    ref: {
+      type: 'positional',
+      description: 'host[:port]/ns/name:tag, ...@sha256:..., or layout:PATH:tag (default: references piped on stdin)',
+      required: false,
+    },
     to: { type: 'string', description: 'Extract into this folder instead' },
     verify: { type: 'boolean', description: 'Refuse it unless signed by a trusted key' },
     key: { type: 'string', description: 'Public key (PEM) to verify with (default: oci.trusted_keys)' },
     ...transportArgs,
   },
-  async run({ args, common, emit, log }) {
+  async run({ args, common, emit, log, stdin }) {
+    const piped = args.ref ? undefined : await stdin()
+    const inputs = args.ref ? [args.ref] : referencesFrom(piped?.records ?? [])
+    if (!inputs.length) throw usageError('pull needs a reference', { hint: 'prov-oci pull HOST/NS/NAME:TAG, or pipe records with a reference' })
+    if (inputs.length > 1 && args.to) throw usageError('--to takes one reference, not several')
     const oci = await ociContext(common, args)
-    const ref = oci.parse(args.ref)
-    const {
-      manifest: _m,
-      source: _s,
-      ...result
-    } = await pullArtifact(oci, ref, {
-      to: args.to ? resolve(args.to) : undefined,
-      verify: args.verify || Boolean(args.key),
-      keys: args.key ? [readKey(args.key, 'public')] : undefined,
-      install: !common.check,
-      log,
-    })
-    if (result.installed) log.success(`${result.name ?? result.reference} installed in ${result.installed}`)
-    emit(result)
+    const refs = inputs.map((input) => oci.parse(input))
+    const results: Record<string, unknown>[] = []
+    for (const ref of refs) {
+      if (common.check) {
+        // Plan only: which digest would come, nothing fetched or written.
+        const descriptor = await oci.target(ref).resolve(referenceName(ref))
+        results.push({ schema: 'prov.oci.pull/v1', reference: formatReference(ref), digest: descriptor.digest, cached: false, verified: false, planned: true })
+        continue
+      }
+      const {
+        manifest: _m,
+        source: _s,
+        ...result
+      } = await pullArtifact(oci, ref, {
+        to: args.to ? resolve(args.to) : undefined,
+        verify: args.verify || Boolean(args.key),
+        keys: args.key ? [readKey(args.key, 'public')] : undefined,
+        log,
+      })
+      if (result.installed) log.success(`${result.name ?? result.reference} installed in ${result.installed}`)
+      results.push(result)
+    }
+    emit(args.ref ? results[0] : results)
   },
 })
