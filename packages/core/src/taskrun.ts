@@ -262,7 +262,7 @@ __prov_main() {
   D="$R/$PROV_TASKSERV"
   S="$R/$PROV_TASKSERV.json"
   T="$R/.upload-$PROV_TASKSERV-$$"
-  mkdir -p "$R" /var/log/prov || { __prov_result failed upload 1 "$PROV_VERSION" "" ; return 1; }
+  mkdir -p "$R" || { __prov_result failed upload 1 "$PROV_VERSION" "" ; return 1; }
   rm -rf "$T" && mkdir -p "$T" && __prov_files "$T" || { echo "prov: cannot write $T" >&2; __prov_result failed upload 1 "$PROV_VERSION" ""; return 1; }
   rm -rf "$D" && mv "$T" "$D" || { __prov_result failed upload 1 "$PROV_VERSION" ""; return 1; }
   cd "$D" || return 1

@@ -1,0 +1,160 @@
+// The execution engine (core taskrun) with a local transport: the generated program runs in a real
+// `sh -s` on this machine instead of over SSH, so levels, skips, timeouts and secrets are checked
+// fast and without root. The SSH path itself is covered by e2e.test.ts.
+import { spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildRemoteProgram, parseRemoteResult, type RemoteRunner, runTaskLevels, type TaskItem, type TaskUnit, taskservBundle } from '@prov/core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+let root: string
+const commands: string[] = []
+const local: RemoteRunner<string> = {
+  exec(target, command, options = {}) {
+    commands.push(command)
+    return new Promise((resolve) => {
+      const child = spawn('sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'] })
+      let stdout = ''
+      let stderr = ''
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d
+        options.onStdout?.(d)
+      })
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d
+        options.onStderr?.(d)
+      })
+      child.on('close', (code) => resolve({ code, stdout, stderr }))
+      // Every "host" gets its own remote root, as separate machines would.
+      child.stdin.end((options.stdin ?? '').split(join(root, 'remote')).join(join(root, 'remote', target)))
+    })
+  },
+}
+
+function taskserv(name: string, scripts: Record<string, string>): string {
+  const dir = join(root, 'catalog', name)
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'manifest.yaml'), `name: ${name}\nkind: taskserv\nversion: 1.0.0\n`)
+  for (const [file, text] of Object.entries(scripts)) writeFileSync(join(dir, file), `#!/bin/sh\n${text}\n`, { mode: 0o755 })
+  return dir
+}
+
+// check.sh passes once install.sh ran in this run (the folder is uploaded fresh every time).
+const DONE = '[ -f "$PROV_DIR/.done" ]'
+const MARK = 'touch "$PROV_DIR/.done"'
+const unit = (name: string, dir: string, settings: Record<string, unknown> = {}): TaskUnit => ({ name, version: '1.0.0', dir, settings })
+const item = (host: string, u: TaskUnit, dependsOn: string[] = []): TaskItem<string> => ({
+  host: { name: host, target: host },
+  unit: u,
+  action: 'install',
+  dependsOn,
+})
+const options = (extra = {}) => ({ runner: local, remoteRoot: join(root, 'remote'), timeoutSec: 5, ...extra })
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'prov-taskrun-'))
+})
+afterAll(() => rmSync(root, { recursive: true, force: true }))
+
+describe('taskrun engine', () => {
+  it('runs check, install, check; records state; a second run is ok', async () => {
+    const marker = join(root, 'a.done')
+    const dir = taskserv('alpha', {
+      'check.sh': `[ -f ${marker} ]`,
+      'install.sh': `echo "installing $PROV_TASKSERV $PROV_VERSION on $PROV_SERVER"; touch ${marker}`,
+    })
+    const [first] = await runTaskLevels([[item('h1', unit('alpha', dir))]], options())
+    expect(first).toMatchObject({ status: 'changed', version: '1.0.0', phase: 'install', output: 'installing alpha 1.0.0 on h1' })
+    expect(JSON.parse(readFileSync(join(root, 'remote', 'h1', 'alpha.json'), 'utf8'))).toMatchObject({ name: 'alpha', version: '1.0.0', server: 'h1' })
+    const [second] = await runTaskLevels([[item('h1', unit('alpha', dir))]], options())
+    expect(second.status).toBe('ok')
+  })
+
+  it('runs levels in order, stops a failed host, skips dependents, continues elsewhere', async () => {
+    const log = join(root, 'order.log')
+    const base = taskserv('base', {
+      'check.sh': DONE,
+      'install.sh': `echo "base $PROV_SERVER" >> ${log}; [ "$PROV_SERVER" != h2 ] || { echo "base broke on h2" >&2; exit 9; }; ${MARK}`,
+    })
+    const top = taskserv('top', { 'check.sh': DONE, 'install.sh': `echo "top $PROV_SERVER" >> ${log}; ${MARK}` })
+    const levels = [
+      [item('h1', unit('base', base)), item('h2', unit('base', base))],
+      [item('h1', unit('top', top), ['base']), item('h2', unit('top', top), ['base'])],
+    ]
+    const results = await runTaskLevels(levels, options())
+    const by = (h: string, n: string) => results.find((r) => r.server === h && r.taskserv === n)
+    expect(by('h1', 'base')?.status).toBe('changed')
+    expect(by('h2', 'base')).toMatchObject({ status: 'failed', exit_code: 9, output: 'base broke on h2' })
+    expect(by('h1', 'top')?.status).toBe('changed')
+    expect(by('h2', 'top')?.status).toBe('skipped')
+    const lines = readFileSync(log, 'utf8').trim().split('\n')
+    expect(lines.indexOf('top h1')).toBeGreaterThan(Math.max(lines.indexOf('base h1'), lines.indexOf('base h2')))
+    expect(lines).not.toContain('top h2')
+  })
+
+  it('with global scope a failure skips dependents on every host', async () => {
+    const a = taskserv('ga', { 'check.sh': 'exit 1', 'install.sh': '[ "$PROV_SERVER" != db ]' })
+    const b = taskserv('gb', { 'check.sh': 'exit 1', 'install.sh': 'true' })
+    const results = await runTaskLevels([[item('db', unit('ga', a))], [item('web', unit('gb', b), ['ga'])]], options({ dependencyScope: 'global' }))
+    expect(results.map((r) => `${r.server}:${r.status}`)).toEqual(['db:failed', 'web:skipped'])
+  })
+
+  it('kills a hanging script at the timeout (its whole process group)', async () => {
+    const pidFile = join(root, 'hang.pid')
+    const dir = taskserv('hang', { 'check.sh': 'exit 1', 'install.sh': `sleep 300 & echo $! > ${pidFile}; wait` })
+    const started = Date.now()
+    const [r] = await runTaskLevels([[item('h1', unit('hang', dir))]], options({ timeoutSec: 1 }))
+    expect(Date.now() - started).toBeLessThan(15_000)
+    expect(r).toMatchObject({ status: 'failed', exit_code: 124 })
+    expect(r.error).toMatch(/timed out after 1s/)
+    // Killed (a zombie until reaped at most: not running).
+    const pid = Number(readFileSync(pidFile, 'utf8'))
+    let state = 'gone'
+    try {
+      state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] ?? 'gone'
+    } catch {}
+    expect(['gone', 'Z', 'X']).toContain(state)
+  })
+
+  it('resolves secret references at run time: the value reaches the script on stdin, never argv, and is redacted', async () => {
+    const dir = taskserv('sec', { 'check.sh': DONE, 'install.sh': `echo "len \${#PROV_SETTING_DB_PASSWORD}"; echo "pw $PROV_SETTING_DB_PASSWORD"; ${MARK}` })
+    commands.length = 0
+    const resolver = { get: async (name: string) => (name === 'db/password' ? 'hunter2-secret-value' : Promise.reject(new Error('unknown'))) }
+    const [r] = await runTaskLevels([[item('h1', unit('sec', dir, { db_password: { secret: 'db/password' } }))]], options({ resolver }))
+    expect(r.status, JSON.stringify(r)).toBe('changed')
+    expect(r.output).toBe('len 20\npw [redacted]')
+    expect(commands.join(' ')).not.toContain('hunter2')
+    expect(JSON.stringify(r)).not.toContain('hunter2')
+  })
+
+  it('a missing resolver for a secret reference fails that item with a clear error', async () => {
+    const dir = taskserv('sec2', { 'check.sh': 'exit 1', 'install.sh': 'true' })
+    const [r] = await runTaskLevels([[item('h1', unit('sec2', dir, { token: { secret: 'api/token' } }))]], options())
+    expect(r.status).toBe('failed')
+    expect(r.error).toMatch(/secret reference 'api\/token'.*no secret resolver/)
+  })
+
+  it('exit 100 means unsupported: skipped, not failed', async () => {
+    const dir = taskserv('nope', { 'check.sh': 'exit 1', 'install.sh': 'echo "not here"; exit 100' })
+    const [r] = await runTaskLevels([[item('h1', unit('nope', dir))]], options())
+    expect(r.status).toBe('skipped')
+  })
+
+  it('bundles the folder plus _lib and parses the result line', () => {
+    const lib = join(root, 'lib')
+    mkdirSync(lib, { recursive: true })
+    writeFileSync(join(lib, 'service.sh'), 'svc_start() { :; }\n')
+    const bundle = taskservBundle(taskserv('bundle', { 'check.sh': 'exit 0' }), lib)
+    expect(bundle.files.map((f) => f.path).sort()).toEqual(['_lib/service.sh', 'check.sh', 'manifest.yaml'])
+    const program = buildRemoteProgram({ PROV_TASKSERV: 'bundle', PROV_SETTING_X: "it's" }, bundle)
+    expect(program).toContain(`PROV_SETTING_X='it'\\''s'`)
+    expect(parseRemoteResult('noise\n@@PROV_RESULT@@ status=changed phase=install rc=0 version=1.2.3 previous=1.2.2 installed=1\n')).toMatchObject({
+      status: 'changed',
+      version: '1.2.3',
+      previous: '1.2.2',
+      flags: { installed: '1' },
+    })
+    expect(parseRemoteResult('no marker')).toBeUndefined()
+  })
+})
