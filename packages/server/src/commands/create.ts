@@ -10,6 +10,7 @@ import type { ServerSpec } from '../providers/types'
 export default defineProvCommand({
   meta: { name: 'create', description: 'Create servers by name (from --infra / -f servers.yaml, any infra declaring them, or --provider flags)' },
   args: {
+    names: { type: 'positional', required: false, description: 'Server names', valueHint: 'NAME...' },
     file: { type: 'string', alias: 'f', description: 'servers.yaml to take the servers from', valueHint: 'FILE' },
     provider: { type: 'string', description: 'Provider for servers not declared in any servers.yaml' },
     address: { type: 'string', description: 'Address (ssh provider; optional fixed IP for local)' },

@@ -6,6 +6,7 @@ import { adHocPlan } from '../plan'
 export default defineProvCommand({
   meta: { name: 'delete', description: 'Delete servers (names, --all, or piped prov.server/v1 records); local sandboxes are removed completely' },
   args: {
+    names: { type: 'positional', required: false, description: 'Server names (default: piped prov.server/v1 records)', valueHint: 'NAME...' },
     all: { type: 'boolean', description: 'Delete every server of the workspace (with --infra: of that infra)' },
     'keep-storage': { type: 'boolean', description: 'Keep the disk (local: the overlay upper dir)' },
   },

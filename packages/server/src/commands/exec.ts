@@ -4,6 +4,7 @@ import { parallelOf, serverEnv, targetServers } from '../engine'
 export default defineProvCommand({
   meta: { name: 'exec', description: 'Run a command on servers in parallel (NAME... | all | piped records) -- CMD; one prov.server.exec/v1 record each' },
   args: {
+    names: { type: 'positional', required: false, description: 'Server names or all (default: piped prov.server/v1 records)', valueHint: 'NAME...' },
     timeout: { type: 'string', description: 'Seconds before the command is killed (default taskservs.timeout)' },
   },
   async run(ctx) {

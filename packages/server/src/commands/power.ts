@@ -5,6 +5,7 @@ import { adHocPlan } from '../plan'
 function powerCommand(action: 'start' | 'stop' | 'restart') {
   return defineProvCommand({
     meta: { name: action, description: `${action[0].toUpperCase()}${action.slice(1)} servers (names, all, or piped prov.server/v1 records)` },
+    args: { names: { type: 'positional', required: false, description: 'Server names or all (default: piped prov.server/v1 records)', valueHint: 'NAME...' } },
     async run(ctx) {
       const env = await serverEnv(ctx.common)
       const targets = await targetServers(ctx, env, { allowAll: true })
