@@ -9,6 +9,10 @@ import { freePort, type LoopbackSshd, startLoopbackSshd } from './helpers/sshd'
 
 // No sandboxes here: bad input, the ssh provider against a real loopback sshd, a workspace
 // provider loaded with jiti. Runs beside local.e2e.test.ts without touching its bridge.
+// The non-root test runs the CLI as nobody: only where nobody can read the checkout.
+const nobodyCanRun =
+  isRoot && spawnSync(process.execPath, [join(binDir, 'prov-server'), '--help'], { uid: 65534, gid: 65534, cwd: '/tmp', encoding: 'utf8' }).status === 0
+
 type Ws = Awaited<ReturnType<typeof tempWorkspace>>
 let ws: Ws
 let sshd: LoopbackSshd
@@ -221,7 +225,7 @@ describe('other bad input', () => {
     expect((await cli(['create', 'undeclared'])).code).toBe(3)
   })
 
-  it.skipIf(!isRoot)('the local provider without root: exit 4, clear message, nothing changed', async () => {
+  it.skipIf(!nobodyCanRun)('the local provider without root: exit 4, clear message, nothing changed', async () => {
     for (const dir of [ws.root, ws.path, join(ws.root, 'xdg'), join(ws.root, 'xdg', 'prov')]) if (existsSync(dir)) chmodSync(dir, 0o755)
     const result = spawnSync(process.execPath, [join(binDir, 'prov-server'), 'create', 'web-01', '--infra', 'demo'], {
       env: { ...process.env, ...ws.env, HOME: '/tmp' } as NodeJS.ProcessEnv,
