@@ -1,6 +1,7 @@
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { type ExtensionKind, type ExtensionManifest, failedError, readManifest } from '@prov/core'
 import { descriptorFor } from './digest'
+import { LayoutTarget } from './layout'
 import { pool, RegistryTarget } from './registry'
 import { collectEntries, createTar, readTar, type TarEntry } from './tarball'
 import type { Target } from './target'
@@ -142,7 +143,8 @@ export async function copyGraph(src: Target, dst: Target, reference: string, opt
     await pool(blobs, options.parallel ?? 4, async (blob) => {
       if (await dst.exists(blob)) return options.onBlob?.(blob, 'exists')
       if (sameRegistry && (await (dst as RegistryTarget).mount(blob, (src as RegistryTarget).repository))) return options.onBlob?.(blob, 'mounted')
-      await dst.pushBlob(blob, await src.fetchBlob(blob), { verified: true })
+      if (src instanceof RegistryTarget && dst instanceof LayoutTarget) await src.downloadBlob(blob, dst.blobPath(blob.digest))
+      else await dst.pushBlob(blob, await src.fetchBlob(blob), { verified: true })
       options.onBlob?.(blob, 'copied')
     })
   }

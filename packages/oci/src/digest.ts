@@ -1,7 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, createWriteStream, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { failedError } from '@prov/core'
+import type { Readable, Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { failedError, ProvError } from '@prov/core'
 import type { Descriptor } from './types'
 
 export function sha256(bytes: Uint8Array): string {
@@ -23,6 +25,34 @@ export function verifyBlob(expected: Pick<Descriptor, 'digest' | 'size'>, bytes:
   const actual = sha256(bytes)
   if (actual !== expected.digest) {
     throw failedError(`digest mismatch: expected ${expected.digest}, got ${actual}: refused, nothing written`, { location: where })
+  }
+}
+
+/**
+ * Streams a blob into `path` through `check` (which throws/errs on bad bytes); `finish` validates
+ * the whole before the rename. Same guarantees as writeBlobFile: nothing half-written is visible.
+ */
+export async function writeBlobStream(path: string, source: Readable, check: Transform, finish: () => void): Promise<void> {
+  const dir = dirname(path)
+  const temp = join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`)
+  try {
+    mkdirSync(dir, { recursive: true })
+    await pipeline(source, check, createWriteStream(temp, { flags: 'wx', mode: 0o644 }))
+    finish()
+    renameSync(temp, path)
+  } catch (error) {
+    source.destroy()
+    rmSync(temp, { force: true })
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw failedError(`no space left on device while writing ${path}: nothing was stored`, {
+        location: dir,
+        hint: 'free space or point the cache elsewhere (PROV_OCI_CACHE)',
+        cause: error,
+      })
+    }
+    if (error instanceof ProvError) throw error
+    throw failedError(`download broke off while writing ${path}: ${(error as Error).message}`, { location: dir, cause: error, details: { network: true } })
   }
 }
 

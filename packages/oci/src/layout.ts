@@ -26,7 +26,7 @@ export class LayoutTarget implements Target {
     this.name = scope ? `cache ${scope}` : `layout:${root}`
   }
 
-  private blobPath(digest: string): string {
+  blobPath(digest: string): string {
     if (!isDigest(digest)) throw failedError(`unsupported digest '${digest}'`)
     return join(this.root, 'blobs', 'sha256', digest.slice(7))
   }

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import { Transform } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { deniedError, failedError, notFoundError, ProvError, usageError } from '@prov/core'
 import type { FetchResponse } from 'ofetch'
 import { type Credential, findCredential } from './credentials'
-import { sha256, verifyBlob } from './digest'
+import { sha256, verifyBlob, writeBlobStream } from './digest'
 import { isDigest, isLoopbackHost } from './ref'
 import type { FetchedManifest, Target } from './target'
 import { ACCEPT_MANIFESTS, type Descriptor, type ImageIndex, MAX_BLOB_BYTES, MAX_MANIFEST_BYTES, MEDIA, manifestMediaTypes } from './types'
@@ -441,6 +442,43 @@ export class RegistryTarget implements Target {
     if (actual !== descriptor.digest)
       throw failedError(`digest mismatch: expected ${descriptor.digest}, got ${actual}: refused, nothing written`, { location: where })
     return bytes
+  }
+
+  /**
+   * Streams a blob straight into `path` (temp file + rename), hashing as it goes: memory stays
+   * flat for large layers. A mismatch or a short read leaves nothing under `path`.
+   */
+  async downloadBlob(descriptor: Descriptor, path: string): Promise<void> {
+    if (descriptor.size > MAX_BLOB_BYTES)
+      throw failedError(`blob ${descriptor.digest} of ${descriptor.size} bytes exceeds the limit ${MAX_BLOB_BYTES}: refused`)
+    const where = `${this.name}@${descriptor.digest}`
+    const response = await this.client.bulk('GET', `/v2/${this.repository}/blobs/${descriptor.digest}`, { scope: this.pullScope, expect: [404] })
+    if (response.statusCode === 404) {
+      response.resume()
+      throw notFoundError(`blob ${descriptor.digest} not found in ${this.name}`)
+    }
+    const hash = createHash('sha256')
+    let size = 0
+    const checked = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        size += chunk.length
+        if (size > descriptor.size)
+          return done(
+            failedError(`blob ${descriptor.digest} is larger than its descriptor says (${descriptor.size} bytes): refused, nothing written`, {
+              location: where,
+            }),
+          )
+        hash.update(chunk)
+        done(null, chunk)
+      },
+    })
+    await writeBlobStream(path, response, checked, () => {
+      if (size !== descriptor.size)
+        throw failedError(`blob ${descriptor.digest} has ${size} bytes, the descriptor says ${descriptor.size}: refused`, { location: where })
+      const actual = `sha256:${hash.digest('hex')}`
+      if (actual !== descriptor.digest)
+        throw failedError(`digest mismatch: expected ${descriptor.digest}, got ${actual}: refused, nothing written`, { location: where })
+    })
   }
 
   async exists(descriptor: Descriptor): Promise<boolean> {

@@ -254,7 +254,7 @@ describe('OCI layout target', () => {
   })
 })
 
-describe('full disk', () => {
+describe.skipIf(process.getuid?.() !== 0)('full disk (tmpfs, needs root)', () => {
   it('a full cache is a clear error and leaves no half-written blob', () => {
     const mount = join(temp, 'tiny')
     mkdirSync(mount)
