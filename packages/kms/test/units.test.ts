@@ -20,7 +20,7 @@ import { chunkKey, openEnvelope, readWrappedKey, sealBuffer, sealEnvelope } from
 import { ByteReader, base64Decode, bufferSource } from '../src/lib/io'
 import { decryptScalar, encryptScalar, formatFloat } from '../src/sops/cipher'
 import { flattenMetadata, parseTree, unflattenMetadata } from '../src/sops/formats'
-import { decryptTree, encryptTree } from '../src/sops/index'
+import { decryptTree, encryptTree, otherMetadataForNewKey } from '../src/sops/index'
 
 const key = { key: Buffer.alloc(32, 7), wrapped: Buffer.from('wrapped-data-key') }
 
@@ -274,5 +274,39 @@ describe('age X25519 on node:crypto (the envelope key wrap)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('SOPS metadata on a new data key', () => {
+  it('drops key sources prov-kms cannot re-wrap and keeps the rest', () => {
+    const { kept, dropped } = otherMetadataForNewKey({
+      age: [],
+      lastmodified: '2024-01-01T00:00:00Z',
+      mac: '',
+      version: '3.9.4',
+      other: [
+        [
+          'kms',
+          [
+            new Map([
+              ['arn', 'arn:aws:kms:x'],
+              ['enc', 'stale'],
+            ]),
+          ],
+        ],
+        [
+          'pgp',
+          [
+            new Map([
+              ['fp', 'ABC'],
+              ['enc', 'stale'],
+            ]),
+          ],
+        ],
+        ['custom_note', 'kept'],
+      ],
+    })
+    expect(dropped).toEqual(['kms', 'pgp'])
+    expect(kept).toEqual([['custom_note', 'kept']])
   })
 })

@@ -5,7 +5,7 @@ import { loadAge } from '../backends/age'
 import { createIdentity, describeIdentity, retiredIdentityFiles, retireIdentity } from '../lib/keyfile'
 import { kmsContext } from '../lib/settings'
 import { detectFormat } from '../sops/formats'
-import { openDocument, readSopsDocument, rulesOf, sealDocument, writeSopsDocument } from '../sops/index'
+import { openDocument, otherMetadataForNewKey, readSopsDocument, rulesOf, sealDocument, writeSopsDocument } from '../sops/index'
 
 const list = defineProvCommand({
   meta: { name: 'list', description: 'The age identities: the active one and the retired ones (public recipients only)' },
@@ -77,7 +77,11 @@ const rotate = defineProvCommand({
     for (const { file, doc, tree } of sopsFiles) {
       const metadata = doc.metadata as NonNullable<typeof doc.metadata>
       const keep = metadata.age.map((a) => a.recipient).filter((r) => !oldRecipients.has(r))
-      const sealed = await sealDocument(doc.format, tree, { recipients: [created.recipient, ...keep], rules: rulesOf(metadata), other: metadata.other })
+      const sealed = await sealDocument(doc.format, tree, {
+        recipients: [created.recipient, ...keep],
+        rules: rulesOf(metadata),
+        other: otherMetadataForNewKey(metadata).kept,
+      })
       writeFileAtomic(file, await writeSopsDocument(sealed), { mode: 0o600 })
       records.push({ schema: 'prov.kms.rotation/v1', kind: 'sops', file: relative(ctx.workspace?.path ?? '.', file) })
     }

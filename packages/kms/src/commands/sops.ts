@@ -9,7 +9,17 @@ import { writeOut } from '../lib/io'
 import { kmsContext } from '../lib/settings'
 import type { SopsMap } from '../sops/cipher'
 import { detectFormat, emitTree, parseTree, type SopsFormat } from '../sops/formats'
-import { findCreationRule, openDocument, readSopsDocument, rulesOf, type SopsRules, sealDocument, sopsIdentities, writeSopsDocument } from '../sops/index'
+import {
+  findCreationRule,
+  openDocument,
+  otherMetadataForNewKey,
+  readSopsDocument,
+  rulesOf,
+  type SopsRules,
+  sealDocument,
+  sopsIdentities,
+  writeSopsDocument,
+} from '../sops/index'
 
 const fileArg = { type: 'positional', description: 'The YAML, JSON or dotenv file', required: true } as const
 const inputType = { type: 'string', description: 'yaml, json or dotenv (default: from the file name)' } as const
@@ -160,7 +170,7 @@ const rotate = defineProvCommand({
     'add-age': { type: 'string', description: 'Recipients to add' },
     'rm-age': { type: 'string', description: 'Recipients to remove' },
   },
-  async run({ args, common, emit }) {
+  async run({ args, common, emit, log }) {
     const ctx = await kmsContext(common)
     const file = String(args.file)
     const format = detectFormat(file, args['input-type'] as string | undefined)
@@ -171,7 +181,9 @@ const rotate = defineProvCommand({
     const recipients = [
       ...new Set([...metadata.age.map((a) => a.recipient).filter((r) => !remove.has(r)), ...checkRecipients(listFlag(args['add-age'], 'add-age'))]),
     ]
-    const sealed = await sealDocument(format, tree, { recipients, rules: rulesOf(metadata), other: metadata.other })
+    const { kept, dropped } = otherMetadataForNewKey(metadata)
+    if (dropped.length) log.warn(`${file}: dropping key sources prov-kms cannot re-wrap (${dropped.join(', ')}); re-add them with sops`)
+    const sealed = await sealDocument(format, tree, { recipients, rules: rulesOf(metadata), other: kept })
     writeFileAtomic(file, await writeSopsDocument(sealed), { mode: keepMode(file) })
     emit({ schema: 'prov.kms.sops.rotation/v1', file, recipients, rotated: true })
   },

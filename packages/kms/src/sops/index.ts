@@ -383,3 +383,12 @@ export function rulesOf(metadata: SopsMetadata): SopsRules {
   if (metadata.mac_only_encrypted) rules.mac_only_encrypted = true
   return rules
 }
+
+const otherKeySources = new Set(['kms', 'gcp_kms', 'azure_kv', 'hc_vault', 'pgp', 'hckms', 'key_groups', 'shamir_threshold'])
+
+/** Metadata to carry over when the data key changes: key sources prov-kms cannot re-wrap are dropped (their enc would be stale). */
+export function otherMetadataForNewKey(metadata: SopsMetadata): { kept: Array<[string, SopsValue]>; dropped: string[] } {
+  const kept = metadata.other.filter(([k]) => !otherKeySources.has(k))
+  const dropped = metadata.other.filter(([k]) => otherKeySources.has(k)).map(([k]) => k)
+  return { kept, dropped }
+}
