@@ -346,7 +346,7 @@ const initScript = `#!/bin/sh
 # prov local sandbox init: PID 1 of the sandbox's pid namespace, in its own mount, uts and net namespaces.
 set -e
 mount --make-rprivate /
-hostname "$PROV_NAME"
+hostname "$PROV_NAME" 2>/dev/null || echo "$PROV_NAME" > /proc/sys/kernel/hostname
 M="$PROV_DIR/merged"
 mount -t overlay "prov-$PROV_NAME" -o "lowerdir=/,upperdir=$PROV_DIR/upper,workdir=$PROV_DIR/work" "$M"
 mount -t proc proc "$M/proc"
