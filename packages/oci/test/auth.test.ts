@@ -92,10 +92,10 @@ describe('basic auth (docker-registry with htpasswd)', () => {
 })
 
 describe('bearer tokens (WWW-Authenticate challenge flow)', () => {
-  it('gets a token from the realm with the basic credential and uses it', async () => {
+  it('gets a token from the realm with the basic credential and uses it; follows blob redirects', async () => {
     const front = await bearerFront(open.port, { user, password })
     try {
-      const env = { PROV_OCI_CREDENTIALS: join(ws.root, 'bearer-creds.json') }
+      const env = { PROV_OCI_CREDENTIALS: join(ws.root, 'bearer-creds.json'), PROV_OCI_CACHE: join(ws.root, 'bearer-cache') }
       expect((await oci(['push', `${front.host}/prov/redis:7.0.0`, redisDir], { env })).code).toBe(4)
       const bad = await oci(['login', front.host, '--username', user, '--password-stdin'], { input: 'bad', env })
       expect(bad.code).toBe(4)
@@ -106,6 +106,8 @@ describe('bearer tokens (WWW-Authenticate challenge flow)', () => {
       const pull = await oci(['pull', `${front.host}/prov/redis:7.0.0`, '--to', join(ws.root, 'bearer-pulled')], { env })
       expect(pull.code, pull.stderr).toBe(0)
       expect(front.tokenRequests()).toBeGreaterThan(0)
+      // blob downloads were redirected to another host and still verified
+      expect(front.redirects()).toBeGreaterThan(0)
       expect(front.scopes).toEqual(expect.arrayContaining(['repository:prov/redis:pull,push', 'repository:prov/redis:pull']))
     } finally {
       await front.close()

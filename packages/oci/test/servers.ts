@@ -50,6 +50,7 @@ export async function bearerFront(upstreamPort: number, credential: { user: stri
   const token = 'test-token-0123456789'
   const sockets = new Set<Socket>()
   let tokenRequests = 0
+  let redirects = 0
   const scopes: string[] = []
   const server = createHttpServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x')
@@ -75,6 +76,13 @@ export async function bearerFront(upstreamPort: number, credential: { user: stri
       req.resume()
       return
     }
+    if (req.method === 'GET' && /\/blobs\/sha256:/.test(url.pathname)) {
+      // Like registries that serve blobs from object storage: a redirect to another host.
+      redirects++
+      res.writeHead(307, { location: `http://127.0.0.1:${upstreamPort}${req.url}` }).end()
+      req.resume()
+      return
+    }
     const headers = { ...req.headers }
     delete headers.authorization
     const forward = httpRequest({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers }, (upstream) => {
@@ -88,7 +96,7 @@ export async function bearerFront(upstreamPort: number, credential: { user: stri
   })
   server.on('connection', (s) => sockets.add(s))
   const port = await listen(server)
-  return { host: `127.0.0.1:${port}`, tokenRequests: () => tokenRequests, scopes, close: () => close(server, sockets) }
+  return { host: `127.0.0.1:${port}`, tokenRequests: () => tokenRequests, redirects: () => redirects, scopes, close: () => close(server, sockets) }
 }
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`
