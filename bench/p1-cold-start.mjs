@@ -14,7 +14,7 @@ export default async function p1({ root, log }) {
   const node = { command: process.execPath, args: ['-e', '0'], env }
   const cases = [
     ['prov --version', ['prov', '--version'], 1.5],
-    ['prov config show', ['prov', 'config', 'show'], 2.0],
+    ['prov config show', ['prov', 'config', 'show'], null],
     ['prov-kms --version', ['prov-kms', '--version'], 1.5],
     ['prov-server list (empty workspace)', ['prov-server', 'list'], 2.0],
   ]
@@ -28,7 +28,16 @@ export default async function p1({ root, log }) {
       const { a, b } = sideBySide({ command: process.execPath, args: [bin(binary), ...args], env }, node, { runs: 15 })
       const ratio = a / b
       log(`${metric}: ${a.toFixed(1)} ms vs node ${b.toFixed(1)} ms = ${ratio.toFixed(2)}x`)
-      rows.push({ metric, prov: a, peer: b, peerName: 'node -e 0', unit: ' ms', ratio, target: `<= ${target}x`, pass: ratio <= target })
+      rows.push({
+        metric,
+        prov: a,
+        peer: b,
+        peerName: 'node -e 0',
+        unit: ' ms',
+        ratio,
+        target: target ? `<= ${target}x` : 'reported',
+        pass: target ? ratio <= target : null,
+      })
     }
   } finally {
     rmSync(home, { recursive: true, force: true })

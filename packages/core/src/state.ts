@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { randomBytes } from 'node:crypto'
 import { closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
@@ -61,23 +62,42 @@ export interface LockOptions {
   timeoutMs?: number
 }
 
-const heldLocks = new Map<string, number>()
+/** Lock paths held by the current async call chain (re-entrancy is per chain, not per process). */
+const heldInContext = new AsyncLocalStorage<ReadonlySet<string>>()
+/** In-process queue per lock path: parallel callers in one process wait for each other too. */
+const localQueues = new Map<string, Promise<void>>()
 
 /**
  * Runs `fn` holding an exclusive lock file `<path>.lock`. A lock left by a dead process
- * (kill -9) is taken over. Re-entrant within one process.
+ * (kill -9) is taken over. Re-entrant for nested calls in the same async chain; concurrent
+ * callers in one process are queued.
  */
 export async function withLock<T>(path: string, fn: () => Promise<T> | T, options: LockOptions = {}): Promise<T> {
   const lockPath = `${path}.lock`
-  const held = heldLocks.get(lockPath) ?? 0
-  if (held > 0) {
-    heldLocks.set(lockPath, held + 1)
+  const held = heldInContext.getStore()
+  if (held?.has(lockPath)) return fn()
+  const previous = localQueues.get(lockPath) ?? Promise.resolve()
+  let release: () => void = () => {}
+  const mine = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  const tail = previous.then(() => mine)
+  localQueues.set(lockPath, tail)
+  await previous
+  try {
+    await acquireLockFile(lockPath, options)
     try {
-      return await fn()
+      return await heldInContext.run(new Set([...(held ?? []), lockPath]), fn)
     } finally {
-      heldLocks.set(lockPath, (heldLocks.get(lockPath) ?? 1) - 1)
+      rmSync(lockPath, { force: true })
     }
+  } finally {
+    release()
+    if (localQueues.get(lockPath) === tail) localQueues.delete(lockPath)
   }
+}
+
+async function acquireLockFile(lockPath: string, options: LockOptions): Promise<void> {
   mkdirSync(dirname(lockPath), { recursive: true })
   const deadline = Date.now() + (options.timeoutMs ?? 30_000)
   let delay = 5
@@ -86,7 +106,7 @@ export async function withLock<T>(path: string, fn: () => Promise<T> | T, option
       const fd = openSync(lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644)
       writeSync(fd, `${process.pid}\n`)
       closeSync(fd)
-      break
+      return
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
       let owner = Number.NaN
@@ -95,7 +115,7 @@ export async function withLock<T>(path: string, fn: () => Promise<T> | T, option
       } catch {
         continue // released between our open and read
       }
-      // No pid yet means the holder is between open and write: treat as alive unless it stays so.
+      // No pid yet means the holder is between open and write: treat as alive.
       if (Number.isInteger(owner) && owner > 0 && !processAlive(owner)) {
         try {
           // Rename first so two waiters cannot both remove a fresh lock.
@@ -116,13 +136,6 @@ export async function withLock<T>(path: string, fn: () => Promise<T> | T, option
       await sleep(delay + Math.random() * delay)
       delay = Math.min(delay * 2, 100)
     }
-  }
-  heldLocks.set(lockPath, 1)
-  try {
-    return await fn()
-  } finally {
-    heldLocks.delete(lockPath)
-    rmSync(lockPath, { force: true })
   }
 }
 

@@ -82,7 +82,17 @@ function workspaceName(dir: string): string {
 }
 
 function toWorkspace(path: string, via: Workspace['via'], name?: string): Workspace {
-  return { name: name ?? workspaceName(path), path, paths: workspacePaths(path), via }
+  let cachedName = name
+  return {
+    // The registry is read only when a command asks for the name (cold start of commands that do not).
+    get name() {
+      cachedName ??= workspaceName(path)
+      return cachedName
+    },
+    path,
+    paths: workspacePaths(path),
+    via,
+  }
 }
 
 /** Looks a workspace up by registered name or by path; unknown ones are exit 5 with the nearest names. */

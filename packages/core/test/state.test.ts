@@ -35,6 +35,19 @@ describe('state files', () => {
     expect(new Set(state.items).size).toBe(100)
   }, 120_000)
 
+  it('parallel updaters inside one process are queued, not all let in', async () => {
+    const file = join(dir, 'inproc.json')
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        updateJsonFile(file, { items: [] as number[] }, async (s) => {
+          await new Promise((r) => setTimeout(r, 1))
+          return { items: [...s.items, i] }
+        }),
+      ),
+    )
+    expect(readJsonFile(file, { items: [] as number[] }).items).toHaveLength(40)
+  })
+
   it('takes over the lock of a dead process', async () => {
     const file = join(dir, 'stale.json')
     writeFileSync(`${file}.lock`, '999999\n')
