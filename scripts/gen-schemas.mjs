@@ -13,6 +13,7 @@ const core = await import(pathToFileURL(join(root, 'packages/core/dist/index.mjs
 const schemas = {
   'prov.config.schema.json': { title: 'prov configuration (any layer, merged)', schema: config.configSchema.partial() },
   'prov.manifest.schema.json': { title: 'prov extension manifest.yaml', schema: core.manifestSchema() },
+  'prov.server.schema.json': { title: 'prov.server/v1 record', schema: core.serverRecordSchema() },
 }
 
 let stale = false
