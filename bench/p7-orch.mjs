@@ -96,8 +96,9 @@ function peerSpawn(n, concurrency) {
 }
 
 async function startPostgres(dir) {
-  const uid = Number(execFileSync('id', ['-u', 'postgres']).toString())
-  const gid = Number(execFileSync('id', ['-g', 'postgres']).toString())
+  const isRoot = process.getuid?.() === 0
+  const uid = isRoot ? Number(execFileSync('id', ['-u', 'postgres']).toString()) : process.getuid()
+  const gid = isRoot ? Number(execFileSync('id', ['-g', 'postgres']).toString()) : process.getgid()
   chmodSync(dir, 0o755)
   chownSync(dir, uid, gid)
   const data = join(dir, 'pgdata')

@@ -32,22 +32,23 @@ export interface Postgres {
 /** A throwaway PostgreSQL 15 (Debian package): initdb in a temp dir owned by postgres, 127.0.0.1 on a free port. */
 export async function startPostgres(): Promise<Postgres> {
   const dir = mkdtempSync(join(tmpdir(), 'prov-orch-pg-'))
+  // initdb refuses root: as root, the cluster belongs to the postgres user (runuser); otherwise to us.
+  const isRoot = process.getuid?.() === 0
+  const owner = isRoot
+    ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString().trim()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString().trim()) }
+    : undefined
   chmodSync(dir, 0o755)
-  const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim())
-  const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim())
-  chownSync(dir, uid, gid)
+  if (owner) chownSync(dir, owner.uid, owner.gid)
   const data = join(dir, 'data')
-  const asPostgres = (cmd: string, args: string[]) => {
-    const isRoot = process.getuid?.() === 0
-    return execFileSync(isRoot ? 'runuser' : cmd, isRoot ? ['-u', 'postgres', '--', cmd, ...args] : args, { stdio: 'pipe', timeout: 60_000 })
-  }
+  const asPostgres = (cmd: string, args: string[]) =>
+    execFileSync(isRoot ? 'runuser' : cmd, isRoot ? ['-u', 'postgres', '--', cmd, ...args] : args, { stdio: 'pipe', timeout: 60_000 })
   const port = await freePort()
   asPostgres(`${PG_BIN}/initdb`, ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync'])
   writeFileSync(
     join(data, 'postgresql.auto.conf'),
     `listen_addresses = '127.0.0.1'\nport = ${port}\nunix_socket_directories = '${dir}'\nfsync = on\nmax_connections = 100\n`,
   )
-  chownSync(join(data, 'postgresql.auto.conf'), uid, gid)
+  if (owner) chownSync(join(data, 'postgresql.auto.conf'), owner.uid, owner.gid)
   const pg: Postgres = {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     dir,
