@@ -144,6 +144,8 @@ export async function copyGraph(src: Target, dst: Target, reference: string, opt
       if (await dst.exists(blob)) return options.onBlob?.(blob, 'exists')
       if (sameRegistry && (await (dst as RegistryTarget).mount(blob, (src as RegistryTarget).repository))) return options.onBlob?.(blob, 'mounted')
       if (src instanceof RegistryTarget && dst instanceof LayoutTarget) await src.downloadBlob(blob, dst.blobPath(blob.digest))
+      // The registry checks the digest when the upload is committed: no local hashing pass needed.
+      else if (src instanceof LayoutTarget && dst instanceof RegistryTarget) await dst.pushBlob(blob, src.readBlobForUpload(blob), { verified: true })
       else await dst.pushBlob(blob, await src.fetchBlob(blob), { verified: true })
       options.onBlob?.(blob, 'copied')
     })

@@ -99,6 +99,23 @@ export class LayoutTarget implements Target {
     return bytes
   }
 
+  /**
+   * The bytes of a blob checked by size only, for a destination that verifies the digest itself
+   * (a registry refuses an upload whose bytes do not match `?digest=`).
+   */
+  readBlobForUpload(descriptor: Descriptor): Buffer {
+    const path = this.blobPath(descriptor.digest)
+    let bytes: Buffer
+    try {
+      bytes = readFileSync(path)
+    } catch {
+      throw notFoundError(`blob ${descriptor.digest} not found in ${this.name}`)
+    }
+    if (bytes.length !== descriptor.size)
+      throw failedError(`blob ${descriptor.digest} has ${bytes.length} bytes, the descriptor says ${descriptor.size}: refused`, { location: path })
+    return bytes
+  }
+
   async exists(descriptor: Descriptor): Promise<boolean> {
     try {
       return statSync(this.blobPath(descriptor.digest)).size === descriptor.size

@@ -226,6 +226,24 @@ describe('bad input', () => {
     }
   })
 
+  it('a corrupted layout blob pushed to a registry is refused by its digest check; no manifest lands', async () => {
+    const layout = join(src.root, 'corrupt-layout')
+    const packaged = await oci(src, ['package', redisDir, '--to', `layout:${layout}:v1`])
+    const layer = packaged.json().layers[0].digest as string
+    const file = join(layout, 'blobs', 'sha256', layer.slice(7))
+    const bytes = readFileSync(file)
+    bytes[bytes.length >> 1] ^= 0xff
+    writeFileSync(file, bytes)
+    const copied = await oci(src, ['copy', `layout:${layout}:v1`, `${host}/corrupt/redis:v1`])
+    expect(copied.code).toBe(1)
+    expect(copied.stderr).toMatch(/DIGEST_INVALID|digest/i)
+    expect((await oci(src, ['inspect', `${host}/corrupt/redis:v1`])).code).toBe(5)
+    // and reading it locally is refused too
+    const pulled = await oci(src, ['pull', `layout:${layout}:v1`, '--to', join(src.root, 'corrupt-out')])
+    expect(pulled.code).toBe(1)
+    expect(existsSync(join(src.root, 'corrupt-out'))).toBe(false)
+  })
+
   it('a registry that drops the connection mid-push: the push resumes (chunked) or restarts (monolithic)', async () => {
     const big = extension(src, 'cutme', '1.0.0', '', (d) => writeFileSync(join(d, 'blob.bin'), randomBytes(600_000)))
     const chunked = await cuttingProxy(registry.port, { cutAfter: 200_000, cuts: 1 })
