@@ -367,10 +367,10 @@ function commandLine(run: RunSpec, scope: RefScope): { argv: string[]; display: 
   throw new Error('a built-in step has no command line')
 }
 
-/** PostgreSQL deadlock_detected / serialization_failure, SQLite busy: safe to retry. */
+/** PostgreSQL deadlock_detected / serialization_failure / lock_not_available, SQLite busy: safe to retry. */
 export function isTransientConflict(error: unknown): boolean {
   const code = String((error as NodeJS.ErrnoException)?.code)
-  return code === '40P01' || code === '40001' || code === 'SQLITE_BUSY'
+  return code === '40P01' || code === '40001' || code === '55P03' || code === 'SQLITE_BUSY'
 }
 
 /** Connection-level failures (the store went away), as opposed to bugs or bad data. */

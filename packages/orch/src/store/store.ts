@@ -230,7 +230,7 @@ export class OrchStore {
   /** SQLite: one engine per database file; a live holder (same host, live pid) makes this refuse. */
   async acquireEngineLock(owner: string): Promise<{ takenOver?: { pid: number; owner: string } }> {
     if (this.db.dialect !== 'sqlite') return {}
-    return this.db.tx(async (q) => {
+    return this.tx(async (q) => {
       const [row] = await q.all<{ owner: string; host: string; pid: number }>('SELECT owner, host, pid FROM orch_engine_lock WHERE id = 1')
       if (row && row.owner !== owner) {
         if (row.host !== hostname() || (row.pid !== process.pid && pidAlive(row.pid))) {
@@ -250,26 +250,61 @@ export class OrchStore {
     if (this.db.dialect === 'sqlite') await this.db.run('DELETE FROM orch_engine_lock WHERE id = 1 AND owner = ?', [owner])
   }
 
+  /** Events of the open transaction, written (in order) just before it commits. */
+  private pending = new Map<Sql, { workflowId: string; type: string; step: string | null; data: string | null; ts: number }[]>()
+
   private async event(q: Sql, workflowId: string, type: string, step?: string, data?: Record<string, unknown>, now = Date.now()) {
-    const [row] = await q.all<{ ev_seq: number }>('UPDATE orch_workflows SET ev_seq = ev_seq + 1, updated_at = ? WHERE id = ? RETURNING ev_seq', [
-      now,
-      workflowId,
-    ])
-    await q.run('INSERT INTO orch_events (workflow_id, seq, ts, type, step, data) VALUES (?, ?, ?, ?, ?, ?)', [
-      workflowId,
-      row.ev_seq,
-      now,
-      type,
-      step ?? null,
-      json(data),
-    ])
+    let list = this.pending.get(q)
+    if (!list) {
+      list = []
+      this.pending.set(q, list)
+    }
+    list.push({ workflowId, type, step: step ?? null, data: json(data), ts: now })
+  }
+
+  /** One seq update and one multi-row insert per workflow (the workflow row is locked by the transaction). */
+  private async flushEvents(q: Sql) {
+    const list = this.pending.get(q)
+    this.pending.delete(q)
+    if (!list?.length) return
+    const byWorkflow = new Map<string, typeof list>()
+    for (const e of list) byWorkflow.set(e.workflowId, [...(byWorkflow.get(e.workflowId) ?? []), e])
+    for (const [workflowId, events] of byWorkflow) {
+      const last = events[events.length - 1].ts
+      const [row] = await q.all<{ ev_seq: number }>('UPDATE orch_workflows SET ev_seq = ev_seq + ?, updated_at = ? WHERE id = ? RETURNING ev_seq', [
+        events.length,
+        last,
+        workflowId,
+      ])
+      let seq = Number(row.ev_seq) - events.length
+      for (let i = 0; i < events.length; i += 200) {
+        const chunk = events.slice(i, i + 200)
+        await q.run(
+          `INSERT INTO orch_events (workflow_id, seq, ts, type, step, data) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}`,
+          chunk.flatMap((e) => [workflowId, ++seq, e.ts, e.type, e.step, e.data]),
+        )
+      }
+    }
+  }
+
+  /** A transaction whose events are written before it commits. */
+  private tx<T>(fn: (q: Sql) => Promise<T>): Promise<T> {
+    return this.db.tx(async (q) => {
+      try {
+        const result = await fn(q)
+        await this.flushEvents(q)
+        return result
+      } finally {
+        this.pending.delete(q)
+      }
+    })
   }
 
   async submit(workflow: CompiledWorkflow, submittedBy?: string, id = newWorkflowId()): Promise<string> {
     const dependents = new Map<string, string[]>(workflow.steps.map((s) => [s.id, []]))
     for (const s of workflow.steps) for (const d of s.deps) dependents.get(d)?.push(s.id)
     const now = Date.now()
-    await this.db.tx(async (q) => {
+    await this.tx(async (q) => {
       await q.run(
         `INSERT INTO orch_workflows (id, name, status, phase, parallel_limit, rollback_enabled, definition, steps_total, submitted_by, created_at, updated_at)
          VALUES (?, ?, 'queued', 'main', ?, ?, ?, ?, ?, ?, ?)`,
@@ -299,7 +334,7 @@ export class OrchStore {
   /** Claims up to `limit` ready steps, honouring each workflow's parallel_limit; marks them running with a lease. */
   async claim(owner: string, limit: number, leaseMs: number, onlyWorkflow?: string): Promise<ClaimedStep[]> {
     if (limit <= 0) return []
-    return this.db.tx((q) => this.claimIn(q, owner, limit, leaseMs, onlyWorkflow))
+    return this.tx((q) => this.claimIn(q, owner, limit, leaseMs, onlyWorkflow))
   }
 
   /**
@@ -315,7 +350,7 @@ export class OrchStore {
     processes: StepProcess[] = [],
   ): Promise<ClaimedStep[]> {
     if (!results.length && !processes.length) return this.claim(owner, limit, leaseMs, onlyWorkflow)
-    return this.db.tx(async (q) => {
+    return this.tx(async (q) => {
       for (const p of processes) {
         await q.run(`UPDATE orch_steps SET pid = ?, pid_host = ?, pid_start = ? WHERE workflow_id = ? AND id = ? AND owner = ? AND status = 'running'`, [
           p.pid,
@@ -334,14 +369,17 @@ export class OrchStore {
   private async claimIn(q: Sql, owner: string, limit: number, leaseMs: number, onlyWorkflow?: string): Promise<ClaimedStep[]> {
     const now = Date.now()
     const candidates = await q.all<{ id: string }>(
-      `SELECT id FROM orch_workflows WHERE status IN ${ACTIVE} AND cancel_requested = 0${onlyWorkflow ? ' AND id = ?' : ''} ORDER BY created_at LIMIT 50`,
+      `SELECT id FROM orch_workflows WHERE status IN ${ACTIVE} AND cancel_requested = 0${onlyWorkflow ? ' AND id = ?' : ''} ORDER BY id LIMIT 50`,
       onlyWorkflow ? [onlyWorkflow] : [],
     )
     const claimed: ClaimedStep[] = []
+    if (this.db.dialect === 'postgres' && candidates.length) await q.run("SET LOCAL lock_timeout = '2s'")
     for (const { id } of candidates) {
       if (claimed.length >= limit) break
       const [wf] = await q.all<WorkflowRow>(
-        `SELECT id, name, status, phase, parallel_limit, cancel_requested FROM orch_workflows WHERE id = ?${this.forUpdate(true)}`,
+        // Wait for the row (short transactions) rather than skip it: with one hot workflow, skipping
+        // starves every worker but the one that holds it most of the time.
+        `SELECT id, name, status, phase, parallel_limit, cancel_requested FROM orch_workflows WHERE id = ?${this.forUpdate()}`,
         [id],
       )
       if (!wf || !['queued', 'running', 'rolling_back'].includes(wf.status) || Number(wf.cancel_requested)) continue
@@ -373,12 +411,14 @@ export class OrchStore {
         )
         for (const o of outs) scope[o.id] = { status: o.status, output: parse(o.output) }
       }
+      // One statement for the whole claim (attempts + 1 in SQL), not one per step.
+      await q.run(
+        `UPDATE orch_steps SET status = 'running', attempts = attempts + 1, owner = ?, lease_until = ?, started_at = ?, error = NULL, pid = NULL
+         WHERE workflow_id = ? AND id IN (${rows.map(() => '?').join(',')})`,
+        [owner, now + leaseMs, now, id, ...rows.map((r) => r.id)],
+      )
       for (const [i, row] of rows.entries()) {
         const attempt = Number(row.attempts) + 1
-        await q.run(
-          `UPDATE orch_steps SET status = 'running', attempts = ?, owner = ?, lease_until = ?, started_at = ?, error = NULL, pid = NULL WHERE workflow_id = ? AND id = ?`,
-          [attempt, owner, now + leaseMs, now, id, row.id],
-        )
         await this.event(q, id, 'step.started', row.id, { attempt, kind, owner }, now)
         claimed.push({ workflowId: id, workflowName: wf.name, kind, spec: specs[i], attempt, scope })
       }
@@ -389,12 +429,14 @@ export class OrchStore {
   /** Records finished steps (a batch: one durable commit), schedules retries, advances workflows. */
   async complete(owner: string, results: StepResult[]): Promise<void> {
     if (!results.length) return
-    await this.db.tx((q) => this.completeIn(q, owner, results))
+    await this.tx((q) => this.completeIn(q, owner, results))
   }
 
   private async completeIn(q: Sql, owner: string, results: StepResult[]): Promise<void> {
     const byWorkflow = new Map<string, StepResult[]>()
-    for (const r of results) byWorkflow.set(r.workflowId, [...(byWorkflow.get(r.workflowId) ?? []), r])
+    for (const r of [...results].sort((a, b) => (a.workflowId < b.workflowId ? -1 : a.workflowId > b.workflowId ? 1 : 0))) {
+      byWorkflow.set(r.workflowId, [...(byWorkflow.get(r.workflowId) ?? []), r])
+    }
     {
       const now = Date.now()
       for (const [workflowId, list] of byWorkflow) {
@@ -597,7 +639,7 @@ export class OrchStore {
     const byWorkflow = new Map<string, string[]>()
     for (const s of stale) byWorkflow.set(s.workflow_id, [...(byWorkflow.get(s.workflow_id) ?? []), s.id])
     let n = 0
-    await this.db.tx(async (q) => {
+    await this.tx(async (q) => {
       for (const [workflowId, stepIds] of byWorkflow) {
         await q.all(`SELECT id FROM orch_workflows WHERE id = ?${this.forUpdate()}`, [workflowId])
         for (const stepId of stepIds) {
@@ -642,7 +684,7 @@ export class OrchStore {
   }
 
   async cancel(id: string): Promise<WorkflowRecord> {
-    await this.db.tx(async (q) => {
+    await this.tx(async (q) => {
       const wf = await this.lockWorkflow(q, id)
       if (FINISHED.includes(wf.status)) return
       const now = Date.now()
@@ -655,7 +697,7 @@ export class OrchStore {
   }
 
   async rollback(id: string): Promise<WorkflowRecord> {
-    await this.db.tx(async (q) => {
+    await this.tx(async (q) => {
       const wf = await this.lockWorkflow(q, id)
       if (!['succeeded', 'failed', 'cancelled'].includes(wf.status)) {
         throw usageError(`workflow ${id} is ${wf.status}; only a finished workflow can be rolled back`, {
@@ -669,7 +711,7 @@ export class OrchStore {
   }
 
   async retry(id: string, stepId?: string): Promise<WorkflowRecord> {
-    await this.db.tx(async (q) => {
+    await this.tx(async (q) => {
       const wf = await this.lockWorkflow(q, id)
       if (!['failed', 'cancelled', 'rolled_back'].includes(wf.status))
         throw usageError(`workflow ${id} is ${wf.status}; only a failed or cancelled one can be retried`)
