@@ -10,6 +10,7 @@ const packages: Record<string, { input: string; name: string }[]> = {
   core: [
     { input: 'src/index', name: 'index' },
     { input: 'src/config/index', name: 'config' },
+    { input: 'src/config/schema-entry', name: 'config-schema' },
   ],
   prov: [{ input: 'src/cli', name: 'cli' }],
   server: [{ input: 'src/cli', name: 'cli' }],

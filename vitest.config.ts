@@ -6,6 +6,7 @@ const src = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 export default defineConfig({
   resolve: {
     alias: [
+      { find: '@prov/core/config-schema', replacement: src('./packages/core/src/config/schema-entry.ts') },
       { find: '@prov/core/config', replacement: src('./packages/core/src/config/index.ts') },
       { find: '@prov/core', replacement: src('./packages/core/src/index.ts') },
     ],

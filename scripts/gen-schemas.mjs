@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const outDir = join(root, 'docs/schemas')
-const config = await import(pathToFileURL(join(root, 'packages/core/dist/config.mjs')).href)
+const config = await import(pathToFileURL(join(root, 'packages/core/dist/config-schema.mjs')).href)
 const core = await import(pathToFileURL(join(root, 'packages/core/dist/index.mjs')).href)
 
 const schemas = {

@@ -92,5 +92,6 @@ export async function tempWorkspace(name = 'ws', template = 'minimal') {
   const path = join(t.root, name)
   const result = await runCli('prov', ['workspace', 'init', name, '--template', template, '--path', path, '-q'], { env: t.env, cwd: t.root })
   if (result.code !== 0) throw new Error(`workspace init failed: ${result.stderr}`)
-  return { ...t, name, path, env: { ...t.env, PROV_WORKSPACE: path } }
+  const env: Record<string, string | undefined> = { ...t.env, PROV_WORKSPACE: path }
+  return { ...t, name, path, env }
 }

@@ -110,7 +110,7 @@ describe('interpolation', () => {
 
   it('resolves nested references, env with defaults, workspace.path and now.* (E24)', async () => {
     const base = await defaults()
-    const resolved = resolveLayers(
+    const resolved = await resolveLayers(
       [
         ...layer(base),
         {
@@ -143,7 +143,10 @@ describe('interpolation', () => {
     const base = await defaults()
     let error: ProvError | undefined
     try {
-      resolveLayers([...layer(base), { name: 'workspace', source: 'ws.yaml', lines: new Map([['paths.x', 7]]), data: { paths: { x: '{{ssh.prot}}' } } }], {})
+      await resolveLayers(
+        [...layer(base), { name: 'workspace', source: 'ws.yaml', lines: new Map([['paths.x', 7]]), data: { paths: { x: '{{ssh.prot}}' } } }],
+        {},
+      )
     } catch (e) {
       error = e as ProvError
     }
@@ -155,16 +158,16 @@ describe('interpolation', () => {
 
   it('reports a reference cycle with its chain', async () => {
     const base = await defaults()
-    expect(() =>
+    await expect(
       resolveLayers([...layer(base), { name: 'workspace', lines: new Map(), data: { paths: { a: '{{paths.b}}', b: 'x{{paths.c}}', c: '{{paths.a}}' } } }], {}),
-    ).toThrow('interpolation cycle: paths.a -> paths.b -> paths.c -> paths.a')
+    ).rejects.toThrow('interpolation cycle: paths.a -> paths.b -> paths.c -> paths.a')
   })
 
   it('refuses an unset env variable without default', async () => {
     const base = await defaults()
-    expect(() =>
+    await expect(
       resolveLayers([...layer(base), { name: 'workspace', lines: new Map(), data: { paths: { a: '{{env.NOPE_NOT_SET}}' } } }], { environment: {} }),
-    ).toThrow(/NOPE_NOT_SET is not set/)
+    ).rejects.toThrow(/NOPE_NOT_SET is not set/)
   })
 })
 
@@ -206,6 +209,15 @@ describe('bad config', () => {
     expect(error.message).toMatch(/ssh\.port/)
     expect(error.message).toMatch(/twenty-two/)
     expect(error.location).toMatch(/prov\.config\.yaml:2$/)
+  })
+
+  it('validates again after a cached valid config changes, and a cached one skips nothing observable', async () => {
+    const ws = join(root, 'ws')
+    write(join(ws, 'prov.config.yaml'), 'ssh:\n  port: 2222\n')
+    expect((await loadConfig({ workspacePath: ws, environment: env })).config.ssh.port).toBe(2222)
+    expect((await loadConfig({ workspacePath: ws, environment: env })).config.ssh.port).toBe(2222)
+    write(join(ws, 'prov.config.yaml'), 'ssh:\n  port: "x"\n')
+    await configError(loadConfig({ workspacePath: ws, environment: env }))
   })
 
   it('rejects a wrong type from an environment variable naming the variable', async () => {

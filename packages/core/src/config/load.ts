@@ -1,13 +1,17 @@
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
+import { homedir } from 'node:os'
 import { join } from 'node:path'
-import type { z } from 'zod'
+import { fileURLToPath } from 'node:url'
 import { configError } from '../errors'
 import { systemConfigDir, userConfigDir } from '../paths'
 import { didYouMean } from '../suggest'
+import { PROV_VERSION } from '../version'
 import { defaultConfig } from './defaults'
 import { codeExtensions, dataExtensions, findConfigFile, loadAnyConfigFile, type ParsedFile } from './files'
 import { interpolateConfig } from './interpolate'
 import { flattenLeaves, getPath, isPlainObject, mergeLayers, setPath } from './merge'
-import { configSchema, type ProvConfig } from './schema'
+import type { ProvConfig } from './schema'
 
 /** The eight layers of PRODUCT.md §3, lowest priority first. */
 export const layerNames = ['defaults', 'system', 'user', 'workspace', 'environment', 'infra', 'env', 'flags'] as const
@@ -177,7 +181,7 @@ function computeOrigins(layers: ConfigLayer[]): Map<string, Origin> {
 }
 
 /** `file:line` of the highest layer that sets `key` (or its nearest parent). */
-function locateIn(layers: ConfigLayer[], key: string): string | undefined {
+export function locateIn(layers: ConfigLayer[], key: string): string | undefined {
   let probe = key
   for (;;) {
     for (let i = layers.length - 1; i >= 0; i--) {
@@ -195,63 +199,50 @@ function locateIn(layers: ConfigLayer[], key: string): string | undefined {
   }
 }
 
-function describeType(value: unknown): string {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'a list'
-  if (typeof value === 'object') return 'a mapping'
-  return `${typeof value} ${JSON.stringify(value)}`
-}
-
-/** zod issue -> one config error naming key, file:line, and the nearest valid key. */
-function toConfigError(issue: z.core.$ZodIssue, config: Record<string, unknown>, layers: ConfigLayer[]) {
-  const path = issue.path.map(String)
-  if (issue.code === 'unrecognized_keys') {
-    const unknown = issue.keys[0]
-    const key = [...path, unknown].join('.')
-    const parent = path.length ? getPath(configSchemaShape(), path.join('.')) : configSchemaShape()
-    const valid = parent && typeof parent === 'object' ? Object.keys(parent as object) : []
-    return configError(`unknown config key '${key}'`, {
-      location: locateIn(layers, key),
-      hint: didYouMean(unknown, valid) ?? (valid.length ? `valid keys here: ${valid.join(', ')}` : undefined),
-    })
-  }
-  const key = path.join('.')
-  const value = getPath(config, key)
-  return configError(
-    `invalid config value for '${key}': ${issue.message.replace(/^Invalid input: /, '')}${value === undefined ? '' : ` (got ${describeType(value)})`}`,
-    {
-      location: locateIn(layers, key),
-    },
-  )
-}
-
-/** The nested key structure of the schema, for "did you mean" hints. */
-function configSchemaShape(): Record<string, unknown> {
-  return shapeOf(configSchema) as Record<string, unknown>
-}
-function shapeOf(schema: unknown): unknown {
-  const def = (schema as { _zod?: { def?: { type?: string; shape?: Record<string, unknown>; innerType?: unknown } } })._zod?.def
-  if (!def) return {}
-  if (def.type === 'optional' || def.type === 'default') return shapeOf(def.innerType)
-  if (def.type === 'object' && def.shape) return Object.fromEntries(Object.entries(def.shape).map(([k, v]) => [k, shapeOf(v)]))
-  return {}
-}
-
-/** Validates a merged config; the first problem becomes a config error (exit 3). */
-export function validateConfig(config: Record<string, unknown>, layers: ConfigLayer[] = []): ProvConfig {
-  const result = configSchema.safeParse(config)
-  if (!result.success) throw toConfigError(result.error.issues[0], config, layers)
-  return result.data
-}
-
 /** Loads, merges, interpolates and validates the configuration. */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
   const layers = await collectLayers(options)
   return resolveLayers(layers, options)
 }
 
-/** Merge + interpolate + validate given layers (in process, no I/O). */
-export function resolveLayers(layers: ConfigLayer[], options: LoadConfigOptions = {}): ResolvedConfig {
+/**
+ * Validation answers are remembered per exact config content (and build), so commands whose
+ * configuration has not changed skip loading the schema library at all (cold start, P1).
+ */
+function validationCacheDir(): string {
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'prov', 'config-valid')
+}
+
+let buildStamp: string | undefined
+function validationKey(config: Record<string, unknown>): string {
+  if (buildStamp === undefined) {
+    try {
+      buildStamp = String(statSync(fileURLToPath(import.meta.url)).mtimeMs)
+    } catch {
+      buildStamp = 'unknown'
+    }
+  }
+  return createHash('sha256')
+    .update(`${PROV_VERSION}\u0000${buildStamp}\u0000${JSON.stringify(config)}`)
+    .digest('hex')
+}
+
+async function validateCached(config: Record<string, unknown>, layers: ConfigLayer[]): Promise<ProvConfig> {
+  const marker = join(validationCacheDir(), validationKey(config))
+  if (existsSync(marker)) return config as ProvConfig
+  const { validateConfig } = await import('./validate')
+  const valid = validateConfig(config, layers)
+  try {
+    mkdirSync(validationCacheDir(), { recursive: true })
+    writeFileSync(marker, '')
+  } catch {
+    // a read-only cache only costs speed
+  }
+  return valid
+}
+
+/** Merge + interpolate + validate given layers (in process; no I/O but the validation cache). */
+export async function resolveLayers(layers: ConfigLayer[], options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
   const raw = mergeLayers({}, ...[...layers].reverse().map((l) => l.data)) as Record<string, unknown>
   const origins = computeOrigins(layers)
   const interpolated =
@@ -262,7 +253,7 @@ export function resolveLayers(layers: ConfigLayer[], options: LoadConfigOptions 
           env: options.environment ?? process.env,
           locate: (key) => locateIn(layers, key),
         })
-  const config = options.validate === false ? (interpolated as ProvConfig) : validateConfig(interpolated, layers)
+  const config = options.validate === false ? (interpolated as ProvConfig) : await validateCached(interpolated, layers)
   return {
     config,
     raw,
