@@ -86,28 +86,30 @@ const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex')
 
 const privateKey = (raw: Buffer) => createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' })
 const publicKey = (raw: Buffer) => createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' })
-const publicOf = (secret: Buffer) => createPublicKey(privateKey(secret)).export({ format: 'der', type: 'spki' }).subarray(-32)
+export const publicOf = (secret: Buffer) => createPublicKey(privateKey(secret)).export({ format: 'der', type: 'spki' }).subarray(-32)
 
-function x25519(secret: Buffer, peer: Buffer): Buffer {
+export function x25519(secret: Buffer, peer: Buffer): Buffer {
   const shared = diffieHellman({ privateKey: privateKey(secret), publicKey: publicKey(peer) })
   if (shared.every((b) => b === 0)) throw new Error('X25519: low-order point')
   return shared
 }
 
-const hkdf = (ikm: Buffer, salt: Buffer, info: string) => Buffer.from(hkdfSync('sha256', ikm, salt, info, 32))
-const b64 = (data: Buffer) => data.toString('base64').replace(/=+$/, '')
+export const hkdf = (ikm: Buffer, salt: Buffer, info: string) => Buffer.from(hkdfSync('sha256', ikm, salt, info, 32))
+export const b64 = (data: Buffer) => data.toString('base64').replace(/=+$/, '')
 
-function chachaSeal(key: Buffer, nonce: Buffer, plain: Buffer): Buffer {
+export function chachaSeal(key: Buffer, nonce: Buffer, plain: Buffer): Buffer {
   const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 })
   return Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()])
 }
 
-function chachaOpen(key: Buffer, nonce: Buffer, sealed: Buffer): Buffer | undefined {
+export function chachaOpen(key: Buffer, nonce: Buffer, sealed: Buffer): Buffer | undefined {
   if (sealed.length < 16) return undefined
   const decipher = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 })
   decipher.setAuthTag(sealed.subarray(sealed.length - 16))
   try {
-    return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - 16)), decipher.final()])
+    const plain = decipher.update(sealed.subarray(0, sealed.length - 16))
+    decipher.final()
+    return plain
   } catch {
     return undefined
   }

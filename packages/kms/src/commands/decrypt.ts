@@ -3,7 +3,7 @@ import { cryptArgs, listFlag } from '../lib/args'
 import { parseContext } from '../lib/context'
 import { Crypt } from '../lib/crypt'
 import { transformRecordStream } from '../lib/fields'
-import { bufferSource, stdinSource, writeOut } from '../lib/io'
+import { bufferSource, stdinSource, writeAllOut } from '../lib/io'
 import { kmsContext } from '../lib/settings'
 
 export default defineProvCommand({
@@ -39,6 +39,6 @@ export default defineProvCommand({
       return
     }
     const source = args.data === undefined || args.data === '-' ? stdinSource('ciphertext') : bufferSource(Buffer.from(String(args.data), 'utf8'))
-    for await (const chunk of crypt.decrypt(source)) await writeOut(chunk)
+    await writeAllOut(crypt.decrypt(source))
   },
 })

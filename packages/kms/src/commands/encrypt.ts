@@ -3,7 +3,7 @@ import { backendFlag, cryptArgs, listFlag } from '../lib/args'
 import { parseContext } from '../lib/context'
 import { Crypt } from '../lib/crypt'
 import { skipForEncrypt, transformRecordStream } from '../lib/fields'
-import { bufferSource, stdinSource, writeOut } from '../lib/io'
+import { bufferSource, stdinSource, writeAllOut } from '../lib/io'
 import { kmsContext } from '../lib/settings'
 
 export default defineProvCommand({
@@ -36,6 +36,6 @@ export default defineProvCommand({
     }
     const source = args.data === undefined || args.data === '-' ? stdinSource('plain text') : bufferSource(Buffer.from(String(args.data), 'utf8'))
     const output = format === 'age' ? crypt.encryptAgeFile(source, Boolean(args.binary)) : crypt.encrypt(source, backend, Boolean(args.binary))
-    for await (const chunk of output) await writeOut(chunk)
+    await writeAllOut(output)
   },
 })

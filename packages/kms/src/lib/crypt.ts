@@ -9,6 +9,8 @@
  */
 import { deniedError, usageError } from '@prov/core'
 import { AgeKeyWrapper, decryptionIdentities, loadAge, resolveRecipients } from '../backends/age'
+import { decryptAgeStream, encryptAgeStream } from '../backends/age-stream'
+import { parseX25519Identity, parseX25519Recipient } from '../backends/age-x25519'
 import { AwsKms, awsOptions } from '../backends/awskms'
 import { VaultTransit, vaultOptions } from '../backends/vault'
 import { canonicalContext, type EncryptionContext } from './context'
@@ -178,13 +180,21 @@ export class Crypt {
     if (Object.keys(this.options.context).length) {
       throw usageError('plain age files carry no encryption context', { location: '--context', hint: 'drop --context for age files' })
     }
+    const identities = decryptionIdentities(this.options.ctx)
+    const x25519 = identities.map((identity) => parseX25519Identity(identity.secret)).filter((key): key is Buffer => key !== undefined)
+    const file = armored ? new ByteReader(ageArmorDecode(reader.rest())) : reader
+    // X25519 files (age -r, --format age) are opened on node:crypto, chunk by chunk.
+    const native = await decryptAgeStream(file, x25519, x25519.length === identities.length)
+    if (native) {
+      yield* native
+      return
+    }
     const age = await loadAge()
     const decrypter = new age.Decrypter()
-    for (const identity of decryptionIdentities(this.options.ctx)) decrypter.addIdentity(identity.secret)
-    const source = armored ? ageArmorDecode(reader.rest()) : reader.rest()
+    for (const identity of identities) decrypter.addIdentity(identity.secret)
     let stream: ReadableStream<Uint8Array>
     try {
-      stream = await decrypter.decrypt(ReadableStream.from(source) as ReadableStream<Uint8Array>)
+      stream = await decrypter.decrypt(ReadableStream.from(file.rest()) as ReadableStream<Uint8Array>)
     } catch (error) {
       throw ageError(error)
     }
@@ -200,11 +210,16 @@ export class Crypt {
     if (Object.keys(this.options.context).length) {
       throw usageError('--format age cannot bind an encryption context', { location: '--context', hint: 'use the default prov:age:v1 format for context' })
     }
-    const age = await loadAge()
-    const encrypter = new age.Encrypter()
-    for (const r of await resolveRecipients(this.options.ctx, this.options.recipients ?? [])) encrypter.addRecipient(r)
-    const stream = await encrypter.encrypt(ReadableStream.from(source) as ReadableStream<Uint8Array>)
-    const body = stream as unknown as AsyncIterable<Uint8Array>
+    const recipients = await resolveRecipients(this.options.ctx, this.options.recipients ?? [])
+    const raw = recipients.map(parseX25519Recipient)
+    let body: AsyncIterable<Uint8Array>
+    if (raw.every((key): key is Buffer => key !== undefined)) body = encryptAgeStream(source, raw)
+    else {
+      const age = await loadAge()
+      const encrypter = new age.Encrypter()
+      for (const r of recipients) encrypter.addRecipient(r)
+      body = (await encrypter.encrypt(ReadableStream.from(source) as ReadableStream<Uint8Array>)) as unknown as AsyncIterable<Uint8Array>
+    }
     if (binary) yield* body
     else yield* ageArmorEncode(body)
   }
@@ -229,51 +244,80 @@ function ageError(error: unknown) {
 const ARMOR_BEGIN = '-----BEGIN AGE ENCRYPTED FILE-----'
 const ARMOR_END = '-----END AGE ENCRYPTED FILE-----'
 
-/** age's ASCII armor (PEM-like, 64-column base64), streamed. */
+/** age's ASCII armor (strict PEM, RFC 7468: 64-column padded base64), streamed. */
 async function* ageArmorEncode(source: AsyncIterable<Uint8Array>): ByteSource {
   yield Buffer.from(`${ARMOR_BEGIN}\n`)
   let carry = Buffer.alloc(0)
   for await (const chunk of source) {
-    const data = Buffer.concat([carry, chunk])
+    const data = carry.length ? Buffer.concat([carry, chunk]) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
     const usable = data.length - (data.length % 48)
-    if (usable) yield Buffer.from(data.subarray(0, usable).toString('base64').replace(/.{64}/g, '$&\n'))
+    if (usable) yield armorLines(data.subarray(0, usable))
     carry = Buffer.from(data.subarray(usable))
   }
   if (carry.length) yield Buffer.from(`${carry.toString('base64')}\n`)
   yield Buffer.from(`${ARMOR_END}\n`)
 }
 
+/** Full 64-column lines for a multiple of 48 bytes: one base64 pass, then a newline every 64. */
+function armorLines(data: Buffer): Buffer {
+  const text = Buffer.from(data.toString('base64'), 'latin1')
+  const lines = text.length / 64
+  const out = Buffer.allocUnsafe(lines * 65)
+  for (let i = 0; i < lines; i++) {
+    text.copy(out, i * 65, i * 64, i * 64 + 64)
+    out[i * 65 + 64] = 10
+  }
+  return out
+}
+
+/**
+ * Reads age's armor: whitespace around the block is allowed (and CRLF), inside it every line but
+ * the last holds exactly 64 base64 characters and only the last may carry `=` padding.
+ */
 async function* ageArmorDecode(source: ByteSource): ByteSource {
   let started = false
   let ended = false
+  let finalLine = false
   let pending = ''
-  const lines = async function* () {
-    for await (const chunk of source) {
-      pending += Buffer.from(chunk).toString('latin1')
-      const parts = pending.split('\n')
-      pending = parts.pop() ?? ''
-      yield* parts
+  const take = (lines: string[]): Buffer | undefined => {
+    const body: string[] = []
+    for (const rawLine of lines) {
+      const line = rawLine.length === 64 ? rawLine : rawLine.trim()
+      if (!started) {
+        if (!line) continue
+        if (line !== ARMOR_BEGIN) throw usageError('bad age armor header')
+        started = true
+        continue
+      }
+      if (ended) {
+        if (line) throw usageError('trailing data after the age armor')
+        continue
+      }
+      if (line === ARMOR_END) {
+        ended = true
+        continue
+      }
+      if (finalLine || line.length > 64 || !line.length) throw usageError('bad base64 in age armor')
+      if (line.length < 64 || line.endsWith('=')) finalLine = true
+      body.push(line)
     }
-    if (pending) yield pending
+    if (!body.length) return undefined
+    const text = body.join('')
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text)) throw usageError('bad base64 in age armor')
+    return Buffer.from(text, 'base64')
   }
-  for await (const rawLine of lines()) {
-    const line = rawLine.trim()
-    if (!started) {
-      if (!line) continue
-      if (line !== ARMOR_BEGIN) throw usageError('bad age armor header')
-      started = true
+  for await (const chunk of source) {
+    const text = pending + Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length).toString('latin1')
+    const cut = text.lastIndexOf('\n')
+    if (cut < 0) {
+      pending = text
       continue
     }
-    if (ended) {
-      if (line) throw usageError('trailing data after the age armor')
-      continue
-    }
-    if (line === ARMOR_END) {
-      ended = true
-      continue
-    }
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(line) || line.length > 64) throw usageError('bad base64 in age armor')
-    yield Buffer.from(line, 'base64')
+    pending = text.slice(cut + 1)
+    const data = take(text.slice(0, cut).split('\n'))
+    if (data) yield data
   }
+  const data = take([pending])
+  if (data) yield data
   if (!ended) throw usageError('age armor is truncated (no END line)')
 }

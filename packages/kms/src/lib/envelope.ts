@@ -40,11 +40,13 @@ function nonce(counter: number, last: boolean): Buffer {
   return n
 }
 
-function sealChunk(key: Buffer, counter: number, last: boolean, aad: Buffer, plain: Buffer): Buffer {
+/** One sealed chunk as [ciphertext, tag]: written as two pieces, no copy into one buffer. */
+function sealChunk(key: Buffer, counter: number, last: boolean, aad: Buffer, plain: Buffer): [Buffer, Buffer] {
   const cipher = createCipheriv('aes-256-gcm', key, nonce(counter, last))
   cipher.setAAD(aad)
-  const out = Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()])
-  return out
+  const sealed = cipher.update(plain)
+  cipher.final()
+  return [sealed, cipher.getAuthTag()]
 }
 
 function openChunk(key: Buffer, counter: number, last: boolean, aad: Buffer, sealed: Buffer): Buffer | undefined {
@@ -53,7 +55,9 @@ function openChunk(key: Buffer, counter: number, last: boolean, aad: Buffer, sea
   decipher.setAAD(aad)
   decipher.setAuthTag(sealed.subarray(sealed.length - TAG_SIZE))
   try {
-    return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - TAG_SIZE)), decipher.final()])
+    const plain = decipher.update(sealed.subarray(0, sealed.length - TAG_SIZE))
+    decipher.final()
+    return plain
   } catch {
     return undefined
   }
@@ -67,15 +71,14 @@ export async function* sealEnvelope(source: ByteSource, wrapped: WrappedKey, aad
   yield Buffer.concat([header, wrapped.wrapped, salt])
   const key = chunkKey(wrapped.key, salt)
   const reader = new ByteReader(source)
-  let counter = 0
-  let current = await reader.read(CHUNK_SIZE)
-  for (;;) {
-    // One chunk of look-ahead tells whether this chunk is the last one.
-    const next = current.length === CHUNK_SIZE ? await reader.read(CHUNK_SIZE) : Buffer.alloc(0)
-    const last = next.length === 0
-    yield sealChunk(key, counter++, last, aad, current)
+  for (let counter = 0; ; counter++) {
+    const plain = await reader.read(CHUNK_SIZE)
+    // A full chunk is the last one only when no byte follows it.
+    const last = plain.length < CHUNK_SIZE || (await reader.fill(1)) === 0
+    const [sealed, tag] = sealChunk(key, counter, last, aad, plain)
+    yield sealed
+    yield tag
     if (last) return
-    current = next
   }
 }
 
@@ -91,7 +94,7 @@ export function sealBuffer(plain: Buffer, wrapped: WrappedKey, aad: Buffer): Buf
   for (let offset = 0; ; offset += CHUNK_SIZE) {
     const piece = plain.subarray(offset, offset + CHUNK_SIZE)
     const last = offset + CHUNK_SIZE >= plain.length
-    parts.push(sealChunk(key, counter++, last, aad, piece))
+    parts.push(...sealChunk(key, counter++, last, aad, piece))
     if (last) break
   }
   return Buffer.concat(parts)
