@@ -49,7 +49,7 @@ function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((e) => (statSync(join(dir, e)).isDirectory() ? filesUnder(join(dir, e)) : [join(dir, e)]))
 }
 
-describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { timeout: 300_000 }, () => {
+describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { timeout: 420_000 }, () => {
   let serverList = ''
 
   beforeAll(async () => {
@@ -129,7 +129,7 @@ describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { t
     expect((await ts(['list', '--installed', '-o', 'json'])).json()).toEqual([])
   })
 
-  it('the web cluster deploys in levels across servers (postgres, then webapp, then haproxy in front), reports status, and is removed', async () => {
+  it('the web cluster deploys in levels across servers: postgres, then webapp, then haproxy in front', async () => {
     const r = await ts(['cluster', 'deploy', 'web', '-o', 'json'])
     expect(r.code, r.stderr).toBe(0)
     const results = r.json<Result[]>()
@@ -142,14 +142,18 @@ describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { t
     const page = await onServer('ts-web1', 'curl -fsS http://127.0.0.1:80/; curl -fsS http://127.0.0.1:80/')
     expect(page.stdout).toMatch(/webapp on ts-web1: visit \d+/)
     expect(page.stdout).toMatch(/webapp on ts-web2: visit \d+/)
+  })
 
+  it('cluster status reports every placement healthy; a second deploy changes nothing', async () => {
     const status = await ts(['cluster', 'status', 'web', '-o', 'json'])
     expect(status.code, status.stderr).toBe(0)
     expect(status.json<Result[]>().every((x) => x.status === 'ok' && x.healthy === true)).toBe(true)
 
     const again = await ts(['cluster', 'deploy', 'web', '-o', 'json'])
     expect(again.json<Result[]>().every((x) => x.status === 'ok')).toBe(true)
+  })
 
+  it('cluster remove removes the components, dependents first', async () => {
     const removed = await ts(['cluster', 'remove', 'web', '-o', 'json'])
     expect(removed.code, removed.stderr).toBe(0)
     const order = removed.json<Result[]>().map((x) => x.taskserv)

@@ -231,7 +231,10 @@ export async function executeLevels(options: ExecuteOptions): Promise<TaskResult
     listr?.abort()
     await listr?.done
     if (!options.pool) await pool.closeAll()
-    const settings = new Map(options.levels.flat().map((i) => [`${i.host.name}\0${i.unit.name}`, i.unit.settings]))
+    // Recorded for later actions; a plain value of a password-like setting is not kept (references are).
+    const keep = (settings: Record<string, unknown> = {}) =>
+      Object.fromEntries(Object.entries(settings).filter(([k, v]) => !core.isSecretFieldName(k) || core.isSecretRef(v)))
+    const settings = new Map(options.levels.flat().map((i) => [`${i.host.name}\0${i.unit.name}`, keep(i.unit.settings)]))
     await recordResults(workspace?.paths, all, options.cluster, (server, name) => settings.get(`${server}\0${name}`))
     if (logDir && all.length) ctx.log.info(`logs: ${logDir}`)
   }

@@ -173,7 +173,13 @@ export function readYamlFile<T>(file: string, schema: z.ZodType<T>, what: string
     const line = doc.errors[0].linePos?.[0]?.line ?? 1
     throw configError(`malformed ${what}: ${doc.errors[0].message.split('\n')[0]}`, { location: `${file}:${line}` })
   }
-  const parsed = schema.safeParse(doc.toJS() ?? {})
+  let data: unknown
+  try {
+    data = doc.toJS({ maxAliasCount: 100 })
+  } catch (error) {
+    throw configError(`malformed ${what}: ${(error as Error).message.split('\n')[0]}`, { location: `${file}:1` })
+  }
+  const parsed = schema.safeParse(data ?? {})
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
     const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol')
