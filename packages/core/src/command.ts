@@ -7,6 +7,7 @@ import { emit, type OutputFormat, RecordWriter, resolveOutputFormat } from './ou
 import { redactString, redactValue } from './redact'
 import { type ParsedInput, readStdinRecords } from './stdin'
 import { didYouMean } from './suggest'
+import { runViaOrchestrator, viaOrchArgs } from './via-orch'
 
 /** Flags every prov command accepts (PRODUCT.md §2). */
 export const commonArgs = {
@@ -59,6 +60,11 @@ export interface ProvContext<T extends ArgsDef> {
 export interface ProvCommandDef<T extends ArgsDef> {
   meta: { name: string; description: string; version?: string }
   args?: T
+  /**
+   * Operation name for the execution rules (`server.apply`): adds `--via-orch` / `--direct`, and
+   * the command may be handed to a running orchestrator (via-orch.ts). Loads the config first.
+   */
+  orchestrated?: string
   /** Returns an exit code (default 0). Throw ProvError for failures. */
   run: (context: ProvContext<T>) => Promise<number | undefined | void> | number | undefined | void
 }
@@ -88,7 +94,7 @@ function allowedFlagNames(def: ArgsDef): Set<string> {
 
 /** Builds a citty command with the common flags, strict flag checking, stdin and output helpers. */
 export function defineProvCommand<T extends ArgsDef = ArgsDef>(def: ProvCommandDef<T>): CommandDef<T & CommonArgs> {
-  const args = { ...(def.args ?? {}), ...commonArgs } as T & CommonArgs
+  const args = { ...(def.args ?? {}), ...(def.orchestrated ? viaOrchArgs : {}), ...commonArgs } as T & CommonArgs
   return {
     meta: def.meta,
     args,
@@ -143,6 +149,18 @@ export function defineProvCommand<T extends ArgsDef = ArgsDef>(def: ProvCommandD
         },
         emit: (data) => emit(data, common.out),
         writer: () => new RecordWriter(common.out),
+      }
+      if (def.orchestrated) {
+        const relayed = await runViaOrchestrator({
+          operation: def.orchestrated,
+          common,
+          viaOrch: Boolean((parsed as Record<string, unknown>)['via-orch']),
+          direct: Boolean((parsed as Record<string, unknown>).direct),
+        })
+        if (relayed !== undefined) {
+          pendingExitCode = relayed
+          return
+        }
       }
       const code = await def.run(context)
       pendingExitCode = typeof code === 'number' ? code : ExitCode.OK

@@ -271,7 +271,14 @@ export class Engine {
     }
     if (r.error) return { status: 'failed', error: r.error }
     if (r.code !== 0) {
-      return { status: 'failed', error: `exit ${r.code ?? r.signal}${r.stderr ? `: ${lastLine(r.stderr)}` : ''}`, exitCode: r.code, retryable: true }
+      // A failed command's stdout (partial results, exit 6) is kept in the step log: `--via-orch` relays it.
+      return {
+        status: 'failed',
+        error: `exit ${r.code ?? r.signal}${r.stderr ? `: ${lastLine(r.stderr)}` : ''}`,
+        exitCode: r.code,
+        retryable: true,
+        logs: r.stdout ? [{ stream: 'stdout', text: r.stdout }] : undefined,
+      }
     }
     const text = r.stdout.trim()
     let output: unknown = text

@@ -7,6 +7,7 @@ import type { ServerSpec } from '../providers/types'
 
 export default defineProvCommand({
   meta: { name: 'apply', description: 'Carry out a prov.server.plan/v1 (file or stdin); streams prov.server/v1 results' },
+  orchestrated: 'server.apply',
   args: {
     plan: { type: 'positional', required: false, description: 'Plan file (default: stdin)', valueHint: 'PLAN_FILE' },
   },

@@ -1,0 +1,192 @@
+/**
+ * Hand-off of a command to a running orchestrator (issue 7 item 6, the seed's E18): a command
+ * declared with `orchestrated: 'server.apply'` gets `--via-orch` / `--direct`; when the execution
+ * mode says orchestrated, the runner submits a one-step workflow that runs the same binary with the
+ * same argv plus `--direct`, relays its events on stderr, then its stdout and exit code. The job
+ * survives the terminal that started it (Ctrl-C detaches, the workflow keeps running).
+ */
+import type { ArgsDef } from 'citty'
+import type { CommonOptions } from './command'
+import { ExitCode, failedError, usageError } from './errors'
+import { log } from './log'
+import { chooseExecutionMode, type OrchClientConfig, submitWorkflow, watchWorkflow } from './orch-client'
+import { formatOutput, writeStdout } from './output'
+import { readStdinBuffer } from './stdin'
+
+/** The flags an orchestrated command gets. */
+export const viaOrchArgs = {
+  'via-orch': { type: 'boolean', description: 'Hand the work to the running orchestrator (prov-orch serve): it survives this terminal' },
+  direct: { type: 'boolean', description: 'Run here, never through the orchestrator (overrides execution.default_mode)' },
+} as const satisfies ArgsDef
+
+export interface ViaOrchRequest {
+  /** Operation name for the execution rules (`server.apply`, `taskserv.install`). */
+  operation: string
+  common: CommonOptions
+  viaOrch: boolean
+  direct: boolean
+  /** The binary's whole argv (after the script path). */
+  argv?: string[]
+  /** The script to run in the step (default: this process's script, e.g. bin/prov-server). */
+  script?: string
+}
+
+interface StepStatus {
+  id: string
+  status: string
+  output: unknown
+  error: string | null
+  exit_code: number | null
+  attempts: number
+}
+
+interface WorkflowStatus {
+  id: string
+  status: string
+  error?: string | null
+  steps?: StepStatus[]
+}
+
+interface StepLog {
+  step: string
+  attempt: number
+  stream: string
+  text: string
+}
+
+const INTERRUPTED = 130
+
+const endpointOf = (config: OrchClientConfig) => config.orchestrator.endpoint.replace(/\/+$/, '')
+
+async function getJson<T>(config: OrchClientConfig, path: string): Promise<T> {
+  const token = process.env.PROV_ORCH_TOKEN
+  const res = await fetch(`${endpointOf(config)}${path}`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+    signal: AbortSignal.timeout((config.orchestrator.timeout_seconds ?? 60) * 1000),
+  })
+  const body = (await res.json().catch(() => ({}))) as { data?: T; error?: { message?: string } }
+  if (!res.ok || body.data === undefined) throw failedError(`orchestrator ${path}: HTTP ${res.status} ${body.error?.message ?? ''}`.trim())
+  return body.data
+}
+
+/** Environment the step needs to behave like this shell: prov settings and the config home; no tokens or keys. */
+function stepEnv(): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value === undefined) continue
+    if (
+      (key.startsWith('PROV_') && !/TOKEN|SECRET|PASSWORD|KEY|ORCH_(WORKFLOW|STEP)_ID|ORCH_ATTEMPT/.test(key)) ||
+      key === 'XDG_CONFIG_HOME' ||
+      key === 'NO_COLOR'
+    ) {
+      env[key] = value
+    }
+  }
+  return env
+}
+
+/** The step's argv: same words, `--via-orch` dropped, `--direct` (no recursion) and the resolved `--out` added before a `--`. */
+export function stepArgv(argv: string[], out: string): string[] {
+  const dash = argv.indexOf('--')
+  const own = (dash >= 0 ? argv.slice(0, dash) : argv).filter((a) => a !== '--via-orch' && !a.startsWith('--via-orch='))
+  const hasOut = own.some((a) => a === '--out' || a === '-o' || a.startsWith('--out=') || /^-o./.test(a))
+  return [...own, '--direct', ...(hasOut ? [] : ['--out', out]), ...(dash >= 0 ? argv.slice(dash) : [])]
+}
+
+/**
+ * Decides the execution mode (flag > execution config > direct) and, when orchestrated, runs the
+ * command through the orchestrator. Returns undefined to run direct, else the exit code to use.
+ */
+export async function runViaOrchestrator(request: ViaOrchRequest): Promise<number | undefined> {
+  const { operation, common } = request
+  if (request.viaOrch && request.direct) throw usageError('--via-orch and --direct contradict each other', { hint: 'give one of them' })
+  if (request.direct) return undefined
+  // Inside an orchestrator step (a workflow someone wrote), never submit again; dry runs stay local.
+  if (!request.viaOrch && (process.env.PROV_ORCH_WORKFLOW_ID || common.check)) return undefined
+  const { loadCommandConfig } = await import('@prov/core/config')
+  const loaded = await loadCommandConfig(common)
+  const config = loaded.config as unknown as OrchClientConfig
+  const choice = await chooseExecutionMode(operation, config, { viaOrch: request.viaOrch })
+  if (choice.mode === 'direct') {
+    if (/fallback_to_direct|orchestrator disabled/.test(choice.reason) && !choice.reason.startsWith('execution.default_mode auto')) {
+      log().warn(`no orchestrator answers at ${endpointOf(config)}: running ${operation} here (orchestrator.fallback_to_direct)`)
+    }
+    return undefined
+  }
+  return runOrchestrated(request, config)
+}
+
+async function runOrchestrated(request: ViaOrchRequest, config: OrchClientConfig): Promise<number> {
+  const { operation, common } = request
+  const input = await readStdinBuffer()
+  const script = request.script ?? process.argv[1]
+  const argv = stepArgv(request.argv ?? process.argv.slice(2), common.out)
+  const stepId = operation
+  // From the submission on, Ctrl-C detaches instead of killing us: the workflow is the orchestrator's.
+  const abort = new AbortController()
+  let detached = false
+  const onSignal = () => {
+    detached = true
+    abort.abort()
+  }
+  process.once('SIGINT', onSignal)
+  let submitted: string | undefined
+  try {
+    const { workflow_id: id } = await submitWorkflow(config, {
+      name: operation,
+      steps: [
+        {
+          id: stepId,
+          run: [process.execPath, script, ...argv],
+          // `value` keeps the text literal: no template rendering, byte for byte on the step's stdin.
+          ...(input?.length ? { input: { value: input.toString('utf8') } } : {}),
+          cwd: process.cwd(),
+          env: stepEnv(),
+        },
+      ],
+    })
+    submitted = id
+    log().info(`${operation}: workflow ${id} on the orchestrator at ${endpointOf(config)} (prov-orch watch ${id})`)
+    if (!detached) {
+      for await (const event of watchWorkflow(config, id, { signal: abort.signal })) {
+        // `exit N: <last stderr line>` is left out: the step's stderr is relayed in full at the end.
+        const reason = event.type === 'workflow.failed' ? undefined : (event.data?.reason ?? event.data?.error)
+        const detail = typeof reason === 'string' && /^exit \d+/.test(reason) ? undefined : reason
+        log().info(`${id}: ${event.type}${event.step ? ` ${event.step}` : ''}${detail ? `: ${String(detail)}` : ''}`)
+      }
+    }
+  } catch (error) {
+    if (!detached || !submitted) throw error
+  } finally {
+    process.removeListener('SIGINT', onSignal)
+  }
+  const id = submitted as string
+  if (detached) {
+    process.stderr.write(`detached: workflow ${id} keeps running on the orchestrator; follow it with prov-orch watch ${id}\n`)
+    return INTERRUPTED
+  }
+
+  const status = await getJson<WorkflowStatus>(config, `/v1/workflows/${encodeURIComponent(id)}`)
+  const step = status.steps?.find((s) => s.id === stepId)
+  const logs = await getJson<StepLog[]>(config, `/v1/workflows/${encodeURIComponent(id)}/logs?step=${encodeURIComponent(stepId)}`)
+  const lastAttempt = Math.max(0, ...logs.map((l) => l.attempt))
+  const ofLast = (stream: string) =>
+    logs
+      .filter((l) => l.attempt === lastAttempt && l.stream === stream)
+      .map((l) => l.text)
+      .join('')
+  // The step's own stderr (its log lines and error line), as a direct run would have shown it.
+  const stderr = ofLast('stderr')
+  if (stderr) process.stderr.write(stderr.endsWith('\n') ? stderr : `${stderr}\n`)
+  if (step?.status === 'succeeded') {
+    const output = step.output
+    if (typeof output === 'string') writeStdout(`${output}\n`)
+    else if (output !== null && output !== undefined) writeStdout(formatOutput(output, common.out))
+    return ExitCode.OK
+  }
+  writeStdout(ofLast('stdout'))
+  if (step?.exit_code !== null && step?.exit_code !== undefined && step.exit_code !== 0) return step.exit_code
+  throw failedError(`workflow ${id} ${status.status}${step?.error ? `: ${step.error}` : status.error ? `: ${status.error}` : ''}`, {
+    hint: `prov-orch status ${id}`,
+  })
+}
