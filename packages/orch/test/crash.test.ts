@@ -42,7 +42,7 @@ async function crashLoop(options: { storeUrl: string; workers: number; kills: nu
   const id = JSON.parse(submitted.toString()).workflow_id as string
   const store = await OrchStore.open(options.storeUrl)
   const snapshots: { completed: string[]; counts: Map<string, number> }[] = []
-  const workerArgs = ['worker', '--until-idle', '--store', options.storeUrl, '--lease', options.lease ?? '30s', '-q']
+  const workerArgs = ['worker', '--until-idle', '--store', options.storeUrl, '--lease', options.lease ?? '30s', '--debug']
   const workers = Array.from({ length: options.workers }, () => startOrch(workerArgs, devEnv))
   try {
     for (let k = 0; k < options.kills; k++) {

@@ -111,6 +111,10 @@ export async function openPostgres(url: string): Promise<Db> {
   const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000 })
   // An idle client losing its server must not crash the process; queries report the failure.
   pool.on('error', () => {})
+  // Same for a client inside a transaction: its query rejects; the 'error' event must not crash us.
+  pool.on('connect', (client) => {
+    client.on('error', () => {})
+  })
   const where = describeStoreUrl(url)
   try {
     const client = await pool.connect()

@@ -187,12 +187,27 @@ export class OrchStore {
     const store = new OrchStore(db, url)
     try {
       if (db.dialect === 'postgres') {
-        // Serialise schema creation between workers starting together.
-        await db.tx(async (q) => {
-          await q.run('SELECT pg_advisory_xact_lock(74007)')
-          for (const statement of ddl(db.dialect)) await q.run(statement)
-          await store.migrate(q)
-        })
+        // DDL takes strong table locks: only when something is missing (first worker, older
+        // schema), serialised between workers starting together, retried on a deadlock.
+        const ready = async () => {
+          const rows = await db.all<{ n: number }>(
+            `SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = current_schema() AND
+             ((table_name = 'orch_steps' AND column_name IN ('pid', 'pid_host', 'pid_start')) OR (table_name = 'orch_audit' AND column_name = 'detail'))`,
+          )
+          return Number(rows[0]?.n) === 4
+        }
+        for (let attempt = 1; !(await ready()); attempt++) {
+          try {
+            await db.tx(async (q) => {
+              await q.run('SELECT pg_advisory_xact_lock(74007)')
+              for (const statement of ddl(db.dialect)) await q.run(statement)
+              await store.migrate(q)
+            })
+          } catch (error) {
+            if (attempt >= 5 || (error as { code?: string }).code !== '40P01') throw error
+            await new Promise((r) => setTimeout(r, 50 * attempt))
+          }
+        }
       } else {
         for (const statement of ddl(db.dialect)) await db.run(statement)
         await store.migrate(db)
@@ -442,11 +457,18 @@ export class OrchStore {
       for (const [workflowId, list] of byWorkflow) {
         const [wf] = await q.all<WorkflowRow>(`SELECT id, status, phase, cancel_requested FROM orch_workflows WHERE id = ?${this.forUpdate()}`, [workflowId])
         if (!wf) continue
+        // The rows of all results in one query.
+        const rows = new Map<string, StepRow>()
+        for (let i = 0; i < list.length; i += 500) {
+          const chunk = list.slice(i, i + 500).map((r) => r.stepId)
+          const found = await q.all<StepRow>(
+            `SELECT id, status, owner, attempts, spec, dependents, kind FROM orch_steps WHERE workflow_id = ? AND id IN (${chunk.map(() => '?').join(',')})`,
+            [workflowId, ...chunk],
+          )
+          for (const f of found) rows.set(f.id, f)
+        }
         for (const r of list) {
-          const [row] = await q.all<StepRow>(`SELECT status, owner, attempts, spec, dependents, kind FROM orch_steps WHERE workflow_id = ? AND id = ?`, [
-            workflowId,
-            r.stepId,
-          ])
+          const row = rows.get(r.stepId)
           // A lost lease: another worker re-claimed the step; its result is the one that counts.
           if (row?.status !== 'running' || row.owner !== owner) continue
           for (const log of r.logs ?? []) {
