@@ -101,7 +101,36 @@ describe('prov-kms age files: STREAM payload on node:crypto, interop with the ag
     // Armor: a truncated block is exit 2.
     const armored = age(['-a', '-r', recipient], data).stdout.toString('latin1')
     expectOneErrorLine(decrypt(Buffer.from(armored.slice(0, armored.length - 40))), 2)
+    // Armor: a stray character in a full line, a URL-safe character, a short line in the middle,
+    // trailing data after END: exit 2; CRLF line ends and surrounding whitespace are accepted.
+    const lineAt = armored.indexOf('\n', 2000) + 1
+    for (const bad of [
+      `${armored.slice(0, lineAt + 10)}!${armored.slice(lineAt + 11)}`,
+      `${armored.slice(0, lineAt + 10)}-${armored.slice(lineAt + 11)}`,
+      `${armored.slice(0, lineAt + 10)}\n${armored.slice(lineAt + 10)}`,
+      `${armored}garbage\n`,
+    ]) {
+      expectOneErrorLine(decrypt(Buffer.from(bad)), 2, /armor/)
+    }
+    const crlf = decrypt(Buffer.from(`\n  ${armored.replace(/\n/g, '\r\n')}\n`))
+    expect(crlf.code, crlf.stderr).toBe(0)
+    expect(Buffer.compare(Buffer.from(crlf.stdout, 'latin1'), data)).toBe(0)
   }, 120_000)
+
+  it('prov envelope text (prov:age:v1:) of several chunks: whitespace-wrapped decrypts; stray or misplaced characters are exit 2', () => {
+    const data = randomBytes(3 * CHUNK + 5)
+    const text = prov(['encrypt'], data).stdout.toString('latin1').trim()
+    const body = text.slice('prov:age:v1:'.length)
+    const wrapped = `prov:age:v1:${body.replace(/.{76}/g, '$&\n')}\n`
+    const back = prov(['decrypt'], Buffer.from(wrapped))
+    expect(back.status, String(back.stderr)).toBe(0)
+    expect(Buffer.compare(back.stdout, data)).toBe(0)
+    for (const bad of [`${text.slice(0, 5000)}!${text.slice(5001)}`, `${text.slice(0, 5000)}=${text.slice(5001)}`, `${text}==AAAA`]) {
+      const refused = prov(['decrypt'], Buffer.from(bad))
+      expect(refused.status, String(refused.stderr)).toBe(2)
+      expect(String(refused.stderr)).toMatch(/base64/)
+    }
+  }, 60_000)
 
   it('an empty final chunk after a full chunk is refused (only an empty payload may have one)', () => {
     const raw = parseX25519Recipient(recipient) as Buffer

@@ -272,52 +272,73 @@ function armorLines(data: Buffer): Buffer {
 
 /**
  * Reads age's armor: whitespace around the block is allowed (and CRLF), inside it every line but
- * the last holds exactly 64 base64 characters and only the last may carry `=` padding.
+ * the last holds exactly 64 base64 characters and only the last may carry `=` padding. Runs of
+ * full lines are checked and decoded as one block (a 10 MB file is ~200,000 lines).
  */
 async function* ageArmorDecode(source: ByteSource): ByteSource {
   let started = false
   let ended = false
   let finalLine = false
-  let pending = ''
-  const take = (lines: string[]): Buffer | undefined => {
-    const body: string[] = []
-    for (const rawLine of lines) {
-      const line = rawLine.length === 64 ? rawLine : rawLine.trim()
-      if (!started) {
-        if (!line) continue
-        if (line !== ARMOR_BEGIN) throw usageError('bad age armor header')
-        started = true
-        continue
-      }
-      if (ended) {
-        if (line) throw usageError('trailing data after the age armor')
-        continue
-      }
-      if (line === ARMOR_END) {
-        ended = true
-        continue
-      }
-      if (finalLine || line.length > 64 || !line.length) throw usageError('bad base64 in age armor')
-      if (line.length < 64 || line.endsWith('=')) finalLine = true
-      body.push(line)
+  let pending: Buffer = Buffer.alloc(0)
+  /** Full 64-column lines from `pos` on, decoded; undefined when a byte is out of place. */
+  const fullLines = (data: Buffer, pos: number, end: number): { data: Buffer; next: number } | undefined => {
+    let next = pos
+    while (next + 65 <= end && data[next + 64] === 10) next += 65
+    if (next === pos) return undefined
+    const block = data.subarray(pos, next)
+    // Node's decoder skips bytes outside the alphabet and stops at '=', so any stray byte
+    // (newline, space, '=', '!') shortens the result; '-' and '_' it would accept are refused here.
+    if (block.indexOf(0x2d) >= 0 || block.indexOf(0x5f) >= 0 || block.indexOf(13) >= 0) return undefined
+    const decoded = Buffer.from(data.toString('latin1', pos, next), 'base64')
+    return decoded.length === ((next - pos) / 65) * 48 ? { data: decoded, next } : undefined
+  }
+  const line = (rawLine: string): Buffer | undefined => {
+    const text = rawLine.length === 64 ? rawLine : rawLine.trim()
+    if (!started) {
+      if (!text) return undefined
+      if (text !== ARMOR_BEGIN) throw usageError('bad age armor header')
+      started = true
+      return undefined
     }
-    if (!body.length) return undefined
-    const text = body.join('')
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text)) throw usageError('bad base64 in age armor')
+    if (ended) {
+      if (text) throw usageError('trailing data after the age armor')
+      return undefined
+    }
+    if (text === ARMOR_END) {
+      ended = true
+      return undefined
+    }
+    if (finalLine || text.length > 64 || !text.length || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) throw usageError('bad base64 in age armor')
+    if (text.length < 64 || text.endsWith('=')) finalLine = true
     return Buffer.from(text, 'base64')
   }
-  for await (const chunk of source) {
-    const text = pending + Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length).toString('latin1')
-    const cut = text.lastIndexOf('\n')
-    if (cut < 0) {
-      pending = text
-      continue
+  /** Decodes the complete lines in data[0, end). */
+  function* lines(data: Buffer, end: number): Generator<Buffer> {
+    let pos = 0
+    while (pos < end) {
+      if (started && !ended && !finalLine) {
+        const block = fullLines(data, pos, end)
+        if (block) {
+          yield block.data
+          pos = block.next
+          continue
+        }
+      }
+      const newline = data.indexOf(10, pos)
+      const decoded = line(data.toString('latin1', pos, newline))
+      if (decoded?.length) yield decoded
+      pos = newline + 1
     }
-    pending = text.slice(cut + 1)
-    const data = take(text.slice(0, cut).split('\n'))
-    if (data) yield data
   }
-  const data = take([pending])
-  if (data) yield data
+  for await (const chunk of source) {
+    const data = pending.length ? Buffer.concat([pending, chunk]) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
+    const end = data.lastIndexOf(10) + 1
+    if (end > 0) yield* lines(data, end)
+    pending = Buffer.from(data.subarray(end))
+  }
+  if (pending.length) {
+    const decoded = line(pending.toString('latin1'))
+    if (decoded?.length) yield decoded
+  }
   if (!ended) throw usageError('age armor is truncated (no END line)')
 }

@@ -226,22 +226,35 @@ export async function* base64Encode(source: ByteSource): ByteSource {
   if (carry.length) yield Buffer.from(carry.toString('base64'))
 }
 
-const base64Chars = /[^A-Za-z0-9+/=_-]/g
+const base64Chars = /[^A-Za-z0-9+/=_-]/
+const whitespace = /\s/
 
-/** Streaming base64 decoder; whitespace is ignored, other characters are a usage error. */
+/**
+ * Streaming base64 decoder; whitespace is ignored, other characters are a usage error. Clean
+ * runs (no whitespace: the usual one-line ciphertext) are checked by length alone: Node's decoder
+ * skips bytes outside the alphabet and stops at '=', so a stray byte shortens the result.
+ */
 export async function* base64Decode(source: ByteSource, what = 'ciphertext'): ByteSource {
   let carry = ''
+  let padded = false
+  const invalid = () => usageError(`${what} is not valid base64`, { hint: 'the text was damaged or is not a prov-kms ciphertext' })
   for await (const chunk of source) {
-    const text = carry + Buffer.from(chunk).toString('latin1').replace(/\s+/g, '')
-    if (base64Chars.test(text)) {
-      base64Chars.lastIndex = 0
-      throw usageError(`${what} is not valid base64`, { hint: 'the text was damaged or is not a prov-kms ciphertext' })
-    }
+    let text = carry + Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length).toString('latin1')
+    if (whitespace.test(text)) text = text.replace(/\s+/g, '')
+    if (!text.length) continue
+    if (padded) throw invalid()
     const usable = text.length - (text.length % 4)
-    if (usable) yield Buffer.from(text.slice(0, usable), 'base64')
     carry = text.slice(usable)
+    if (!usable) continue
+    const block = text.slice(0, usable)
+    const padding = block.endsWith('==') ? 2 : block.endsWith('=') ? 1 : 0
+    if (padding) padded = true
+    const decoded = Buffer.from(block, 'base64')
+    if (decoded.length !== (usable / 4) * 3 - padding) throw invalid()
+    yield decoded
   }
   if (carry.length) {
+    if (padded || base64Chars.test(carry)) throw usageError(`${what} is not valid base64`, { hint: 'the text was damaged or is not a prov-kms ciphertext' })
     if (carry.length === 1) throw usageError(`${what} is truncated (bad base64 length)`)
     yield Buffer.from(carry, 'base64')
   }
