@@ -35,7 +35,7 @@ export function expectNoLeak(results: CliResult[], secrets: string[], roots: str
 }
 
 /** One clear line on stderr. */
-export function expectOneErrorLine(result: CliResult, code: number, pattern?: RegExp): void {
+export function expectOneErrorLine(result: Pick<CliResult, 'stderr'> & { code: number | null }, code: number, pattern?: RegExp): void {
   expect(result.code, result.stderr).toBe(code)
   const lines = result.stderr.trim().split('\n').filter(Boolean)
   expect(lines.length, result.stderr).toBe(1)

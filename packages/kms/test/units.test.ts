@@ -185,12 +185,12 @@ describe('SOPS values and MAC', () => {
       ['keep_unencrypted', 'visible'],
     ]) as never
     const enc = encryptTree(tree, k, { unencrypted_suffix: '_unencrypted' })
-    expect(enc.tree.get('keep_unencrypted')).toBe('visible')
+    expect((enc.tree as Map<string, unknown>).get('keep_unencrypted')).toBe('visible')
     const dec = decryptTree(enc.tree, k, { unencrypted_suffix: '_unencrypted' })
     expect(dec.mac).toBe(enc.mac)
     expect(dec.tree).toEqual(tree)
     const onlyA = encryptTree(tree, k, { encrypted_regex: '^a$', mac_only_encrypted: true })
-    expect(onlyA.tree.get('n')).toEqual(tree.get('n'))
+    expect((onlyA.tree as Map<string, unknown>).get('n')).toEqual((tree as Map<string, unknown>).get('n'))
     expect(onlyA.mac).not.toBe(enc.mac)
   })
 

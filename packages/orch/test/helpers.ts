@@ -114,4 +114,4 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false> | T | 
   }
 }
 
-export const devEnv = process.env.PROV_ORCH_TEST_DIST ? {} : { PROV_DEV: '1' }
+export const devEnv: Record<string, string> = process.env.PROV_ORCH_TEST_DIST ? {} : { PROV_DEV: '1' }

@@ -37,6 +37,7 @@ const clustersFile = (statePath: string) => join(statePath, 'clusters.json')
 
 const deploy = defineProvCommand({
   meta: { name: 'deploy', description: 'Install the components of a cluster in dependency order; roll back what this deploy installed when a step fails' },
+  orchestrated: 'cluster.deploy',
   args: { ...clusterArgs, 'no-rollback': { type: 'boolean', description: 'Keep what was installed when a step fails' } },
   async run(ctx) {
     const { prepared, cluster, built } = await setup(ctx, 'install')

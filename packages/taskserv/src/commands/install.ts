@@ -4,6 +4,7 @@ import { executeLevels, exitCodeOf } from '../lib/run'
 
 export default defineProvCommand({
   meta: { name: 'install', description: 'Install taskservs (and their requirements) on servers, in dependency order, in parallel' },
+  orchestrated: 'taskserv.install',
   args: {
     names: { type: 'positional', description: 'Taskservs (name or name@range); with --infra: default all of taskservs.yaml', required: false },
     ...targetArgs,

@@ -7,6 +7,7 @@ export default defineProvCommand({
     name: 'update',
     description: 'Update a taskserv to a version (update.sh, else install.sh); a failed health check rolls back to the previous version',
   },
+  orchestrated: 'taskserv.update',
   args: {
     names: { type: 'positional', description: 'Taskserv(s)', required: false },
     rolling: { type: 'boolean', description: 'Update a batch of servers at a time; stop at the first failed batch' },
