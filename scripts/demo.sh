@@ -45,17 +45,19 @@ if have server; then
 fi
 
 if have kms; then
-  step "prov-kms: keygen, a secret in the workspace store"
+  step "prov-kms: an age identity, and the database password in the workspace secret store"
   prov-kms keygen -q >/dev/null
   printf 'demo-db-password' | prov-kms secret set db/password - -q >/dev/null
   prov-kms secret list --out json | jq -c .
 fi
 
 if have taskserv && have server; then
-  step "prov-taskserv cluster deploy web (postgres -> webapp -> haproxy)"
-  prov-taskserv cluster deploy web --infra demo --out ndjson | jq -c '{server, taskserv, status}'
-  step "prov-taskserv health"
-  prov-server list | prov-taskserv health --out table
+  step "prov-taskserv install --infra demo (postgres -> webapp -> haproxy, in levels; the password is a secret reference)"
+  prov-taskserv install --infra demo --out ndjson | jq -c '{server, taskserv, status, duration_ms}'
+  step "prov-taskserv health (the servers come from prov-server list)"
+  prov-server list | prov-taskserv health --out json | jq -c '.[] | {server, taskserv, status}'
+  step "through haproxy on web-01"
+  prov-server exec web-01 --out json -- curl -s http://127.0.0.1/ | jq -r '.[0].stdout'
 fi
 
 if have oci; then

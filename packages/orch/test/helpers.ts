@@ -1,24 +1,14 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { freePort } from '../../../tests/helpers/net'
+
+export { freePort }
 
 export const repoRoot = resolve(import.meta.dirname, '../../..')
 export const orchBin = join(repoRoot, 'bin', 'prov-orch')
 const PG_BIN = '/usr/lib/postgresql/15/bin'
-
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => resolvePort(port))
-    })
-    server.on('error', reject)
-  })
-}
 
 export interface Postgres {
   url: string
