@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
@@ -117,7 +118,25 @@ export async function seedServer(
         throw failedError(`unpacking the bundle on ${server.name} failed: ${unpacked.stderr.trim().split('\n').pop() ?? `exit ${unpacked.code}`}`, {
           location: `${server.name}:${dest}`,
         })
-      const boot = await pool.exec(sshTarget, `sh ${shellQuote(`${dest}/bootstrap.sh`)}`, { env: { PROV_BIN: provBin }, timeoutMs: 300_000 })
+      // The host may not see this prov (another machine, or a private /tmp in a sandbox): then ship
+      // a minimal prov runtime (the built bundles and their few runtime libraries) with the bundle.
+      let bin = provBin
+      const probe = await pool.exec(sshTarget, `test -x ${shellQuote(provBin)} || command -v prov`, { timeoutMs: 30_000 })
+      if (probe.code !== 0) {
+        const runtime = `${dest}/runtime`
+        const shipped = await pool.exec(
+          sshTarget,
+          `sh -c ${shellQuote(`set -e; rm -rf ${shellQuote(runtime)}; mkdir -p ${shellQuote(runtime)}; base64 -d | tar xzf - -C ${shellQuote(runtime)} --no-same-owner`)}`,
+          {
+            stdin: `${provRuntimeTarball().toString('base64')}\n`,
+            timeoutMs: 120_000,
+          },
+        )
+        if (shipped.code !== 0)
+          throw failedError(`shipping the prov runtime to ${server.name} failed: ${shipped.stderr.trim().split('\n').pop() ?? `exit ${shipped.code}`}`)
+        bin = `${runtime}/bin/prov`
+      }
+      const boot = await pool.exec(sshTarget, `sh ${shellQuote(`${dest}/bootstrap.sh`)}`, { env: { PROV_BIN: bin }, timeoutMs: 300_000 })
       const bootRecord = lastJsonLine(boot.stdout)
       if (boot.code !== 0) {
         throw failedError(`bootstrap on ${server.name} failed (exit ${boot.code})${bootRecord?.error ? `: ${String(bootRecord.error)}` : ''}`, {
@@ -150,4 +169,30 @@ function lastJsonLine(text: string): Record<string, unknown> | undefined {
   } catch {
     return undefined
   }
+}
+
+/** Paths (relative to the repository) of a prov runtime enough for `prov` itself on a host with Node. */
+const RUNTIME_PATHS = [
+  'bin/prov',
+  'bin/_launch.mjs',
+  'package.json',
+  'packages/core/package.json',
+  'packages/core/dist',
+  'packages/prov/package.json',
+  'packages/prov/dist',
+  'extensions',
+  'templates',
+  'node_modules/@prov/core',
+  'node_modules/citty',
+  'node_modules/consola',
+  'node_modules/semver',
+  'node_modules/smol-toml',
+  'node_modules/yaml',
+]
+
+/** A gzip tar of the prov runtime, made with the system tar (symlinks kept, as npm workspaces need). */
+export function provRuntimeTarball(): Buffer {
+  const root = repoRoot()
+  const paths = RUNTIME_PATHS.filter((p) => existsSync(join(root, p)))
+  return execFileSync('tar', ['czf', '-', '-C', root, '--exclude=*.map', ...paths], { maxBuffer: 256 * 1024 * 1024 })
 }
