@@ -44,13 +44,7 @@ export async function writeBlobStream(path: string, source: Readable, check: Tra
     source.destroy()
     rmSync(temp, { force: true })
     const code = (error as NodeJS.ErrnoException).code
-    if (code === 'ENOSPC' || code === 'EDQUOT') {
-      throw failedError(`no space left on device while writing ${path}: nothing was stored`, {
-        location: dir,
-        hint: 'free space or point the cache elsewhere (PROV_OCI_CACHE)',
-        cause: error,
-      })
-    }
+    if (code === 'ENOSPC' || code === 'EDQUOT') throw noSpaceError(path, dir, error)
     if (error instanceof ProvError) throw error
     throw failedError(`download broke off while writing ${path}: ${(error as Error).message}`, { location: dir, cause: error, details: { network: true } })
   }
@@ -79,14 +73,17 @@ export function writeBlobFile(path: string, bytes: Uint8Array): void {
     if (fd !== undefined) closeSync(fd)
     rmSync(temp, { force: true })
     const code = (error as NodeJS.ErrnoException).code
-    if (code === 'ENOSPC' || code === 'EDQUOT') {
-      throw failedError(`no space left on device while writing ${path}: nothing was stored`, {
-        location: dir,
-        hint: 'free space or point the cache elsewhere (PROV_OCI_CACHE)',
-        cause: error,
-      })
-    }
+    if (code === 'ENOSPC' || code === 'EDQUOT') throw noSpaceError(path, dir, error)
     if (code === 'EACCES' || code === 'EROFS') throw failedError(`cannot write ${path}: ${code}`, { location: dir, cause: error })
     throw error
   }
+}
+
+/** A full disk while writing a blob: the temp file is already gone, so nothing was stored. */
+function noSpaceError(path: string, dir: string, cause: unknown): ProvError {
+  return failedError(`no space left on device while writing ${path}: nothing was stored`, {
+    location: dir,
+    hint: 'free space or point the cache elsewhere (PROV_OCI_CACHE)',
+    cause,
+  })
 }

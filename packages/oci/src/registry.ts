@@ -95,6 +95,17 @@ export class RegistryClient {
     return path.startsWith('http://') || path.startsWith('https://') ? path : `${this.baseUrl}${path}`
   }
 
+  /** Answers a 401's WWW-Authenticate challenge for `scope`; false when there is none to answer. */
+  private async answerChallenge(header: string | null, scope: string): Promise<boolean> {
+    const challenge = parseChallenge(header)
+    if (!challenge) return false
+    this.challenge = challenge
+    const value = await this.authorize(challenge, scope)
+    this.authorization.set(scope, value)
+    if (challenge.scheme === 'basic') this.authorization.set('*', value)
+    return true
+  }
+
   private async authorize(challenge: Challenge, scope: string): Promise<string> {
     const credential = this.getCredential()
     if (challenge.scheme === 'basic') {
@@ -171,12 +182,7 @@ export class RegistryClient {
         })
       }
       if (response.status === 401 && !authRetried) {
-        const challenge = parseChallenge(response.headers.get('www-authenticate'))
-        if (challenge) {
-          this.challenge = challenge
-          const value = await this.authorize(challenge, options.scope)
-          this.authorization.set(options.scope, value)
-          if (challenge.scheme === 'basic') this.authorization.set('*', value)
+        if (await this.answerChallenge(response.headers.get('www-authenticate'), options.scope)) {
           authRetried = true
           attempt--
           continue
@@ -271,13 +277,8 @@ export class RegistryClient {
         continue
       }
       if (status === 401 && !authRetried) {
-        const challenge = parseChallenge((response.headers['www-authenticate'] as string | undefined) ?? null)
         response.resume()
-        if (challenge) {
-          this.challenge = challenge
-          const value = await this.authorize(challenge, options.scope)
-          this.authorization.set(options.scope, value)
-          if (challenge.scheme === 'basic') this.authorization.set('*', value)
+        if (await this.answerChallenge((response.headers['www-authenticate'] as string | undefined) ?? null, options.scope)) {
           authRetried = true
           attempt--
           continue

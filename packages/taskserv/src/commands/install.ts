@@ -1,6 +1,6 @@
 import { defineProvCommand } from '@prov/core'
-import { parseTimeout, planFor, prepare, resultWriter, settingArgs, targetArgs } from '../lib/common'
-import { executeLevels, exitCodeOf } from '../lib/run'
+import { parseTimeout, planFor, prepare, settingArgs, targetArgs } from '../lib/common'
+import { executeAndReport } from '../lib/run'
 
 export default defineProvCommand({
   meta: { name: 'install', description: 'Install taskservs (and their requirements) on servers, in dependency order, in parallel' },
@@ -18,18 +18,14 @@ export default defineProvCommand({
       ctx.emit(plan)
       return 0
     }
-    const out = resultWriter(ctx)
-    const results = await executeLevels({
+    return executeAndReport({
       ctx,
       config: prepared.config,
       workspace: prepared.workspace,
       levels,
       dependencyScope: placed ? 'global' : 'host',
-      write: out.write,
       label: 'install',
       timeoutSec: parseTimeout(ctx.args.timeout),
     })
-    out.end()
-    return exitCodeOf(results)
   },
 })

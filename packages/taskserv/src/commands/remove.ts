@@ -1,6 +1,6 @@
 import { defineProvCommand } from '@prov/core'
-import { parseTimeout, planFor, prepare, resultWriter, settingArgs, targetArgs } from '../lib/common'
-import { executeLevels, exitCodeOf } from '../lib/run'
+import { parseTimeout, planFor, prepare, settingArgs, targetArgs } from '../lib/common'
+import { executeAndReport } from '../lib/run'
 
 export default defineProvCommand({
   meta: { name: 'remove', description: 'Remove taskservs from servers (dependents first)' },
@@ -20,18 +20,14 @@ export default defineProvCommand({
       ctx.emit(plan)
       return 0
     }
-    const out = resultWriter(ctx)
-    const results = await executeLevels({
+    return executeAndReport({
       ctx,
       config: prepared.config,
       workspace: prepared.workspace,
       levels,
       dependencyScope: placed ? 'global' : 'host',
-      write: out.write,
       label: 'remove',
       timeoutSec: parseTimeout(ctx.args.timeout),
     })
-    out.end()
-    return exitCodeOf(results)
   },
 })

@@ -16,6 +16,7 @@ import {
 } from '@prov/core'
 import type { CommandConfig } from '@prov/core/config'
 import { libDir } from './catalog'
+import { resultWriter } from './common'
 import { recordResults } from './state'
 
 /** `{"secret": "db/password"}` -> $PROV_SECRET_DB_PASSWORD. */
@@ -246,4 +247,12 @@ export function exitCodeOf(results: TaskResult[]): number {
   if (!failed) return ExitCode.OK
   const fine = results.filter((r) => r.status === 'ok' || r.status === 'changed').length
   return fine || results.length > failed ? ExitCode.PARTIAL : ExitCode.FAILED
+}
+
+/** Runs the levels, streaming each result record as it arrives; the exit code of the whole run. */
+export async function executeAndReport(options: Omit<ExecuteOptions, 'write'>): Promise<number> {
+  const out = resultWriter(options.ctx)
+  const results = await executeLevels({ ...options, write: out.write })
+  out.end()
+  return exitCodeOf(results)
 }
