@@ -29,9 +29,24 @@ fi
 # prov-taskserv catalog: pre-download the .debs so installs inside sandboxes (overlay of this root) hit the cache.
 [ "$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install --download-only -y -qq redis-server redis-tools nginx haproxy etcd-server etcd-client containerd prometheus-node-exporter kubernetes-client curl >&2 || true
 
+# Reproducible installs: exactly the committed lock; an install that rewrites it fails.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  # npm ci refuses a lock without entries for other platforms' optional packages (the registry
-  # mirror here serves only linux-x64 ones); npm install honours the same lock then.
-  npm ci --no-audit --no-fund >&2 2>/dev/null || npm install --no-audit --no-fund >&2
+  lock_before=$(sha256sum package-lock.json)
+  npm ci --no-audit --no-fund >&2
+  if [ "$(sha256sum package-lock.json)" != "$lock_before" ]; then
+    echo "setup: npm ci changed package-lock.json; commit the complete lock that 'npm install' writes" >&2
+    exit 1
+  fi
 fi
+
+# Test tools kept out of the project's dependency tree (nushell's npm package pins one binary
+# package per platform, which would make the lock unreproducible): pinned versions in a cache.
+tools="${PROV_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/prov/tools}"
+for version in 0.108.0 0.115.1; do
+  if [ ! -x "$tools/nushell-$version/node_modules/@nushell/linux-x64/bin/nu" ]; then
+    echo "setup: nushell $version -> $tools/nushell-$version" >&2
+    mkdir -p "$tools/nushell-$version"
+    npm install --prefix "$tools/nushell-$version" --no-save --no-package-lock --no-audit --no-fund --engine-strict=false "nushell@$version" >&2
+  fi
+done
 npm run build >&2

@@ -1,11 +1,12 @@
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { nuPath } from '../../../tests/helpers/tools'
 import { expectNoLeak, expectOneErrorLine, kms, tempEnv } from './helpers'
 
 const repo = join(import.meta.dirname, '../../..')
 const bin = join(repo, 'bin/prov-kms')
-const nu = join(repo, 'node_modules/.bin/nu')
+const nu = nuPath()
 const PASSWORDS = ['pw-alpha-0001', 'pw-bravo-0002', 'pw-charlie-003']
 
 describe('prov-kms encrypt/decrypt --field (record streams)', () => {

@@ -1,11 +1,12 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { repoRoot, runCli, tempEnv, tempWorkspace } from '../../../tests/helpers/cli'
+import { runCli, tempEnv, tempWorkspace } from '../../../tests/helpers/cli'
+import { nuPath } from '../../../tests/helpers/tools'
 
 type Ws = Awaited<ReturnType<typeof tempWorkspace>>
 let ws: Ws
-const nu = join(repoRoot, 'node_modules/.bin/nu')
+const nu = nuPath()
 
 beforeAll(async () => {
   ws = await tempWorkspace('demo', 'full')

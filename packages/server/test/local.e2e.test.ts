@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { binDir, runCli, tempWorkspace } from '../../../tests/helpers/cli'
+import { nuPath } from '../../../tests/helpers/tools'
 import { canSandbox, cleanupPrefix, linksWith, mountsUnder, netnsWith, processesRootedIn, systemSsh, useSubnet } from './helpers/local'
 
 // Real sandboxes: own subnet and bridge so nothing clashes with the main job or other helpers.
@@ -87,7 +88,7 @@ describe.skipIf(!canSandbox)('local provider: real sandboxes (root)', () => {
 
   it('list --out json | nu counts 3 running servers', async () => {
     const list = await cli(['list', '--out', 'json'])
-    const nu = join(binDir, '..', 'node_modules', '.bin', 'nu')
+    const nu = nuPath()
     const child = spawn(nu, ['--stdin', '-c', 'from json | where status == running | length'], { stdio: ['pipe', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', (d) => {
