@@ -1,6 +1,12 @@
 import { existsSync } from 'node:fs'
 import { defineBuildConfig } from 'unbuild'
 
+/** A binary's runner and its command tree (read by the Nushell plugin and the shell completions). */
+const tree = [
+  { input: 'src/cli', name: 'cli' },
+  { input: 'src/tree', name: 'tree' },
+]
+
 /**
  * One build per package under packages/. Every bare import stays external (npm workspaces
  * resolve them at run time), so each binary's bundle holds only its own code.
@@ -12,12 +18,12 @@ const packages: Record<string, { input: string; name: string }[]> = {
     { input: 'src/config/index', name: 'config' },
     { input: 'src/config/schema-entry', name: 'config-schema' },
   ],
-  prov: [{ input: 'src/cli', name: 'cli' }],
-  server: [{ input: 'src/cli', name: 'cli' }],
-  taskserv: [{ input: 'src/cli', name: 'cli' }],
-  kms: [{ input: 'src/cli', name: 'cli' }],
-  oci: [{ input: 'src/cli', name: 'cli' }],
-  orch: [{ input: 'src/cli', name: 'cli' }],
+  prov: tree,
+  server: tree,
+  taskserv: tree,
+  kms: tree,
+  oci: tree,
+  orch: tree,
 }
 
 const only = process.env.PROV_BUILD?.split(',').filter(Boolean)

@@ -1,24 +1,8 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
 import { delimiter, dirname, join } from 'node:path'
-import { type CommandDef, didYouMean, ExitCode, PROV_VERSION, repoRoot, reportError, runProvMain, usageError } from '@prov/core'
-
-const builtins: Record<string, () => Promise<CommandDef<any>>> = {
-  workspace: () => import('./commands/workspace').then((m) => m.default),
-  config: () => import('./commands/config').then((m) => m.default),
-  ext: () => import('./commands/ext').then((m) => m.default),
-  deps: () => import('./commands/deps').then((m) => m.default),
-  doctor: () => import('./commands/doctor').then((m) => m.default),
-}
-
-export const main: CommandDef = {
-  meta: {
-    name: 'prov',
-    version: PROV_VERSION,
-    description: 'Infrastructure provisioning toolkit. `prov <tool> ...` runs `prov-<tool> ...` (server, taskserv, kms, oci, orch).',
-  },
-  subCommands: builtins,
-}
+import { didYouMean, ExitCode, repoRoot, reportError, runProvMain, usageError } from '@prov/core'
+import { builtins, main } from './tree'
 
 /** Folders searched for `prov-<tool>`: next to this binary first, then PATH. */
 function toolDirs(): string[] {

@@ -1,28 +1,4 @@
-import { type CommandDef, PROV_VERSION, runProvMain } from '@prov/core'
-
-export const main: CommandDef = {
-  meta: {
-    name: 'prov-server',
-    version: PROV_VERSION,
-    description: 'Declarative server lifecycle over providers (local sandboxes, ssh hosts): plan, apply, create, delete, list, ssh, exec.',
-  },
-  subCommands: {
-    plan: () => import('./commands/plan').then((m) => m.default),
-    apply: () => import('./commands/apply').then((m) => m.default),
-    create: () => import('./commands/create').then((m) => m.default),
-    delete: () => import('./commands/delete').then((m) => m.default),
-    list: () => import('./commands/list').then((m) => m.default),
-    info: () => import('./commands/info').then((m) => m.default),
-    start: () => import('./commands/power').then((m) => m.start),
-    stop: () => import('./commands/power').then((m) => m.stop),
-    restart: () => import('./commands/power').then((m) => m.restart),
-    ssh: () => import('./commands/ssh').then((m) => m.default),
-    exec: () => import('./commands/exec').then((m) => m.default),
-    providers: () => import('./commands/catalog').then((m) => m.providers),
-    plans: () => import('./commands/catalog').then((m) => m.plans),
-    zones: () => import('./commands/catalog').then((m) => m.zones),
-    price: () => import('./commands/catalog').then((m) => m.price),
-  },
-}
+import { runProvMain } from '@prov/core'
+import { main } from './tree'
 
 process.exitCode = await runProvMain(main)
