@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # prov service helper (POSIX sh), uploaded with every taskserv as $PROV_LIB/service.sh.
 # Source it: `. "$PROV_LIB/service.sh"`. Works with systemd (when it is PID 1: a prov-<name>.service
 # unit) and without it (a background daemon supervised by pidfile). See docs/taskserv-authoring.md.

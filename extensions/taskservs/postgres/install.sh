@@ -6,7 +6,7 @@ set -eu
 . "$PROV_LIB/service.sh"
 port=${PROV_SETTING_PORT:-5432}
 pkg_install postgresql postgresql-client
-bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+bin=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 data=/var/lib/prov/postgres/data
 sock=/var/lib/prov/postgres/run
 mkdir -p "$data" "$sock"

@@ -7,7 +7,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'
-import { deniedError, notFoundError, usageError } from './errors'
+import { deniedError, ExitCode, isProvError, notFoundError, usageError } from './errors'
 import { expandHome, userConfigDir, workspacePaths } from './paths'
 import { registerSecretValue } from './redact'
 import type { SecretResolver } from './secrets'
@@ -170,13 +170,18 @@ export function workspaceSecretResolver(workspace: string | { path: string }, op
   }
 }
 
+/** `db/password` -> `PROV_SECRET_DB_PASSWORD` (the name is validated first). */
+export function envSecretName(name: string): string {
+  return `PROV_SECRET_${validateSecretName(name)
+    .replace(/[^A-Za-z0-9]/g, '_')
+    .toUpperCase()}`
+}
+
 /** Resolver from the environment: `{"secret": "db/password"}` -> $PROV_SECRET_DB_PASSWORD. */
 export function envSecretResolver(env: NodeJS.ProcessEnv = process.env): SecretResolver {
   return {
     async get(name: string): Promise<string> {
-      const key = `PROV_SECRET_${validateSecretName(name)
-        .replace(/[^A-Za-z0-9]/g, '_')
-        .toUpperCase()}`
+      const key = envSecretName(name)
       const value = env[key]
       if (value === undefined) throw notFoundError(`secret '${name}' is not set`, { hint: `export ${key}` })
       registerSecretValue(value)
@@ -187,16 +192,30 @@ export function envSecretResolver(env: NodeJS.ProcessEnv = process.env): SecretR
 
 /**
  * The resolver chosen by the `secrets.provider` config key: `workspace` (default) and `kms` read
- * the prov-kms store of the workspace, `env` reads PROV_SECRET_<NAME> variables.
+ * the prov-kms store of the workspace and fall back to PROV_SECRET_<NAME> for a secret the store
+ * does not hold (CI injects secrets that way); `env` reads only PROV_SECRET_<NAME> variables, and
+ * so does every provider outside a workspace.
  */
 export function secretResolverFor(provider: 'workspace' | 'kms' | 'env', workspacePath?: string, options: SecretResolverOptions = {}): SecretResolver {
-  if (provider === 'env') return envSecretResolver()
-  if (!workspacePath) {
-    return {
-      get: async (name: string) => {
-        throw notFoundError(`secret '${name}' cannot be resolved: no workspace`, { hint: 'run inside a workspace, or set secrets.provider to env' })
-      },
-    }
+  const env = envSecretResolver()
+  if (provider === 'env' || !workspacePath) return env
+  const store = workspaceSecretResolver(workspacePath, options)
+  return {
+    async get(name: string): Promise<string> {
+      try {
+        return await store.get(name)
+      } catch (error) {
+        if (!isProvError(error) || error.code !== ExitCode.NOT_FOUND) throw error
+        try {
+          return await env.get(name)
+        } catch (fallback) {
+          if (!isProvError(fallback) || fallback.code !== ExitCode.NOT_FOUND) throw fallback
+          throw notFoundError(`secret '${name}' is neither in the workspace store nor in $${envSecretName(name)}`, {
+            location: error.location,
+            hint: `store it with prov-kms secret set ${name}, or export ${envSecretName(name)}`,
+          })
+        }
+      }
+    },
   }
-  return workspaceSecretResolver(workspacePath, options)
 }

@@ -209,6 +209,13 @@ describe('bad input', () => {
     expect((await ts(['logs', 'redis', '--tail', '-3', '--servers', 'web-01'])).code).toBe(2)
   })
 
+  it('plan --action outside its fixed set: exit 2 naming the choices', async () => {
+    const r = await ts(['plan', 'redis', '--action', 'destroy', '--servers', 'web-01'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/--action.*destroy.*install, remove, update/)
+    expect(r.stdout).toBe('')
+  })
+
   it('unknown cluster: exit 5', async () => {
     const r = await ts(['cluster', 'deploy', 'wbe', '--check'])
     expect(r.code).toBe(5)

@@ -1,12 +1,12 @@
-// The execution engine (core taskrun) with a local transport: the generated program runs in a real
+// The task engine (src/engine) with a local transport: the generated program runs in a real
 // `sh -s` on this machine instead of over SSH, so levels, skips, timeouts and secrets are checked
 // fast and without root. The SSH path itself is covered by e2e.test.ts.
 import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { buildRemoteProgram, parseRemoteResult, type RemoteRunner, runTaskLevels, type TaskItem, type TaskUnit, taskservBundle } from '@prov/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildRemoteProgram, parseRemoteResult, type RemoteRunner, runTaskLevels, type TaskItem, type TaskUnit, taskservBundle } from '../src/engine'
 
 let root: string
 const commands: string[] = []
@@ -87,7 +87,7 @@ describe('taskrun engine', () => {
     expect(by('h1', 'base')?.status).toBe('changed')
     expect(by('h2', 'base')).toMatchObject({ status: 'failed', exit_code: 9, output: 'base broke on h2' })
     expect(by('h1', 'top')?.status).toBe('changed')
-    expect(by('h2', 'top')?.status).toBe('skipped')
+    expect(by('h2', 'top')).toMatchObject({ status: 'skipped', reason: 'host_failed' })
     const lines = readFileSync(log, 'utf8').trim().split('\n')
     expect(lines.indexOf('top h1')).toBeGreaterThan(Math.max(lines.indexOf('base h1'), lines.indexOf('base h2')))
     expect(lines).not.toContain('top h2')
@@ -98,6 +98,22 @@ describe('taskrun engine', () => {
     const b = taskserv('gb', { 'check.sh': 'exit 1', 'install.sh': 'true' })
     const results = await runTaskLevels([[item('db', unit('ga', a))], [item('web', unit('gb', b), ['ga'])]], options({ dependencyScope: 'global' }))
     expect(results.map((r) => `${r.server}:${r.status}`)).toEqual(['db:failed', 'web:skipped'])
+    expect(results[1].reason).toBe('requirement_failed')
+  })
+
+  it('an item that was not run keeps its own dependents from running (by kind, whatever the message)', async () => {
+    const a = taskserv('ca', { 'check.sh': 'exit 1', 'install.sh': 'exit 3' })
+    const b = taskserv('cb', { 'check.sh': 'exit 1', 'install.sh': 'true' })
+    const c = taskserv('cc', { 'check.sh': 'exit 1', 'install.sh': 'true' })
+    const results = await runTaskLevels(
+      [[item('h1', unit('ca', a))], [item('h1', unit('cb', b), ['ca'])], [item('h1', unit('cc', c), ['cb'])]],
+      options({ stopOnFailure: false }),
+    )
+    expect(results.map((r) => `${r.taskserv}:${r.status}:${r.reason ?? ''}`)).toEqual([
+      'ca:failed:',
+      'cb:skipped:requirement_failed',
+      'cc:skipped:requirement_failed',
+    ])
   })
 
   it('kills a hanging script at the timeout (its whole process group)', async () => {

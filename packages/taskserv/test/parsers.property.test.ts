@@ -3,9 +3,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { isProvError, parseRemoteResult } from '@prov/core'
+import { isProvError } from '@prov/core'
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
+import { parseRemoteResult } from '../src/engine'
 import { parseSettings } from '../src/lib/common'
 import { parseWhere, readYamlFile, taskservsFileSchema } from '../src/lib/targets'
 

@@ -1,5 +1,6 @@
 import { join } from 'node:path'
-import { type CommandDef, defineProvCommand, notFoundError, type ProvContext, type SshTarget, type TaskItem, type TaskResult, updateJsonFile } from '@prov/core'
+import { type CommandDef, defineProvCommand, notFoundError, type ProvContext, type SshTarget, updateJsonFile } from '@prov/core'
+import type { TaskItem, TaskResult } from '../engine'
 import { clusterPlacements, loadCluster } from '../lib/cluster'
 import { parseTimeout, prepare, resultWriter, targetsOf } from '../lib/common'
 import { buildPlan } from '../lib/plan'

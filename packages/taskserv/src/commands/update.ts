@@ -1,6 +1,7 @@
-import { defineProvCommand, SshPool, type SshTarget, TASKSERV_RESULT_SCHEMA, type TaskItem, type TaskResult, usageError } from '@prov/core'
+import { defineProvCommand, type SshTarget, usageError } from '@prov/core'
+import { notRunResult, type TaskItem, type TaskResult } from '../engine'
 import { parseTimeout, planFor, prepare, resultWriter, settingArgs, targetArgs } from '../lib/common'
-import { executeLevels, exitCodeOf } from '../lib/run'
+import { executeLevels, exitCodeOf, sshPoolFor } from '../lib/run'
 
 export default defineProvCommand({
   meta: {
@@ -42,7 +43,7 @@ export default defineProvCommand({
       results = await executeLevels({ ...common, levels })
     } else {
       const hosts = [...new Set(levels.flat().map((i) => i.host.name))].sort()
-      const pool = new SshPool(prepared.workspace?.path ?? process.cwd(), { connectTimeoutMs: prepared.config.config.ssh.connect_timeout * 1000 })
+      const pool = sshPoolFor(prepared.config)
       try {
         for (let start = 0; start < hosts.length; start += batchSize) {
           const batch = new Set(hosts.slice(start, start + batchSize))
@@ -53,17 +54,7 @@ export default defineProvCommand({
           if (batchResults.some((r) => r.status === 'failed')) {
             const rest = levels.flat().filter((i) => hosts.indexOf(i.host.name) >= start + batchSize)
             for (const item of rest) {
-              const skipped: TaskResult = {
-                schema: TASKSERV_RESULT_SCHEMA,
-                server: item.host.name,
-                taskserv: item.unit.name,
-                action: 'update',
-                status: 'skipped',
-                version: item.unit.version,
-                duration_ms: 0,
-                output: '',
-                error: 'not run: an earlier batch of the rolling update failed',
-              }
+              const skipped = notRunResult(item, 'batch_failed', 'not run: an earlier batch of the rolling update failed')
               out.write(skipped)
               results.push(skipped)
             }

@@ -1,5 +1,6 @@
-import { type ArgsDef, type ProvContext, type SshTarget, type TaskAction, type TaskResult, usageError, type Workspace } from '@prov/core'
+import { type ArgsDef, type ProvContext, type SshTarget, usageError, type Workspace } from '@prov/core'
 import { type CommandConfig, loadCommandConfig, parseSetFlags } from '@prov/core/config'
+import type { TaskAction, TaskResult } from '../engine'
 import { type Catalog, loadCatalog } from './catalog'
 import { type BuiltPlan, buildPlan, type PlacedTaskserv } from './plan'
 import { sshTarget } from './remote'

@@ -1,14 +1,5 @@
-import {
-  configError,
-  type DependencyNode,
-  PROV_VERSION,
-  parseRequest,
-  resolveDependencies,
-  type TaskAction,
-  type TaskItem,
-  type TaskUnit,
-  usageError,
-} from '@prov/core'
+import { configError, type DependencyNode, PROV_VERSION, parseRequest, resolveDependencies, usageError } from '@prov/core'
+import type { TaskAction, TaskItem, TaskUnit } from '../engine'
 import { type Catalog, catalogNodes, requireKnown } from './catalog'
 import type { TaskservState } from './state'
 import type { ServerRecord } from './targets'

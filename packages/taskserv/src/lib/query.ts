@@ -1,4 +1,5 @@
-import { notFoundError, type ProvContext, type TaskAction } from '@prov/core'
+import { notFoundError, type ProvContext } from '@prov/core'
+import type { TaskAction } from '../engine'
 import { parseTimeout, planFor, prepare, resultWriter, targetsOf } from './common'
 import { executeLevels, exitCodeOf } from './run'
 

@@ -1,56 +1,10 @@
 import { join } from 'node:path'
-import * as core from '@prov/core'
-import {
-  ExitCode,
-  isProvError,
-  notFoundError,
-  type ProvContext,
-  runTaskLevels,
-  type SecretResolver,
-  SshPool,
-  type SshTarget,
-  type TaskEvent,
-  type TaskItem,
-  type TaskResult,
-  type Workspace,
-} from '@prov/core'
+import { ExitCode, isSecretFieldName, isSecretRef, type ProvContext, SshPool, type SshTarget, secretResolverFor, type Workspace } from '@prov/core'
 import type { CommandConfig } from '@prov/core/config'
+import { notRunResult, runTaskLevels, type TaskEvent, type TaskItem, type TaskResult } from '../engine'
 import { libDir } from './catalog'
 import { resultWriter } from './common'
 import { recordResults } from './state'
-
-/** `{"secret": "db/password"}` -> $PROV_SECRET_DB_PASSWORD. */
-export function envResolver(env: NodeJS.ProcessEnv = process.env): SecretResolver {
-  return {
-    async get(name: string) {
-      const key = `PROV_SECRET_${name.replace(/[^A-Za-z0-9]/g, '_').toUpperCase()}`
-      const value = env[key]
-      if (value === undefined) throw notFoundError(`secret '${name}' is not set`, { hint: `store it with prov-kms secret set ${name}, or export ${key}` })
-      core.registerSecretValue(value)
-      return value
-    },
-  }
-}
-
-/** Secret references resolve from the workspace store (prov-kms), then from PROV_SECRET_<NAME> (or only env). */
-export function secretResolver(config: CommandConfig): SecretResolver {
-  const env = envResolver()
-  // The workspace store lives in core's secret-store module (prov-kms); looked up by name so this
-  // package works with or without it.
-  const factory = (core as unknown as Record<string, unknown>).workspaceSecretResolver as ((ws: string) => SecretResolver) | undefined
-  if (config.config.secrets.provider === 'env' || !config.workspace || !factory) return env
-  const store = factory(config.workspace.path)
-  return {
-    async get(name: string) {
-      try {
-        return await store.get(name)
-      } catch (error) {
-        if (isProvError(error) && error.code === ExitCode.NOT_FOUND) return env.get(name)
-        throw error
-      }
-    },
-  }
-}
 
 export interface ExecuteOptions {
   ctx: ProvContext<any>
@@ -159,16 +113,7 @@ async function listrProgress(items: TaskItem<SshTarget>[]): Promise<{ onEvent: (
     abort() {
       for (const item of items) {
         const w = waiters.get(key(item.host.name, item.unit.name)) ?? {}
-        w.ended ??= {
-          schema: 'prov.taskserv.result/v1',
-          server: item.host.name,
-          taskserv: item.unit.name,
-          action: item.action,
-          status: 'skipped',
-          duration_ms: 0,
-          output: '',
-          error: 'not run',
-        }
+        w.ended ??= notRunResult(item, 'aborted', 'not run')
         waiters.set(key(item.host.name, item.unit.name), w)
         settle(w)
       }
@@ -189,18 +134,21 @@ async function listrProgress(items: TaskItem<SshTarget>[]): Promise<{ onEvent: (
   }
 }
 
+/** The SSH connection pool of a command, as the `ssh` config section says. */
+export function sshPoolFor(config: CommandConfig): SshPool {
+  return new SshPool(config.workspace?.path ?? process.cwd(), {
+    connectTimeoutMs: config.config.ssh.connect_timeout * 1000,
+    retries: config.config.ssh.retries,
+    idleTimeoutMs: config.config.ssh.idle_timeout * 1000,
+    privateKeyPath: config.config.ssh.key_path,
+  })
+}
+
 /** Runs the levels over SSH; returns the results (already written and recorded). */
 export async function executeLevels(options: ExecuteOptions): Promise<TaskResult[]> {
   const { ctx, config, workspace } = options
   const hosts = new Set(options.levels.flat().map((i) => i.host.name))
-  const pool =
-    options.pool ??
-    new SshPool(workspace?.path ?? process.cwd(), {
-      connectTimeoutMs: config.config.ssh.connect_timeout * 1000,
-      retries: config.config.ssh.retries,
-      idleTimeoutMs: config.config.ssh.idle_timeout * 1000,
-      privateKeyPath: config.config.ssh.key_path,
-    })
+  const pool = options.pool ?? sshPoolFor(config)
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   const logDir = workspace ? join(workspace.paths.logs, 'taskserv', `${stamp}-${options.label}`) : undefined
   const fancy = process.stderr.isTTY && !ctx.common.quiet && ctx.common.logFormat === 'text' && options.levels.flat().length > 0
@@ -214,7 +162,7 @@ export async function executeLevels(options: ExecuteOptions): Promise<TaskResult
       timeoutSec: options.timeoutSec ?? config.config.taskservs.timeout,
       libDir: libDir(),
       env: config.config.taskservs.env,
-      resolver: secretResolver(config),
+      resolver: secretResolverFor(config.config.secrets.provider, workspace?.path),
       logDir,
       dependencyScope: options.dependencyScope ?? 'host',
       tailLines: options.tailLines,
@@ -234,7 +182,7 @@ export async function executeLevels(options: ExecuteOptions): Promise<TaskResult
     if (!options.pool) await pool.closeAll()
     // Recorded for later actions; a plain value of a password-like setting is not kept (references are).
     const keep = (settings: Record<string, unknown> = {}) =>
-      Object.fromEntries(Object.entries(settings).filter(([k, v]) => !core.isSecretFieldName(k) || core.isSecretRef(v)))
+      Object.fromEntries(Object.entries(settings).filter(([k, v]) => !isSecretFieldName(k) || isSecretRef(v)))
     const settings = new Map(options.levels.flat().map((i) => [`${i.host.name}\0${i.unit.name}`, keep(i.unit.settings)]))
     await recordResults(workspace?.paths, all, options.cluster, (server, name) => settings.get(`${server}\0${name}`))
     if (logDir && all.length) ctx.log.info(`logs: ${logDir}`)

@@ -1,5 +1,6 @@
 import { join } from 'node:path'
-import { readJsonFile, type TaskResult, updateJsonFile, type WorkspacePaths } from '@prov/core'
+import { readJsonFile, updateJsonFile, type WorkspacePaths } from '@prov/core'
+import type { TaskResult } from '../engine'
 
 /** What prov knows was installed where (the servers also keep /var/lib/prov/taskservs/<name>.json). */
 export interface InstalledEntry {
