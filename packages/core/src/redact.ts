@@ -34,9 +34,18 @@ export function isSecretFieldName(name: string): boolean {
   return secretFieldPattern.test(name) && !harmlessFieldPattern.test(name)
 }
 
-export function redactString(text: string): string {
+/** Replaces only the values registered with registerSecretValue (for data such as step outputs, where patterns would corrupt fields). */
+export function redactKnownSecrets(text: string): string {
   let out = text
   for (const secret of knownSecrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED)
+  return out
+}
+
+/** `secret.yaml: steps[0]` names a file and a place in it, not a field holding a secret. */
+const fileNamePattern = /\.(ya?ml|json|toml|txt|age|env|md|[cm]?[jt]s|sh|conf|cfg|ini|log|db|sock|pem|enc)$/i
+
+export function redactString(text: string): string {
+  let out = redactKnownSecrets(text)
   for (const pattern of secretValuePatterns) {
     out = out.replace(pattern, (match, ...groups) => {
       // URL credentials keep scheme/user and '@'.
@@ -47,10 +56,11 @@ export function redactString(text: string): string {
       return REDACTED
     })
   }
-  // key=value and "key": "value" forms inside free text.
+  // key=value and "key": "value" forms inside free text. A name inside an indexed path
+  // (`steps[0].env.PW.secret: ...`) is a place named by an error message, not a field holding a value.
   out = out.replace(
-    /\b([A-Za-z0-9_.-]*(?:password|passwd|secret|token|api[_-]?key|private[_-]?key)[A-Za-z0-9_.-]*)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;}&]+)/gi,
-    (match, name: string, sep: string) => (harmlessFieldPattern.test(name) ? match : `${name}${sep}${REDACTED}`),
+    /(?<![\w.\]-])([A-Za-z0-9_.-]*(?:password|passwd|secret|token|api[_-]?key|private[_-]?key)[A-Za-z0-9_.-]*)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;}&]+)/gi,
+    (match, name: string, sep: string) => (harmlessFieldPattern.test(name) || fileNamePattern.test(name) ? match : `${name}${sep}${REDACTED}`),
   )
   return out
 }

@@ -1,6 +1,5 @@
 /**
- * Hand-off of a command to a running orchestrator (issue 7 item 6, the seed's E18): a command
- * declared with `orchestrated: 'server.apply'` gets `--via-orch` / `--direct`; when the execution
+ * Hand-off of a command to a running orchestrator: a command declared with `orchestrated: 'server.apply'` gets `--via-orch` / `--direct`; when the execution
  * mode says orchestrated, the runner submits a one-step workflow that runs the same binary with the
  * same argv plus `--direct`, relays its events on stderr, then its stdout and exit code. The job
  * survives the terminal that started it (Ctrl-C detaches, the workflow keeps running).
@@ -9,7 +8,7 @@ import type { ArgsDef } from 'citty'
 import type { CommonOptions } from './command'
 import { ExitCode, failedError, usageError } from './errors'
 import { log } from './log'
-import { chooseExecutionMode, type OrchClientConfig, submitWorkflow, watchWorkflow } from './orch-client'
+import { chooseExecutionMode, endpointOf, type OrchClientConfig, type OrchClientOptions, orchGet, submitWorkflow, watchWorkflow } from './orch-client'
 import { formatOutput, writeStdout } from './output'
 import { readStdinBuffer } from './stdin'
 
@@ -54,20 +53,8 @@ interface StepLog {
   text: string
 }
 
+/** Exit code of a command interrupted by Ctrl-C (128 + SIGINT), as shells report it. */
 const INTERRUPTED = 130
-
-const endpointOf = (config: OrchClientConfig) => config.orchestrator.endpoint.replace(/\/+$/, '')
-
-async function getJson<T>(config: OrchClientConfig, path: string): Promise<T> {
-  const token = process.env.PROV_ORCH_TOKEN
-  const res = await fetch(`${endpointOf(config)}${path}`, {
-    headers: token ? { authorization: `Bearer ${token}` } : {},
-    signal: AbortSignal.timeout((config.orchestrator.timeout_seconds ?? 60) * 1000),
-  })
-  const body = (await res.json().catch(() => ({}))) as { data?: T; error?: { message?: string } }
-  if (!res.ok || body.data === undefined) throw failedError(`orchestrator ${path}: HTTP ${res.status} ${body.error?.message ?? ''}`.trim())
-  return body.data
-}
 
 /** Environment the step needs to behave like this shell: prov settings and the config home; no tokens or keys. */
 function stepEnv(): Record<string, string> {
@@ -106,17 +93,19 @@ export async function runViaOrchestrator(request: ViaOrchRequest): Promise<numbe
   const { loadCommandConfig } = await import('@prov/core/config')
   const loaded = await loadCommandConfig(common)
   const config = loaded.config as unknown as OrchClientConfig
-  const choice = await chooseExecutionMode(operation, config, { viaOrch: request.viaOrch })
+  const client: OrchClientOptions = { baseDir: loaded.workspace?.path ?? process.cwd() }
+  const choice = await chooseExecutionMode(operation, config, { ...client, viaOrch: request.viaOrch })
   if (choice.mode === 'direct') {
-    if (/fallback_to_direct|orchestrator disabled/.test(choice.reason) && !choice.reason.startsWith('execution.default_mode auto')) {
+    // auto means "the orchestrator if one is there": running here is what was asked, silently.
+    if (choice.fallback && choice.wanted === 'orchestrated') {
       log().warn(`no orchestrator answers at ${endpointOf(config)}: running ${operation} here (orchestrator.fallback_to_direct)`)
     }
     return undefined
   }
-  return runOrchestrated(request, config)
+  return runOrchestrated(request, config, client)
 }
 
-async function runOrchestrated(request: ViaOrchRequest, config: OrchClientConfig): Promise<number> {
+async function runOrchestrated(request: ViaOrchRequest, config: OrchClientConfig, client: OrchClientOptions): Promise<number> {
   const { operation, common } = request
   const input = await readStdinBuffer()
   const script = request.script ?? process.argv[1]
@@ -132,26 +121,30 @@ async function runOrchestrated(request: ViaOrchRequest, config: OrchClientConfig
   process.once('SIGINT', onSignal)
   let submitted: string | undefined
   try {
-    const { workflow_id: id } = await submitWorkflow(config, {
-      name: operation,
-      steps: [
-        {
-          id: stepId,
-          run: [process.execPath, script, ...argv],
-          // `value` keeps the text literal: no template rendering, byte for byte on the step's stdin.
-          ...(input?.length ? { input: { value: input.toString('utf8') } } : {}),
-          cwd: process.cwd(),
-          env: stepEnv(),
-        },
-      ],
-    })
+    const { workflow_id: id } = await submitWorkflow(
+      config,
+      {
+        name: operation,
+        steps: [
+          {
+            id: stepId,
+            run: [process.execPath, script, ...argv],
+            // `value` keeps the text literal: no template rendering, byte for byte on the step's stdin.
+            ...(input?.length ? { input: { value: input.toString('utf8') } } : {}),
+            cwd: process.cwd(),
+            env: stepEnv(),
+          },
+        ],
+      },
+      client,
+    )
     submitted = id
     log().info(`${operation}: workflow ${id} on the orchestrator at ${endpointOf(config)} (prov-orch watch ${id})`)
     if (!detached) {
-      for await (const event of watchWorkflow(config, id, { signal: abort.signal })) {
-        // `exit N: <last stderr line>` is left out: the step's stderr is relayed in full at the end.
-        const reason = event.type === 'workflow.failed' ? undefined : (event.data?.reason ?? event.data?.error)
-        const detail = typeof reason === 'string' && /^exit \d+/.test(reason) ? undefined : reason
+      for await (const event of watchWorkflow(config, id, { ...client, signal: abort.signal })) {
+        // The reason of a step that exited non-zero is left out: its stderr is relayed in full at the end.
+        const exited = typeof event.data?.exit_code === 'number' && event.data.exit_code !== 0
+        const detail = event.type === 'workflow.failed' || exited ? undefined : (event.data?.reason ?? event.data?.error)
         log().info(`${id}: ${event.type}${event.step ? ` ${event.step}` : ''}${detail ? `: ${String(detail)}` : ''}`)
       }
     }
@@ -166,9 +159,9 @@ async function runOrchestrated(request: ViaOrchRequest, config: OrchClientConfig
     return INTERRUPTED
   }
 
-  const status = await getJson<WorkflowStatus>(config, `/v1/workflows/${encodeURIComponent(id)}`)
+  const status = await orchGet<WorkflowStatus>(config, `/v1/workflows/${encodeURIComponent(id)}`, client)
   const step = status.steps?.find((s) => s.id === stepId)
-  const logs = await getJson<StepLog[]>(config, `/v1/workflows/${encodeURIComponent(id)}/logs?step=${encodeURIComponent(stepId)}`)
+  const logs = await orchGet<StepLog[]>(config, `/v1/workflows/${encodeURIComponent(id)}/logs?step=${encodeURIComponent(stepId)}`, client)
   const lastAttempt = Math.max(0, ...logs.map((l) => l.attempt))
   const ofLast = (stream: string) =>
     logs

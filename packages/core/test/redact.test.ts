@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { formatOutput, renderTable } from '../src/output'
-import { REDACTED, redactString, redactValue, registerSecretValue } from '../src/redact'
+import { REDACTED, redactKnownSecrets, redactString, redactValue, registerSecretValue } from '../src/redact'
 
 describe('redaction', () => {
   it('redacts secret-named fields and secret-looking values', () => {
@@ -16,6 +16,21 @@ describe('redaction', () => {
     expect(redactString('Authorization: Bearer abcdefghijklmnop')).toContain(`Bearer ${REDACTED}`)
     registerSecretValue('very-secret-value')
     expect(redactString('the value very-secret-value leaked')).toBe(`the value ${REDACTED} leaked`)
+  })
+
+  it('keeps error locations that name a file (secret.yaml: steps[0]) but still redacts dotted keys', () => {
+    expect(redactString('bad value (at secret.yaml: steps[0].env.PW)')).toBe('bad value (at secret.yaml: steps[0].env.PW)')
+    expect(redactString('cannot read secrets/token.json: ENOENT')).toBe('cannot read secrets/token.json: ENOENT')
+    expect(redactString('vault.token: s.abcdef')).toBe(`vault.token: ${REDACTED}`)
+    expect(redactString('db.password=hunter2')).toBe(`db.password=${REDACTED}`)
+    expect(redactString('invalid workflow: steps[0].env.PW.secret: invalid secret name')).toBe('invalid workflow: steps[0].env.PW.secret: invalid secret name')
+    expect(redactString('servers[1].ssh.password: Expected string')).toBe('servers[1].ssh.password: Expected string')
+    expect(redactString('--api-key=abcdef password: hunter2')).toBe(`--api-key=${REDACTED} password: ${REDACTED}`)
+  })
+
+  it('redactKnownSecrets replaces registered values only', () => {
+    registerSecretValue('registered-value-42')
+    expect(redactKnownSecrets('{"password":"x","v":"registered-value-42"}')).toBe(`{"password":"x","v":"${REDACTED}"}`)
   })
 })
 

@@ -1,4 +1,7 @@
-import { type CommonOptions, readStdinBuffer, resolveWorkspace, usageError, writeStdout } from '@prov/core'
+import { statSync } from 'node:fs'
+import { type CommonOptions, ExitCode, log, readStdinBuffer, resolveWorkspace, secretResolverFor, usageError, writeStdout } from '@prov/core'
+import type { CommandConfig } from '@prov/core/config'
+import type { EngineOptions } from './engine'
 import type { OrchEvent, OrchStore } from './store/store'
 
 export const storeArg = {
@@ -7,22 +10,50 @@ export const storeArg = {
   valueHint: 'URL',
 } as const
 
-/** The store URL: --store, else config `orchestrator.store`, relative SQLite paths against the workspace. */
-export async function storeUrlFor(common: CommonOptions, flag?: string): Promise<{ url: string; baseDir: string }> {
-  const envUrl = process.env.PROV_ORCH_STORE
-  if (flag || envUrl) {
-    const workspace = resolveWorkspace(common.workspace)
-    return { url: (flag ?? envUrl) as string, baseDir: workspace?.path ?? process.cwd() }
+const loadConfig = async (common: CommonOptions) => (await import('@prov/core/config')).loadCommandConfig(common)
+
+/** A PostgreSQL password in a config file that others can read is a leak waiting to happen. */
+function warnIfPasswordShared(url: string, loaded: CommandConfig) {
+  if (!/^postgres(ql)?:\/\/[^:@/]+:[^@/]+@/.test(url)) return
+  const source = loaded.origin('orchestrator.store')?.source
+  if (!source || source.startsWith('env:') || source.startsWith('--')) return
+  try {
+    const mode = statSync(source).mode & 0o777
+    if (mode & 0o044) {
+      log().warn(
+        `${source} holds the PostgreSQL password of orchestrator.store and is readable by others (mode ${mode.toString(8)}); chmod 600 it, or use PGPASSFILE`,
+      )
+    }
+  } catch {
+    // not a file we can stat
   }
-  const { loadCommandConfig } = await import('@prov/core/config')
-  const loaded = await loadCommandConfig(common)
-  return { url: loaded.config.orchestrator.store, baseDir: loaded.workspace?.path ?? process.cwd() }
 }
 
-export async function openStore(common: CommonOptions, flag?: string): Promise<OrchStore> {
-  const { url, baseDir } = await storeUrlFor(common, flag)
+/** The store URL: --store, else $PROV_ORCH_STORE, else config `orchestrator.store`; relative SQLite paths against the workspace. */
+export async function storeUrlFor(common: CommonOptions, flag?: string, loaded?: CommandConfig): Promise<{ url: string; baseDir: string }> {
+  const envUrl = process.env.PROV_ORCH_STORE
+  if (flag || envUrl) {
+    const workspace = loaded ? loaded.workspace : resolveWorkspace(common.workspace)
+    return { url: (flag ?? envUrl) as string, baseDir: workspace?.path ?? process.cwd() }
+  }
+  const config = loaded ?? (await loadConfig(common))
+  warnIfPasswordShared(config.config.orchestrator.store, config)
+  return { url: config.config.orchestrator.store, baseDir: config.workspace?.path ?? process.cwd() }
+}
+
+export async function openStore(common: CommonOptions, flag?: string, options: { loaded?: CommandConfig } = {}): Promise<OrchStore> {
+  const { url, baseDir } = await storeUrlFor(common, flag, options.loaded)
   const { OrchStore } = await import('./store/store')
   return OrchStore.open(url, baseDir)
+}
+
+/** What an engine takes from the configuration: the secret resolver and the default output cap. */
+export async function engineSettings(common: CommonOptions, loaded?: CommandConfig): Promise<Pick<EngineOptions, 'secrets' | 'maxOutput'>> {
+  const config = loaded ?? (await loadConfig(common))
+  return {
+    secrets: secretResolverFor(config.config.secrets.provider, config.workspace?.path),
+    maxOutput: config.config.orchestrator.max_step_output,
+  }
 }
 
 export function requireId(positionals: string[], command: string): string {
@@ -47,7 +78,7 @@ export function positiveInt(value: string | undefined, flag: string, fallback: n
   return n
 }
 
-export const workflowExitCode = (status: string) => (status === 'succeeded' ? 0 : 1)
+export const workflowExitCode = (status: string) => (status === 'succeeded' ? ExitCode.OK : ExitCode.FAILED)
 
 /** Follows a workflow's events (polling the store) until it is finished; returns its final status. */
 export async function followEvents(
@@ -56,6 +87,7 @@ export async function followEvents(
   onEvent: (event: OrchEvent) => void,
   options: { pollMs?: number; signal?: AbortSignal } = {},
 ): Promise<string> {
+  const { FINISHED } = await import('./store/store')
   let after = 0
   for (;;) {
     const events = await store.events(id, after)
@@ -67,7 +99,7 @@ export async function followEvents(
     if (last && /^workflow\.(succeeded|failed|cancelled|rolled_back)$/.test(last.type)) return last.type.slice('workflow.'.length)
     if (!events.length) {
       const wf = await store.get(id)
-      if (['succeeded', 'failed', 'cancelled', 'rolled_back'].includes(wf.status)) {
+      if (FINISHED.includes(wf.status)) {
         const rest = await store.events(id, after)
         for (const e of rest) onEvent(e)
         return wf.status

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
-import { redactString } from '@prov/core'
-import { evaluateCondition, MissingRefError, type RefScope, renderTemplate, resolveRef } from './expr'
+import { basename } from 'node:path'
+import { ExitCode, isProvError, redactKnownSecrets, redactString, registerSecretValue, type SecretResolver } from '@prov/core'
+import { evaluateCondition, MissingRefError, type RefScope, renderShellTemplate, renderTemplate, resolveRef } from './expr'
 import { killOrphanGroup, processStart, runProcess } from './runner'
 import type { ClaimedStep, OrchStore, StepProcess, StepResult } from './store/store'
-import type { RunSpec } from './workflow'
+import type { CompiledStep, RunSpec } from './workflow'
 
 export interface EngineOptions {
   /** Steps running at once in this engine, across workflows (the global limit). */
@@ -19,12 +20,23 @@ export interface EngineOptions {
   onWarn?: (message: string) => void
   /** After stop(), how long running steps may finish before they are killed and left for recovery (default 10 s). */
   stopGraceMs?: number
+  /** Resolves `env: {X: {secret: name}}` when a step starts. */
+  secrets?: SecretResolver
+  /** Bytes of a step's stdout kept unless the step sets max_output (default 16 MiB). */
+  maxOutput?: number
 }
+
+/** A step that cannot succeed by running again (a missing secret, a bad reference): no retries. */
+class PermanentStepError extends Error {}
+
+/** stderr kept per attempt in the step log; the rest is counted, not stored. */
+const MAX_STDERR_LOG = 1024 * 1024
 
 interface Running {
   claimed: ClaimedStep
   kill?: (reason: 'timeout' | 'cancel') => void
   logs: { stream: 'stdout' | 'stderr' | 'engine'; text: string }[]
+  stderrBytes: number
 }
 
 /**
@@ -217,12 +229,18 @@ export class Engine {
 
   private start(claimed: ClaimedStep) {
     const key = `${claimed.workflowId}\u0000${claimed.spec.id}`
-    const entry: Running = { claimed, logs: [] }
+    const entry: Running = { claimed, logs: [], stderrBytes: 0 }
     this.running.set(key, entry)
     const base = { workflowId: claimed.workflowId, stepId: claimed.spec.id }
     this.execute(claimed, entry).then(
       (result) => this.finish(key, { ...base, ...result }),
-      (error) => this.finish(key, { ...base, status: 'failed', error: (error as Error).message, retryable: !(error instanceof MissingRefError) }),
+      (error) =>
+        this.finish(key, {
+          ...base,
+          status: 'failed',
+          error: (error as Error).message,
+          retryable: !(error instanceof MissingRefError || error instanceof PermanentStepError),
+        }),
     )
   }
 
@@ -233,7 +251,7 @@ export class Engine {
     const input = resolveInput(spec.input, scope)
     const env: NodeJS.ProcessEnv = {
       ...process.env,
-      ...Object.fromEntries(Object.entries(spec.env ?? {}).map(([k, v]) => [k, renderTemplate(v, scope)])),
+      ...(await this.stepEnv(spec.env, scope)),
       PROV_ORCH_WORKFLOW_ID: claimed.workflowId,
       PROV_ORCH_STEP_ID: spec.id,
       PROV_ORCH_ATTEMPT: String(claimed.attempt),
@@ -249,14 +267,17 @@ export class Engine {
       if (run.builtin === 'fail') return { status: 'failed', error: run.message ?? 'failed (builtin fail)', retryable: true }
       return this.observe(run as Extract<RunSpec, { builtin: 'observe' }>, env, entry, spec.cwd)
     }
-    const { argv, display } = commandLine(run, scope)
+    const { argv, display, env: values } = commandLine(run, scope)
     const stdinText = input === undefined ? '' : typeof input === 'string' ? input : JSON.stringify(input)
+    const maxOutput = spec.maxOutput ?? this.options.maxOutput ?? DEFAULT_MAX_OUTPUT
     const proc = runProcess(argv, {
       input: stdinText,
-      env,
+      env: { ...env, ...values },
       cwd: spec.cwd,
       timeoutMs: spec.timeoutMs,
-      onStderr: (text) => entry.logs.push({ stream: 'stderr', text }),
+      maxStdout: maxOutput,
+      onOverflow: spec.outputOverflow,
+      onStderr: (text) => this.logStderr(entry, text),
     })
     entry.kill = proc.kill
     if (proc.pid) {
@@ -264,8 +285,18 @@ export class Engine {
       if (start) this.processes.push({ workflowId: claimed.workflowId, stepId: spec.id, pid: proc.pid, host: hostname(), start })
     }
     const r = await proc.result
-    if (r.cancelled) return { status: 'cancelled', error: 'cancelled; process group killed', exitCode: r.code }
-    if (r.timedOut) return { status: 'failed', error: `timed out after ${spec.timeoutMs} ms; process group killed`, exitCode: r.code }
+    if (r.killed === 'cancel') return { status: 'cancelled', error: 'cancelled; process group killed', exitCode: r.code }
+    if (r.killed === 'timeout') return { status: 'failed', error: `timed out after ${spec.timeoutMs} ms; process group killed`, exitCode: r.code }
+    if (r.killed === 'overflow') {
+      return {
+        status: 'failed',
+        error: `stdout exceeded max_output (${maxOutput} bytes); process group killed (raise max_output, or set output_overflow: truncate)`,
+        exitCode: r.code,
+        retryable: false,
+      }
+    }
+    const truncated = r.overflowed
+    if (truncated) entry.logs.push({ stream: 'engine', text: `stdout truncated: kept ${maxOutput} of ${r.stdoutBytes} bytes (max_output)\n` })
     if (r.notFound && (r.error || r.code === 127)) {
       return { status: 'failed', error: `command not found: ${display}${r.stderr ? ` (${lastLine(r.stderr)})` : ''}`, exitCode: r.code, retryable: false }
     }
@@ -280,7 +311,8 @@ export class Engine {
         logs: r.stdout ? [{ stream: 'stdout', text: r.stdout }] : undefined,
       }
     }
-    const text = r.stdout.trim()
+    // A resolved secret that the step printed never reaches the store.
+    const text = redactKnownSecrets(r.stdout).trim()
     let output: unknown = text
     if (text) {
       try {
@@ -299,7 +331,35 @@ export class Engine {
     } else if (spec.expectJson) {
       return { status: 'failed', error: 'printed nothing, but JSON is expected (expect_json)', exitCode: 0, retryable: false }
     } else output = null
-    return { status: 'succeeded', output, exitCode: 0 }
+    return { status: 'succeeded', output, exitCode: 0, ...(truncated ? { truncated: true } : {}) }
+  }
+
+  private logStderr(entry: Running, text: string) {
+    const before = entry.stderrBytes
+    entry.stderrBytes += Buffer.byteLength(text)
+    if (entry.stderrBytes <= MAX_STDERR_LOG) entry.logs.push({ stream: 'stderr', text })
+    else if (before <= MAX_STDERR_LOG) entry.logs.push({ stream: 'engine', text: `stderr past ${MAX_STDERR_LOG} bytes is not stored\n` })
+  }
+
+  /** The step's own environment: templates rendered, secret references resolved (values only in memory). */
+  private async stepEnv(env: CompiledStep['env'], scope: RefScope): Promise<Record<string, string>> {
+    const out: Record<string, string> = {}
+    for (const [name, value] of Object.entries(env ?? {})) {
+      if (typeof value === 'string') {
+        out[name] = renderTemplate(value, scope)
+        continue
+      }
+      if (!this.options.secrets) throw new PermanentStepError(`env.${name}: secret '${value.secret}' cannot be resolved: this engine has no secret resolver`)
+      try {
+        out[name] = await this.options.secrets.get(value.secret)
+      } catch (error) {
+        const permanent = isProvError(error) && error.code !== ExitCode.FAILED
+        const message = `env.${name}: ${(error as Error).message}`
+        throw permanent ? new PermanentStepError(message) : new Error(message)
+      }
+      registerSecretValue(out[name])
+    }
+    return out
   }
 
   /** Canary observation: runs the health command every interval for the duration; enough passes promote. */
@@ -318,8 +378,8 @@ export class Engine {
     }
     const scope: RefScope = { steps: {}, target: entry.claimed.spec.target }
     do {
-      const { argv } = commandLine(run.health, scope)
-      const proc = runProcess(argv, { env, cwd, timeoutMs: Math.max(run.intervalMs, 1000) })
+      const { argv, env: values } = commandLine(run.health, scope)
+      const proc = runProcess(argv, { env: { ...env, ...values }, cwd, timeoutMs: Math.max(run.intervalMs, 1000) })
       const prior = entry.kill
       entry.kill = (reason) => {
         prior?.(reason)
@@ -362,14 +422,39 @@ function resolveInput(input: unknown, scope: RefScope): unknown {
   return input
 }
 
-function commandLine(run: RunSpec, scope: RefScope): { argv: string[]; display: string } {
+const DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024
+const SHELLS = /^(ba|da|k|z|a)?sh$/
+
+/** Index of the script of `sh -c SCRIPT` (also `bash -ec SCRIPT`), or -1. */
+function shellScriptIndex(argv: string[]): number {
+  if (!SHELLS.test(basename(argv[0]))) return -1
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]
+    if (!a.startsWith('-') || a === '--') return -1
+    if (/^-[a-z]*c[a-z]*$/i.test(a)) return i + 1 < argv.length ? i + 1 : -1
+  }
+  return -1
+}
+
+/**
+ * The argv of a step. Argv form: each template renders inside its own argument. Shell code (a
+ * string `run`, or the script of `sh -c`): values travel in environment variables, never as code.
+ */
+function commandLine(run: RunSpec, scope: RefScope): { argv: string[]; display: string; env: Record<string, string> } {
   if ('argv' in run) {
-    const argv = run.argv.map((a) => renderTemplate(a, scope))
-    return { argv, display: argv[0] }
+    const script = shellScriptIndex(run.argv)
+    const env: Record<string, string> = {}
+    const argv = run.argv.map((a, i) => {
+      if (i !== script) return renderTemplate(a, scope)
+      const rendered = renderShellTemplate(a, scope)
+      Object.assign(env, rendered.env)
+      return rendered.script
+    })
+    return { argv, display: argv[0], env }
   }
   if ('shell' in run) {
-    const line = renderTemplate(run.shell, scope)
-    return { argv: ['/bin/sh', '-c', line], display: line.split(/\s+/)[0] }
+    const { script, env } = renderShellTemplate(run.shell, scope)
+    return { argv: ['/bin/sh', '-c', script], display: run.shell.split(/\s+/)[0], env }
   }
   throw new Error('a built-in step has no command line')
 }

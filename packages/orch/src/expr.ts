@@ -79,11 +79,55 @@ export function templateRefs(text: string): string[] {
   return [...text.matchAll(TEMPLATE)].map((m) => m[1])
 }
 
+const asText = (value: unknown) => (typeof value === 'string' ? value : JSON.stringify(value))
+
 export function renderTemplate(text: string, scope: RefScope): string {
-  return text.replace(TEMPLATE, (_, ref: string) => {
-    const value = resolveRef(ref, scope)
-    return typeof value === 'string' ? value : JSON.stringify(value)
-  })
+  return text.replace(TEMPLATE, (_, ref: string) => asText(resolveRef(ref, scope)))
+}
+
+/** Environment variables that carry interpolated values into a shell script. */
+export const TEMPLATE_VALUE_PREFIX = 'PROV_ORCH_VALUE_'
+
+/**
+ * A shell script with its `{{ref}}` templates replaced by references to environment variables
+ * that hold the values, so that a value (an earlier step's output, a target name) is never
+ * parsed as shell code: `x; touch /tmp/p` stays one word. Each template becomes, by the quoting
+ * around it, `"${V}"` (unquoted), `${V}` (inside double quotes) or `'"${V}"'` (inside single
+ * quotes): the value is one word, or part of the quoted string, exactly as written.
+ */
+export function renderShellTemplate(script: string, scope: RefScope): { script: string; env: Record<string, string> } {
+  const env: Record<string, string> = {}
+  const names = new Map<string, string>()
+  let out = ''
+  let quote: 'none' | 'single' | 'double' = 'none'
+  const template = /\{\{\s*([^}]+?)\s*\}\}/y
+  for (let i = 0; i < script.length; ) {
+    const ch = script[i]
+    template.lastIndex = i
+    const m = ch === '{' ? template.exec(script) : null
+    if (m) {
+      const ref = m[1]
+      let name = names.get(ref)
+      if (!name) {
+        name = `${TEMPLATE_VALUE_PREFIX}${names.size + 1}`
+        names.set(ref, name)
+        env[name] = asText(resolveRef(ref, scope))
+      }
+      out += quote === 'none' ? `"\${${name}}"` : quote === 'double' ? `\${${name}}` : `'"\${${name}}"'`
+      i += m[0].length
+      continue
+    }
+    if (ch === '\\' && quote !== 'single') {
+      out += script.slice(i, i + 2)
+      i += 2
+      continue
+    }
+    if (ch === "'" && quote !== 'double') quote = quote === 'single' ? 'none' : 'single'
+    else if (ch === '"' && quote !== 'single') quote = quote === 'double' ? 'none' : 'double'
+    out += ch
+    i++
+  }
+  return { script: out, env }
 }
 
 const COMPARISON = /^(.+?)\s*(==|!=|>=|<=|>|<)\s*(.+)$/

@@ -1,13 +1,18 @@
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 
+export type KillReason = 'timeout' | 'cancel' | 'overflow'
+
 export interface ProcessResult {
   code: number | null
   signal: NodeJS.Signals | null
   stdout: string
   stderr: string
-  timedOut: boolean
-  cancelled: boolean
+  /** Why the engine killed the process group, if it did. */
+  killed?: KillReason
+  /** stdout went past the limit (with `truncate`, `stdout` holds the first `limit` bytes). */
+  overflowed: boolean
+  stdoutBytes: number
   notFound: boolean
   error?: string
 }
@@ -16,10 +21,23 @@ export interface RunningProcess {
   result: Promise<ProcessResult>
   pid?: number
   /** Kills the whole process group (the step and everything it started). */
-  kill(reason: 'timeout' | 'cancel'): void
+  kill(reason: KillReason): void
 }
 
-const MAX_STDOUT = 16 * 1024 * 1024
+export interface ProcessOptions {
+  input?: string
+  env: NodeJS.ProcessEnv
+  cwd?: string
+  timeoutMs?: number
+  onStderr?: (text: string) => void
+  /** Bytes of stdout kept (default 16 MiB). */
+  maxStdout?: number
+  /** Past the limit: `fail` kills the step at once; `truncate` keeps the first bytes and reads on. */
+  onOverflow?: 'fail' | 'truncate'
+}
+
+const DEFAULT_MAX_STDOUT = 16 * 1024 * 1024
+const STDERR_TAIL = 64 * 1024
 
 function killGroup(pid: number, signal: NodeJS.Signals) {
   try {
@@ -30,72 +48,71 @@ function killGroup(pid: number, signal: NodeJS.Signals) {
 }
 
 /**
- * Runs a step as a child process in its own process group (detached), so that a timeout or a
- * cancellation can kill everything it started. stdin gets the step input; stderr lines go to
- * `onStderr` as they come.
+ * Runs a step as a child process in its own process group (detached), so that a timeout, a
+ * cancellation or runaway output can kill everything it started. stdin gets the step input;
+ * stderr chunks go to `onStderr` as they come.
  */
-export function runProcess(
-  argv: string[],
-  options: { input?: string; env: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; onStderr?: (text: string) => void },
-): RunningProcess {
-  let timedOut = false
-  let cancelled = false
-  let child: ReturnType<typeof spawn>
+export function runProcess(argv: string[], options: ProcessOptions): RunningProcess {
+  let killed: KillReason | undefined
+  let child: ReturnType<typeof spawn> | undefined
   let killTimer: NodeJS.Timeout | undefined
-  const kill = (reason: 'timeout' | 'cancel') => {
-    if (reason === 'timeout') timedOut = true
-    else cancelled = true
+  const kill = (reason: KillReason) => {
+    killed ??= reason
     if (!child?.pid) return
-    killGroup(child.pid, 'SIGTERM')
+    const pid = child.pid
+    killGroup(pid, 'SIGTERM')
     // A short grace, then nothing in the group survives.
-    killTimer ??= setTimeout(() => child.pid && killGroup(child.pid, 'SIGKILL'), 500)
+    killTimer ??= setTimeout(() => killGroup(pid, 'SIGKILL'), 500)
   }
-  let pid: number | undefined
+  const maxStdout = options.maxStdout ?? DEFAULT_MAX_STDOUT
   const result = new Promise<ProcessResult>((resolve) => {
     const stdout: Buffer[] = []
-    let stdoutSize = 0
+    let stdoutBytes = 0
     let stderr = ''
     try {
       child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['pipe', 'pipe', 'pipe'], env: options.env, cwd: options.cwd })
     } catch (error) {
-      resolve({ code: null, signal: null, stdout: '', stderr: '', timedOut, cancelled, notFound: false, error: (error as Error).message })
+      resolve({ code: null, signal: null, stdout: '', stderr: '', overflowed: false, stdoutBytes: 0, notFound: false, error: (error as Error).message })
       return
     }
-    pid = child.pid
+    const proc = child
     const timer = options.timeoutMs ? setTimeout(() => kill('timeout'), options.timeoutMs) : undefined
     let spawnError: NodeJS.ErrnoException | undefined
-    child.on('error', (error: NodeJS.ErrnoException) => {
+    proc.on('error', (error: NodeJS.ErrnoException) => {
       spawnError = error
     })
-    child.stdout?.on('data', (d: Buffer) => {
-      stdoutSize += d.length
-      if (stdoutSize <= MAX_STDOUT) stdout.push(d)
+    proc.stdout?.on('data', (d: Buffer) => {
+      const room = maxStdout - stdoutBytes
+      stdoutBytes += d.length
+      if (room > 0) stdout.push(room >= d.length ? d : d.subarray(0, room))
+      if (stdoutBytes > maxStdout && options.onOverflow !== 'truncate') kill('overflow')
     })
-    child.stderr?.on('data', (d: Buffer) => {
+    proc.stderr?.on('data', (d: Buffer) => {
       const text = d.toString('utf8')
-      if (stderr.length < 64 * 1024) stderr += text
+      stderr = (stderr + text).slice(-STDERR_TAIL)
       options.onStderr?.(text)
     })
-    child.stdin?.on('error', () => {})
-    child.stdin?.end(options.input ?? '')
-    child.on('close', (code, signal) => {
+    proc.stdin?.on('error', () => {})
+    proc.stdin?.end(options.input ?? '')
+    proc.on('close', (code, signal) => {
       if (timer) clearTimeout(timer)
       if (killTimer) clearTimeout(killTimer)
       // The leader is gone; take the rest of the group with it (background children of a step).
-      if (child.pid && (timedOut || cancelled)) killGroup(child.pid, 'SIGKILL')
+      if (proc.pid && killed) killGroup(proc.pid, 'SIGKILL')
       resolve({
         code,
         signal,
         stdout: Buffer.concat(stdout).toString('utf8'),
         stderr,
-        timedOut,
-        cancelled,
+        killed,
+        overflowed: stdoutBytes > maxStdout,
+        stdoutBytes,
         notFound: spawnError?.code === 'ENOENT' || code === 127,
         error: spawnError ? `${spawnError.code}: ${spawnError.message}` : undefined,
       })
     })
   })
-  return { result, kill, pid }
+  return { result, kill, pid: child?.pid }
 }
 
 /** Field 22 of /proc/PID/stat (start time in clock ticks since boot), or undefined. */

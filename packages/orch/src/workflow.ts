@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import { didYouMean, parseInput, usageError } from '@prov/core'
+import { didYouMean, parseInput, type SecretRef, usageError, validateSecretName } from '@prov/core'
 import { z } from 'zod'
-import { parseDuration } from './duration'
 import { parseCondition, refStep, templateRefs } from './expr'
+import { parseDuration, parseSize } from './units'
 
 export const WORKFLOW_SCHEMA = 'prov.orch.workflow/v1'
 
@@ -19,10 +19,16 @@ const retries = z.strictObject({
   backoff: duration.optional(),
 })
 
+/** A value, or `{secret: name}`: resolved when the step runs, passed in its environment, never stored. */
+const envValue = z.union([z.string(), z.strictObject({ secret: z.string().min(1) })])
+const envMap = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and _'), envValue)
+const size = z.union([z.number().int().min(1), z.string().min(1)])
+const overflow = z.enum(['fail', 'truncate'])
+
 const stepFields = {
   run: runSpec,
   input: z.unknown().optional(),
-  env: z.record(z.string(), z.string()).optional(),
+  env: envMap.optional(),
   cwd: z.string().optional(),
   depends_on: z.array(z.string()).optional(),
   retries: retries.optional(),
@@ -31,6 +37,10 @@ const stepFields = {
   when: z.string().optional(),
   idempotent: z.boolean().optional(),
   expect_json: z.boolean().optional(),
+  /** Cap of the step's stdout (default 16 MiB, or the engine's). */
+  max_output: size.optional(),
+  /** Past max_output: fail the step (default) or keep the first bytes and mark the output truncated. */
+  output_overflow: overflow.optional(),
 }
 
 const stepSchema = z.strictObject({
@@ -78,7 +88,9 @@ export const workflowSchema = z.strictObject({
       timeout: duration.optional(),
       idempotent: z.boolean().optional(),
       expect_json: z.boolean().optional(),
-      env: z.record(z.string(), z.string()).optional(),
+      env: envMap.optional(),
+      max_output: size.optional(),
+      output_overflow: overflow.optional(),
     })
     .optional(),
   steps: z.array(stepSchema).optional(),
@@ -94,11 +106,13 @@ export type RunSpec =
   | { builtin: 'noop' | 'sleep' | 'fail'; ms?: number; message?: string }
   | { builtin: 'observe'; health: RunSpec; durationMs: number; intervalMs: number; threshold: number; then: 'promote' | 'rollback' }
 
+export type EnvValue = string | SecretRef
+
 export interface CompiledStep {
   id: string
   run: RunSpec
   input?: unknown
-  env?: Record<string, string>
+  env?: Record<string, EnvValue>
   cwd?: string
   deps: string[]
   retries: { max: number; backoffMs: number }
@@ -107,6 +121,11 @@ export interface CompiledStep {
   when?: string
   idempotent: boolean
   expectJson: boolean
+  /** Main steps whose outputs templates read, when not just `deps` (a compensation also reads its own step). */
+  refs?: string[]
+  /** Bytes of stdout kept; undefined = the engine's default. */
+  maxOutput?: number
+  outputOverflow?: 'fail' | 'truncate'
   target?: unknown
 }
 
@@ -149,7 +168,32 @@ export function loadWorkflowFile(file: string, stdinText?: string): CompiledWork
   return compileWorkflow(parsed.records[0], { source, baseDir })
 }
 
-export function compileWorkflow(raw: unknown, { source = 'workflow', baseDir = process.cwd() } = {}): CompiledWorkflow {
+/** Deeper documents are refused before validation (a 100,000-level input would exhaust the stack later). */
+const MAX_DEPTH = 64
+const MAX_OUTPUT_CEILING = 256 * 1024 * 1024
+
+function tooDeep(value: unknown): boolean {
+  const stack: [unknown, number][] = [[value, 0]]
+  while (stack.length) {
+    const [v, depth] = stack.pop() as [unknown, number]
+    if (!v || typeof v !== 'object') continue
+    if (depth >= MAX_DEPTH) return true
+    for (const child of Object.values(v)) stack.push([child, depth + 1])
+  }
+  return false
+}
+
+export interface CompileOptions {
+  /** Names the document in errors (a file name, `stdin`, `body`). */
+  source?: string
+  /** Relative `cwd` and `input: {file}` paths start here. */
+  baseDir?: string
+  /** `input: {file: ...}` reads a file of this host: allowed for local files, not for API submissions. */
+  allowFiles?: boolean
+}
+
+export function compileWorkflow(raw: unknown, { source = 'workflow', baseDir = process.cwd(), allowFiles = true }: CompileOptions = {}): CompiledWorkflow {
+  if (tooDeep(raw)) throw usageError(`invalid workflow: nested deeper than ${MAX_DEPTH} levels`, { location: source })
   const result = workflowSchema.safeParse(raw)
   if (!result.success) {
     const issue = result.error.issues[0]
@@ -171,9 +215,39 @@ export function compileWorkflow(raw: unknown, { source = 'workflow', baseDir = p
   const defaults = def.defaults ?? {}
   const steps: CompiledStep[] = []
   type StepFields = Omit<z.infer<typeof stepSchema>, 'id'>
+  const size = (value: string | number | undefined, path: string) => {
+    if (value === undefined) return undefined
+    let bytes: number
+    try {
+      bytes = parseSize(value, path)
+    } catch (error) {
+      throw fail(path, (error as Error).message.replace(`${path}: `, ''))
+    }
+    if (bytes > MAX_OUTPUT_CEILING) throw fail(path, `at most ${MAX_OUTPUT_CEILING / 1024 / 1024}MiB`)
+    return bytes
+  }
+  const envOf = (env: Record<string, EnvValue> | undefined, path: string) => {
+    for (const [name, value] of Object.entries(env ?? {})) {
+      if (typeof value === 'string') continue
+      try {
+        validateSecretName(value.secret)
+      } catch (error) {
+        throw fail(`${path}.${name}.secret`, (error as Error).message, 'secret names are segments of letters, digits, _ . - separated by /')
+      }
+    }
+    return env
+  }
+  const argvProgram = (run: z.infer<typeof runSpec>, path: string) => {
+    if (Array.isArray(run) && templateRefs(run[0]).length)
+      throw fail(`${path}[0]`, 'the program of an argv command cannot come from a template', 'name the program; pass values as arguments or in env')
+  }
+  envOf(defaults.env, 'defaults.env')
   const build = (id: string, s: StepFields, path: string, extra: Partial<CompiledStep> = {}): CompiledStep => {
+    argvProgram(s.run, `${path}.run`)
+    if (s.rollback) argvProgram(s.rollback, `${path}.rollback`)
     let input = s.input
     if (input && typeof input === 'object' && !Array.isArray(input) && Object.keys(input).length === 1 && 'file' in input) {
+      if (!allowFiles) throw fail(`${path}.input.file`, 'files of the server cannot be read by a submitted workflow', 'send the content as input')
       const file = resolve(baseDir, String((input as { file: unknown }).file))
       try {
         const text = readFileSync(file, 'utf8')
@@ -191,7 +265,7 @@ export function compileWorkflow(raw: unknown, { source = 'workflow', baseDir = p
       id,
       run: toRun(s.run),
       input,
-      env: s.env || defaults.env ? { ...defaults.env, ...s.env } : undefined,
+      env: s.env || defaults.env ? { ...defaults.env, ...envOf(s.env, `${path}.env`) } : undefined,
       cwd: s.cwd ? resolve(baseDir, s.cwd) : undefined,
       deps: [...(s.depends_on ?? [])],
       retries: { max: retry?.max ?? 0, backoffMs: dur(retry?.backoff, `${path}.retries.backoff`) ?? 1000 },
@@ -200,6 +274,8 @@ export function compileWorkflow(raw: unknown, { source = 'workflow', baseDir = p
       when: s.when,
       idempotent: s.idempotent ?? defaults.idempotent ?? false,
       expectJson: s.expect_json ?? defaults.expect_json ?? false,
+      maxOutput: size(s.max_output ?? defaults.max_output, `${path}.max_output`),
+      outputOverflow: s.output_overflow ?? defaults.output_overflow,
       ...extra,
     }
   }
@@ -238,6 +314,7 @@ export function compileWorkflow(raw: unknown, { source = 'workflow', baseDir = p
       const c = st.canary
       if (c.first >= st.targets.length && c.then !== 'rollback') throw fail('strategy.canary.first', `must be less than the ${st.targets.length} targets`)
       rollbackEnabled = true
+      argvProgram(c.observe.health, 'strategy.canary.observe.health')
       addBatches(all.slice(0, c.first), base)
       const durationMs = dur(c.observe.duration, 'strategy.canary.observe.duration') ?? 0
       const observeId = `${prefix}:observe`
@@ -290,6 +367,7 @@ export function compileWorkflow(raw: unknown, { source = 'workflow', baseDir = p
     collect(s.run, 'run')
     collect(s.input, 'input')
     collect(s.env, 'env')
+    collect(s.rollback, 'rollback')
     if (s.when) {
       try {
         refs.push({ ref: parseCondition(s.when).ref, field: 'when' })
@@ -309,7 +387,11 @@ export function compileWorkflow(raw: unknown, { source = 'workflow', baseDir = p
         continue
       }
       if (!byId.has(step)) throw fail(`${where(s)}.${field}`, `'${ref}' refers to step '${step}', which does not exist`, didYouMean(step, byId.keys()))
-      if (step === s.id) throw fail(`${where(s)}.${field}`, `'${ref}' refers to the step itself`)
+      if (step === s.id) {
+        // A compensation may read the output of the step it undoes.
+        if (field.startsWith('rollback')) continue
+        throw fail(`${where(s)}.${field}`, `'${ref}' refers to the step itself`)
+      }
       if (!s.deps.includes(step)) s.deps.push(step)
     }
   }

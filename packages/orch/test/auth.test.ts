@@ -2,7 +2,7 @@ import { generateKeyPairSync } from 'node:crypto'
 import { join } from 'node:path'
 import { SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createApi } from '../src/server'
+import { type Api, createApi } from '../src/api/app'
 import { OrchStore } from '../src/store/store'
 import { tempDir } from './helpers'
 
@@ -11,19 +11,20 @@ describe('REST auth with an ES256 public key', () => {
   const tmp = tempDir()
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   let store: OrchStore
-  let app: ReturnType<typeof createApi>
+  let api: Api
   beforeAll(async () => {
     store = await OrchStore.open(`sqlite:${join(tmp.dir, 'auth.db')}`)
-    app = createApi(store, { auth: { mode: 'jwt', key: publicKey, audience: 'prov-orch', issuer: 'https://id.example' }, rateLimit: 100 })
+    api = createApi(store, { auth: { mode: 'jwt', key: publicKey, audience: 'prov-orch', issuer: 'https://id.example' }, rateLimit: 100 })
   })
   afterAll(async () => {
+    await api.close()
     await store.close()
     tmp.cleanup()
   })
   const sign = (claims: Record<string, unknown>, issuer = 'https://id.example', key = privateKey) =>
     new SignJWT(claims).setProtectedHeader({ alg: 'ES256' }).setSubject('carol').setAudience('prov-orch').setIssuer(issuer).setExpirationTime('5m').sign(key)
   const get = async (path: string, token?: string, method = 'GET', body?: string) => {
-    const res = await app.request(path, { method, body, headers: token ? { authorization: `Bearer ${token}` } : {} })
+    const res = await api.app.request(path, { method, body, headers: token ? { authorization: `Bearer ${token}` } : {} })
     return { status: res.status, body: (await res.json()) as { error: { message: string } | null } }
   }
 

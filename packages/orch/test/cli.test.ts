@@ -204,7 +204,7 @@ describe('prov-orch CLI', () => {
     expect(r.code).toBe(2)
     r = await orch(['serve', '--host', '0.0.0.0', '--port', '0', '--store', db])
     expect(r.code).toBe(3)
-    expect(r.stderr).toMatch(/refusing to serve on 0\.0\.0\.0 without authentication/)
+    expect(r.stderr).toMatch(/refusing to serve on 0\.0\.0\.0 without JWT authentication/)
     r = await orch(['serve', '--host', '0.0.0.0', '--auth', 'jwt', '--store', db])
     expect(r.code).toBe(3)
     expect(r.stderr).toMatch(/--auth jwt needs a key/)

@@ -1,15 +1,17 @@
+import { copyFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { chooseExecutionMode, type OrchClientConfig, operationMatches, orchestratorAvailable, submitWorkflow, watchWorkflow } from '@prov/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { devEnv, freePort, startOrch, tempDir, waitExit, waitFor } from './helpers'
 
 // The seed's example E18.
+const tmp = tempDir()
 const e18 = (
   endpoint: string,
   overrides: Partial<OrchClientConfig['orchestrator']> = {},
   mode: OrchClientConfig['execution']['default_mode'] = 'auto',
 ): OrchClientConfig => ({
-  orchestrator: { enabled: true, endpoint, fallback_to_direct: true, timeout_seconds: 60, ...overrides },
+  orchestrator: { enabled: true, endpoint, fallback_to_direct: true, timeout_seconds: 60, store: `sqlite:${join(tmp.dir, 'c.db')}`, ...overrides },
   execution: {
     default_mode: mode,
     force_orchestrated: ['server.create', 'cluster.create', 'batch.*', 'workflow.*'],
@@ -17,8 +19,7 @@ const e18 = (
   },
 })
 
-describe('orch-client (core): execution modes of E18 and handing work to a running orchestrator', () => {
-  const tmp = tempDir()
+describe('orch-client (core): execution modes and handing work to a running orchestrator', () => {
   let server: ReturnType<typeof startOrch>
   let endpoint = ''
   beforeAll(async () => {
@@ -46,10 +47,12 @@ describe('orch-client (core): execution modes of E18 and handing work to a runni
     expect((await chooseExecutionMode('batch.submit', up)).mode).toBe('orchestrated')
     expect((await chooseExecutionMode('taskserv.install', up)).mode).toBe('orchestrated')
     expect((await chooseExecutionMode('taskserv.install', e18(endpoint, {}, 'direct'))).mode).toBe('direct')
-    const down = e18('http://127.0.0.1:1')
+    const down = e18('http://127.0.0.1:1', { store: `sqlite:${join(tmp.dir, 'elsewhere', 'x.db')}` })
     const fallback = await chooseExecutionMode('server.create', down)
     expect(fallback).toMatchObject({ mode: 'direct', reason: expect.stringMatching(/fallback_to_direct/) })
-    await expect(chooseExecutionMode('server.create', e18('http://127.0.0.1:1', { fallback_to_direct: false }))).rejects.toThrow(/no orchestrator answers/)
+    await expect(chooseExecutionMode('server.create', { ...down, orchestrator: { ...down.orchestrator, fallback_to_direct: false } })).rejects.toThrow(
+      /no orchestrator answers/,
+    )
     expect((await chooseExecutionMode('server.list', down, { viaOrch: true })).mode).toBe('direct')
     expect(await orchestratorAvailable(down)).toBe(false)
     expect(await orchestratorAvailable(up)).toBe(true)
@@ -63,5 +66,19 @@ describe('orch-client (core): execution modes of E18 and handing work to a runni
     expect(types[0]).toBe('workflow.submitted')
     expect(types.at(-1)).toBe('workflow.succeeded')
     await expect(submitWorkflow(config, { name: 'bad', steps: [{ id: 'a' }] })).rejects.toThrow(/refused the workflow \(400\)/)
+  })
+
+  it('without the socket: TCP with the owner token from the token file; without a token the orchestrator is not usable (401)', async () => {
+    const viaToken = join(tmp.dir, 'token-only')
+    mkdirSync(viaToken)
+    copyFileSync(join(tmp.dir, 'orch.token'), join(viaToken, 'orch.token'))
+    const tcp = e18(endpoint, { store: `sqlite:${join(viaToken, 'c.db')}` })
+    expect(await orchestratorAvailable(tcp)).toBe(true)
+    const { workflow_id } = await submitWorkflow(tcp, { name: 'over-tcp', steps: [{ id: 'a', run: 'true' }] })
+    expect(workflow_id).toMatch(/^wf-/)
+    const stranger = e18(endpoint, { store: `sqlite:${join(tmp.dir, 'nothing-here', 'c.db')}` })
+    expect(await orchestratorAvailable(stranger)).toBe(false)
+    await expect(submitWorkflow(stranger, { name: 'x', steps: [{ id: 'a', run: 'true' }] })).rejects.toThrow(/refused the workflow \(401\)/)
+    expect((await chooseExecutionMode('taskserv.install', stranger)).mode).toBe('direct')
   })
 })

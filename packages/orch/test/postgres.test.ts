@@ -5,6 +5,7 @@ import { OrchStore } from '../src/store/store'
 import { compileWorkflow } from '../src/workflow'
 import { type Postgres, startPostgres, tempDir } from './helpers'
 import { engineSuite, lines } from './suite'
+import { securitySuite } from './suite-security'
 
 describe('engine on PostgreSQL with two workers', () => {
   const tmp = tempDir()
@@ -20,6 +21,7 @@ describe('engine on PostgreSQL with two workers', () => {
     tmp.cleanup()
   })
   engineSuite({ stores: () => stores, dir: () => tmp.dir })
+  securitySuite({ stores: () => stores, dir: () => tmp.dir })
 
   it('store lost mid-run: the engine stops starting steps, keeps results, and resumes when the store returns', async () => {
     const [store] = stores

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe } from 'vitest'
 import { OrchStore } from '../src/store/store'
 import { tempDir } from './helpers'
 import { engineSuite } from './suite'
+import { securitySuite } from './suite-security'
 
 describe('engine on SQLite', () => {
   const tmp = tempDir()
@@ -15,4 +16,5 @@ describe('engine on SQLite', () => {
     tmp.cleanup()
   })
   engineSuite({ stores: () => [store], dir: () => tmp.dir })
+  securitySuite({ stores: () => [store], dir: () => tmp.dir })
 })

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { expect, it } from 'vitest'
-import { Engine } from '../src/engine'
+import { Engine, type EngineOptions } from '../src/engine'
 import type { OrchStore } from '../src/store/store'
 import { compileWorkflow } from '../src/workflow'
 
@@ -24,17 +24,28 @@ function pidAlive(pid: number) {
   }
 }
 
+export interface RunOptions {
+  afterSubmit?: (id: string) => Promise<void> | void
+  concurrency?: number
+  engine?: Partial<EngineOptions>
+}
+
+/** Submits a workflow and runs it to the end with one engine per store. */
+export async function runWorkflow(h: Harness, raw: unknown, options: RunOptions = {}) {
+  const [first, ...others] = h.stores()
+  const id = await first.submit(compileWorkflow(raw, { baseDir: h.dir() }))
+  const engines = [first, ...others].map(
+    (s) => new Engine(s, { until: { workflow: id }, concurrency: options.concurrency ?? 16, pollMs: 20, leaseMs: 5000, ...options.engine }),
+  )
+  const running = Promise.all(engines.map((e) => e.run()))
+  await options.afterSubmit?.(id)
+  await running
+  return { id, wf: await first.get(id), steps: Object.fromEntries((await first.steps(id)).map((s) => [s.id, s])), events: await first.events(id) }
+}
+
 /** The engine semantics, the same for SQLite (one engine) and PostgreSQL (two workers). */
 export function engineSuite(h: Harness) {
-  const run = async (raw: unknown, options: { afterSubmit?: (id: string) => Promise<void> | void; concurrency?: number } = {}) => {
-    const [first, ...others] = h.stores()
-    const id = await first.submit(compileWorkflow(raw, { baseDir: h.dir() }))
-    const engines = [first, ...others].map((s) => new Engine(s, { until: { workflow: id }, concurrency: options.concurrency ?? 16, pollMs: 20, leaseMs: 5000 }))
-    const running = Promise.all(engines.map((e) => e.run()))
-    await options.afterSubmit?.(id)
-    await running
-    return { id, wf: await first.get(id), steps: Object.fromEntries((await first.steps(id)).map((s) => [s.id, s])), events: await first.events(id) }
-  }
+  const run = (raw: unknown, options: RunOptions = {}) => runWorkflow(h, raw, options)
   const log = (name: string) => join(h.dir(), name)
 
   it('runs the seed batch workflow E8: servers -> services across providers, parallel_limit 5', async () => {

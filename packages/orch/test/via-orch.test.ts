@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process'
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { binDir, runCli, tempWorkspace } from '../../../tests/helpers/cli'
 import { devEnv, freePort, startOrch, tempDir, waitExit, waitFor } from './helpers'
 
-// `prov-server apply` handed to a real `prov-orch serve` (issue 7 item 6). A plan with no actions
+// `prov-server apply` handed to a real `prov-orch serve` (over its unix socket). A plan with no actions
 // needs no sandbox: the step runs the real binary with `--direct`, whose output is relayed.
 type Ws = Awaited<ReturnType<typeof tempWorkspace>>
 const tmp = tempDir('prov-via-orch-')
@@ -22,7 +22,8 @@ const server$ = (args: string[], options: { input?: string } = {}) =>
 const workflowIdOf = (stderr: string) => /workflow (wf-[\w-]+)/.exec(stderr)?.[1]
 
 async function workflow(id: string) {
-  const res = await fetch(`${endpoint}/v1/workflows/${id}`)
+  const token = readFileSync(join(tmp.dir, 'orch.token'), 'utf8').trim()
+  const res = await fetch(`${endpoint}/v1/workflows/${id}`, { headers: { authorization: `Bearer ${token}` } })
   return ((await res.json()) as { data: { status: string; steps: { id: string; status: string; exit_code: number | null }[] } }).data
 }
 
@@ -34,14 +35,15 @@ beforeAll(async () => {
   const dead = await freePort()
   deadPort = dead
   endpoint = `http://127.0.0.1:${port}`
-  appendFileSync(join(ws.path, 'prov.config.yaml'), `orchestrator:\n  endpoint: ${endpoint}\nssh:\n  connect_timeout: 1\n`)
-  // Environment overlays (-e): nothing listens at `dead`; `strict` refuses to fall back.
+  appendFileSync(join(ws.path, 'prov.config.yaml'), `orchestrator:\n  endpoint: ${endpoint}\n  store: ${store()}\nssh:\n  connect_timeout: 1\n`)
+  // Environment overlays (-e): nothing serves that store and nothing listens at `dead`; `strict` refuses to fall back.
   mkdirSync(join(ws.path, 'config'), { recursive: true })
-  writeFileSync(join(ws.path, 'config', 'down.yaml'), `orchestrator:\n  endpoint: http://127.0.0.1:${dead}\n`)
-  writeFileSync(join(ws.path, 'config', 'strict.yaml'), `orchestrator:\n  endpoint: http://127.0.0.1:${dead}\n  fallback_to_direct: false\n`)
+  const none = `sqlite:${join(tmp.dir, 'none', 'orch.db')}`
+  writeFileSync(join(ws.path, 'config', 'down.yaml'), `orchestrator:\n  endpoint: http://127.0.0.1:${dead}\n  store: ${none}\n`)
+  writeFileSync(join(ws.path, 'config', 'strict.yaml'), `orchestrator:\n  endpoint: http://127.0.0.1:${dead}\n  store: ${none}\n  fallback_to_direct: false\n`)
   writeFileSync(join(ws.path, 'config', 'manual.yaml'), 'execution:\n  default_mode: direct\n')
   server = startOrch(['serve', '--port', String(port), '--store', store()], { ...devEnv, XDG_CONFIG_HOME: ws.env.XDG_CONFIG_HOME as string })
-  await waitFor(async () => (await fetch(`${endpoint}/health`).catch(() => undefined))?.ok, 60_000, 100)
+  await waitFor(async () => existsSync(join(tmp.dir, 'orch.token')) && (await fetch(`${endpoint}/health`).catch(() => undefined))?.ok, 60_000, 100)
   const plan = await server$(['plan', '--infra', 'demo'])
   expect(plan.code, plan.stderr).toBe(0)
   planFile = join(tmp.dir, 'plan.json')

@@ -42,8 +42,12 @@ export const defaultConfig: ProvConfig = {
     step_timeout: 3600,
     fallback_to_direct: true,
     timeout_seconds: 60,
-    auth: { mode: 'none', key_file: '', audience: 'prov-orch', issuer: '' },
+    auth: { mode: 'token', key_file: '', audience: 'prov-orch', issuer: '' },
     rate_limit: 20,
+    cors: [],
+    allowed_hosts: [],
+    max_body: 1024 * 1024,
+    max_step_output: 16 * 1024 * 1024,
     paths: {},
   },
   execution: {

@@ -124,15 +124,23 @@ export const configSchema = z.strictObject({
     fallback_to_direct: z.boolean(),
     /** Client timeout when handing work to a running orchestrator (E18). */
     timeout_seconds: z.number().positive(),
-    /** REST auth of `prov-orch serve`: none (loopback only) or jwt (key file: PEM public key or a 600 secret). */
+    /** REST auth of `prov-orch serve` on TCP: token (the owner's 0600 .prov/orch.token, loopback only) or jwt (key file: PEM public key or a 600 secret). */
     auth: z.strictObject({
-      mode: z.enum(['none', 'jwt']),
+      mode: z.enum(['token', 'jwt']),
       key_file: z.string(),
       audience: z.string(),
       issuer: z.string(),
     }),
     /** REST requests per second per client (bursts of twice that); above -> 429. */
     rate_limit: z.number().int().min(1),
+    /** Origins (scheme://host:port) a browser may call the API from; none by default (no CORS headers). */
+    cors: z.array(z.string()),
+    /** Host names the API answers to besides loopback and the bound address (DNS rebinding guard). */
+    allowed_hosts: z.array(z.string()),
+    /** Largest request body in bytes (above -> 413). */
+    max_body: z.number().int().min(1024),
+    /** Default cap of a step's stdout in bytes (a workflow may set max_output). */
+    max_step_output: z.number().int().min(1),
     paths: z.record(z.string(), z.string()),
   }),
   execution: z.strictObject({

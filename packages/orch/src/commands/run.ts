@@ -1,5 +1,5 @@
-import { defineProvCommand, writeStdout } from '@prov/core'
-import { followEvents, openStore, positiveInt, readWorkflowArg, storeArg, workflowExitCode } from '../context'
+import { defineProvCommand, failedError, writeStdout } from '@prov/core'
+import { engineSettings, followEvents, openStore, positiveInt, readWorkflowArg, storeArg } from '../context'
 
 export default defineProvCommand({
   meta: {
@@ -18,7 +18,7 @@ export default defineProvCommand({
     const { Engine } = await import('../engine')
     try {
       // Take the engine lock before submitting: a refused run leaves nothing behind.
-      const options: import('../engine').EngineOptions = { concurrency, onWarn: (m) => log.warn(m) }
+      const options: import('../engine').EngineOptions = { ...(await engineSettings(common)), concurrency, onWarn: (m) => log.warn(m) }
       const engine = new Engine(store, options)
       await store.acquireEngineLock(engine.owner)
       const id = await store.submit(workflow, `cli:${process.env.USER ?? 'unknown'}`)
@@ -36,8 +36,14 @@ export default defineProvCommand({
       const status = await following
       const record = { ...(await store.get(id)), steps: await store.steps(id) }
       if (!ndjson) emit(record)
-      if (status !== 'succeeded') log.error(`workflow ${id} ${status}${record.error ? `: ${record.error}` : ''}`)
-      return workflowExitCode(status)
+      if (status !== 'succeeded') {
+        const failed = record.steps.find((s) => s.status === 'failed')
+        throw failedError(`workflow ${id} ${status}${record.error ? `: ${record.error}` : ''}`, {
+          location: failed ? `step ${failed.id}` : undefined,
+          hint: `prov-orch logs ${id}${failed ? ` --step ${failed.id}` : ''}`,
+          details: { workflow_id: id, status },
+        })
+      }
     } finally {
       await store.close()
     }

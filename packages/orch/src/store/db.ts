@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { dirname, isAbsolute, resolve } from 'node:path'
-import { failedError, usageError } from '@prov/core'
+import { dirname } from 'node:path'
+import { describeStoreUrl, failedError, usageError } from '@prov/core'
+import { ensurePrivateDir, ensurePrivateFile, restrictFile } from '../files'
 
 /** The few SQL operations the store needs; `?` placeholders in both dialects. */
 export interface Sql {
@@ -19,22 +19,6 @@ export interface Db extends Sql {
 
 const require = createRequire(import.meta.url)
 
-export function describeStoreUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@')
-}
-
-/** `sqlite:PATH`, `sqlite://PATH`, a path ending in .db, or `postgres://...`. */
-export function parseStoreUrl(url: string, baseDir: string): { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string } {
-  if (/^postgres(ql)?:\/\//.test(url)) return { kind: 'postgres', url }
-  let path: string | undefined
-  if (url.startsWith('sqlite://')) path = url.slice('sqlite://'.length)
-  else if (url.startsWith('sqlite:')) path = url.slice('sqlite:'.length)
-  else if (!/^[a-z]+:/.test(url)) path = url
-  if (!path) throw usageError(`unsupported store '${describeStoreUrl(url)}'`, { location: '--store', hint: 'use sqlite:PATH or postgres://user@host:port/db' })
-  const [file, query] = path.split('?')
-  return { kind: 'sqlite', path: `${isAbsolute(file) ? file : resolve(baseDir, file)}${query ? `?${query}` : ''}` }
-}
-
 /**
  * SQLite through better-sqlite3 (synchronous; calls are serialised so an async transaction owns
  * the connection until it commits). WAL + synchronous=FULL: every commit is fsynced, so a state
@@ -49,11 +33,15 @@ export function openSqlite(spec: string): Db {
   const Database = require('better-sqlite3') as typeof import('better-sqlite3')
   let db: import('better-sqlite3').Database
   try {
-    mkdirSync(dirname(path), { recursive: true })
+    // Step outputs and logs are in here: 0600 in a 0700 folder. SQLite gives the -wal and -shm
+    // files the mode of the database; they are checked too, in case an older build made them.
+    ensurePrivateDir(dirname(path))
+    ensurePrivateFile(path)
     db = new Database(path, { timeout: 10_000 })
     db.pragma('journal_mode = WAL')
     db.pragma(`synchronous = ${synchronous}`)
     db.pragma('busy_timeout = 10000')
+    for (const suffix of ['-wal', '-shm']) restrictFile(`${path}${suffix}`)
   } catch (error) {
     throw failedError(`store unreachable: cannot open SQLite database ${path}: ${(error as Error).message}`, { location: path })
   }

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
-import { configError, failedError, notFoundError, usageError } from '@prov/core'
+import { configError, failedError, notFoundError, orchStateDir, parseStoreUrl, usageError } from '@prov/core'
 import type { CompiledStep, CompiledWorkflow, RunSpec } from '../workflow'
-import { type Db, openPostgres, openSqlite, parseStoreUrl, type Sql } from './db'
+import { type Db, openPostgres, openSqlite, type Sql } from './db'
 
 export const EVENT_SCHEMA = 'prov.orch.event/v1'
 export const WORKFLOW_STATUS = ['queued', 'running', 'rolling_back', 'succeeded', 'failed', 'cancelled', 'rolled_back'] as const
@@ -10,6 +10,19 @@ export type WorkflowStatus = (typeof WORKFLOW_STATUS)[number]
 export type StepStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'rolled_back' | 'skipped'
 const ACTIVE = "('queued','running','rolling_back')"
 export const FINISHED: WorkflowStatus[] = ['succeeded', 'failed', 'cancelled', 'rolled_back']
+
+export interface AuditEntry {
+  who: string
+  method: string
+  path: string
+  status: number
+  workflowId?: string
+  /** JSON text, e.g. the count of refused requests a row stands for. */
+  detail?: string
+}
+
+/** A request that contradicts the workflow's state (API: 409). */
+const conflictError = (message: string, options: { hint?: string } = {}) => usageError(message, { ...options, details: { kind: 'conflict' } })
 
 export interface OrchEvent {
   schema: typeof EVENT_SCHEMA
@@ -52,6 +65,8 @@ export interface StepRecord {
   started_at: string | null
   finished_at: string | null
   depends_on: string[]
+  /** The output is only the first max_output bytes of what the step printed (output_overflow: truncate). */
+  output_truncated: boolean
 }
 
 export interface ClaimedStep {
@@ -72,6 +87,8 @@ export interface StepResult {
   exitCode?: number | null
   /** false: do not retry (command not found, bad reference, invalid JSON). */
   retryable?: boolean
+  /** stdout went past max_output and was cut (output_overflow: truncate). */
+  truncated?: boolean
   logs?: { stream: 'stdout' | 'stderr' | 'engine'; text: string }[]
 }
 
@@ -103,6 +120,7 @@ interface StepRow {
   lease_until: number | null
   started_at: number | null
   finished_at: number | null
+  output_truncated: number | null
 }
 
 interface WorkflowRow {
@@ -138,7 +156,7 @@ function ddl(dialect: Db['dialect']): string[] {
     `CREATE TABLE IF NOT EXISTS orch_steps (workflow_id TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
       spec TEXT NOT NULL, deps TEXT NOT NULL, dependents TEXT NOT NULL, pending INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
       next_at ${big} NOT NULL DEFAULT 0, output TEXT, error TEXT, exit_code INTEGER, owner TEXT, lease_until ${big},
-      started_at ${big}, finished_at ${big}, pid INTEGER, pid_host TEXT, pid_start TEXT, PRIMARY KEY (workflow_id, id))`,
+      started_at ${big}, finished_at ${big}, pid INTEGER, pid_host TEXT, pid_start TEXT, output_truncated INTEGER, PRIMARY KEY (workflow_id, id))`,
     'CREATE INDEX IF NOT EXISTS orch_steps_ready ON orch_steps (workflow_id, kind, status, pending, seq)',
     'CREATE INDEX IF NOT EXISTS orch_steps_lease ON orch_steps (status, lease_until)',
     `CREATE TABLE IF NOT EXISTS orch_events (workflow_id TEXT NOT NULL, seq ${big} NOT NULL, ts ${big} NOT NULL, type TEXT NOT NULL,
@@ -175,6 +193,8 @@ export class OrchStore {
   private constructor(
     readonly db: Db,
     readonly url: string,
+    /** Where the API's socket and token live: beside a SQLite store, else the workspace's .prov. */
+    readonly stateDir: string,
   ) {}
 
   get dialect() {
@@ -184,7 +204,7 @@ export class OrchStore {
   static async open(url: string, baseDir = process.cwd()): Promise<OrchStore> {
     const parsed = parseStoreUrl(url, baseDir)
     const db = parsed.kind === 'postgres' ? await openPostgres(parsed.url) : openSqlite(parsed.path)
-    const store = new OrchStore(db, url)
+    const store = new OrchStore(db, url, orchStateDir(parsed, baseDir))
     try {
       if (db.dialect === 'postgres') {
         // DDL takes strong table locks: only when something is missing (first worker, older
@@ -192,9 +212,9 @@ export class OrchStore {
         const ready = async () => {
           const rows = await db.all<{ n: number }>(
             `SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = current_schema() AND
-             ((table_name = 'orch_steps' AND column_name IN ('pid', 'pid_host', 'pid_start')) OR (table_name = 'orch_audit' AND column_name = 'detail'))`,
+             ((table_name = 'orch_steps' AND column_name IN ('pid', 'pid_host', 'pid_start', 'output_truncated')) OR (table_name = 'orch_audit' AND column_name = 'detail'))`,
           )
-          return Number(rows[0]?.n) === 4
+          return Number(rows[0]?.n) === 5
         }
         for (let attempt = 1; !(await ready()); attempt++) {
           try {
@@ -229,6 +249,7 @@ export class OrchStore {
       ['pid', 'INTEGER'],
       ['pid_host', 'TEXT'],
       ['pid_start', 'TEXT'],
+      ['output_truncated', 'INTEGER'],
     ]
     if (this.db.dialect === 'postgres') {
       for (const [name, type] of added) await q.run(`ALTER TABLE orch_steps ADD COLUMN IF NOT EXISTS ${name} ${type}`)
@@ -484,11 +505,19 @@ export class OrchStore {
           const spec = JSON.parse(row.spec) as CompiledStep
           if (r.status === 'succeeded' || r.status === 'skipped') {
             await q.run(
-              `UPDATE orch_steps SET status = ?, output = ?, exit_code = ?, finished_at = ?, owner = NULL, lease_until = NULL WHERE workflow_id = ? AND id = ?`,
-              [r.status, json(r.output ?? null), r.exitCode ?? null, now, workflowId, r.stepId],
+              `UPDATE orch_steps SET status = ?, output = ?, exit_code = ?, output_truncated = ?, finished_at = ?, owner = NULL, lease_until = NULL
+               WHERE workflow_id = ? AND id = ?`,
+              [r.status, json(r.output ?? null), r.exitCode ?? null, r.truncated ? 1 : 0, now, workflowId, r.stepId],
             )
             await this.release(q, workflowId, JSON.parse(row.dependents) as string[])
-            await this.event(q, workflowId, `step.${r.status}`, r.stepId, r.status === 'succeeded' ? { attempt: row.attempts } : { reason: r.error }, now)
+            await this.event(
+              q,
+              workflowId,
+              `step.${r.status}`,
+              r.stepId,
+              r.status === 'succeeded' ? { attempt: row.attempts, ...(r.truncated ? { output_truncated: true } : {}) } : { reason: r.error },
+              now,
+            )
           } else if (
             r.status === 'failed' &&
             r.retryable !== false &&
@@ -502,7 +531,14 @@ export class OrchStore {
               `UPDATE orch_steps SET status = 'queued', next_at = ?, error = ?, exit_code = ?, owner = NULL, lease_until = NULL WHERE workflow_id = ? AND id = ?`,
               [now + delay, r.error ?? null, r.exitCode ?? null, workflowId, r.stepId],
             )
-            await this.event(q, workflowId, 'step.retrying', r.stepId, { attempt: row.attempts, error: r.error, delay_ms: delay }, now)
+            await this.event(
+              q,
+              workflowId,
+              'step.retrying',
+              r.stepId,
+              { attempt: row.attempts, error: r.error, exit_code: r.exitCode ?? null, delay_ms: delay },
+              now,
+            )
           } else {
             await this.failStep(q, workflowId, r.stepId, r.status === 'cancelled' ? 'cancelled' : 'failed', r.error ?? 'failed', r.exitCode ?? null, now)
           }
@@ -524,7 +560,7 @@ export class OrchStore {
       `UPDATE orch_steps SET status = ?, error = ?, exit_code = ?, finished_at = ?, owner = NULL, lease_until = NULL WHERE workflow_id = ? AND id = ?`,
       [status, error, exitCode, now, workflowId, stepId],
     )
-    await this.event(q, workflowId, `step.${status}`, stepId, { error }, now)
+    await this.event(q, workflowId, `step.${status}`, stepId, { error, exit_code: exitCode }, now)
     if (status === 'failed') {
       // Fail fast: nothing new starts in this phase; running steps finish.
       const [wf] = await q.all<WorkflowRow>('SELECT phase, error FROM orch_workflows WHERE id = ?', [workflowId])
@@ -600,6 +636,9 @@ export class OrchStore {
         idempotent: s.idempotent,
         expectJson: false,
         target: s.target,
+        refs: [...s.deps, d.id],
+        maxOutput: s.maxOutput,
+        outputOverflow: s.outputOverflow,
         compensates: d.id,
         real: Boolean(s.rollback),
       }
@@ -722,7 +761,7 @@ export class OrchStore {
     await this.tx(async (q) => {
       const wf = await this.lockWorkflow(q, id)
       if (!['succeeded', 'failed', 'cancelled'].includes(wf.status)) {
-        throw usageError(`workflow ${id} is ${wf.status}; only a finished workflow can be rolled back`, {
+        throw conflictError(`workflow ${id} is ${wf.status}; only a finished workflow can be rolled back`, {
           hint: wf.status === 'running' ? `prov-orch cancel ${id} first` : undefined,
         })
       }
@@ -736,7 +775,7 @@ export class OrchStore {
     await this.tx(async (q) => {
       const wf = await this.lockWorkflow(q, id)
       if (!['failed', 'cancelled', 'rolled_back'].includes(wf.status))
-        throw usageError(`workflow ${id} is ${wf.status}; only a failed or cancelled one can be retried`)
+        throw conflictError(`workflow ${id} is ${wf.status}; only a failed or cancelled one can be retried`)
       const now = Date.now()
       if (stepId) {
         const [row] = await q.all<StepRow>(`SELECT status FROM orch_steps WHERE workflow_id = ? AND id = ? AND kind = 'main'`, [id, stepId])
@@ -814,6 +853,7 @@ export class OrchStore {
       started_at: iso(r.started_at),
       finished_at: iso(r.finished_at),
       depends_on: JSON.parse(r.deps),
+      output_truncated: Boolean(Number(r.output_truncated)),
     }))
   }
 
@@ -899,20 +939,30 @@ export class OrchStore {
     }
   }
 
-  async audit(entry: { who: string; method: string; path: string; status: number; workflowId?: string; detail?: string }) {
-    await this.db.run('INSERT INTO orch_audit (ts, who, method, path, status, workflow_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?)', [
-      Date.now(),
-      entry.who,
-      entry.method,
-      entry.path,
-      entry.status,
-      entry.workflowId ?? null,
-      entry.detail ?? null,
-    ])
+  async audit(entries: AuditEntry[]) {
+    if (!entries.length) return
+    const now = Date.now()
+    await this.db.run(
+      `INSERT INTO orch_audit (ts, who, method, path, status, workflow_id, detail) VALUES ${entries.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+      entries.flatMap((e) => [now, e.who, e.method, e.path, e.status, e.workflowId ?? null, e.detail ?? null]),
+    )
+  }
+
+  async readAudit(limit: number) {
+    const rows = await this.db.all<{
+      ts: number
+      who: string
+      method: string
+      path: string
+      status: number
+      workflow_id: string | null
+      detail: string | null
+    }>('SELECT ts, who, method, path, status, workflow_id, detail FROM orch_audit ORDER BY id DESC LIMIT ?', [limit])
+    return rows.map((r) => ({ ...r, ts: iso(r.ts), status: Number(r.status), detail: parse(r.detail) }))
   }
 }
 
 /** Step ids whose outputs a step's templates, input or condition read. */
 function refIds(spec: CompiledStep): string[] {
-  return spec.deps
+  return spec.refs ?? spec.deps
 }

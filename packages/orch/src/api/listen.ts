@@ -1,0 +1,111 @@
+import { randomBytes } from 'node:crypto'
+import { lstatSync, rmSync } from 'node:fs'
+import type { Server } from 'node:http'
+import { type AddressInfo, createConnection } from 'node:net'
+import { join } from 'node:path'
+import { createAdaptorServer } from '@hono/node-server'
+import { configError, writeFileAtomic } from '@prov/core'
+import { ensurePrivateDir } from '../files'
+import type { Api } from './app'
+
+export interface Listener {
+  /** `host:port` actually bound (port 0 -> the chosen one). */
+  address: { host: string; port: number }
+  socketPath?: string
+  tokenFile?: string
+  close(): Promise<void>
+  closed: Promise<void>
+}
+
+export interface ListenOptions {
+  host: string
+  port: number
+  /** Folder of the socket and the token file (0700). */
+  stateDir: string
+  /** Write a fresh owner token (token auth on TCP). */
+  token?: string
+  onWarn?: (message: string) => void
+}
+
+export const SOCKET_NAME = 'orch.sock'
+export const TOKEN_NAME = 'orch.token'
+
+export const newOwnerToken = () => randomBytes(32).toString('base64url')
+
+/** True when something accepts connections on the unix socket `path`. */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createConnection(path)
+    probe.once('connect', () => {
+      probe.destroy()
+      resolve(true)
+    })
+    probe.once('error', () => resolve(false))
+  })
+}
+
+function listenOn(server: Server, target: { path: string } | { host: string; port: number }, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => reject(configError(`cannot listen on ${what}: ${error.code ?? error.message}`, { location: what })))
+    if ('path' in target) server.listen(target.path, resolve)
+    else server.listen(target.port, target.host, resolve)
+  })
+}
+
+/**
+ * Serves the API on TCP and on the owner-only unix socket `<stateDir>/orch.sock` (mode 0600:
+ * connect() needs write permission on it, so other users are refused by the kernel). A fresh
+ * random token goes to `<stateDir>/orch.token` (0600) for TCP clients of the same user.
+ */
+export async function listen(api: Api, options: ListenOptions): Promise<Listener> {
+  ensurePrivateDir(options.stateDir)
+  const socketPath = join(options.stateDir, SOCKET_NAME)
+  try {
+    const st = lstatSync(socketPath)
+    if (!st.isSocket()) throw configError(`${socketPath} exists and is not a socket; refusing to replace it`, { location: socketPath })
+    if (await socketAnswers(socketPath)) {
+      throw configError(`another prov-orch serve already listens on ${socketPath}`, { location: socketPath, hint: 'stop it first, or use its API' })
+    }
+    rmSync(socketPath)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
+  const tcp = createAdaptorServer({ fetch: (req, env) => api.fetch(req, { ...env, transport: 'tcp' }) }) as Server
+  const unix = createAdaptorServer({ fetch: (req, env) => api.fetch(req, { ...env, transport: 'unix' }) }) as Server
+  await listenOn(tcp, { host: options.host, port: options.port }, `${options.host}:${options.port}`)
+  let socketBound = false
+  // The socket is created by bind(): with umask 0177 it is born 0600, with no window for others.
+  const umask = process.umask(0o177)
+  try {
+    await listenOn(unix, { path: socketPath }, socketPath)
+    socketBound = true
+  } catch (error) {
+    options.onWarn?.(`no unix socket (${(error as Error).message}); local clients need the token`)
+  } finally {
+    process.umask(umask)
+  }
+  const tokenFile = options.token ? join(options.stateDir, TOKEN_NAME) : undefined
+  if (tokenFile) writeFileAtomic(tokenFile, `${options.token}\n`, { mode: 0o600 })
+  const address = tcp.address() as AddressInfo
+  const closed = Promise.all([
+    new Promise<void>((r) => tcp.once('close', () => r())),
+    socketBound ? new Promise<void>((r) => unix.once('close', () => r())) : Promise.resolve(),
+  ]).then(() => {
+    if (socketBound) rmSync(socketPath, { force: true })
+    if (tokenFile) rmSync(tokenFile, { force: true })
+  })
+  return {
+    address: { host: options.host, port: address.port },
+    socketPath: socketBound ? socketPath : undefined,
+    tokenFile,
+    closed,
+    async close() {
+      for (const server of socketBound ? [tcp, unix] : [tcp]) {
+        server.close()
+        // Event streams would keep the server open until their workflows end.
+        server.closeAllConnections?.()
+      }
+      await closed
+    },
+  }
+}

@@ -1,0 +1,110 @@
+import { appendFileSync, chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
+import { devEnv } from './helpers'
+
+type Ws = Awaited<ReturnType<typeof tempWorkspace>>
+let ws: Ws
+const secret = `pw-${Math.random().toString(36).slice(2)}-never-stored`
+const orch = (args: string[], options: { input?: string; env?: Record<string, string> } = {}) =>
+  runCli('prov-orch', args, { env: { ...ws.env, ...devEnv, PROV_SECRET_DB_PASSWORD: secret, ...options.env }, cwd: ws.path, input: options.input })
+const file = (name: string, text: string) => {
+  const path = join(ws.path, name)
+  writeFileSync(path, text)
+  return path
+}
+
+beforeAll(async () => {
+  ws = await tempWorkspace('orchsec', 'minimal')
+  appendFileSync(join(ws.path, 'prov.config.yaml'), 'secrets:\n  provider: env\n')
+}, 120_000)
+afterAll(() => ws?.cleanup())
+
+describe('prov-orch run in a workspace: secrets, files, errors', () => {
+  it('a secret reference reaches the step; its value is never in the store files, the status or the logs; state files are 0600 in 0700', async () => {
+    const wf = file(
+      'deploy.yaml',
+      [
+        'name: with-secret',
+        'defaults:',
+        '  env: {DB_PW: {secret: db/password}}',
+        'steps:',
+        '  - id: a',
+        '    run: echo "connecting with $DB_PW"; echo "password is $PW" >&2',
+        '    env: {PW: {secret: db/password}}',
+        '',
+      ].join('\n'),
+    )
+    const r = await orch(['run', wf])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.json().steps[0].output).toBe('connecting with [redacted]')
+    expect(r.stdout + r.stderr).not.toContain(secret)
+    const logs = await orch(['logs', r.json().id])
+    expect(logs.stdout).toContain('[redacted]')
+    expect(logs.stdout).not.toContain(secret)
+    const state = join(ws.path, '.prov')
+    const mode = (p: string) => (statSync(p).mode & 0o777).toString(8)
+    expect(mode(state)).toBe('700')
+    // (The -wal and -shm files are gone after the last connection closed; they share the database's mode.)
+    const files = ['orch.db', 'orch.db-wal', 'orch.db-shm'].map((f) => join(state, f)).filter((f) => existsSync(f))
+    for (const f of files) {
+      expect(mode(f), f).toBe('600')
+      expect(readFileSync(f).includes(secret), f).toBe(false)
+    }
+    // The reference is what is stored.
+    expect(files.map((f) => readFileSync(f).toString('latin1')).join('')).toContain('db/password')
+  })
+
+  it('an invalid secret reference: exit 2, one line whose location survives redaction (text and --log-format json)', async () => {
+    const wf = file('secret.yaml', 'name: bad\nsteps:\n  - id: a\n    run: "true"\n    env: {PW: {secret: ../x}}\n')
+    let r = await orch(['run', wf])
+    expect(r.code).toBe(2)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    expect(r.stderr).toMatch(
+      /^prov-orch: error: invalid workflow: steps\[0\]\.env\.PW\.secret: invalid secret name '\.\.\/x' \(at \S*\/secret\.yaml: steps\[0\]\.env\.PW\.secret\); hint: /,
+    )
+    r = await orch(['run', wf, '--log-format', 'json'])
+    expect(r.code).toBe(2)
+    const lines = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatchObject({ level: 'error', code: 2, kind: 'usage', location: `${wf}: steps[0].env.PW.secret` })
+  })
+
+  it('a failing run prints the contract’s one error line; in --log-format json with code and kind', async () => {
+    const wf = file('fails.yaml', 'name: fails\nsteps:\n  - {id: ok, run: "true"}\n  - {id: broken, run: "exit 4", depends_on: [ok]}\n')
+    let r = await orch(['run', wf])
+    expect(r.code).toBe(1)
+    const errors = r.stderr.split('\n').filter((l) => l.includes('error:'))
+    expect(errors).toHaveLength(1)
+    expect(errors[0]).toMatch(
+      /^prov-orch: error: workflow wf-\S+ failed: step 'broken' failed: exit 4 \(at step broken\); hint: prov-orch logs wf-\S+ --step broken$/,
+    )
+    r = await orch(['run', wf, '--log-format', 'json'])
+    expect(r.code).toBe(1)
+    const records = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    const failures = records.filter((l) => l.level === 'error')
+    expect(failures).toHaveLength(1)
+    expect(failures[0]).toMatchObject({ code: 1, kind: 'failed', location: 'step broken', message: expect.stringMatching(/^workflow wf-\S+ failed/) })
+    expect(r.json()).toMatchObject({ status: 'failed' })
+  })
+
+  it('a PostgreSQL password in a config file others can read: a warning naming the file, never the password', async () => {
+    const config = join(ws.path, 'config', 'pg.yaml')
+    writeFileSync(config, 'orchestrator:\n  store: postgres://orch:hunter2-pg@127.0.0.1:1/orch\n')
+    chmodSync(config, 0o644)
+    let r = await orch(['list', '-e', 'pg'])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/pg\.yaml holds the PostgreSQL password of orchestrator\.store and is readable by others \(mode 644\); chmod 600 it/)
+    expect(r.stderr).not.toContain('hunter2')
+    chmodSync(config, 0o600)
+    r = await orch(['list', '-e', 'pg'])
+    expect(r.stderr).not.toMatch(/readable by others/)
+  })
+})
