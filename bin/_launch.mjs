@@ -9,7 +9,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 export async function launch(pkg) {
   // `--version` alone needs no code but the version: answer before loading any bundle (cold start, P1).
   const argv = process.argv.slice(2)
-  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
+  if (argv.length === 1 && argv[0] === '--version') {
     const { readFileSync } = await import('node:fs')
     process.stdout.write(`${JSON.parse(readFileSync(join(root, 'packages/core/package.json'), 'utf8')).version}\n`)
     return

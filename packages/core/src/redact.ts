@@ -1,5 +1,5 @@
 /**
- * Redaction of secret-looking fields and values, applied to every log line (PRODUCT.md §8).
+ * Redaction of secret-looking fields and values, applied to every log line and error line.
  * Field names like password/secret/token/key have their values replaced; values that look like
  * private keys, age identities or known token formats are replaced wherever they appear.
  */
@@ -41,10 +41,11 @@ export function redactKnownSecrets(text: string): string {
   return out
 }
 
-/** `secret.yaml: steps[0]` names a file and a place in it, not a field holding a secret. */
-const fileNamePattern = /\.(ya?ml|json|toml|txt|age|env|md|[cm]?[jt]s|sh|conf|cfg|ini|log|db|sock|pem|enc)$/i
-
-export function redactString(text: string): string {
+/**
+ * Replaces known secret values and secret-looking tokens (keys, identities, token formats, URL
+ * credentials) wherever they appear. Safe for locations: `secret.yaml: steps[0].env.PW` stays.
+ */
+export function redactSecretValues(text: string): string {
   let out = redactKnownSecrets(text)
   for (const pattern of secretValuePatterns) {
     out = out.replace(pattern, (match, ...groups) => {
@@ -56,11 +57,28 @@ export function redactString(text: string): string {
       return REDACTED
     })
   }
-  // key=value and "key": "value" forms inside free text. A name inside an indexed path
-  // (`steps[0].env.PW.secret: ...`) is a place named by an error message, not a field holding a value.
+  return out
+}
+
+/** `secret.yaml: steps[0]` names a file and a place in it, not a field holding a secret. */
+const fileNamePattern = /\.(ya?ml|json|toml|txt|age|sops|env|md|[cm]?[jt]s|sh|conf|cfg|ini|log|db|sock|pem|enc|tar|gz)$/i
+
+/**
+ * Redacts secret values and the values of `key=value` / `"key": "value"` pairs whose key names a
+ * secret, inside free text such as log lines and error messages. A name inside an indexed path
+ * (`steps[0].env.PW.secret: ...`) or a file name (`secrets/db.yaml: ...`) is a place named by an
+ * error message, not a field holding a value; `{secret: db/password}` is a reference, not a value.
+ */
+export function redactString(text: string): string {
+  let out = redactSecretValues(text)
   out = out.replace(
-    /(?<![\w.\]-])([A-Za-z0-9_.-]*(?:password|passwd|secret|token|api[_-]?key|private[_-]?key)[A-Za-z0-9_.-]*)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;}&]+)/gi,
-    (match, name: string, sep: string) => (harmlessFieldPattern.test(name) || fileNamePattern.test(name) ? match : `${name}${sep}${REDACTED}`),
+    /(?<![/\w.\]-])([A-Za-z0-9_./-]*(?:password|passwd|secret|token|api[_-]?key|private[_-]?key)[A-Za-z0-9_.-]*)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;}&)]+)/gi,
+    (match, name: string, sep: string, value: string, offset: number, whole: string) => {
+      if (harmlessFieldPattern.test(name) || value === REDACTED) return match
+      if (/^"?secret"?$/i.test(name) && /\{\s*"?$/.test(whole.slice(Math.max(0, offset - 3), offset))) return match
+      if (fileNamePattern.test(name)) return match
+      return `${name}${sep}${REDACTED}`
+    },
   )
   return out
 }

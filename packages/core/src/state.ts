@@ -1,9 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { randomBytes } from 'node:crypto'
-import { closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { configError, failedError } from './errors'
+import { configError, ExitCode, failedError, isProvError } from './errors'
+import { formatBytes, MAX_STATE_FILE_BYTES } from './limits'
+import { pidAlive } from './util/process'
+import { serialised } from './util/queue'
+import { assertSafeStructure } from './util/structure'
 
 export interface WriteOptions {
   /** File mode, e.g. 0o600 for keys and credentials. */
@@ -48,15 +52,6 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, options
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
 export interface LockOptions {
   /** How long to wait for another holder, in ms (default 30 s). */
   timeoutMs?: number
@@ -64,8 +59,6 @@ export interface LockOptions {
 
 /** Lock paths held by the current async call chain (re-entrancy is per chain, not per process). */
 const heldInContext = new AsyncLocalStorage<ReadonlySet<string>>()
-/** In-process queue per lock path: parallel callers in one process wait for each other too. */
-const localQueues = new Map<string, Promise<void>>()
 
 /**
  * Runs `fn` holding an exclusive lock file `<path>.lock`. A lock left by a dead process
@@ -76,25 +69,15 @@ export async function withLock<T>(path: string, fn: () => Promise<T> | T, option
   const lockPath = `${path}.lock`
   const held = heldInContext.getStore()
   if (held?.has(lockPath)) return fn()
-  const previous = localQueues.get(lockPath) ?? Promise.resolve()
-  let release: () => void = () => {}
-  const mine = new Promise<void>((resolve) => {
-    release = resolve
-  })
-  const tail = previous.then(() => mine)
-  localQueues.set(lockPath, tail)
-  await previous
-  try {
+  // Parallel callers in one process queue here; the lock file orders the processes.
+  return serialised(lockPath, async () => {
     await acquireLockFile(lockPath, options)
     try {
       return await heldInContext.run(new Set([...(held ?? []), lockPath]), fn)
     } finally {
       rmSync(lockPath, { force: true })
     }
-  } finally {
-    release()
-    if (localQueues.get(lockPath) === tail) localQueues.delete(lockPath)
-  }
+  })
 }
 
 async function acquireLockFile(lockPath: string, options: LockOptions): Promise<void> {
@@ -116,7 +99,7 @@ async function acquireLockFile(lockPath: string, options: LockOptions): Promise<
         continue // released between our open and read
       }
       // No pid yet means the holder is between open and write: treat as alive.
-      if (Number.isInteger(owner) && owner > 0 && !processAlive(owner)) {
+      if (Number.isInteger(owner) && owner > 0 && !pidAlive(owner)) {
         try {
           // Rename first so two waiters cannot both remove a fresh lock.
           const stale = `${lockPath}.stale-${process.pid}`
@@ -139,17 +122,31 @@ async function acquireLockFile(lockPath: string, options: LockOptions): Promise<
   }
 }
 
+/**
+ * Reads a JSON state file; a missing file gives `fallback`. State files are written by prov, but
+ * anyone with the user's rights can edit them: a file over MAX_STATE_FILE_BYTES, nested deeper than
+ * any state can be, or holding `__proto__` is refused like malformed JSON (exit 3).
+ */
 export function readJsonFile<T>(path: string, fallback: T): T {
   let text: string
   try {
+    if (statSync(path).size > MAX_STATE_FILE_BYTES) {
+      throw configError(`state file is larger than ${formatBytes(MAX_STATE_FILE_BYTES)}`, {
+        location: path,
+        hint: 'state files are written by prov only; restore it from a backup or remove it',
+      })
+    }
     text = readFileSync(path, 'utf8')
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return fallback
     throw error
   }
   try {
-    return JSON.parse(text) as T
+    const value = JSON.parse(text) as T
+    assertSafeStructure(value, { source: path, keyCode: ExitCode.CONFIG, forbiddenKeys: new Set(['__proto__']) })
+    return value
   } catch (error) {
+    if (isProvError(error)) throw error
     throw configError(`state file is not valid JSON: ${(error as Error).message}`, {
       location: path,
       hint: 'state files are written by prov only; restore it from a backup or remove it',

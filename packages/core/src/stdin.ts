@@ -1,5 +1,7 @@
 import { usageError } from './errors'
 import { yamlLib } from './lazy'
+import { formatBytes, inputLimitBytes } from './limits'
+import { assertSafeStructure, assertYamlDepth, isStackOverflow, jsonNestingDepth, MAX_INPUT_DEPTH, tooDeepError } from './util/structure'
 
 export type StdinFormat = 'json' | 'ndjson' | 'yaml'
 
@@ -9,11 +11,27 @@ export interface ParsedInput {
   records: unknown[]
 }
 
-/** Reads all of stdin as a Buffer; undefined when stdin is a TTY (no piped input). */
-export async function readStdinBuffer(stream: NodeJS.ReadStream = process.stdin): Promise<Buffer | undefined> {
+/**
+ * Reads all of stdin as a Buffer; undefined when stdin is a TTY (no piped input). Input larger than
+ * `maxBytes` (default: `limits.input_bytes`) is refused with exit 2 as soon as the limit is passed,
+ * without buffering the rest.
+ */
+export async function readStdinBuffer(stream: NodeJS.ReadStream = process.stdin, maxBytes = inputLimitBytes()): Promise<Buffer | undefined> {
   if (stream.isTTY) return undefined
   const chunks: Buffer[] = []
-  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
+  let total = 0
+  for await (const chunk of stream) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer)
+    total += buffer.length
+    if (total > maxBytes) {
+      stream.destroy()
+      throw usageError(`stdin is larger than the input limit of ${formatBytes(maxBytes)}`, {
+        location: 'stdin',
+        hint: 'raise limits.input_bytes (or PROV_LIMITS__INPUT_BYTES), or pipe fewer records at once',
+      })
+    }
+    chunks.push(buffer)
+  }
   return Buffer.concat(chunks)
 }
 
@@ -28,11 +46,30 @@ const looksLikeJson = (text: string) => /^[[{"]/.test(text) || /^(-?\d|true\b|fa
 /**
  * Parses piped input as JSON, NDJSON or YAML (detected in that order).
  * Anything else is a usage error (exit 2) naming the line. `source` names the input in messages.
+ * Documents nested deeper than MAX_INPUT_DEPTH and records holding `__proto__` are refused (exit 2).
  */
 export function parseInput(text: string, source = 'stdin'): ParsedInput {
+  let parsed: ParsedInput
+  try {
+    parsed = parseInputUnchecked(text, source)
+  } catch (error) {
+    if (isStackOverflow(error)) throw tooDeepError(source)
+    throw error
+  }
+  assertSafeStructure(parsed.records, { source, forbiddenKeys: RECORD_FORBIDDEN_KEYS, maxDepth: MAX_INPUT_DEPTH + 1 })
+  return parsed
+}
+
+/** Records may carry any field name a user chose (`constructor` is a fine label); only `__proto__` is never data. */
+const RECORD_FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__'])
+
+function parseInputUnchecked(text: string, source: string): ParsedInput {
   const trimmed = text.replace(/^\uFEFF/, '').trim()
   if (!trimmed) return { format: 'json', records: [] }
   if (text.includes('\u0000')) throw usageError(`${source} is binary data, not JSON or YAML`, { location: source })
+  // Refused before parsing: a flow document (JSON, NDJSON, flow YAML) nested deeper than any record
+  // can be. The top-level array of a list adds one level.
+  if (/^[[{]/.test(trimmed) && jsonNestingDepth(trimmed, MAX_INPUT_DEPTH + 1) > MAX_INPUT_DEPTH + 1) throw tooDeepError(source)
   if (looksLikeJson(trimmed)) {
     try {
       const value: unknown = JSON.parse(trimmed)
@@ -71,16 +108,19 @@ export function parseInput(text: string, source = 'stdin'): ParsedInput {
       }
     }
   }
+  assertYamlDepth(trimmed, source, MAX_INPUT_DEPTH + 1)
   let documents: ReturnType<typeof import('yaml').parseAllDocuments>
   try {
     documents = yamlLib().parseAllDocuments(trimmed, { prettyErrors: false, uniqueKeys: true })
   } catch (error) {
+    if (isStackOverflow(error)) throw tooDeepError(source)
     throw usageError(`${source} is not JSON, NDJSON or YAML: ${(error as Error).message}`, { location: source })
   }
   const list = Array.isArray(documents) ? documents : [documents]
   const records: unknown[] = []
   for (const doc of list) {
     const error = doc.errors[0]
+    if (error && isStackOverflow(error)) throw tooDeepError(source)
     if (error) {
       const line = error.linePos?.[0]?.line
       throw usageError(`${source} is not JSON, NDJSON or YAML: ${error.message.split('\n')[0]}`, {
@@ -92,6 +132,7 @@ export function parseInput(text: string, source = 'stdin'): ParsedInput {
     try {
       value = doc.toJS({ maxAliasCount: 100 })
     } catch (error) {
+      if (isStackOverflow(error)) throw tooDeepError(source)
       throw usageError(`${source} is not usable YAML: ${(error as Error).message.split('\n')[0]}`, { location: source })
     }
     if (Array.isArray(value)) records.push(...value)

@@ -1,10 +1,14 @@
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { homedir } from 'node:os'
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
-import { configError, notFoundError, usageError } from './errors'
+import { configError, deniedError, ExitCode, isProvError, notFoundError, usageError } from './errors'
 import { yamlLib } from './lazy'
+import { formatBytes, MAX_CONFIG_FILE_BYTES } from './limits'
 import { templatesDir, userConfigDir, type WorkspacePaths, workspacePaths } from './paths'
 import { withLock, writeFileAtomic } from './state'
 import { didYouMean } from './suggest'
+import { removeContained } from './util/contain'
+import { assertSafeStructure, assertYamlDepth, isStackOverflow, tooDeepError } from './util/structure'
 
 export interface WorkspaceEntry {
   name: string
@@ -41,14 +45,32 @@ export const registryPath = () => join(userConfigDir(), 'workspaces.yaml')
 export function readRegistry(): WorkspaceRegistry {
   const file = registryPath()
   if (!existsSync(file)) return { workspaces: [] }
+  if (statSync(file).size > MAX_CONFIG_FILE_BYTES)
+    throw configError(`workspace registry is larger than ${formatBytes(MAX_CONFIG_FILE_BYTES)}`, { location: file })
   let data: unknown
   try {
-    data = yamlLib().parse(readFileSync(file, 'utf8'))
+    const text = readFileSync(file, 'utf8')
+    assertYamlDepth(text, file)
+    const doc = yamlLib().parseDocument(text, { uniqueKeys: true })
+    if (doc.errors[0]) throw doc.errors[0]
+    data = doc.toJS({ maxAliasCount: 100 })
   } catch (error) {
+    if (isProvError(error)) throw error
+    if (isStackOverflow(error)) throw tooDeepError(file)
     throw configError(`workspace registry is not valid YAML: ${(error as Error).message.split('\n')[0]}`, { location: file })
   }
+  assertSafeStructure(data, { source: file, keyCode: ExitCode.CONFIG })
   const registry = (data ?? {}) as Partial<WorkspaceRegistry>
-  return { active: registry.active, workspaces: Array.isArray(registry.workspaces) ? registry.workspaces : [] }
+  const workspaces = Array.isArray(registry.workspaces) ? registry.workspaces : []
+  workspaces.forEach((entry, index) => {
+    if (!entry || typeof entry !== 'object' || typeof entry.name !== 'string' || typeof entry.path !== 'string' || !isAbsolute(entry.path)) {
+      throw configError(`workspace registry entry ${index + 1} needs a name and an absolute path`, {
+        location: `${file}: workspaces[${index}]`,
+        hint: 'fix or remove the entry; prov workspace init and use write it',
+      })
+    }
+  })
+  return { active: typeof registry.active === 'string' ? registry.active : undefined, workspaces }
 }
 
 /** Read-modify-write of the registry under its lock. */
@@ -217,7 +239,32 @@ export async function initWorkspace(options: InitOptions): Promise<Workspace> {
   return toWorkspace(path, 'flag', options.name)
 }
 
-/** Forgets a workspace (and with `deleteFiles` removes its folder). */
+/**
+ * Refuses to delete a registered folder that is not (or no longer) a workspace: the registry is
+ * plain data anyone with the user's rights can edit, and the folder may have been replaced since.
+ * A workspace is a real directory (not a symlink) holding a `prov.config.*`, and never `/` or home.
+ */
+export function assertDeletableWorkspace(entry: WorkspaceEntry): string {
+  const path = resolve(entry.path)
+  let stat: ReturnType<typeof lstatSync>
+  try {
+    stat = lstatSync(path)
+  } catch {
+    throw notFoundError(`workspace folder ${path} does not exist`, { location: path, hint: `prov workspace remove ${entry.name} (without --delete-files)` })
+  }
+  const refuse = (why: string) =>
+    deniedError(`refusing to delete ${path}: ${why}`, {
+      location: path,
+      hint: `forget it without deleting: prov workspace remove ${entry.name}`,
+    })
+  if (stat.isSymbolicLink()) throw refuse('it is a symlink, not a workspace folder')
+  if (!stat.isDirectory()) throw refuse('it is not a directory')
+  if (path === dirname(path) || path === resolve(homedir())) throw refuse('it is the root or home folder')
+  if (!isWorkspaceDir(path)) throw refuse('it is no longer a workspace (no prov.config.* in it)')
+  return path
+}
+
+/** Forgets a workspace (and with `deleteFiles` removes its folder, only while it still is a workspace). */
 export async function removeWorkspace(name: string, deleteFiles = false): Promise<WorkspaceEntry> {
   let removed: WorkspaceEntry | undefined
   await updateRegistry((reg) => {
@@ -229,10 +276,15 @@ export async function removeWorkspace(name: string, deleteFiles = false): Promis
           reg.workspaces.map((w) => w.name),
         ),
       })
+    // Checked before the registry changes: a refused delete leaves everything as it was.
+    if (deleteFiles) assertDeletableWorkspace(removed)
     reg.workspaces = reg.workspaces.filter((w) => w.name !== name)
     if (reg.active === name) reg.active = undefined
   })
-  if (deleteFiles && removed) rmSync(removed.path, { recursive: true, force: true })
+  if (deleteFiles && removed) {
+    const path = assertDeletableWorkspace(removed)
+    removeContained(dirname(path), basename(path), { what: `the parent folder of workspace '${name}'` })
+  }
   return removed as WorkspaceEntry
 }
 

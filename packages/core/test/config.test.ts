@@ -1,23 +1,16 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { useTempConfigHome } from '../../../tests/helpers/config-home'
 import { collectLayers, envLayer, loadConfig, mergeLayers, resolveLayers } from '../src/config/index'
 import { ProvError } from '../src/errors'
 
+const home = useTempConfigHome()
 let root: string
 let env: NodeJS.ProcessEnv
-const saved = { ...process.env }
-
 beforeEach(() => {
-  root = mkdtempSync(join(tmpdir(), 'prov-config-'))
-  process.env.XDG_CONFIG_HOME = join(root, 'xdg')
-  process.env.PROV_SYSTEM_CONFIG_DIR = join(root, 'etc')
+  root = home.root()
   env = { HOME: root }
-})
-afterEach(() => {
-  rmSync(root, { recursive: true, force: true })
-  process.env = { ...saved }
 })
 
 function write(path: string, text: string) {

@@ -6,7 +6,7 @@
 export const KMS_VERSION = '0.1.0'
 
 const argv = process.argv.slice(2)
-if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
+if (argv.length === 1 && argv[0] === '--version') {
   process.stdout.write(`${KMS_VERSION}\n`)
 } else {
   const [{ runProvMain }, { main }] = await Promise.all([import('@prov/core'), import('./tree')])

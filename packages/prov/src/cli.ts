@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
 import { delimiter, dirname, join } from 'node:path'
-import { didYouMean, ExitCode, repoRoot, reportError, runProvMain, usageError } from '@prov/core'
+import { commonArgs, configureFromArgv, didYouMean, ExitCode, repoRoot, reportError, runProvMain, usageError, valueOptionOf } from '@prov/core'
 import { builtins, main } from './tree'
 
 /** Folders searched for `prov-<tool>`: next to this binary first, then PATH. */
@@ -32,21 +32,31 @@ export function availableTools(): string[] {
   return [...tools].sort()
 }
 
+/** Index of the first command word, skipping common options (and their values) in front of it. */
+function firstWordIndex(argv: string[]): number {
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]
+    if (word === '--') return -1
+    if (!word.startsWith('-') || word === '-') return i
+    if (!word.includes('=') && valueOptionOf(word, commonArgs)) i++
+  }
+  return -1
+}
+
 async function run(argv: string[]): Promise<number> {
-  const first = argv[0]
-  if (first && !first.startsWith('-') && !(first in builtins)) {
+  const index = firstWordIndex(argv)
+  const first = index >= 0 ? argv[index] : undefined
+  if (first && !(first in builtins) && first !== 'help' && first !== 'version') {
+    const { debug } = configureFromArgv(argv)
     const tool = findTool(first)
     if (!tool) {
-      return reportError(
-        usageError(`unknown command '${first}'`, {
-          hint: didYouMean(first, [...Object.keys(builtins), ...availableTools()]) ?? `commands: ${[...Object.keys(builtins), ...availableTools()].join(', ')}`,
-        }),
-        false,
-      )
+      const known = [...Object.keys(builtins), 'help', 'version', ...availableTools()]
+      return reportError(usageError(`unknown command '${first}'`, { hint: didYouMean(first, known) ?? `commands: ${known.join(', ')}` }), debug)
     }
-    // git-style dispatch: the tool inherits stdin/stdout/stderr, its exit code is ours.
-    const result = spawnSync(tool, argv.slice(1), { stdio: 'inherit' })
-    if (result.error) return reportError(result.error, false)
+    // git-style dispatch: the tool inherits stdin/stdout/stderr, its exit code is ours. Common
+    // options may stand before the tool's name (`prov -w ws server list`).
+    const result = spawnSync(tool, [...argv.slice(0, index), ...argv.slice(index + 1)], { stdio: 'inherit' })
+    if (result.error) return reportError(result.error, debug)
     return result.status ?? ExitCode.FAILED
   }
   return runProvMain(main, argv)

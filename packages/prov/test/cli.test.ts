@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, tempEnv, tempWorkspace } from '../../../tests/helpers/cli'
@@ -222,10 +222,10 @@ describe('the JSON contract of prov', () => {
     oneLine(unknown.stderr, /unknown command 'confg'.*did you mean 'config'/)
     const flag = await prov(['config', 'show', '--explian'])
     expect(flag.code).toBe(2)
-    oneLine(flag.stderr, /unknown option '--explian'.*did you mean 'explain'/)
+    oneLine(flag.stderr, /unknown option '--explian'.*did you mean '--explain'/)
     const out = await prov(['config', 'show', '--out', 'xml'])
     expect(out.code).toBe(2)
-    oneLine(out.stderr, /unknown output format 'xml'/)
+    oneLine(out.stderr, /invalid value 'xml' for '--out'.*one of json, ndjson, yaml, table/)
   })
 
   it('emits ndjson, yaml and a table; --log-format json makes stderr NDJSON', async () => {
@@ -252,5 +252,126 @@ describe('the JSON contract of prov', () => {
     const checks = r.json<{ check: string; ok: boolean }[]>()
     expect(checks.map((c) => c.check)).toEqual(expect.arrayContaining(['node', 'root', 'ip', 'sshd', 'overlayfs']))
     expect(checks.find((c) => c.check === 'node')?.ok).toBe(true)
+  })
+})
+
+describe('hostile and mistyped command lines', () => {
+  it('suggests --out for --outt, and a value-taking option without a value is exit 2', async () => {
+    const typo = await prov(['config', 'show', '--outt', 'json'])
+    expect(typo.code).toBe(2)
+    oneLine(typo.stderr, /unknown option '--outt'.*did you mean '--out'/)
+    for (const args of [['-o'], ['--out'], ['-o', '-q'], ['--output']]) {
+      const r = await prov(['config', 'show', ...args])
+      expect(r.code, args.join(' ')).toBe(2)
+      oneLine(r.stderr, /option '(-o|--out|--output)' needs a value.*one of json, ndjson, yaml, table/)
+      expect(r.stdout).toBe('')
+    }
+    expect((await prov(['config', 'show', 'ssh.port', '--output', 'yaml'])).stdout).toBe('22\n')
+  })
+
+  it('every error is one line; --log-format json gives code and kind on that line', async () => {
+    for (const args of [['config', 'show', '--outt'], ['confg'], ['workspace', 'use', 'nope'], ['config', 'show', '--set', 'a.__proto__.b=1']]) {
+      const r = await prov([...args, '--log-format', 'json'])
+      const lines = r.stderr.trim().split('\n')
+      expect(lines, r.stderr).toHaveLength(1)
+      const line = JSON.parse(lines[0])
+      expect(line).toMatchObject({ level: 'error', code: r.code })
+      expect(line.kind).toMatch(/^(usage|config|not_found)$/)
+    }
+  })
+
+  it('prototype keys in --set, PROV_* and config files are exit 3 naming where; nothing is polluted', async () => {
+    const set = await prov(['config', 'show', '--set', 'debug.__proto__.enabled=true'])
+    expect(set.code).toBe(3)
+    oneLine(set.stderr, /forbidden key '__proto__' in --set debug.__proto__.enabled \(at --set debug.__proto__.enabled\)/)
+    const env = await prov(['config', 'show'], { env: { PROV_DEBUG__CONSTRUCTOR__PROTOTYPE: 'x' } })
+    expect(env.code).toBe(3)
+    oneLine(env.stderr, /forbidden key 'constructor' in environment variable PROV_DEBUG__CONSTRUCTOR__PROTOTYPE/)
+    const file = join(ws.path, 'config', 'polluted.yaml')
+    writeFileSync(file, 'ssh:\n  port: 22\n  __proto__:\n    user: evil\n')
+    const fromFile = await prov(['config', 'show', '-e', 'polluted'])
+    expect(fromFile.code).toBe(3)
+    oneLine(fromFile.stderr, new RegExp(`forbidden key '__proto__'.*\\(at ${file}:3\\)`))
+  })
+
+  it('deeply nested stdin and config files are exit 2 with a message, not a crash', async () => {
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`
+    const piped = await prov(['deps', 'resolve'], { input: deep })
+    expect(piped.code).toBe(2)
+    oneLine(piped.stderr, /stdin is nested too deeply/)
+    const yaml = await prov(['deps', 'resolve'], { input: `a:\n${'- '.repeat(100_000)}x\n` })
+    expect(yaml.code).toBe(2)
+    oneLine(yaml.stderr, /stdin is nested too deeply/)
+    writeFileSync(join(ws.path, 'config', 'deep.yaml'), `x: ${deep}\n`)
+    const config = await prov(['config', 'show', '-e', 'deep'])
+    expect(config.code).toBe(2)
+    oneLine(config.stderr, /deep.yaml is nested too deeply/)
+  })
+
+  it('stdin over limits.input_bytes is exit 2 naming the setting', async () => {
+    const r = await prov(['deps', 'resolve'], {
+      input: `${JSON.stringify([{ name: 'redis', pad: 'x'.repeat(5000) }])}\n`,
+      env: { PROV_LIMITS__INPUT_BYTES: '2048' },
+    })
+    expect(r.code).toBe(2)
+    oneLine(r.stderr, /stdin is larger than the input limit of 2 KiB.*limits\.input_bytes/)
+  })
+})
+
+describe('prov workspace remove --delete-files', () => {
+  it('refuses a folder that is no longer a workspace, or a symlink, and changes nothing', async () => {
+    const t = tempEnv()
+    try {
+      const path = join(t.root, 'gone')
+      expect((await runCli('prov', ['workspace', 'init', 'gone', '--path', path, '-q'], { env: t.env })).code).toBe(0)
+      rmSync(join(path, 'prov.config.yaml'))
+      writeFileSync(join(path, 'precious.txt'), 'keep me')
+      const refused = await runCli('prov', ['workspace', 'remove', 'gone', '--delete-files', '--yes'], { env: t.env })
+      expect(refused.code).toBe(4)
+      oneLine(refused.stderr, /refusing to delete .*gone: it is no longer a workspace/)
+      expect(readFileSync(join(path, 'precious.txt'), 'utf8')).toBe('keep me')
+      expect((await runCli('prov', ['workspace', 'list'], { env: t.env })).json().map((w: { name: string }) => w.name)).toEqual(['gone'])
+
+      const target = join(t.root, 'target')
+      expect((await runCli('prov', ['workspace', 'init', 'target', '--path', target, '-q'], { env: t.env })).code).toBe(0)
+      const link = join(t.root, 'link')
+      symlinkSync(target, link)
+      const registry = join(t.env.XDG_CONFIG_HOME as string, 'prov', 'workspaces.yaml')
+      writeFileSync(registry, readFileSync(registry, 'utf8').replace(`path: ${target}`, `path: ${link}`))
+      const viaLink = await runCli('prov', ['workspace', 'remove', 'target', '--delete-files', '--yes'], { env: t.env })
+      expect(viaLink.code).toBe(4)
+      oneLine(viaLink.stderr, /it is a symlink/)
+      expect(existsSync(join(target, 'prov.config.yaml'))).toBe(true)
+
+      writeFileSync(join(path, 'prov.config.yaml'), 'workspace:\n  name: gone\n')
+      const removed = await runCli('prov', ['workspace', 'remove', 'gone', '--delete-files', '--yes'], { env: t.env })
+      expect(removed.code, removed.stderr).toBe(0)
+      expect(existsSync(path)).toBe(false)
+    } finally {
+      t.cleanup()
+    }
+  })
+})
+
+describe('global options anywhere, version and help', () => {
+  it('prov -w NAME config show works; -w before a tool name reaches the tool', async () => {
+    const r = await runCli('prov', ['-w', ws.path, 'config', 'show', 'workspace.name'], { env: { ...ws.env, PROV_WORKSPACE: undefined }, cwd: '/' })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.json()).toBe('demo')
+    const bin = join(ws.root, 'bin2')
+    mkdirSync(bin, { recursive: true })
+    writeFileSync(join(bin, 'prov-args'), '#!/bin/sh\nprintf "%s " "$@"\n', { mode: 0o755 })
+    const tool = await prov(['-w', 'x', 'args', 'list'], { env: { PATH: `${bin}:${process.env.PATH}` } })
+    expect(tool.stdout.trim()).toBe('-w x list')
+  })
+
+  it('prov version and prov help [COMMAND] exist; -v is not a flag', async () => {
+    expect((await prov(['version'])).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/)
+    const help = await prov(['help', 'config', 'show'])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toContain('USAGE\n  prov config show [KEY] [OPTIONS]')
+    const v = await prov(['config', 'show', '-v'])
+    expect(v.code).toBe(2)
+    oneLine(v.stderr, /unknown option '-v'/)
   })
 })

@@ -1,4 +1,6 @@
 import type { CommonOptions } from '../command'
+import { configError, ExitCode, usageError } from '../errors'
+import { assertSafeStructure, PROTOTYPE_KEYS } from '../util/structure'
 import { resolveWorkspace, type Workspace } from '../workspace'
 import { loadConfig, type ResolvedConfig } from './load'
 
@@ -14,12 +16,24 @@ export function flagLayer(common: Partial<CommonOptions>, extra: Record<string, 
   return flags
 }
 
-/** Parses repeated `--set key=value` words into dotted flags (values as in env overrides). */
+/**
+ * Parses repeated `--set key=value` words into dotted flags (values as in env overrides). A word
+ * without `=` or with a prototype key (`__proto__`, `constructor`, `prototype`) is refused.
+ */
 export function parseSetFlags(values: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const item of values) {
     const eq = item.indexOf('=')
-    if (eq <= 0) continue
+    if (eq <= 0) throw usageError(`--set needs key=value, got '${item}'`, { location: '--set', hint: 'e.g. --set debug.enabled=true' })
+    const key = item.slice(0, eq)
+    const bad = key.split('.').find((part) => PROTOTYPE_KEYS.has(part))
+    if (bad) {
+      throw configError(`forbidden key '${bad}' in --set ${key}`, {
+        location: `--set ${key}`,
+        hint: "'__proto__', 'constructor' and 'prototype' are never valid config keys",
+      })
+    }
+    if (key.split('.').some((part) => !part)) throw usageError(`--set key '${key}' has an empty part`, { location: `--set ${key}` })
     const raw = item.slice(eq + 1)
     let value: unknown = raw
     if (raw === 'true' || raw === 'false') value = raw === 'true'
@@ -30,8 +44,9 @@ export function parseSetFlags(values: string[]): Record<string, unknown> {
       } catch {
         value = raw
       }
+      assertSafeStructure(value, { source: `--set ${key}`, keyCode: ExitCode.CONFIG })
     }
-    out[item.slice(0, eq)] = value
+    out[key] = value
   }
   return out
 }

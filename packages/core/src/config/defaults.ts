@@ -1,3 +1,4 @@
+import { DEFAULT_INPUT_BYTES } from '../limits'
 import type { ProvConfig } from './schema'
 
 /** Layer 1: built-in defaults. Every documented key has a value here. */
@@ -7,6 +8,7 @@ export const defaultConfig: ProvConfig = {
   paths: {},
   debug: { enabled: false, log_level: 'info', check: false },
   output: { format: 'auto' },
+  limits: { input_bytes: DEFAULT_INPUT_BYTES },
   cache: { enabled: true, ttl: '1h' },
   providers: {
     default: 'local',

@@ -1,7 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { extname } from 'node:path'
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml'
-import { configError } from '../errors'
+import { configError, ExitCode, isProvError } from '../errors'
+import { formatBytes, MAX_CONFIG_FILE_BYTES } from '../limits'
+import { assertSafeStructure, assertYamlDepth, isStackOverflow, tooDeepError } from '../util/structure'
 
 /** A parsed data file plus the line of every key path (dotted) for provenance and messages. */
 export interface ParsedFile {
@@ -39,11 +41,45 @@ function collectYamlLines(node: Node | null | undefined, prefix: string, counter
   }
 }
 
+const noKeys: ReadonlySet<string> = new Set()
+
+/**
+ * The structural checks every config file passes: not nested deeper than MAX_INPUT_DEPTH (exit 2),
+ * no `__proto__`/`constructor`/`prototype` keys (exit 3, at the key's line when known).
+ */
+function checkConfigStructure(parsed: ParsedFile, lines?: Map<string, number>): void {
+  assertSafeStructure(parsed.data, { source: parsed.file, forbiddenKeys: noKeys })
+  assertSafeStructure(parsed.data, {
+    source: parsed.file,
+    keyCode: ExitCode.CONFIG,
+    locate: (path) => {
+      const line = (lines ?? parsed.lines).get(path)
+      return line ? `${parsed.file}:${line}` : parsed.file
+    },
+  })
+}
+
+/** Runs a parser; a stack overflow (hostile nesting) becomes the "nested too deeply" error. */
+function guardDepth<T>(file: string, parse: () => T): T {
+  try {
+    return parse()
+  } catch (error) {
+    if (isStackOverflow(error)) throw tooDeepError(file)
+    throw error
+  }
+}
+
 /** Parses YAML or JSON text with line numbers; errors name `file:line`. */
 export function parseYamlText(text: string, file: string): ParsedFile {
+  assertYamlDepth(text, file)
+  return guardDepth(file, () => parseYamlUnchecked(text, file))
+}
+
+function parseYamlUnchecked(text: string, file: string): ParsedFile {
   const counter = new LineCounter()
   const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false })
   const error = doc.errors[0]
+  if (error && isStackOverflow(error)) throw tooDeepError(file)
   if (error) {
     const line = error.linePos?.[0]?.line ?? counter.linePos(error.pos[0]).line
     throw configError(`malformed ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${error.message.split('\n')[0]}`, {
@@ -54,14 +90,19 @@ export function parseYamlText(text: string, file: string): ParsedFile {
   try {
     data = doc.toJS({ maxAliasCount: 100 }) ?? {}
   } catch (error) {
+    if (isStackOverflow(error)) throw tooDeepError(file)
     throw configError(`malformed YAML: ${(error as Error).message.split('\n')[0]}`, { location: `${file}:1` })
   }
   if (typeof data !== 'object' || Array.isArray(data) || data === null) {
     throw configError('a config file must hold a mapping of sections (key: value)', { location: `${file}:1` })
   }
+  // Depth first: collecting line numbers recurses over the document.
+  assertSafeStructure(data, { source: file, forbiddenKeys: noKeys })
   const lines = new Map<string, number>()
   collectYamlLines(doc.contents as Node, '', counter, lines)
-  return { file, data: data as Record<string, unknown>, lines }
+  const parsed = { file, data: data as Record<string, unknown>, lines }
+  checkConfigStructure(parsed)
+  return parsed
 }
 
 /** Line numbers of TOML keys: `[a.b]` headers and `key =` lines (dotted keys included). */
@@ -88,9 +129,13 @@ function tomlLines(text: string): Map<string, number> {
 export async function parseTomlText(text: string, file: string): Promise<ParsedFile> {
   const { parse, TomlError } = await import('smol-toml')
   try {
-    const data = parse(text) as Record<string, unknown>
-    return { file, data: JSON.parse(JSON.stringify(data)) as Record<string, unknown>, lines: tomlLines(text) }
+    const data = guardDepth(file, () => parse(text) as Record<string, unknown>)
+    assertSafeStructure(data, { source: file, forbiddenKeys: noKeys })
+    const parsed = { file, data: JSON.parse(JSON.stringify(data)) as Record<string, unknown>, lines: tomlLines(text) }
+    checkConfigStructure(parsed)
+    return parsed
   } catch (error) {
+    if (error instanceof TomlError && /excessively nested/i.test(error.message)) throw tooDeepError(file)
     if (error instanceof TomlError) {
       throw configError(`malformed TOML: ${error.message.split('\n')[0]}`, { location: `${file}:${error.line}` })
     }
@@ -102,8 +147,16 @@ export async function parseTomlText(text: string, file: string): Promise<ParsedF
 export async function loadDataFile(file: string): Promise<ParsedFile> {
   let text: string
   try {
+    const size = statSync(file).size
+    if (size > MAX_CONFIG_FILE_BYTES) {
+      throw configError(`config file is larger than ${formatBytes(MAX_CONFIG_FILE_BYTES)} (${size} bytes)`, {
+        location: file,
+        hint: 'configuration files are small; split data into infra/ files',
+      })
+    }
     text = readFileSync(file, 'utf8')
   } catch (error) {
+    if (isProvError(error)) throw error
     throw configError(`cannot read config file: ${(error as Error).message}`, { location: file })
   }
   if (extname(file) === '.toml') return parseTomlText(text, file)
@@ -122,12 +175,38 @@ export async function loadCodeFile(file: string): Promise<ParsedFile> {
       packageJson: false,
       envName: false,
     })
-    return { file, data: (config ?? {}) as Record<string, unknown>, lines: new Map() }
+    const parsed = { file, data: (config ?? {}) as Record<string, unknown>, lines: new Map<string, number>() }
+    checkConfigStructure(parsed)
+    return parsed
   } catch (error) {
+    if (isProvError(error)) throw error
+    if (isStackOverflow(error)) throw tooDeepError(file)
     throw configError(`cannot load config module: ${(error as Error).message.split('\n')[0]}`, { location: file })
   }
 }
 
+const parsedFiles = new Map<string, { stamp: string; parsed: Promise<ParsedFile> }>()
+
+/**
+ * Loads a config file of any supported kind. Parsed files are kept for the life of the process
+ * (keyed by path, size and modification time): settings read before a command runs and the
+ * command's own configuration load parse each file once.
+ */
 export async function loadAnyConfigFile(file: string): Promise<ParsedFile> {
-  return (codeExtensions as readonly string[]).includes(extname(file)) ? loadCodeFile(file) : loadDataFile(file)
+  let stamp: string
+  try {
+    const stat = statSync(file)
+    stamp = `${stat.size}:${stat.mtimeMs}`
+  } catch {
+    stamp = 'missing'
+  }
+  const cached = parsedFiles.get(file)
+  if (cached && cached.stamp === stamp) return cached.parsed.then(copyParsed)
+  const parsed = (codeExtensions as readonly string[]).includes(extname(file)) ? loadCodeFile(file) : loadDataFile(file)
+  parsedFiles.set(file, { stamp, parsed })
+  parsed.catch(() => parsedFiles.delete(file))
+  return parsed.then(copyParsed)
 }
+
+/** Callers may change the data they get (interpolation works on copies, but layers are shared). */
+const copyParsed = (parsed: ParsedFile): ParsedFile => ({ file: parsed.file, data: structuredClone(parsed.data), lines: parsed.lines })

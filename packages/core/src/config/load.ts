@@ -3,8 +3,10 @@ import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { configError } from '../errors'
+import { configError, ExitCode } from '../errors'
+import { setConfiguredInputLimit } from '../limits'
 import { systemConfigDir, userConfigDir } from '../paths'
+import { assertSafeStructure, PROTOTYPE_KEYS } from '../util/structure'
 import { PROV_VERSION } from '../version'
 import { defaultConfig } from './defaults'
 import { codeExtensions, dataExtensions, findConfigFile, loadAnyConfigFile, type ParsedFile } from './files'
@@ -12,7 +14,7 @@ import { interpolateConfig } from './interpolate'
 import { flattenLeaves, getPath, isPlainObject, mergeLayers, setPath } from './merge'
 import type { ProvConfig } from './schema'
 
-/** The eight layers of PRODUCT.md §3, lowest priority first. */
+/** The eight configuration layers, lowest priority first (docs/configuration.md). */
 export const layerNames = ['defaults', 'system', 'user', 'workspace', 'environment', 'infra', 'env', 'flags'] as const
 export type LayerName = (typeof layerNames)[number]
 
@@ -82,12 +84,27 @@ export function envLayer(environment: NodeJS.ProcessEnv): ConfigLayer {
       .split('__')
       .map((part) => part.toLowerCase())
       .join('.')
-    if (path.split('.').some((p) => !p)) continue
-    setPath(data, path, parseEnvValue(raw))
+    if (path.split('.').some((p) => !p)) {
+      // `PROV___PROTO____X` splits into empty parts around `__PROTO__`: refuse it like a spelled-out key.
+      if (/(^|_)_?PROTO_?(_|$)/i.test(name.slice(ENV_PREFIX.length))) throw envKeyError(name, '__proto__')
+      continue
+    }
+    const bad = path.split('.').find((part) => PROTOTYPE_KEYS.has(part))
+    if (bad) throw envKeyError(name, bad)
+    const value = parseEnvValue(raw)
+    assertSafeStructure(value, { source: `env:${name}`, keyCode: ExitCode.CONFIG })
+    setPath(data, path, value)
     sources[path] = name
   }
   const layer: ConfigLayer & { envNames: Record<string, string> } = { name: 'env', source: 'environment', data, lines, envNames: sources }
   return layer
+}
+
+function envKeyError(name: string, key: string) {
+  return configError(`forbidden key '${key}' in environment variable ${name}`, {
+    location: `env:${name}`,
+    hint: `'__proto__', 'constructor' and 'prototype' are never valid config keys; unset ${name}`,
+  })
 }
 
 function parseEnvValue(raw: string): unknown {
@@ -253,6 +270,7 @@ export async function resolveLayers(layers: ConfigLayer[], options: LoadConfigOp
           locate: (key) => locateIn(layers, key),
         })
   const config = options.validate === false ? (interpolated as ProvConfig) : await validateCached(interpolated, layers)
+  if (typeof config.limits?.input_bytes === 'number') setConfiguredInputLimit(config.limits.input_bytes)
   return {
     config,
     raw,

@@ -42,6 +42,10 @@ export const configSchema = z.strictObject({
   output: z.strictObject({
     format: z.enum(['auto', 'json', 'ndjson', 'yaml', 'table']),
   }),
+  limits: z.strictObject({
+    /** Largest input read whole into memory: piped records, plan and workflow files (bytes). */
+    input_bytes: z.number().int().min(1024),
+  }),
   cache: z.strictObject({
     enabled: z.boolean(),
     ttl: duration,
@@ -122,7 +126,7 @@ export const configSchema = z.strictObject({
     parallel_limit: z.number().int().min(1),
     step_timeout: z.number().positive(),
     fallback_to_direct: z.boolean(),
-    /** Client timeout when handing work to a running orchestrator (E18). */
+    /** Client timeout when handing work to a running orchestrator (--via-orch). */
     timeout_seconds: z.number().positive(),
     /** REST auth of `prov-orch serve` on TCP: token (the owner's 0600 .prov/orch.token, loopback only) or jwt (key file: PEM public key or a 600 secret). */
     auth: z.strictObject({

@@ -3,10 +3,6 @@ import { loadCommandConfig, parseSetFlags } from '@prov/core/config'
 
 const setArg = { type: 'string', description: 'Override a key (layer 8), e.g. --set debug.enabled=true (repeatable)', valueHint: 'key=value' } as const
 
-function setValues(raw: unknown): string[] {
-  return raw === undefined ? [] : ([raw].flat() as string[])
-}
-
 const show = defineProvCommand({
   meta: { name: 'show', description: 'Print the resolved configuration (--explain: every key with its layer, file and line)' },
   args: {
@@ -14,8 +10,8 @@ const show = defineProvCommand({
     key: { type: 'positional', description: 'Only this key (dotted path)', required: false },
     set: setArg,
   },
-  async run({ args, common, emit }) {
-    const resolved = await loadCommandConfig(common, parseSetFlags(setValues(args.set)))
+  async run({ args, common, emit, values }) {
+    const resolved = await loadCommandConfig(common, parseSetFlags(values('set')))
     if (args.explain) {
       const prefix = args.key ? `${args.key}` : undefined
       emit(
@@ -49,8 +45,8 @@ const show = defineProvCommand({
 const validate = defineProvCommand({
   meta: { name: 'validate', description: 'Load and validate every layer; exit 3 with file:line on the first problem' },
   args: { set: setArg },
-  async run({ args, common, emit, log }) {
-    const resolved = await loadCommandConfig(common, parseSetFlags(setValues(args.set)))
+  async run({ common, emit, log, values }) {
+    const resolved = await loadCommandConfig(common, parseSetFlags(values('set')))
     log.success('configuration is valid')
     emit({
       schema: 'prov.config.validation/v1',

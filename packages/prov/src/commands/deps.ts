@@ -15,7 +15,7 @@ import {
   validateCatalog,
 } from '@prov/core'
 
-const kindArg = { type: 'string', description: 'Extension kind (default taskserv)', default: 'taskserv' } as const
+const kindArg = { type: 'enum' as const, options: [...extensionKinds] as string[], description: 'Extension kind', default: 'taskserv' }
 
 function catalogFor(kind: string, workspace?: string, infra?: string): DependencyNode[] {
   if (!extensionKinds.includes(kind as ExtensionKind)) throw usageError(`unknown extension kind '${kind}'`, { hint: `use ${extensionKinds.join(', ')}` })

@@ -39,7 +39,7 @@ function record(ext: Extension, shadowed = false) {
 const list = defineProvCommand({
   meta: { name: 'list', description: 'Extensions across the layers (infra, workspace, registry, bundled)' },
   args: {
-    kind: { type: 'string', description: 'provider|taskserv|cluster (default: all)' },
+    kind: { type: 'enum', options: [...extensionKinds], description: 'Only this kind (default: all)' },
     all: { type: 'boolean', description: 'Also show extensions shadowed by a higher layer' },
   },
   run({ args, common, emit }) {
@@ -59,7 +59,7 @@ const info = defineProvCommand({
   meta: { name: 'info', description: 'Manifest and files of one extension' },
   args: {
     name: { type: 'positional', description: 'Extension name', required: true },
-    kind: { type: 'string', description: 'provider|taskserv|cluster (default: search all)' },
+    kind: { type: 'enum', options: [...extensionKinds], description: 'Only this kind (default: search all)' },
   },
   run({ args, common, emit }) {
     const workspace = resolveWorkspace(common.workspace)

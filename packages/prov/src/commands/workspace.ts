@@ -28,7 +28,7 @@ const init = defineProvCommand({
   meta: { name: 'init', description: 'Create a workspace from a template, register and activate it' },
   args: {
     name: { type: 'positional', description: 'Workspace name', required: true },
-    template: { type: 'string', description: `Template: ${workspaceTemplates().join('|') || 'minimal|full'}`, default: 'minimal' },
+    template: { type: 'enum', options: workspaceTemplates(), description: 'Workspace template', default: 'minimal' },
     path: { type: 'string', description: 'Folder to create (default ./NAME)' },
     activate: {
       type: 'boolean',
