@@ -5,8 +5,9 @@ import { type WorkspacePaths, workspacePaths } from './paths'
 import { readJsonFile, updateJsonFile } from './state'
 import { expectSchema } from './stdin'
 import { didYouMean } from './suggest'
+import { serialised } from './util/queue'
 
-/** Schema id of one server record (PRODUCT.md §2). */
+/** Schema id of one server record (docs/json-contract.md). */
 export const SERVER_SCHEMA = 'prov.server/v1'
 
 export const serverStatuses = ['running', 'stopped', 'creating', 'error', 'unknown'] as const
@@ -94,25 +95,6 @@ function normalise(state: Partial<ServerState> | undefined): ServerState {
 /** The whole state file (read without the lock: writes are atomic renames). */
 export function readServerState(workspace: WorkspaceRef): ServerState {
   return normalise(readJsonFile<Partial<ServerState>>(pathsOf(workspace).servers, emptyState()))
-}
-
-const inProcessQueues = new Map<string, Promise<unknown>>()
-
-/**
- * Runs `fn` after every earlier call for the same key in this process has finished. The file
- * lock is re-entrant per process, so parallel async updaters in one process (apply --parallel)
- * must also queue here.
- */
-export async function serialised<T>(key: string, fn: () => Promise<T>): Promise<T> {
-  const previous = inProcessQueues.get(key) ?? Promise.resolve()
-  const next = previous.catch(() => undefined).then(fn)
-  const settled = next.catch(() => undefined)
-  inProcessQueues.set(key, settled)
-  try {
-    return await next
-  } finally {
-    if (inProcessQueues.get(key) === settled) inProcessQueues.delete(key)
-  }
 }
 
 /** Locked read-modify-write of the server state: concurrent creates never lose a server. */

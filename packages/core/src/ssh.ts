@@ -3,10 +3,12 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from
 import { dirname } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { NodeSSH } from 'node-ssh'
-import { deniedError, failedError, isProvError, ProvError } from './errors'
+import { deniedError, ExitCode, failedError, isProvError, ProvError } from './errors'
 import { type WorkspacePaths, workspacePaths } from './paths'
-import { type ServerRecord, serialised, type WorkspaceRef } from './servers'
+import type { ServerRecord, WorkspaceRef } from './servers'
 import { withLock, writeFileAtomic } from './state'
+import { serialised } from './util/queue'
+import { shellQuote } from './util/shell'
 
 /** Where to connect: one SSH endpoint. `name` is for messages (the server name). */
 export interface SshTarget {
@@ -38,7 +40,7 @@ function run(file: string, args: string[], timeoutMs = 30_000): Promise<{ code: 
   })
 }
 
-/** Refuses a private key readable by group or others (PRODUCT.md §8). */
+/** Refuses a private key readable by group or others (a key must be 0600). */
 export function assertPrivateKeyMode(path: string): void {
   const mode = statSync(path).mode & 0o777
   if (mode & 0o077) {
@@ -189,11 +191,6 @@ export function targetOf(server: ServerRecord): SshTarget {
 
 const describe = (target: SshTarget) =>
   `${target.name ? `${target.name} (${target.user}@${target.host}:${target.port})` : `${target.user}@${target.host}:${target.port}`}`
-
-/** POSIX shell single-quoting. */
-export function shellQuote(value: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`
-}
 
 /** Arguments for the system `ssh` client: workspace key, pinned host keys only, never a prompt about keys. */
 export function systemSshArgs(
@@ -356,7 +353,7 @@ export class SshPool {
         return { ssh: await this.connectOnce(target, privateKey), busy: 0 }
       } catch (error) {
         // Key mismatches and auth failures do not heal by retrying.
-        if ((isProvError(error) && error.code === 4) || attempt >= this.options.retries) throw error
+        if ((isProvError(error) && error.code === ExitCode.DENIED) || attempt >= this.options.retries) throw error
         await sleep(delay)
         delay *= 2
       }
