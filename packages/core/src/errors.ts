@@ -1,5 +1,5 @@
 /**
- * Exit codes shared by every prov binary (PRODUCT.md §2).
+ * Exit codes shared by every prov binary (docs/json-contract.md).
  * Scripts rely on these numbers: never renumber them.
  */
 export const ExitCode = {

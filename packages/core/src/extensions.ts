@@ -9,7 +9,7 @@ import { didYouMean } from './suggest'
 export const extensionKinds = ['provider', 'taskserv', 'cluster'] as const
 export type ExtensionKind = (typeof extensionKinds)[number]
 
-/** Discovery layers, highest priority first (PRODUCT.md §5). */
+/** Discovery layers, highest priority first (docs/extensions.md). */
 export const extensionLayers = ['infra', 'workspace', 'registry', 'bundled'] as const
 export type ExtensionLayer = (typeof extensionLayers)[number]
 
@@ -57,7 +57,7 @@ export interface Extension {
   layer: ExtensionLayer
 }
 
-/** Parses and validates a manifest.yaml (the seed's `type` and `dependencies` are accepted as aliases). */
+/** Parses and validates a manifest.yaml (`type` and `dependencies` are accepted as aliases of `kind` and `requires`). */
 export function readManifest(dir: string): ExtensionManifest {
   const file = join(dir, 'manifest.yaml')
   let text: string

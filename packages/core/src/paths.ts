@@ -40,7 +40,7 @@ function findRepoRoot(): string {
 export const bundledExtensionsDir = () => join(repoRoot(), 'extensions')
 export const templatesDir = () => join(repoRoot(), 'templates')
 
-/** Paths inside a workspace (PRODUCT.md §4). */
+/** Paths inside a workspace (docs/prov.md, workspace layout). */
 export function workspacePaths(root: string) {
   const state = join(root, '.prov')
   return {

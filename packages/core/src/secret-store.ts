@@ -37,7 +37,7 @@ export interface AgeIdentity {
 
 /**
  * Reads the `AGE-SECRET-KEY-1` lines of an identity file. A missing file is exit 5; a file that
- * group or others can read is refused (exit 4): a key must be 0600 (PRODUCT.md §8).
+ * group or others can read is refused (exit 4): a key must be 0600.
  */
 export function readIdentityFile(path: string): AgeIdentity[] {
   let mode: number
@@ -122,7 +122,7 @@ export async function decryptAgeFile(data: Uint8Array, identities: AgeIdentity[]
     }
   }
   try {
-    return await decryptWith(decrypter, binary)
+    return await decrypter.decrypt(binary)
   } catch (error) {
     const message = (error as Error).message
     if (/no identity matched/i.test(message)) {
@@ -130,10 +130,6 @@ export async function decryptAgeFile(data: Uint8Array, identities: AgeIdentity[]
     }
     throw deniedError(`cannot decrypt ${source}: ${message}`, { location: source })
   }
-}
-
-async function decryptWith(decrypter: { decrypt(file: Uint8Array): Promise<Uint8Array> }, data: Uint8Array): Promise<Uint8Array> {
-  return decrypter.decrypt(data)
 }
 
 export interface SecretResolverOptions {
