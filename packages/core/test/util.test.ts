@@ -3,6 +3,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { ProvError } from '../src/errors'
 import { forEachLimit, mapLimit } from '../src/util/concurrency'
+import { confirmOrRefuse } from '../src/util/confirm'
 import { runFile, runFileOrFail } from '../src/util/exec'
 import { isSameProcess, parentPidOf, pidAlive, processStartTime } from '../src/util/process'
 import { serialised } from '../src/util/queue'
@@ -133,5 +134,16 @@ describe('ssh options and workflow statuses', () => {
     for (const status of FINISHED_WORKFLOW_STATUSES) expect(WORKFLOW_STATUSES).toContain(status)
     expect(isFinishedWorkflowStatus('rolled_back')).toBe(true)
     expect(isFinishedWorkflowStatus('running')).toBe(false)
+  })
+})
+
+describe('confirmOrRefuse', () => {
+  it('proceeds with --yes, refuses off a terminal (exit 2) naming the action', async () => {
+    const pipe = { isTTY: false } as NodeJS.ReadStream
+    expect(await confirmOrRefuse({ yes: true, what: 'delete servers', input: pipe })).toBe(true)
+    const refused = await confirmOrRefuse({ yes: false, what: 'delete servers', input: pipe }).catch((e) => e)
+    expect(refused).toBeInstanceOf(ProvError)
+    expect(refused.code).toBe(2)
+    expect(refused.message).toBe('refusing to delete servers without --yes (stdin is not a terminal, so nobody can confirm)')
   })
 })
