@@ -3,11 +3,12 @@
 // of the same digest again, served from the content-addressed cache, vs `node -e 0`.
 
 import { spawn, spawnSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createHash, randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
 import { median, timeCommand } from './lib.mjs'
 
 const freePort = () =>
@@ -43,6 +44,44 @@ async function startRegistry(dir) {
         child.kill('SIGTERM')
       }),
   }
+}
+
+/** An OCI layout (written by hand) holding one artifact whose only layer is `layer`, tagged v1. */
+function layoutOf(dir, layer) {
+  const blob = (bytes) => {
+    const hex = createHash('sha256').update(bytes).digest('hex')
+    writeFileSync(join(dir, 'blobs', 'sha256', hex), bytes)
+    return { digest: `sha256:${hex}`, size: bytes.length }
+  }
+  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true })
+  writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}')
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      artifactType: 'application/vnd.example.bomb.v1+json',
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', ...blob(Buffer.from('{}')) },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...blob(layer) }],
+    }),
+  )
+  const entry = { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...blob(manifest), annotations: { 'org.opencontainers.image.ref.name': 'v1' } }
+  writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [entry] }))
+}
+
+/**
+ * Peak RSS (MB) of one run of `args` under node, read by the process itself at exit
+ * (process.resourceUsage().maxRSS through a preloaded module): no sampling that could miss a peak.
+ */
+function peakRss(home, args, env) {
+  const preload = join(home, 'peak-rss.mjs')
+  const out = join(home, 'peak-rss.txt')
+  writeFileSync(
+    preload,
+    `import { writeFileSync } from 'node:fs'\nprocess.on('exit', () => writeFileSync(${JSON.stringify(out)}, String(process.resourceUsage().maxRSS)))\n`,
+  )
+  rmSync(out, { force: true })
+  const result = spawnSync(process.execPath, args, { env: { ...process.env, ...env, NODE_OPTIONS: `--import=${preload}` }, cwd: home, encoding: 'utf8' })
+  return { ...result, mb: Number(readFileSync(out, 'utf8')) / 1024 }
 }
 
 export default async function p5({ root, log }) {
@@ -131,9 +170,32 @@ export default async function p5({ root, log }) {
       target: '<= 50 ms',
       pass: over <= 50,
     })
+
+    // A decompression bomb: 2 GiB of zeros, gzip (about 2 MB), refused at oci.max_unpacked_size
+    // (1 GiB by default) while it streams. Its peak RSS next to that of an idle node process.
+    const bombLayout = join(home, 'bomb')
+    const member = gzipSync(Buffer.alloc(64 * 1024 * 1024), { level: 9 })
+    layoutOf(bombLayout, Buffer.concat(Array.from({ length: 32 }, () => member)))
+    const bombDest = join(home, 'bomb-out')
+    const bomb = peakRss(home, [join(root, 'bin', 'prov-oci'), 'pull', `layout:${bombLayout}:v1`, '--to', join(bombDest, 'x')], env)
+    if (bomb.status !== 1 || !/exceeds the unpacked size limit/.test(bomb.stderr))
+      throw new Error(`the bomb was not refused: exit ${bomb.status} ${bomb.stderr}`)
+    if (existsSync(bombDest) && readdirSync(bombDest).length) throw new Error('the refused bomb left files behind')
+    const idle = peakRss(home, ['-e', '0'], env)
+    log(`2 GiB-of-zeros gzip layer refused: peak RSS ${bomb.mb.toFixed(0)} MB (node -e 0: ${idle.mb.toFixed(0)} MB)`)
+    rows.push({
+      metric: 'decompression bomb (2 GiB of zeros as gzip) refused: peak RSS',
+      prov: bomb.mb,
+      peer: idle.mb,
+      peerName: 'node -e 0',
+      unit: ' MB',
+      ratio: bomb.mb / idle.mb,
+      target: '< 300 MB',
+      pass: bomb.mb < 300,
+    })
   } finally {
     for (const r of registries) await r.stop()
     rmSync(home, { recursive: true, force: true })
   }
-  return { id: 'P5', title: 'OCI push + pull vs skopeo; cached pull', rows }
+  return { id: 'P5', title: 'OCI push + pull vs skopeo; cached pull; decompression bomb memory', rows }
 }

@@ -1,11 +1,27 @@
-import { gunzipSync, gzipSync } from 'node:zlib'
+import { Readable } from 'node:stream'
+import { gzipSync } from 'node:zlib'
 import { type ExtensionKind, type ExtensionManifest, failedError, readManifest } from '@prov/core'
 import { descriptorFor } from './digest'
 import { LayoutTarget } from './layout'
+import { isDigest } from './ref'
 import { pool, RegistryTarget } from './registry'
-import { collectEntries, createTar, readTar, type TarEntry } from './tarball'
+import { collectEntries, createTar, type TarEntry } from './tarball'
 import type { Target } from './target'
-import { type Descriptor, type ImageIndex, type ImageManifest, MAX_BLOB_BYTES, MEDIA, manifestMediaTypes, PROV_ARTIFACT, PROV_CONFIG } from './types'
+import {
+  type Descriptor,
+  type ImageIndex,
+  type ImageManifest,
+  MAX_BLOB_BYTES,
+  MAX_CONFIG_BYTES,
+  MAX_INDEX_DEPTH,
+  MAX_INDEX_MANIFESTS,
+  MAX_LAYERS,
+  MEDIA,
+  manifestMediaTypes,
+  PROV_ARTIFACT,
+  PROV_CONFIG,
+} from './types'
+import type { LayerSource } from './unpack'
 
 /** A built artifact: its manifest and every blob, ready to push to any Target. */
 export interface BuiltArtifact {
@@ -106,14 +122,45 @@ export function parseManifest(bytes: Buffer, descriptor: Descriptor, where: stri
   if (value.schemaVersion !== 2) throw failedError(`manifest schemaVersion ${String(value.schemaVersion)} is not supported`, { location: where })
   if (mediaType === MEDIA.index || mediaType === MEDIA.dockerList) {
     if (!Array.isArray(value.manifests)) throw failedError('image index without manifests', { location: where })
+    if (value.manifests.length > MAX_INDEX_MANIFESTS)
+      throw failedError(`image index lists ${value.manifests.length} manifests, more than the ${MAX_INDEX_MANIFESTS} allowed: refused`, { location: where })
+    for (const d of value.manifests) checkDescriptor(d, where)
     return { type: 'index', value }
   }
   if (!value.config || !Array.isArray(value.layers)) throw failedError('image manifest without config or layers', { location: where })
-  for (const d of [value.config, ...value.layers]) {
-    if (typeof d.size !== 'number' || d.size < 0 || d.size > MAX_BLOB_BYTES)
-      throw failedError(`blob ${d.digest} has an out-of-bounds size ${d.size}: refused`, { location: where })
-  }
+  if (value.layers.length > MAX_LAYERS)
+    throw failedError(`manifest has ${value.layers.length} layers, more than the ${MAX_LAYERS} allowed: refused`, { location: where })
+  for (const d of [value.config, ...value.layers]) checkDescriptor(d, where)
   return { type: 'manifest', value }
+}
+
+/** A descriptor from a manifest: a sha256 digest and a size within bounds, before anything is fetched. */
+function checkDescriptor(d: Descriptor, where: string): void {
+  if (typeof d !== 'object' || d === null || typeof d.digest !== 'string' || !isDigest(d.digest))
+    throw failedError(`manifest references a blob without a sha256 digest: refused`, { location: where })
+  if (typeof d.size !== 'number' || !Number.isInteger(d.size) || d.size < 0 || d.size > MAX_BLOB_BYTES)
+    throw failedError(`blob ${d.digest} has an out-of-bounds size ${d.size}: refused`, { location: where })
+}
+
+/** A blob read as a stream when the target can (layers), else whole. */
+export async function openBlob(target: Target, descriptor: Descriptor): Promise<Readable> {
+  return target.openBlob ? target.openBlob(descriptor) : Readable.from([await target.fetchBlob(descriptor)])
+}
+
+/** The layers of a manifest as sources for unpacking. */
+export function layerSources(target: Target, manifest: ImageManifest, display: string): LayerSource[] {
+  return manifest.layers.map((layer) => ({ where: `layer ${layer.digest.slice(0, 19)} of ${display}`, open: () => openBlob(target, layer) }))
+}
+
+/** A small JSON blob (a config, a signature payload), its announced size checked before it is fetched. */
+export async function readJsonBlob<T>(target: Target, descriptor: Descriptor, what: string): Promise<T> {
+  if (descriptor.size > MAX_CONFIG_BYTES) throw failedError(`${what} of ${descriptor.size} bytes is larger than the ${MAX_CONFIG_BYTES} allowed: refused`)
+  const bytes = await target.fetchBlob(descriptor)
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T
+  } catch {
+    throw failedError(`${what} is not JSON`, { location: descriptor.digest })
+  }
 }
 
 /** The kind of a prov artifact from its artifactType (undefined for foreign images). */
@@ -132,11 +179,12 @@ export interface CopyOptions {
 }
 
 /** Copies a manifest (or index) and everything it references from one Target to another. */
-export async function copyGraph(src: Target, dst: Target, reference: string, options: CopyOptions = {}): Promise<Descriptor> {
+export async function copyGraph(src: Target, dst: Target, reference: string, options: CopyOptions = {}, depth = 0): Promise<Descriptor> {
   const { descriptor, bytes } = await src.fetchManifest(reference)
   const parsed = parseManifest(bytes, descriptor, `${src.name}:${reference}`)
   if (parsed.type === 'index') {
-    for (const child of parsed.value.manifests) await copyGraph(src, dst, child.digest, { ...options, tag: undefined, referrers: false })
+    if (depth >= MAX_INDEX_DEPTH) throw failedError(`image indexes nested deeper than ${MAX_INDEX_DEPTH}: refused`, { location: `${src.name}:${reference}` })
+    for (const child of parsed.value.manifests) await copyGraph(src, dst, child.digest, { ...options, tag: undefined, referrers: false }, depth + 1)
   } else {
     const blobs = [parsed.value.config, ...parsed.value.layers]
     const sameRegistry = src instanceof RegistryTarget && dst instanceof RegistryTarget && src.client.registry === dst.client.registry
@@ -159,12 +207,13 @@ export async function copyGraph(src: Target, dst: Target, reference: string, opt
 }
 
 /** Whether a Target holds a manifest and every blob it references (no network for local targets). */
-export async function isComplete(target: Target, digest: string): Promise<boolean> {
+export async function isComplete(target: Target, digest: string, depth = 0): Promise<boolean> {
   try {
     const { descriptor, bytes } = await target.fetchManifest(digest)
     const parsed = parseManifest(bytes, descriptor, target.name)
     if (parsed.type === 'index') {
-      for (const child of parsed.value.manifests) if (!(await isComplete(target, child.digest))) return false
+      if (depth >= MAX_INDEX_DEPTH) return false
+      for (const child of parsed.value.manifests) if (!(await isComplete(target, child.digest, depth + 1))) return false
       return true
     }
     for (const blob of [parsed.value.config, ...parsed.value.layers]) if (!(await target.exists(blob))) return false
@@ -172,21 +221,4 @@ export async function isComplete(target: Target, digest: string): Promise<boolea
   } catch {
     return false
   }
-}
-
-/** The layer entries of an image manifest (gzip or plain tar layers). */
-export async function layerEntries(target: Target, manifest: ImageManifest): Promise<TarEntry[]> {
-  const entries: TarEntry[] = []
-  for (const layer of manifest.layers) {
-    const bytes = await target.fetchBlob(layer)
-    const gz = bytes[0] === 0x1f && bytes[1] === 0x8b
-    let tar: Buffer
-    try {
-      tar = gz ? gunzipSync(bytes, { maxOutputLength: MAX_BLOB_BYTES }) : bytes
-    } catch (error) {
-      throw failedError(`layer ${layer.digest} is not a valid gzip stream: ${(error as Error).message}`)
-    }
-    entries.push(...readTar(tar, `layer ${layer.digest.slice(0, 19)}`))
-  }
-  return entries
 }

@@ -5,6 +5,7 @@ import { LayoutTarget } from './layout'
 import { formatReference, type ParseOptions, parseReference, type Reference } from './ref'
 import { RegistryClient, type RegistryOptions, RegistryTarget } from './registry'
 import type { Target } from './target'
+import { DEFAULT_MAX_UNPACKED_SIZE } from './types'
 
 /** Flags shared by the commands that talk to registries. */
 export const transportArgs = {
@@ -20,6 +21,8 @@ export interface OciSettings {
   trustedKeys: string[]
   parallel: number
   chunkSize: number
+  /** `oci.max_unpacked_size`: what one artifact may unpack to. */
+  maxUnpackedSize: number
   cacheDir?: string
 }
 
@@ -51,6 +54,7 @@ export async function ociContext(common: CommonOptions, flags: { 'plain-http'?: 
     trustedKeys: [],
     parallel: 4,
     chunkSize: 64 * 1024 * 1024,
+    maxUnpackedSize: DEFAULT_MAX_UNPACKED_SIZE,
   }
   let dependencies: Record<string, unknown> = {}
   let workspace: Workspace | undefined
@@ -67,6 +71,7 @@ export async function ociContext(common: CommonOptions, flags: { 'plain-http'?: 
       trustedKeys: oci.trusted_keys,
       parallel: oci.parallel,
       chunkSize: oci.chunk_size,
+      maxUnpackedSize: oci.max_unpacked_size,
       cacheDir: oci.cache_dir,
     }
     dependencies = loaded.config.dependencies

@@ -1,10 +1,11 @@
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { join } from 'node:path'
-import { failedError, notFoundError, withLock, writeFileAtomic } from '@prov/core'
+import { closeSync, createReadStream, existsSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs'
+import type { Readable } from 'node:stream'
+import { containedPath, failedError, notFoundError, removeContained, usageError, withLock, writeFileAtomic } from '@prov/core'
 import { verifyBlob, writeBlobFile } from './digest'
-import { isDigest } from './ref'
+import { isDigest, isTag } from './ref'
 import type { FetchedManifest, Target } from './target'
-import { type Descriptor, type ImageIndex, MAX_MANIFEST_BYTES, MEDIA, manifestMediaTypes } from './types'
+import { type Descriptor, type ImageIndex, MAX_BLOB_BYTES, MAX_INDEX_FILE_BYTES, MAX_MANIFEST_BYTES, MEDIA, manifestMediaTypes } from './types'
+import { verifiedStream } from './verify'
 
 const REF_NAME = 'org.opencontainers.image.ref.name'
 
@@ -26,21 +27,31 @@ export class LayoutTarget implements Target {
     this.name = scope ? `cache ${scope}` : `layout:${root}`
   }
 
+  /** A file of the layout; a symlink inside it that leads out is refused (exit 4). */
+  private path(...segments: string[]): string {
+    return containedPath(this.root, segments, { what: this.name })
+  }
+
+  private blobSegments(digest: string): string[] {
+    if (!isDigest(digest)) throw failedError(`unsupported digest '${digest}'`, { location: this.name })
+    return ['blobs', 'sha256', digest.slice(7)]
+  }
+
   blobPath(digest: string): string {
-    if (!isDigest(digest)) throw failedError(`unsupported digest '${digest}'`)
-    return join(this.root, 'blobs', 'sha256', digest.slice(7))
+    return this.path(...this.blobSegments(digest))
   }
 
   private refName(tag: string): string {
+    if (!isTag(tag)) throw usageError(`tag '${tag}' is not valid in ${this.name} (letters, digits, . _ -, no '..', at most 128)`)
     return this.scope ? `${this.scope}:${tag}` : tag
   }
 
   readIndex(): ImageIndex {
-    const file = join(this.root, 'index.json')
+    const file = this.path('index.json')
     if (!existsSync(file)) return { schemaVersion: 2, mediaType: MEDIA.index, manifests: [] }
     try {
-      const index = JSON.parse(readFileSync(file, 'utf8')) as ImageIndex
-      if (!Array.isArray(index.manifests)) throw new Error('no manifests array')
+      const index = JSON.parse(readBounded(file, MAX_INDEX_FILE_BYTES).toString('utf8')) as ImageIndex
+      if (!Array.isArray(index.manifests) || index.manifests.some((d) => typeof d?.digest !== 'string')) throw new Error('no manifests array of descriptors')
       return index
     } catch (error) {
       throw failedError(`malformed OCI layout index: ${(error as Error).message}`, { location: file })
@@ -48,13 +59,12 @@ export class LayoutTarget implements Target {
   }
 
   private async updateIndex(update: (index: ImageIndex) => void): Promise<void> {
-    const file = join(this.root, 'index.json')
-    await withLock(join(this.root, '.index.lock'), () => {
-      const layoutFile = join(this.root, 'oci-layout')
+    await withLock(this.path('.index.lock'), () => {
+      const layoutFile = this.path('oci-layout')
       if (!existsSync(layoutFile)) writeFileAtomic(layoutFile, '{"imageLayoutVersion":"1.0.0"}')
       const index = this.readIndex()
       update(index)
-      writeFileAtomic(file, `${JSON.stringify(index, null, 2)}\n`)
+      writeFileAtomic(this.path('index.json'), `${JSON.stringify(index, null, 2)}\n`)
     })
   }
 
@@ -65,7 +75,7 @@ export class LayoutTarget implements Target {
       if (listed) return stripRefName(listed)
       const path = this.blobPath(reference)
       if (existsSync(path)) {
-        const bytes = readFileSync(path)
+        const bytes = readBounded(path, MAX_MANIFEST_BYTES)
         const mediaType = (JSON.parse(bytes.toString('utf8')) as { mediaType?: string }).mediaType ?? MEDIA.manifest
         return { mediaType, digest: reference, size: bytes.length }
       }
@@ -87,16 +97,38 @@ export class LayoutTarget implements Target {
     return { descriptor, bytes }
   }
 
-  async fetchBlob(descriptor: Descriptor): Promise<Buffer> {
+  /** The blob's file, checked against the descriptor's size before a byte is read. */
+  private blobFile(descriptor: Descriptor): string {
     const path = this.blobPath(descriptor.digest)
-    let bytes: Buffer
+    let size: number
     try {
-      bytes = readFileSync(path)
+      size = statSync(path).size
     } catch {
       throw notFoundError(`blob ${descriptor.digest} not found in ${this.name}`)
     }
+    if (descriptor.size > MAX_BLOB_BYTES)
+      throw failedError(`blob ${descriptor.digest} of ${descriptor.size} bytes exceeds the limit ${MAX_BLOB_BYTES}: refused`)
+    if (size !== descriptor.size)
+      throw failedError(`blob ${descriptor.digest} has ${size} bytes, the descriptor says ${descriptor.size}: refused`, { location: path })
+    return path
+  }
+
+  async fetchBlob(descriptor: Descriptor): Promise<Buffer> {
+    const path = this.blobFile(descriptor)
+    const bytes = readFileSync(path)
     verifyBlob(descriptor, bytes, path)
     return bytes
+  }
+
+  async openBlob(descriptor: Descriptor): Promise<Readable> {
+    const path = this.blobFile(descriptor)
+    return verifiedStream(createReadStream(path), {
+      digest: descriptor.digest,
+      size: descriptor.size,
+      limit: MAX_BLOB_BYTES,
+      what: `blob ${descriptor.digest}`,
+      where: path,
+    })
   }
 
   /**
@@ -104,16 +136,7 @@ export class LayoutTarget implements Target {
    * (a registry refuses an upload whose bytes do not match `?digest=`).
    */
   readBlobForUpload(descriptor: Descriptor): Buffer {
-    const path = this.blobPath(descriptor.digest)
-    let bytes: Buffer
-    try {
-      bytes = readFileSync(path)
-    } catch {
-      throw notFoundError(`blob ${descriptor.digest} not found in ${this.name}`)
-    }
-    if (bytes.length !== descriptor.size)
-      throw failedError(`blob ${descriptor.digest} has ${bytes.length} bytes, the descriptor says ${descriptor.size}: refused`, { location: path })
-    return bytes
+    return readFileSync(this.blobFile(descriptor))
   }
 
   async exists(descriptor: Descriptor): Promise<boolean> {
@@ -162,14 +185,15 @@ export class LayoutTarget implements Target {
       index.manifests = index.manifests.filter((d) => (isDigest(reference) ? d.digest !== reference : d.annotations?.[REF_NAME] !== this.refName(reference)))
     })
     // Blobs may be shared with other manifests; only an unreferenced manifest blob is removed.
-    if (!this.readIndex().manifests.some((d) => d.digest === descriptor.digest) && !this.scope) rmSync(this.blobPath(descriptor.digest), { force: true })
+    if (!this.readIndex().manifests.some((d) => d.digest === descriptor.digest) && !this.scope)
+      removeContained(this.root, this.blobSegments(descriptor.digest), { what: this.name })
     return descriptor
   }
 
   async referrers(digest: string, artifactType?: string): Promise<Descriptor[]> {
     const found: Descriptor[] = []
     for (const entry of this.readIndex().manifests) {
-      if (!manifestMediaTypes.includes(entry.mediaType)) continue
+      if (!manifestMediaTypes.includes(entry.mediaType) || entry.size > MAX_MANIFEST_BYTES) continue
       if (entry.annotations?.['dev.prov.subject'] !== undefined && entry.annotations['dev.prov.subject'] !== digest) continue
       let manifest: { subject?: Descriptor; artifactType?: string; annotations?: Record<string, string> }
       try {
@@ -188,4 +212,16 @@ export class LayoutTarget implements Target {
 function stripRefName(descriptor: Descriptor): Descriptor {
   const { annotations, ...rest } = descriptor
   return { ...rest, mediaType: rest.mediaType ?? MEDIA.manifest }
+}
+
+/** A whole file no larger than `limit`, its size checked on the open descriptor before reading. */
+function readBounded(path: string, limit: number): Buffer {
+  const fd = openSync(path, 'r')
+  try {
+    const size = fstatSync(fd).size
+    if (size > limit) throw failedError(`${path} has ${size} bytes, more than the ${limit} allowed: refused`, { location: path })
+    return readFileSync(fd)
+  } finally {
+    closeSync(fd)
+  }
 }

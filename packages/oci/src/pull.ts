@@ -1,14 +1,13 @@
 import type { KeyObject } from 'node:crypto'
-import { rmSync } from 'node:fs'
-import { join } from 'node:path'
-import { configError, type ExtensionManifest, failedError, ProvError, readManifest } from '@prov/core'
-import { copyGraph, isComplete, kindOf, layerEntries, parseManifest } from './artifact'
+import { basename, dirname, join, resolve } from 'node:path'
+import { configError, type ExtensionManifest, failedError, ProvError, readManifest, removeContained, usageError } from '@prov/core'
+import { copyGraph, isComplete, kindOf, layerSources, parseManifest, readJsonBlob } from './artifact'
 import type { OciContext } from './context'
 import { formatReference, type Reference } from './ref'
 import { copyReferrers, trustedKeys, type VerifyResult, verifyManifest } from './sign'
-import { extractEntries } from './tarball'
 import type { Target } from './target'
 import type { Descriptor, ImageManifest } from './types'
+import { UnpackBudget, unpackLayers } from './unpack'
 
 export interface PullOptions {
   /** Extract into this folder (default: the workspace registry layer for extensions). */
@@ -113,7 +112,7 @@ export async function pullArtifact(
   if (kind === 'provider' || kind === 'taskserv' || kind === 'cluster') {
     // A light check here (no schema library on the cached fast path); the installed
     // manifest.yaml is validated in full by readManifest below.
-    const config = JSON.parse((await source.fetchBlob(manifest.config)).toString('utf8')) as Partial<ExtensionManifest>
+    const config = await readJsonBlob<Partial<ExtensionManifest>>(source, manifest.config, `artifact config of ${display}`)
     if (typeof config.name !== 'string' || !/^[a-z0-9][a-z0-9_.-]*$/.test(config.name) || config.kind !== kind || typeof config.version !== 'string') {
       throw failedError(`artifact config of ${display} is not a valid ${kind} manifest: refused`)
     }
@@ -129,23 +128,36 @@ export async function pullArtifact(
     verified: Boolean(verification),
     ...(verification?.signature ? { signature: verification.signature } : {}),
   }
-  let dest = options.to
-  if (!dest && extension && options.install !== false && oci.workspace)
-    dest = join(oci.workspace.paths.registryExtensions, `${extension.kind}s`, extension.name)
+  const dest = destinationOf(oci, options, extension)
   if (dest) {
-    const entries = await layerEntries(source, manifest)
-    result.files = extractEntries(entries, dest, display)
-    result.installed = dest
+    const budget = new UnpackBudget(oci.settings.maxUnpackedSize, display)
+    result.files = await unpackLayers(layerSources(source, manifest, display), dest, budget)
+    const installed = join(dest.root, ...dest.segments)
+    result.installed = installed
     if (extension) {
       try {
-        const installed = readManifest(dest)
-        if (installed.name !== extension.name || installed.kind !== extension.kind) throw new Error('manifest.yaml does not match the artifact config')
+        const unpacked = readManifest(installed)
+        if (unpacked.name !== extension.name || unpacked.kind !== extension.kind) throw new Error('manifest.yaml does not match the artifact config')
       } catch (error) {
-        rmSync(dest, { recursive: true, force: true })
+        removeContained(dest.root, dest.segments)
         throw failedError(`${display} does not hold a matching manifest.yaml: ${(error as Error).message}`)
       }
       if (!options.to) result.layer = 'registry'
     }
   }
   return { ...result, manifest, source }
+}
+
+/**
+ * Where a pull unpacks, as a folder contained in the one that owns it: `--to DIR` (in its parent),
+ * or the workspace registry layer for an extension (the name comes from the artifact).
+ */
+function destinationOf(oci: OciContext, options: PullOptions, extension: ExtensionManifest | undefined): { root: string; segments: string[] } | undefined {
+  if (options.to) {
+    const to = resolve(options.to)
+    if (to === dirname(to)) throw usageError(`--to must name a folder to create or replace, not '${to}'`, { location: '--to' })
+    return { root: dirname(to), segments: [basename(to)] }
+  }
+  if (!extension || options.install === false || !oci.workspace) return undefined
+  return { root: oci.workspace.paths.registryExtensions, segments: [`${extension.kind}s`, extension.name] }
 }

@@ -30,6 +30,11 @@ export function isDigest(value: string): boolean {
   return digestPattern.test(value)
 }
 
+/** A tag as the distribution spec allows it; in a layout also never `..` (tags are no paths, and stay so). */
+export function isTag(value: string): boolean {
+  return tagPattern.test(value) && !value.includes('..')
+}
+
 /**
  * Parses `host[:port]/ns/name:tag`, `...@sha256:<hex>`, with an optional `oci://` prefix,
  * or `layout:PATH[:tag|@digest]` for an on-disk OCI image layout.
@@ -83,15 +88,18 @@ function parseLayout(input: string): Reference {
   let digest: string | undefined
   let tag: string | undefined
   const at = rest.lastIndexOf('@')
-  if (at >= 0 && digestPattern.test(rest.slice(at + 1))) {
+  if (at >= 0 && rest.slice(at + 1).startsWith('sha256:')) {
     digest = rest.slice(at + 1)
     rest = rest.slice(0, at)
+    if (!digestPattern.test(digest)) bad(input, 'a digest is sha256: followed by 64 lower-case hex digits')
   } else {
+    // Everything after the last ':' is the tag, so a path cannot smuggle `:../x` in as a folder.
     const colon = rest.lastIndexOf(':')
-    if (colon >= 0 && !rest.slice(colon + 1).includes('/')) {
+    if (colon >= 0) {
       tag = rest.slice(colon + 1)
       rest = rest.slice(0, colon)
-      if (!tagPattern.test(tag)) bad(input, `tag '${tag}' is not valid`)
+      if (tag.includes('/') || tag.includes('..')) bad(input, `layout tag '${tag}' contains '/' or '..' (a layout path may not contain ':')`)
+      if (!isTag(tag)) bad(input, `tag '${tag}' is not valid (letters, digits, . _ -, at most 128)`)
     }
   }
   if (!rest) bad(input, 'layout: needs a path')

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import { Transform } from 'node:stream'
+import { Readable, Transform } from 'node:stream'
+import type { ReadableStream as WebReadableStream } from 'node:stream/web'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { deniedError, failedError, notFoundError, ProvError, usageError } from '@prov/core'
 import type { FetchResponse } from 'ofetch'
@@ -8,7 +9,20 @@ import { type Credential, findCredential } from './credentials'
 import { sha256, verifyBlob, writeBlobStream } from './digest'
 import { isDigest, isLoopbackHost } from './ref'
 import type { FetchedManifest, Target } from './target'
-import { ACCEPT_MANIFESTS, type Descriptor, type ImageIndex, MAX_BLOB_BYTES, MAX_MANIFEST_BYTES, MEDIA, manifestMediaTypes } from './types'
+import {
+  ACCEPT_MANIFESTS,
+  type Descriptor,
+  type ImageIndex,
+  MAX_BLOB_BYTES,
+  MAX_ERROR_BODY_BYTES,
+  MAX_INDEX_MANIFESTS,
+  MAX_LISTED_NAMES,
+  MAX_MANIFEST_BYTES,
+  MAX_RESPONSE_BYTES,
+  MEDIA,
+  manifestMediaTypes,
+} from './types'
+import { readVerified, verifiedStream } from './verify'
 
 export interface RegistryOptions {
   /** Plain HTTP for a non-loopback registry (loopback registries use HTTP anyway). */
@@ -35,6 +49,17 @@ interface RequestOptions {
   scope: string
   /** Retry on network errors (idempotent requests only). */
   retryNetwork?: boolean
+  /** Most bytes of a successful answer's body read (default MAX_RESPONSE_BYTES); more is refused. */
+  limit?: number
+  /** What the body is, for the message when it is too large. */
+  what?: string
+}
+
+/** An answer with its body read, never more than the request's limit. */
+export interface RegistryResponse {
+  status: number
+  headers: Headers
+  body: Buffer
 }
 
 interface Challenge {
@@ -120,39 +145,47 @@ export class RegistryClient {
     for (const s of scope.split(' ')) if (s) query.append('scope', s)
     const headers: Record<string, string> = {}
     if (credential) headers.authorization = `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`
-    let response: FetchResponse<ArrayBuffer>
+    let response: FetchResponse<WebReadableStream>
     try {
       response = await (await ofetchLib()).raw(`${realm}${realm.includes('?') ? '&' : '?'}${query}`, {
         headers,
         retry: 2,
         ignoreResponseError: true,
-        responseType: 'arrayBuffer',
+        responseType: 'stream',
       })
     } catch (error) {
       throw failedError(`cannot reach the token service ${realm}: ${(error as Error).message}`, { cause: error })
     }
+    const bytes = await readBody(
+      bodyOf(response),
+      `answer of the token service ${realm}`,
+      realm,
+      response.ok ? MAX_RESPONSE_BYTES : MAX_ERROR_BODY_BYTES,
+      response.ok,
+    )
     if (response.status === 401 || response.status === 403) {
       throw deniedError(`authentication to ${this.registry} failed (token service answered ${response.status})`, {
         hint: `check the credentials: prov-oci login ${this.registry} --username U --password-stdin`,
       })
     }
     if (response.status >= 300) throw failedError(`token service ${realm} answered ${response.status}`)
-    const body = JSON.parse(Buffer.from(response._data ?? new ArrayBuffer(0)).toString('utf8')) as { token?: string; access_token?: string }
+    const body = parseJson<{ token?: string; access_token?: string }>(bytes, `answer of the token service ${realm}`)
     const token = body.token ?? body.access_token
     if (!token) throw failedError(`token service ${realm} returned no token`)
     return `Bearer ${token}`
   }
 
   /** One request with auth (challenge -> credentials/token -> retry once) and retries with backoff. */
-  async request(method: Method, path: string, options: RequestOptions): Promise<FetchResponse<ArrayBuffer>> {
+  async request(method: Method, path: string, options: RequestOptions): Promise<RegistryResponse> {
     const attempts = this.options.attempts ?? 4
     let authRetried = false
     for (let attempt = 1; ; attempt++) {
       const headers: Record<string, string> = { ...(options.headers ?? {}) }
       const auth = this.authorization.get(options.scope) ?? (this.challenge?.scheme === 'basic' ? this.authorization.get('*') : undefined)
-      if (auth) headers.authorization = auth
+      // Credentials go to this registry only, never to a host a Link or Location header names.
+      if (auth && this.isOwnHost(this.url(path))) headers.authorization = auth
       this.options.onRequest?.(method, this.url(path))
-      let response: FetchResponse<ArrayBuffer>
+      let response: FetchResponse<WebReadableStream>
       try {
         response = (await (
           await ofetchLib()
@@ -163,9 +196,9 @@ export class RegistryClient {
           retry: 0,
           redirect: 'follow',
           ignoreResponseError: true,
-          responseType: 'arrayBuffer',
+          responseType: 'stream',
           timeout: 600_000,
-        })) as FetchResponse<ArrayBuffer>
+        })) as FetchResponse<WebReadableStream>
       } catch (error) {
         if (error instanceof ProvError) throw error
         if (options.retryNetwork !== false && isNetworkError(error) && attempt < attempts && method !== 'POST' && method !== 'PATCH') {
@@ -181,6 +214,12 @@ export class RegistryClient {
           details: { network: true },
         })
       }
+      const ok = (options.expect ?? []).includes(response.status) || (response.status >= 200 && response.status < 300)
+      const where = `${method} ${this.url(path)}`
+      const body =
+        method === 'HEAD'
+          ? Buffer.alloc(0)
+          : await readBody(bodyOf(response), options.what ?? `answer to ${where}`, where, ok ? (options.limit ?? MAX_RESPONSE_BYTES) : MAX_ERROR_BODY_BYTES, ok)
       if (response.status === 401 && !authRetried) {
         if (await this.answerChallenge(response.headers.get('www-authenticate'), options.scope)) {
           authRetried = true
@@ -193,14 +232,13 @@ export class RegistryClient {
         await sleep(Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter, 10) * 1000 : 150 * 2 ** attempt)
         continue
       }
-      if ((options.expect ?? []).includes(response.status) || (response.status >= 200 && response.status < 300)) return response
-      throw this.errorFor(method, path, response)
+      if (ok) return { status: response.status, headers: response.headers, body }
+      throw this.errorFromParts(method, path, response.status, body)
     }
   }
 
-  errorFor(method: string, path: string, response: FetchResponse<ArrayBuffer>): ProvError {
-    const data = response._data
-    return this.errorFromParts(method, path, response.status, data instanceof ArrayBuffer ? Buffer.from(data) : Buffer.alloc(0))
+  private isOwnHost(url: string): boolean {
+    return new URL(url).host === new URL(this.baseUrl).host
   }
 
   errorFromParts(method: string, path: string, status: number, bodyBytes: Buffer): ProvError {
@@ -249,7 +287,7 @@ export class RegistryClient {
       const headers: Record<string, string> = { ...(options.headers ?? {}) }
       const auth = this.authorization.get(options.scope) ?? (this.challenge?.scheme === 'basic' ? this.authorization.get('*') : undefined)
       // Credentials never follow a redirect to another host (blob storage behind the registry).
-      if (auth && new URL(url).host === new URL(this.baseUrl).host) headers.authorization = auth
+      if (auth && this.isOwnHost(url)) headers.authorization = auth
       if (options.body) headers['content-length'] = String(options.body.length)
       this.options.onRequest?.(method, url)
       let response: IncomingMessage
@@ -290,9 +328,7 @@ export class RegistryClient {
         continue
       }
       if ((options.expect ?? []).includes(status) || (status >= 200 && status < 300)) return response
-      const chunks: Buffer[] = []
-      for await (const chunk of response) chunks.push(chunk as Buffer)
-      throw this.errorFromParts(method, url, status, Buffer.concat(chunks))
+      throw this.errorFromParts(method, url, status, await readBody(response, `answer to ${method} ${url}`, url, MAX_ERROR_BODY_BYTES, false))
     }
   }
 
@@ -302,15 +338,27 @@ export class RegistryClient {
   }
 
   async catalog(): Promise<string[]> {
-    const repositories: string[] = []
-    let path: string | undefined = '/v2/_catalog?n=1000'
-    while (path) {
-      const response: FetchResponse<ArrayBuffer> = await this.request('GET', path, { scope: 'registry:catalog:*' })
-      const body = JSON.parse(Buffer.from(response._data ?? new ArrayBuffer(0)).toString('utf8')) as { repositories?: string[] }
-      repositories.push(...(body.repositories ?? []))
-      path = nextLink(response.headers.get('link'))
+    return (await this.listPages('/v2/_catalog?n=1000', { scope: 'registry:catalog:*' }, 'repositories', `the catalog of ${this.registry}`)) ?? []
+  }
+
+  /**
+   * Names from a paginated list (`Link: <...>; rel="next"`), each page bounded, all of them
+   * bounded by MAX_LISTED_NAMES: a registry that never stops paging is cut off.
+   */
+  async listPages(first: string, options: { scope: string; expect?: number[] }, field: 'tags' | 'repositories', what: string): Promise<string[] | undefined> {
+    const names: string[] = []
+    for (let path: string | undefined = first; path; ) {
+      const response: RegistryResponse = await this.request('GET', path, options)
+      if (response.status !== 200) return undefined
+      const page = parseJson<Record<string, unknown>>(response.body, `a page of ${what}`)[field] ?? []
+      if (!Array.isArray(page) || page.some((n) => typeof n !== 'string')) throw failedError(`a page of ${what} is not a list of names`, { location: path })
+      names.push(...(page as string[]))
+      if (names.length > MAX_LISTED_NAMES) throw failedError(`${what} lists more than ${MAX_LISTED_NAMES} names: refused`, { location: path })
+      const next = nextLink(response.headers.get('link'))
+      // A page with nothing new that still points on is a loop.
+      path = next && page.length ? next : undefined
     }
-    return repositories
+    return names
   }
 }
 
@@ -324,6 +372,49 @@ async function rawRequest(method: string, url: string, headers: Record<string, s
     request.setTimeout(600_000, () => request.destroy(new Error('timed out')))
     request.end(body)
   })
+}
+
+function bodyOf(response: FetchResponse<WebReadableStream>): Readable | undefined {
+  return response.body ? Readable.fromWeb(response.body as WebReadableStream) : undefined
+}
+
+/**
+ * An answer's body, at most `limit` bytes: more is refused when `strict`, else cut off (an error
+ * body is read only for its message). The rest is never read.
+ */
+async function readBody(source: Readable | undefined, what: string, where: string, limit: number, strict = true): Promise<Buffer> {
+  if (!source) return Buffer.alloc(0)
+  if (strict) return (await readVerified(source, { limit, what, where })).bytes
+  const chunks: Buffer[] = []
+  let size = 0
+  try {
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      chunks.push(chunk)
+      size += chunk.length
+      if (size >= limit) break
+    }
+  } catch {
+    // a broken error body: the status still says what happened
+  } finally {
+    source.destroy()
+  }
+  return Buffer.concat(chunks).subarray(0, limit)
+}
+
+function parseJson<T>(bytes: Buffer, what: string): T {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T
+  } catch {
+    throw failedError(`${what} is not JSON`)
+  }
+}
+
+/** The descriptors of a referrers index, bounded in number. */
+function referrersOf(bytes: Buffer, what: string): Descriptor[] {
+  const manifests = parseJson<ImageIndex>(bytes, what).manifests ?? []
+  if (!Array.isArray(manifests)) throw failedError(`${what} has no list of manifests`)
+  if (manifests.length > MAX_INDEX_MANIFESTS) throw failedError(`${what} lists more than ${MAX_INDEX_MANIFESTS} manifests: refused`)
+  return manifests
 }
 
 function nextLink(header: string | null): string | undefined {
@@ -382,10 +473,11 @@ export class RegistryTarget implements Target {
       scope: this.pullScope,
       headers: { accept: ACCEPT_MANIFESTS },
       expect: [404],
+      limit: MAX_MANIFEST_BYTES,
+      what: `manifest of ${this.name}:${reference}`,
     })
     if (response.status === 404) throw this.notFound(reference)
-    const bytes = Buffer.from(response._data ?? new ArrayBuffer(0))
-    if (bytes.length > MAX_MANIFEST_BYTES) throw failedError(`manifest of ${this.name}:${reference} is larger than ${MAX_MANIFEST_BYTES} bytes: refused`)
+    const bytes = response.body
     let mediaType = (response.headers.get('content-type') ?? '').split(';')[0].trim()
     let parsed: { mediaType?: string }
     try {
@@ -443,6 +535,23 @@ export class RegistryTarget implements Target {
     if (actual !== descriptor.digest)
       throw failedError(`digest mismatch: expected ${descriptor.digest}, got ${actual}: refused, nothing written`, { location: where })
     return bytes
+  }
+
+  async openBlob(descriptor: Descriptor): Promise<Readable> {
+    if (descriptor.size > MAX_BLOB_BYTES)
+      throw failedError(`blob ${descriptor.digest} of ${descriptor.size} bytes exceeds the limit ${MAX_BLOB_BYTES}: refused`)
+    const response = await this.client.bulk('GET', `/v2/${this.repository}/blobs/${descriptor.digest}`, { scope: this.pullScope, expect: [404] })
+    if (response.statusCode === 404) {
+      response.resume()
+      throw notFoundError(`blob ${descriptor.digest} not found in ${this.name}`)
+    }
+    return verifiedStream(response, {
+      digest: descriptor.digest,
+      size: descriptor.size,
+      limit: MAX_BLOB_BYTES,
+      what: `blob ${descriptor.digest}`,
+      where: `${this.name}@${descriptor.digest}`,
+    })
   }
 
   /**
@@ -595,15 +704,13 @@ export class RegistryTarget implements Target {
   }
 
   async tags(): Promise<string[]> {
-    const tags: string[] = []
-    let path: string | undefined = `/v2/${this.repository}/tags/list?n=1000`
-    while (path) {
-      const response: FetchResponse<ArrayBuffer> = await this.client.request('GET', path, { scope: this.pullScope, expect: [404] })
-      if (response.status === 404) throw notFoundError(`repository ${this.name} not found`, { hint: `prov-oci catalog ${this.client.registry}` })
-      const body = JSON.parse(Buffer.from(response._data ?? new ArrayBuffer(0)).toString('utf8')) as { tags?: string[] | null }
-      tags.push(...(body.tags ?? []))
-      path = nextLink(response.headers.get('link'))
-    }
+    const tags = await this.client.listPages(
+      `/v2/${this.repository}/tags/list?n=1000`,
+      { scope: this.pullScope, expect: [404] },
+      'tags',
+      `the tags of ${this.name}`,
+    )
+    if (!tags) throw notFoundError(`repository ${this.name} not found`, { hint: `prov-oci catalog ${this.client.registry}` })
     return tags.sort()
   }
 
@@ -622,7 +729,7 @@ export class RegistryTarget implements Target {
     const response = await this.client.request('GET', `/v2/${this.repository}/referrers/${digest}${query}`, { scope: this.pullScope, expect: [404, 400, 405] })
     let list: Descriptor[] | undefined
     if (response.status === 200 && (response.headers.get('content-type') ?? '').includes(MEDIA.index)) {
-      list = (JSON.parse(Buffer.from(response._data ?? new ArrayBuffer(0)).toString('utf8')) as ImageIndex).manifests ?? []
+      list = referrersOf(response.body, `the referrers of ${digest} in ${this.name}`)
     }
     if (!list) list = await this.fallbackReferrers(digest)
     return artifactType ? list.filter((d) => d.artifactType === artifactType) : list
@@ -636,7 +743,7 @@ export class RegistryTarget implements Target {
   async fallbackReferrers(digest: string): Promise<Descriptor[]> {
     try {
       const { bytes } = await this.fetchManifest(this.fallbackTag(digest))
-      return (JSON.parse(bytes.toString('utf8')) as ImageIndex).manifests ?? []
+      return referrersOf(bytes, `the referrers index ${this.name}:${this.fallbackTag(digest)}`)
     } catch (error) {
       if (error instanceof ProvError && error.code === 5) return []
       throw error

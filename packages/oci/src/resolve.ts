@@ -16,7 +16,7 @@ import {
   writeFileAtomic,
 } from '@prov/core'
 import semver from 'semver'
-import { kindOf } from './artifact'
+import { kindOf, readJsonBlob } from './artifact'
 import type { OciContext } from './context'
 import { pullArtifact } from './pull'
 import { formatReference, parseReference, type Reference } from './ref'
@@ -174,7 +174,7 @@ export async function resolveFromRegistries(
     if (kind !== 'provider' && kind !== 'taskserv' && kind !== 'cluster')
       throw configError(`${reference} is not a prov extension artifact (${pulled.manifest.artifactType ?? 'no artifactType'})`)
     if (root.kind && kind !== root.kind) throw configError(`${reference} is a ${kind}, listed under ${root.kind}s`, { location: 'dependencies.extensions' })
-    const config = manifestSchema().parse(JSON.parse((await pulled.source.fetchBlob(pulled.manifest.config)).toString('utf8'))) as ExtensionManifest
+    const config = manifestSchema().parse(await readJsonBlob(pulled.source, pulled.manifest.config, `artifact config of ${reference}`)) as ExtensionManifest
     if (config.name !== name) options.log?.debug(`${reference} names itself '${config.name}'`)
     if (root.range && !semver.satisfies(config.version, root.range)) {
       throw configError(`${reference} holds version ${config.version}, which does not satisfy ${root.range}${requiredBy ? ` required by '${requiredBy}'` : ''}`)
@@ -201,7 +201,7 @@ export async function resolveFromRegistries(
       if (!options.dryRun) {
         if (previous?.digest === node.digest && existsSync(join(dest, 'manifest.yaml'))) action = 'unchanged'
         else {
-          await pullArtifact(oci, { ...node.ref, digest: node.digest }, { to: dest, log: options.log })
+          await pullArtifact(oci, { ...node.ref, digest: node.digest }, { log: options.log })
           action = 'installed'
         }
         nextLock.extensions[name] = { kind: node.kind, version: node.version, reference, digest: node.digest }

@@ -1,18 +1,17 @@
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createReadStream, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { gunzipSync } from 'node:zlib'
+import { Readable } from 'node:stream'
 import { failedError, getServer, repoRoot, SshPool, shellQuote, targetOf, usageError, type Workspace } from '@prov/core'
-import { kindOf, parseManifest } from './artifact'
+import { kindOf, parseManifest, readJsonBlob } from './artifact'
 import type { BundleManifest } from './bundle'
 import type { OciContext } from './context'
 import { LayoutTarget } from './layout'
 import { pullArtifact } from './pull'
 import { formatReference } from './ref'
-import { checkEntries, extractEntries, readTar } from './tarball'
 import type { Target } from './target'
-import { MAX_BLOB_BYTES } from './types'
+import { scanLayers, UnpackBudget, unpackLayers } from './unpack'
 
 export interface SeedResult {
   schema: 'prov.oci.seed/v1'
@@ -28,46 +27,55 @@ export interface SeedResult {
   duration_ms: number
 }
 
-/** The bundle's manifest and layer from REF, layout:PATH:tag or FILE.tar (oci-archive). */
+/**
+ * The bundle's manifest and layer from REF, layout:PATH[:tag] or FILE.tar (oci-archive). The
+ * layer is checked member by member (paths, links, types, the unpacked size limit) before it is
+ * returned: nothing unchecked leaves for a server.
+ */
 export async function loadBundle(
   oci: OciContext,
   input: string,
-): Promise<{ target: Target; digest: string; layer: Buffer; bundle: BundleManifest; cleanup: () => void }> {
+): Promise<{ target: Target; digest: string; layer: Buffer; bundle: BundleManifest; files: number; cleanup: () => void }> {
   let target: Target
   let reference: string
   let cleanup = () => {}
-  if (input.endsWith('.tar') && !input.startsWith('layout:')) {
-    let archive: Buffer
-    try {
-      archive = readFileSync(input)
-    } catch {
-      throw usageError(`cannot read bundle file ${input}`)
-    }
-    const dir = mkdtempSync(join(tmpdir(), 'prov-seed-'))
-    extractEntries(readTar(archive, input), join(dir, 'layout'), input)
-    cleanup = () => rmSync(dir, { recursive: true, force: true })
-    target = new LayoutTarget(join(dir, 'layout'))
-    reference = 'bundle'
-    if (!(await target.tags()).includes('bundle')) reference = (await target.tags())[0] ?? 'bundle'
-  } else {
-    const ref = oci.parse(input)
-    if (ref.type === 'registry') {
-      const pulled = await pullArtifact(oci, ref, { install: false })
-      target = pulled.source
-      reference = pulled.digest
-    } else {
-      target = oci.target(ref)
-      reference = ref.digest ?? ref.tag ?? 'bundle'
-    }
-  }
+  const budget = new UnpackBudget(oci.settings.maxUnpackedSize, `bundle ${input}`)
   try {
+    if (input.endsWith('.tar') && !input.startsWith('layout:')) {
+      try {
+        if (!statSync(input).isFile()) throw new Error('not a file')
+      } catch {
+        throw usageError(`cannot read bundle file ${input}`)
+      }
+      const dir = mkdtempSync(join(tmpdir(), 'prov-seed-'))
+      cleanup = () => rmSync(dir, { recursive: true, force: true })
+      await unpackLayers([{ where: input, open: async () => createReadStream(input) }], { root: dir, segments: ['layout'] }, budget)
+      target = new LayoutTarget(join(dir, 'layout'))
+      reference = 'bundle'
+      if (!(await target.tags()).includes('bundle')) reference = (await target.tags())[0] ?? 'bundle'
+    } else {
+      const ref = oci.parse(input)
+      if (ref.type === 'registry') {
+        const pulled = await pullArtifact(oci, ref, { install: false })
+        target = pulled.source
+        reference = pulled.digest
+      } else {
+        target = oci.target(ref)
+        reference = ref.digest ?? ref.tag ?? 'bundle'
+      }
+    }
     const { descriptor, bytes } = await target.fetchManifest(reference)
     const parsed = parseManifest(bytes, descriptor, input)
-    if (parsed.type !== 'manifest' || kindOf(parsed.value) !== 'bundle')
+    if (parsed.type !== 'manifest' || kindOf(parsed.value) !== 'bundle' || parsed.value.layers.length !== 1)
       throw usageError(`${input} is not a prov workspace bundle`, { hint: 'make one with prov-oci bundle' })
-    const layer = await target.fetchBlob(parsed.value.layers[0])
-    const bundle = JSON.parse((await target.fetchBlob(parsed.value.config)).toString('utf8')) as BundleManifest
-    return { target, digest: descriptor.digest, layer, bundle, cleanup }
+    const layerDescriptor = parsed.value.layers[0]
+    const bundleBudget = new UnpackBudget(oci.settings.maxUnpackedSize, `bundle ${input}`)
+    // The layer is sent whole to the server: a compressed layer past the limit cannot unpack within it.
+    bundleBudget.announce(layerDescriptor.size, input)
+    const layer = await target.fetchBlob(layerDescriptor)
+    const { files } = await scanLayers([{ where: `layer of ${input}`, open: async () => Readable.from([layer]) }], bundleBudget)
+    const bundle = await readJsonBlob<BundleManifest>(target, parsed.value.config, `bundle config of ${input}`)
+    return { target, digest: descriptor.digest, layer, bundle, files, cleanup }
   } catch (error) {
     cleanup()
     throw error
@@ -85,8 +93,6 @@ export async function seedServer(
   const sshTarget = targetOf(server)
   const loaded = await loadBundle(oci, options.bundle)
   try {
-    // The archive is checked here, before it leaves: no entry may escape the destination.
-    const entries = checkEntries(readTar(gunzipSync(loaded.layer, { maxOutputLength: MAX_BLOB_BYTES }), options.bundle), options.bundle)
     const dest = options.dest ?? `/opt/prov/${loaded.bundle.workspace}`
     if (!dest.startsWith('/') || dest.split('/').includes('..') || dest === '/') throw usageError(`--dest must be an absolute folder, got '${dest}'`)
     const provBin = options.provBin ?? join(repoRoot(), 'bin', 'prov')
@@ -98,7 +104,7 @@ export async function seedServer(
       digest: loaded.digest,
       workspace: loaded.bundle.workspace,
       destination: dest,
-      files: entries.filter((e) => e.type === 'file').length,
+      files: loaded.files,
     }
     if (options.check) return { ...base, bootstrap: { ok: false, exit_code: -1 }, prov_config_show: false, duration_ms: Date.now() - started }
     const pool = new SshPool(workspace)
@@ -106,6 +112,8 @@ export async function seedServer(
       const q = shellQuote(dest)
       const unpack = [
         'set -e',
+        // Only a folder a previous seed made (it holds bundle.json) is ever replaced.
+        `if [ -e ${q} ] && [ ! -f ${q}/bundle.json ]; then echo "refusing to replace "${q}": it exists and holds no prov bundle (bundle.json)" >&2; exit 3; fi`,
         `rm -rf ${q}.new`,
         `mkdir -p ${q}.new`,
         `base64 -d | tar xzf - -C ${q}.new --no-same-owner --no-same-permissions`,

@@ -1,17 +1,19 @@
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { deniedError, failedError, registerSecretValue, usageError } from '@prov/core'
+import { existsSync, readFileSync } from 'node:fs'
+import { assertPrivateKeyMode, deniedError, failedError, registerSecretValue, usageError } from '@prov/core'
 import { parseManifest } from './artifact'
 import { descriptorFor } from './digest'
 import { pool, RegistryTarget } from './registry'
 import type { Target } from './target'
-import { type Descriptor, type ImageIndex, type ImageManifest, MEDIA, PROV_ARTIFACT, PROV_SIGNATURE_PAYLOAD } from './types'
+import { type Descriptor, type ImageIndex, type ImageManifest, MAX_CONFIG_BYTES, MEDIA, PROV_ARTIFACT, PROV_SIGNATURE_PAYLOAD } from './types'
 
 const SIG = 'dev.prov.signature'
 const SIG_KEY = 'dev.prov.signature.key'
 const SIG_ALG = 'dev.prov.signature.algorithm'
 
 export function readKey(path: string, kind: 'private' | 'public'): KeyObject {
+  // A signing key others can read is as good as theirs: refused (exit 4) before it is read.
+  if (kind === 'private' && existsSync(path)) assertPrivateKeyMode(path)
   let pem: string
   try {
     pem = readFileSync(path, 'utf8')
@@ -140,6 +142,7 @@ export async function verifyManifest(target: Target, subject: Descriptor, keys: 
       const key = byFingerprint.get(fingerprint)
       const layer = manifest.layers[0]
       if (!key || !layer || layer.mediaType !== PROV_SIGNATURE_PAYLOAD) continue
+      if (layer.size > MAX_CONFIG_BYTES) continue
       const payload = await target.fetchBlob(layer)
       const claimed = (JSON.parse(payload.toString('utf8')) as { critical?: { image?: { manifest_digest?: string } } }).critical?.image?.manifest_digest
       if (claimed !== subject.digest) continue

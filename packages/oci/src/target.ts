@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream'
 import type { Descriptor } from './types'
 
 export interface FetchedManifest {
@@ -19,6 +20,11 @@ export interface Target {
   fetchManifest(reference: string): Promise<FetchedManifest>
   /** Blob bytes, verified against the descriptor (digest and size). */
   fetchBlob(descriptor: Descriptor): Promise<Buffer>
+  /**
+   * Optional: the blob as a stream that ends with an error instead of its end when the bytes do
+   * not verify (for layers: memory stays flat). Without it, readers fall back to fetchBlob.
+   */
+  openBlob?(descriptor: Descriptor): Promise<Readable>
   exists(descriptor: Descriptor): Promise<boolean>
   /** Stores a blob; `verified` skips re-hashing bytes that were just verified (or built here). */
   pushBlob(descriptor: Descriptor, bytes: Buffer, options?: { verified?: boolean }): Promise<void>

@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { gzipSync } from 'node:zlib'
 import { ProvError } from '@prov/core'
 import fc from 'fast-check'
@@ -10,8 +11,9 @@ import { buildArtifact, copyGraph, packageExtension, pushBuilt } from '../src/ar
 import { descriptorFor, sha256, writeBlobFile } from '../src/digest'
 import { LayoutTarget } from '../src/layout'
 import { formatReference, isLoopbackHost, parseReference } from '../src/ref'
-import { createTar, extractEntries, readTar, type TarEntry } from '../src/tarball'
+import { createTar, type TarEntry } from '../src/tarball'
 import { MEDIA } from '../src/types'
+import { scanLayers, UnpackBudget, unpackLayers } from '../src/unpack'
 
 const temp = mkdtempSync(join(tmpdir(), 'prov-oci-unit-'))
 afterAll(() => rmSync(temp, { recursive: true, force: true }))
@@ -23,6 +25,15 @@ function extension(dir: string, name = 'demo', version = '1.2.3') {
   chmodSync(join(dir, 'install.sh'), 0o755)
   writeFileSync(join(dir, 'templates', 'a.conf'), 'x=1\n')
   return dir
+}
+
+/** Unpacks one tar (or gzip tar) layer into `temp/name`; the default limit is the product's. */
+function unpack(layer: Buffer, name: string, limit = 1024 ** 3): Promise<number> {
+  return unpackLayers(
+    [{ where: 'test layer', open: async () => Readable.from([layer]) }],
+    { root: temp, segments: [name] },
+    new UnpackBudget(limit, 'test artifact'),
+  )
 }
 
 function exitCode(fn: () => unknown): number | undefined {
@@ -144,10 +155,11 @@ describe('reproducible artifacts', () => {
     expect(listing).toMatch(/-rw-r--r-- 0\/0 .* templates\/a\.conf/)
   })
 
-  it('long paths survive (pax) and read back', () => {
+  it('long paths survive (pax) and read back', async () => {
     const long = `${'d'.repeat(80)}/${'f'.repeat(90)}.txt`
     const tar = createTar([{ path: long, type: 'file', mode: 0o644, data: Buffer.from('x') }])
-    expect(readTar(tar)[0]).toMatchObject({ path: long, type: 'file' })
+    expect(await unpack(gzipSync(tar), 'long-paths')).toBe(1)
+    expect(readFileSync(join(temp, 'long-paths', long), 'utf8')).toBe('x')
   })
 })
 
@@ -158,33 +170,55 @@ describe('tar safety', () => {
     ['symlink out (relative)', [{ path: 'link', type: 'symlink', mode: 0o777, linkname: '../../etc' }]],
     ['symlink out (absolute)', [{ path: 'link', type: 'symlink', mode: 0o777, linkname: '/etc/passwd' }]],
     ['hardlink out', [{ path: 'hard', type: 'hardlink', mode: 0o644, linkname: '../outside' }]],
+    [
+      'symlink out through another symlink',
+      [
+        { path: 'a', type: 'dir', mode: 0o755 },
+        { path: 'a/b', type: 'symlink', mode: 0o777, linkname: '..' },
+        { path: 'x', type: 'symlink', mode: 0o777, linkname: 'a/b/..' },
+      ],
+    ],
+    [
+      'symlink made before the link it passes through',
+      [
+        { path: 'x', type: 'symlink', mode: 0o777, linkname: 'a/b/..' },
+        { path: 'a', type: 'dir', mode: 0o755 },
+        { path: 'a/b', type: 'symlink', mode: 0o777, linkname: '..' },
+      ],
+    ],
+    [
+      'a file written through a symlink of the archive',
+      [
+        { path: 'd', type: 'symlink', mode: 0o777, linkname: '.' },
+        { path: 'd/evil', type: 'file', mode: 0o644, data: Buffer.from('x') },
+      ],
+    ],
   ]
   for (const [name, entries] of cases) {
-    it(`refuses ${name} and writes nothing`, () => {
-      const dest = join(temp, `safety-${name.replace(/\W+/g, '-')}`)
-      const parsed = readTar(gzipSync(createTar(entries)).length ? createTar(entries) : Buffer.alloc(0))
+    it(`refuses ${name} and writes nothing`, async () => {
+      const dest = `safety-${name.replace(/\W+/g, '-')}`
       const good: TarEntry = { path: 'ok.txt', type: 'file', mode: 0o644, data: Buffer.from('ok') }
-      expect(() => extractEntries([good, ...parsed], dest, 'test')).toThrow(/refused/)
-      expect(existsSync(dest)).toBe(false)
-      expect(readdirSync(temp).filter((f) => f.startsWith(`safety-${name.replace(/\W+/g, '-')}.tmp`))).toEqual([])
+      await expect(unpack(createTar([good, ...entries]), dest)).rejects.toThrow(/refused/)
+      expect(existsSync(join(temp, dest))).toBe(false)
+      expect(readdirSync(temp).filter((f) => f.includes(dest))).toEqual([])
     })
   }
 
-  it('keeps links that stay inside', () => {
-    const dest = join(temp, 'inside-links')
-    extractEntries(
-      [
+  it('keeps links that stay inside', async () => {
+    await unpack(
+      createTar([
         { path: 'dir/file', type: 'file', mode: 0o644, data: Buffer.from('data') },
         { path: 'dir/link', type: 'symlink', mode: 0o777, linkname: 'file' },
         { path: 'up', type: 'symlink', mode: 0o777, linkname: 'dir/../dir/file' },
-      ],
-      dest,
-      'test',
+        { path: 'hard', type: 'hardlink', mode: 0o644, linkname: 'dir/file' },
+      ]),
+      'inside-links',
     )
-    expect(existsSync(join(dest, 'dir', 'link'))).toBe(true)
+    expect(readFileSync(join(temp, 'inside-links', 'dir', 'link'), 'utf8')).toBe('data')
+    expect(readFileSync(join(temp, 'inside-links', 'hard'), 'utf8')).toBe('data')
   })
 
-  it('refuses device entries', () => {
+  it('refuses device entries', async () => {
     const tar = createTar([{ path: 'x', type: 'file', mode: 0o644, data: Buffer.from('x') }])
     tar[156] = '3'.charCodeAt(0)
     // fix the checksum so only the type is wrong
@@ -192,7 +226,33 @@ describe('tar safety', () => {
     let sum = 0
     for (const b of tar.subarray(0, 512)) sum += b
     tar.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'ascii')
-    expect(() => readTar(tar)).toThrow(/device, FIFO/)
+    await expect(unpack(tar, 'device')).rejects.toThrow(/device, FIFO/)
+    expect(existsSync(join(temp, 'device'))).toBe(false)
+  })
+
+  it('refuses names past NAME_MAX and PATH_MAX', async () => {
+    const file = (path: string) => createTar([{ path, type: 'file', mode: 0o644, data: Buffer.from('x') }])
+    await expect(unpack(file(`d/${'n'.repeat(256)}`), 'name-max')).rejects.toThrow(/component longer than 255 bytes: refused/)
+    await expect(unpack(file(`${'d'.repeat(200)}/`.repeat(21)), 'path-max')).rejects.toThrow(/path longer than 4096 bytes: refused/)
+    expect(readdirSync(temp).filter((f) => f.includes('-max'))).toEqual([])
+  })
+
+  it('refuses more than 100000 entries, counted as the stream goes (nothing is held)', async () => {
+    const header = createTar([{ path: 'f', type: 'file', mode: 0o644, data: Buffer.alloc(0) }]).subarray(0, 512)
+    const endless = Readable.from(
+      (function* () {
+        for (let i = 0; i <= 100_000; i++) yield header
+      })(),
+    )
+    await expect(scanLayers([{ where: 'count', open: async () => endless }], new UnpackBudget(1024 ** 3, 'test artifact'))).rejects.toThrow(
+      /more than 100000 tar entries: refused/,
+    )
+  })
+
+  it('refuses a header whose checksum does not match', async () => {
+    const tar = createTar([{ path: 'x', type: 'file', mode: 0o644, data: Buffer.from('x') }])
+    tar[0] = 'y'.charCodeAt(0)
+    await expect(unpack(tar, 'checksum')).rejects.toThrow(/checksum mismatch/)
   })
 
   it('refuses a folder with a symlink pointing outside when packaging', () => {

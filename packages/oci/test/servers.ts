@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http'
+import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createConnection, createServer, type Socket } from 'node:net'
 
 function listen(server: Server | ReturnType<typeof createServer>): Promise<number> {
@@ -135,4 +135,41 @@ export async function lyingRegistry() {
   server.on('connection', (s) => sockets.add(s))
   const port = await listen(server)
   return { host: `127.0.0.1:${port}`, honestDigest: sha(honest), close: () => close(server, sockets) }
+}
+
+/** A loopback TCP listener that only counts the connections it accepts (and closes them). */
+export async function countingListener() {
+  let accepted = 0
+  const sockets = new Set<Socket>()
+  const server = createServer((socket) => {
+    accepted++
+    sockets.add(socket)
+    socket.destroy()
+  })
+  const port = await listen(server)
+  return { port, host: `127.0.0.1:${port}`, accepted: () => accepted, close: () => close(server, sockets) }
+}
+
+type Route = (req: IncomingMessage, res: ServerResponse) => void
+
+/**
+ * A registry that answers only the given paths (anything else: 404 MANIFEST_UNKNOWN), and counts
+ * the connections it accepted: a hostile registry is a script of what it sends.
+ */
+export async function scriptedRegistry(routes: Record<string, Route>) {
+  let accepted = 0
+  const sockets = new Set<Socket>()
+  const server = createHttpServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname
+    const route = routes[path]
+    if (route) return route(req, res)
+    if (path === '/v2/') return res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+    res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}')
+  })
+  server.on('connection', (s) => {
+    accepted++
+    sockets.add(s)
+  })
+  const port = await listen(server)
+  return { host: `127.0.0.1:${port}`, accepted: () => accepted, close: () => close(server, sockets) }
 }

@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ProvError } from '@prov/core'
@@ -85,11 +85,25 @@ describe('signatures', () => {
   it('unsupported or unreadable keys are usage errors', async () => {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 })
     const file = join(temp, 'rsa.pem')
-    writeFileSync(file, rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }))
+    writeFileSync(file, rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
     const layout = await signedLayout('sig-rsa')
     await expect(signManifest(layout, 'v1', file, 'x')).rejects.toMatchObject({ code: 2 })
     await expect(signManifest(layout, 'v1', join(temp, 'missing.pem'), 'x')).rejects.toMatchObject({ code: 2 })
     writeFileSync(join(temp, 'junk.pem'), 'not a key')
     expect(() => readKey(join(temp, 'junk.pem'), 'public')).toThrow(/not a PEM public key/)
+  })
+
+  it('a private key that group or others can read is refused (exit 4) and nothing is signed', async () => {
+    const layout = await signedLayout('sig-mode')
+    const ed = keyFiles('open', 'ed25519')
+    const before = await layout.referrers((await layout.resolve('v1')).digest)
+    for (const mode of [0o644, 0o640, 0o604]) {
+      chmodSync(ed.priv, mode)
+      const message = await denied(signManifest(layout, 'v1', ed.priv, 'sig-mode:v1'))
+      expect(message).toMatch(/private key .*open\.pem is readable by others \(mode 6[04][04]\)/)
+    }
+    expect(await layout.referrers((await layout.resolve('v1')).digest)).toEqual(before)
+    chmodSync(ed.priv, 0o600)
+    expect((await signManifest(layout, 'v1', ed.priv, 'sig-mode:v1')).algorithm).toBe('ed25519')
   })
 })

@@ -32,6 +32,7 @@ export const defaultConfig: ProvConfig = {
     trusted_keys: [],
     parallel: 4,
     chunk_size: 64 * 1024 * 1024,
+    max_unpacked_size: 1024 * 1024 * 1024,
   },
   dependencies: {},
   orchestrator: {

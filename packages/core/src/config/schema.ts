@@ -112,6 +112,8 @@ export const configSchema = z.strictObject({
     parallel: z.number().int().min(1).max(64),
     /** Blobs larger than this are uploaded in PATCH chunks (bytes). */
     chunk_size: z.number().int().min(1024),
+    /** What the layers of one artifact (or a bundle) may unpack to, in bytes; more is refused. */
+    max_unpacked_size: z.number().int().min(1024),
     /** Content-addressed cache (default <workspace>/.prov/cache/oci, or the user cache). */
     cache_dir: z.string().optional(),
   }),
