@@ -24,6 +24,10 @@ const packages: Record<string, { input: string; name: string }[]> = {
   kms: tree,
   oci: tree,
   orch: tree,
+  nu: [
+    { input: 'src/cli', name: 'cli' },
+    { input: 'src/index', name: 'index' },
+  ],
 }
 
 const only = process.env.PROV_BUILD?.split(',').filter(Boolean)

@@ -2,7 +2,7 @@
 // Benchmark harness: runs bench/p*.mjs (or those named on the command line: `npm run bench -- P1 P3`),
 // each measured side by side with its peer in one run, and writes bench/results/<id>.json plus
 // bench/results/results.md. Targets are reported, never asserted.
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
@@ -33,14 +33,33 @@ for (const file of files) {
 }
 
 const fmt = (v, unit) => (v === null || v === undefined ? '—' : typeof v === 'number' ? `${Number(v.toFixed(v < 10 ? 2 : 1))}${unit ?? ''}` : String(v))
-const lines = ['| id | metric | prov | peer | ratio | target | met |', '| --- | --- | --- | --- | --- | --- | --- |']
+const header = ['| id | metric | prov | peer | ratio | target | met |', '| --- | --- | --- | --- | --- | --- | --- |']
+const rowsById = new Map()
 for (const r of results) {
-  for (const row of r.rows) {
-    lines.push(
-      `| ${r.id} | ${row.metric} | ${fmt(row.prov, row.unit)} | ${row.peerName ? `${row.peerName}: ` : ''}${fmt(row.peer, row.unit)} | ${fmt(row.ratio)} | ${row.target} | ${row.pass === null || row.pass === undefined ? '—' : row.pass ? 'yes' : 'no'} |`,
-    )
+  rowsById.set(
+    r.id,
+    r.rows.map(
+      (row) =>
+        `| ${r.id} | ${row.metric} | ${fmt(row.prov, row.unit)} | ${row.peerName ? `${row.peerName}: ` : ''}${fmt(row.peer, row.unit)} | ${fmt(row.ratio)} | ${row.target} | ${row.pass === null || row.pass === undefined ? '—' : row.pass ? 'yes' : 'no'} |`,
+    ),
+  )
+}
+const table = `${[...header, ...[...rowsById.values()].flat()].join('\n')}\n`
+// A partial run (`npm run bench -- P10`) replaces only its own rows in results.md.
+const resultsFile = join(resultsDir, 'results.md')
+const kept = new Map()
+let previousTitle = ''
+if (wanted.length && existsSync(resultsFile)) {
+  const previous = readFileSync(resultsFile, 'utf8')
+  previousTitle = previous.split('\n')[0]
+  for (const line of previous.split('\n')) {
+    const id = /^\| (P\d+) \|/.exec(line)?.[1]
+    if (id && !rowsById.has(id)) kept.set(id, [...(kept.get(id) ?? []), `${line}`])
   }
 }
-const table = `${lines.join('\n')}\n`
-writeFileSync(join(resultsDir, 'results.md'), `# Benchmark results (${new Date().toISOString()}, node ${process.version})\n\n${table}`)
+const allRows = [...kept, ...rowsById].sort(([a], [b]) => Number(a.slice(1)) - Number(b.slice(1))).flatMap(([, rows]) => rows)
+const title = kept.size
+  ? `${previousTitle}; ${[...rowsById.keys()].join(', ')} re-run ${new Date().toISOString()}`
+  : `# Benchmark results (${new Date().toISOString()}, node ${process.version})`
+writeFileSync(resultsFile, `${title}\n\n${[...header, ...allRows].join('\n')}\n`)
 process.stdout.write(table)

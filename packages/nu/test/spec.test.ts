@@ -1,0 +1,68 @@
+import { spawnSync } from 'node:child_process'
+import { join } from 'node:path'
+import type { ArgsDef, CommandDef } from 'citty'
+import { describe, expect, it } from 'vitest'
+import { repoRoot } from '../../../tests/helpers/cli'
+import { signatureOf } from '../src/signatures'
+import { allSpecs, binaries, type CommandSpec, commandSpecs, loadTree } from '../src/spec'
+
+type Resolvable<T> = T | Promise<T> | (() => T | Promise<T>)
+const resolve = async <T>(value: Resolvable<T>): Promise<T> => (typeof value === 'function' ? await (value as () => T)() : await value)
+
+/** Every leaf command of a tree, walked independently of the plugin's own walker. */
+async function leaves(prefix: string[], command: CommandDef<any>): Promise<{ path: string[]; args: ArgsDef }[]> {
+  const subs = ((await resolve(command.subCommands as Resolvable<Record<string, Resolvable<CommandDef<any>>> | undefined>)) ?? {}) as Record<
+    string,
+    Resolvable<CommandDef<any>>
+  >
+  if (command.run) return [{ path: prefix, args: ((await resolve(command.args as Resolvable<ArgsDef | undefined>)) ?? {}) as ArgsDef }]
+  const found: { path: string[]; args: ArgsDef }[] = []
+  for (const [word, sub] of Object.entries(subs)) found.push(...(await leaves([...prefix, word], await resolve(sub))))
+  return found
+}
+
+describe('commands generated from the command trees', () => {
+  it('has one plugin command per leaf command of every binary, with every flag of its definition', async () => {
+    const specs = await allSpecs()
+    const byName = new Map<string, CommandSpec>(specs.map((s) => [s.name, s]))
+    let checked = 0
+    for (const binary of binaries) {
+      for (const leaf of await leaves([], await loadTree(binary))) {
+        const name = ['prov', ...(binary.word ? [binary.word] : []), ...leaf.path].join(' ')
+        const spec = byName.get(name)
+        expect(spec, name).toBeDefined()
+        const named = (signatureOf(spec!).sig as { named: { long: string; short: string | null }[] }).named
+        for (const [flag, arg] of Object.entries(leaf.args)) {
+          if (arg.type === 'positional' || flag === 'log-format') continue
+          const long = arg.type === 'boolean' && arg.default === true ? `no-${flag}` : flag
+          expect(
+            named.map((n) => n.long),
+            `${name} --${long}`,
+          ).toContain(long)
+          const short = ('alias' in arg && arg.alias ? [arg.alias].flat() : []).find((a) => a.length === 1)
+          if (short && flag !== 'help') expect(named.find((n) => n.long === long)?.short, `${name} -${short}`).toBe(short)
+        }
+        checked++
+      }
+    }
+    expect(checked).toBeGreaterThan(80)
+  })
+
+  it('the command index the build wrote is what the trees say', async () => {
+    expect(await commandSpecs()).toEqual(await allSpecs())
+  })
+
+  it('docs/nushell.md lists every command', () => {
+    const r = spawnSync(process.execPath, [join(repoRoot, 'scripts/gen-command-index.mjs'), '--check'], { encoding: 'utf8' })
+    expect(r.status, r.stderr).toBe(0)
+  })
+
+  it('marks repeatable flags as taking lists and describes the plugin-only meaning of --out', async () => {
+    const specs = await allSpecs()
+    const set = signatureOf(specs.find((s) => s.name === 'prov config show')!).sig as { named: Record<string, unknown>[] }
+    expect(set.named.find((n) => n.long === 'set')?.arg).toEqual({ OneOf: ['String', { List: 'String' }] })
+    const out = set.named.find((n) => n.long === 'out')
+    expect(out?.desc).toMatch(/ndjson: stream records/)
+    expect(out?.completion).toEqual({ List: ['json', 'ndjson', 'yaml', 'table', 'wide'] })
+  })
+})
