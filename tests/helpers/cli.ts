@@ -28,8 +28,13 @@ export interface CliOptions {
  * input is given), stdout is not a TTY, so the JSON contract applies.
  */
 export function runCli(bin: string, args: string[], options: CliOptions = {}): Promise<CliResult> {
+  return runProcess(process.execPath, [join(binDir, bin), ...args], options)
+}
+
+/** Runs any program the way runCli runs a prov binary (pipes, no colours, a time limit). */
+export function runProcess(command: string, args: string[], options: CliOptions = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [join(binDir, bin), ...args], {
+    const child = spawn(command, args, {
       cwd: options.cwd ?? repoRoot,
       env: Object.fromEntries(
         Object.entries({ ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', ...options.env }).filter(([, v]) => v !== undefined),

@@ -1,8 +1,9 @@
 import { usageError } from './errors'
 import { yamlLib } from './lazy'
+import { renderRecord, renderRecords, summarise, type TableOptions } from './table'
 
-/** Output formats every binary accepts with `--out`. */
-export const outputFormats = ['json', 'ndjson', 'yaml', 'table'] as const
+/** Output formats every binary accepts with `--out` (`table`: the columns that matter; `wide`: all). */
+export const outputFormats = ['json', 'ndjson', 'yaml', 'table', 'wide'] as const
 export type OutputFormat = (typeof outputFormats)[number]
 
 /** JSON off a TTY (pipelines), a table on a TTY (people). */
@@ -33,33 +34,27 @@ export function writeStdout(text: string): void {
   process.stdout.write(text)
 }
 
-function cell(value: unknown): string {
-  if (value === null || value === undefined) return ''
-  if (typeof value === 'string') return value
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
-  if (Array.isArray(value) && value.every((v) => typeof v !== 'object' || v === null)) return value.join(', ')
-  return JSON.stringify(value)
+/**
+ * How a human view fits where it goes: the terminal's width on a terminal (else $COLUMNS, else no
+ * limit); plain `key=value` lines on a dumb terminal or one that reports zero columns.
+ */
+export function terminalLayout(stream: { isTTY?: boolean; columns?: number } = process.stdout, env: NodeJS.ProcessEnv = process.env): TableOptions {
+  if (env.TERM === 'dumb') return { plain: true }
+  const fromEnv = env.COLUMNS !== undefined && env.COLUMNS.trim() !== '' ? Number(env.COLUMNS) : undefined
+  const width = stream.isTTY ? (stream.columns ?? fromEnv) : fromEnv
+  if (width !== undefined && (!Number.isFinite(width) || width <= 0)) return { plain: true }
+  if (stream.isTTY && width === undefined) return { plain: true }
+  return { width }
 }
 
-/** A plain box table of records; nested values are shown as compact JSON. `schema` is left out. */
-export function renderTable(records: JsonRecord[]): string {
-  if (!records.length) return '(none)\n'
-  const columns: string[] = []
-  for (const record of records) for (const key of Object.keys(record)) if (key !== 'schema' && !columns.includes(key)) columns.push(key)
-  const rows = records.map((r) => columns.map((c) => cell(r[c]).replace(/\s*\n\s*/g, ' ')))
-  const widths = columns.map((c, i) => Math.min(60, Math.max(c.length, ...rows.map((row) => row[i].length))))
-  const fit = (text: string, width: number) => (text.length > width ? `${text.slice(0, width - 1)}…` : text.padEnd(width))
-  const line = (left: string, mid: string, right: string) => `${left}${widths.map((w) => '─'.repeat(w + 2)).join(mid)}${right}`
-  const out = [line('┌', '┬', '┐'), `│ ${columns.map((c, i) => fit(c, widths[i])).join(' │ ')} │`, line('├', '┼', '┤')]
-  for (const row of rows) out.push(`│ ${row.map((v, i) => fit(v, widths[i])).join(' │ ')} │`)
-  out.push(line('└', '┴', '┘'))
-  return `${out.join('\n')}\n`
-}
-
-function renderKeyValue(record: JsonRecord): string {
-  const keys = Object.keys(record).filter((k) => k !== 'schema')
-  const width = Math.max(0, ...keys.map((k) => k.length))
-  return `${keys.map((k) => `${k.padEnd(width)}  ${cell(record[k])}`).join('\n')}\n`
+function humanView(data: unknown, options: TableOptions): string {
+  if (Array.isArray(data)) {
+    const records = data.filter((r): r is JsonRecord => !!r && typeof r === 'object' && !Array.isArray(r))
+    if (records.length === data.length) return renderRecords(records, options)
+    return `${data.map((item) => summarise(item)).join('\n')}\n`
+  }
+  if (data && typeof data === 'object') return renderRecord(data as JsonRecord, options)
+  return `${summarise(data)}\n`
 }
 
 /** Serialises a whole result (one record or a list of records) in the given format. */
@@ -72,9 +67,8 @@ export function formatOutput(data: unknown, format: OutputFormat): string {
     case 'yaml':
       return yamlLib().stringify(data, { lineWidth: 0 })
     case 'table':
-      if (Array.isArray(data)) return renderTable(data.filter((r): r is JsonRecord => !!r && typeof r === 'object'))
-      if (data && typeof data === 'object') return renderKeyValue(data as JsonRecord)
-      return `${cell(data)}\n`
+    case 'wide':
+      return humanView(data, { ...terminalLayout(), wide: format === 'wide' })
   }
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { formatOutput, renderTable } from '../src/output'
+import { formatOutput } from '../src/output'
 import { REDACTED, redactKnownSecrets, redactString, redactValue, registerSecretValue } from '../src/redact'
 
 describe('redaction', () => {
@@ -48,8 +48,8 @@ describe('output formats', () => {
         .map((l) => JSON.parse(l)),
     ).toEqual(records)
     expect(formatOutput(records, 'yaml')).toContain('- schema: prov.x/v1')
-    const table = renderTable(records)
-    expect(table).toContain('│ name │ n │ tags │')
+    const table = formatOutput(records, 'wide')
+    expect(table.split('\n').slice(0, 3)).toEqual(['NAME   N   TAGS', 'a      1   x, y', 'b      2   -'])
     expect(table).not.toContain('schema')
   })
 })

@@ -1,16 +1,9 @@
-import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { binDir } from '../../../tests/helpers/cli'
+import { binDir, type CliResult, runProcess } from '../../../tests/helpers/cli'
 import { type NuVersion, nuPath } from '../../../tests/helpers/tools'
 
 export const pluginPath = join(binDir, 'nu_plugin_prov')
-
-export interface NuResult {
-  code: number
-  stdout: string
-  stderr: string
-}
 
 const ansi = /\x1b\[[0-9;]*[A-Za-z]/g
 
@@ -18,33 +11,14 @@ const ansi = /\x1b\[[0-9;]*[A-Za-z]/g
  * Runs a script in the real `nu` of that version with the plugin loaded for this run only (no
  * registry file, no config): `nu -n --plugins [bin/nu_plugin_prov] -c SCRIPT`.
  */
-export function runNu(
+export async function runNu(
   version: NuVersion,
   script: string,
   options: { env?: Record<string, string | undefined>; cwd?: string; plugin?: boolean; timeoutMs?: number } = {},
-): Promise<NuResult> {
+): Promise<CliResult> {
   const args = ['-n', ...(options.plugin === false ? [] : ['--plugins', `[${pluginPath}]`]), '-c', script]
-  return new Promise((resolve, reject) => {
-    const child = spawn(nuPath(version), args, {
-      cwd: options.cwd,
-      env: Object.fromEntries(Object.entries({ ...process.env, NO_COLOR: '1', ...options.env }).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    const out: Buffer[] = []
-    const err: Buffer[] = []
-    child.stdout.on('data', (d: Buffer) => out.push(d))
-    child.stderr.on('data', (d: Buffer) => err.push(d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000)
-    child.on('error', reject)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({
-        code: code ?? 1,
-        stdout: Buffer.concat(out).toString('utf8').replace(ansi, ''),
-        stderr: Buffer.concat(err).toString('utf8').replace(ansi, ''),
-      })
-    })
-  })
+  const result = await runProcess(nuPath(version), args, options)
+  return { ...result, stdout: result.stdout.replace(ansi, ''), stderr: result.stderr.replace(ansi, '') }
 }
 
 /** Processes whose environment holds `NAME=value` (marks what one test started). */

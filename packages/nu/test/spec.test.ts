@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
+import { outputFormats } from '@prov/core'
 import type { ArgsDef, CommandDef } from 'citty'
 import { describe, expect, it } from 'vitest'
 import { repoRoot } from '../../../tests/helpers/cli'
@@ -63,6 +64,6 @@ describe('commands generated from the command trees', () => {
     expect(set.named.find((n) => n.long === 'set')?.arg).toEqual({ OneOf: ['String', { List: 'String' }] })
     const out = set.named.find((n) => n.long === 'out')
     expect(out?.desc).toMatch(/ndjson: stream records/)
-    expect(out?.completion).toEqual({ List: ['json', 'ndjson', 'yaml', 'table', 'wide'] })
+    expect(out?.completion).toEqual({ List: [...outputFormats] })
   })
 })

@@ -40,7 +40,7 @@ export const configSchema = z.strictObject({
     metadata: z.boolean().optional(),
   }),
   output: z.strictObject({
-    format: z.enum(['auto', 'json', 'ndjson', 'yaml', 'table']),
+    format: z.enum(['auto', 'json', 'ndjson', 'yaml', 'table', 'wide']),
   }),
   limits: z.strictObject({
     /** Largest input read whole into memory: piped records, plan and workflow files (bytes). */
