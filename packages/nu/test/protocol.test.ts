@@ -57,6 +57,13 @@ class ScriptedEngine {
     }
   }
 
+  /** Waits until stderr has shown `text` (it may arrive after stdout); returns all of stderr. */
+  async stderrWith(text: string): Promise<string> {
+    const until = Date.now() + 10_000
+    while (!this.stderr.includes(text) && Date.now() < until) await new Promise((r) => setTimeout(r, 50))
+    return this.stderr
+  }
+
   count(test: (message: any) => boolean): number {
     return this.messages.filter(test).length
   }
@@ -119,7 +126,8 @@ describe('plugin protocol', () => {
     expect(error.msg).toBe(`Nushell ${version} is not supported by nu_plugin_prov (supported: Nushell 0.108 to 0.115)`)
     expect(error.help).toMatch(/PROV_NU_ANY_VERSION=1/)
     expect(error.code).toBe('prov::nu::version')
-    expect(engine.stderr).toContain(`nu_plugin_prov: error: Nushell ${version} is not supported`)
+    const line = `nu_plugin_prov: error: Nushell ${version} is not supported`
+    expect(await engine.stderrWith(line)).toContain(line)
     engine.send('Goodbye')
     await engine.close()
   })
