@@ -65,14 +65,17 @@ export function orchStateDir(store: StoreLocation, baseDir: string): string {
   return store.kind === 'sqlite' ? dirname(store.path.split('?')[0]) : join(baseDir, '.prov')
 }
 
-const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[?::1\]?)$/i
+/** `127.0.0.5`, `::1`, `[::1]`, `localhost`: addresses that never leave this host. */
+export function isLoopbackHost(host: string): boolean {
+  return /^(localhost|127\.\d+\.\d+\.\d+|::1)$/i.test(host.replace(/^\[(.*)\]$/, '$1'))
+}
 
 type Transport = { socketPath: string; token?: undefined; base: URL } | { socketPath?: undefined; token?: string; base: URL }
 
 function transportOf(config: OrchClientConfig, options: OrchClientOptions): Transport {
   const base = new URL(config.orchestrator.endpoint.replace(/\/+$/, ''))
   const explicit = options.token ?? process.env.PROV_ORCH_TOKEN
-  if (!LOOPBACK.test(base.hostname)) return { base, token: explicit }
+  if (!isLoopbackHost(base.hostname)) return { base, token: explicit }
   let dir: string | undefined
   try {
     dir = orchStateDir(parseStoreUrl(config.orchestrator.store ?? 'sqlite:.prov/orch.db', options.baseDir ?? process.cwd()), options.baseDir ?? process.cwd())

@@ -87,7 +87,7 @@ export async function followEvents(
   onEvent: (event: OrchEvent) => void,
   options: { pollMs?: number; signal?: AbortSignal } = {},
 ): Promise<string> {
-  const { FINISHED } = await import('./store/store')
+  const { FINISHED, isTerminalEvent } = await import('./store/store')
   let after = 0
   for (;;) {
     const events = await store.events(id, after)
@@ -96,7 +96,7 @@ export async function followEvents(
       onEvent(e)
     }
     const last = events[events.length - 1]
-    if (last && /^workflow\.(succeeded|failed|cancelled|rolled_back)$/.test(last.type)) return last.type.slice('workflow.'.length)
+    if (last && isTerminalEvent(last.type)) return last.type.slice('workflow.'.length)
     if (!events.length) {
       const wf = await store.get(id)
       if (FINISHED.includes(wf.status)) {

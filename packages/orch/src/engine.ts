@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
-import { basename } from 'node:path'
 import { ExitCode, isProvError, redactKnownSecrets, redactString, registerSecretValue, type SecretResolver } from '@prov/core'
-import { evaluateCondition, MissingRefError, type RefScope, renderShellTemplate, renderTemplate, resolveRef } from './expr'
-import { killOrphanGroup, processStart, runProcess } from './runner'
-import type { ClaimedStep, OrchStore, StepProcess, StepResult } from './store/store'
+import { commandLine, DEFAULT_MAX_OUTPUT, resolveInput } from './command'
+import { evaluateCondition, MissingRefError, type RefScope, renderTemplate } from './expr'
+import { killOrphanGroup, processStart, runProcess, SHELL_COMMAND_NOT_FOUND } from './runner'
+import { isStoreError, isTransientConflict } from './store/db'
+import type { ClaimedStep, StepProcess, StepResult } from './store/types'
 import type { CompiledStep, RunSpec } from './workflow'
 
 export interface EngineOptions {
@@ -31,6 +32,33 @@ class PermanentStepError extends Error {}
 
 /** stderr kept per attempt in the step log; the rest is counted, not stored. */
 const MAX_STDERR_LOG = 1024 * 1024
+
+/**
+ * What an engine needs from a store: these functions, nothing else (no SQL, no dialect). The
+ * store decides what taking it, recovering and heartbeats mean for its database.
+ */
+export interface EngineStore {
+  /** Takes the store for this engine (an exclusive store's lock) and recovers steps a dead engine left. */
+  begin(owner: string, killOrphan: (p: StepProcess) => void): Promise<void>
+  /** Gives the store back (releases what begin took). */
+  end(owner: string): Promise<void>
+  heartbeat(owner: string, leaseMs: number): Promise<void>
+  /** Re-queues or fails steps of workers whose lease ran out; the number recovered. */
+  recoverExpired(owner: string, killOrphan: (p: StepProcess) => void): Promise<number>
+  completeAndClaim(
+    owner: string,
+    results: StepResult[],
+    limit: number,
+    leaseMs: number,
+    onlyWorkflow: string | undefined,
+    processes: StepProcess[],
+  ): Promise<ClaimedStep[]>
+  complete(owner: string, results: StepResult[]): Promise<void>
+  cancelRequested(workflowIds: string[]): Promise<Set<string>>
+  isFinished(workflowId: string): Promise<boolean>
+  /** Workflows not finished yet. */
+  unfinished(): Promise<number>
+}
 
 interface Running {
   claimed: ClaimedStep
@@ -59,7 +87,7 @@ export class Engine {
   private flushing: Promise<void> | undefined
 
   constructor(
-    private readonly store: OrchStore,
+    private readonly store: EngineStore,
     private readonly options: EngineOptions = {},
   ) {
     this.concurrency = options.concurrency ?? 32
@@ -96,12 +124,9 @@ export class Engine {
     })
   }
 
-  /** Runs until stopped (or the `until` condition). SQLite: takes the engine lock and recovers orphaned steps first. */
+  /** Runs until stopped (or the `until` condition), after taking the store (and recovering what a dead engine left). */
   async run(): Promise<void> {
-    if (this.store.dialect === 'sqlite') {
-      await this.store.acquireEngineLock(this.owner)
-      await this.store.recover(this.owner, true, this.killOrphan)
-    }
+    await this.store.begin(this.owner, this.killOrphan)
     let lastBeat = 0
     let lastRecover = 0
     let lastCancelCheck = 0
@@ -116,8 +141,8 @@ export class Engine {
             await this.store.heartbeat(this.owner, this.leaseMs)
             lastBeat = now
           }
-          if (this.store.dialect === 'postgres' && now - lastRecover > Math.min(1000, this.leaseMs / 2)) {
-            await this.store.recover(this.owner, false, this.killOrphan)
+          if (now - lastRecover > Math.min(1000, this.leaseMs / 2)) {
+            await this.store.recoverExpired(this.owner, this.killOrphan)
             lastRecover = now
           }
           if (now - lastCancelCheck > 200) {
@@ -163,7 +188,7 @@ export class Engine {
         if (this.running.size || this.results.length) await this.sleep(this.pollMs)
       }
     } finally {
-      if (this.store.dialect === 'sqlite') await this.store.releaseEngineLock(this.owner).catch(() => {})
+      await this.store.end(this.owner).catch(() => {})
     }
   }
 
@@ -171,8 +196,7 @@ export class Engine {
     const until = this.options.until
     if (!until || this.running.size || this.results.length) return false
     if (until === 'idle') return (await this.store.unfinished()) === 0
-    const wf = await this.store.get(until.workflow)
-    return ['succeeded', 'failed', 'cancelled', 'rolled_back'].includes(wf.status)
+    return this.store.isFinished(until.workflow)
   }
 
   private flush(): Promise<void> {
@@ -297,7 +321,7 @@ export class Engine {
     }
     const truncated = r.overflowed
     if (truncated) entry.logs.push({ stream: 'engine', text: `stdout truncated: kept ${maxOutput} of ${r.stdoutBytes} bytes (max_output)\n` })
-    if (r.notFound && (r.error || r.code === 127)) {
+    if (r.notFound && (r.error || r.code === SHELL_COMMAND_NOT_FOUND)) {
       return { status: 'failed', error: `command not found: ${display}${r.stderr ? ` (${lastLine(r.stderr)})` : ''}`, exitCode: r.code, retryable: false }
     }
     if (r.error) return { status: 'failed', error: r.error }
@@ -408,70 +432,4 @@ export class Engine {
 function lastLine(text: string) {
   const lines = text.trim().split('\n')
   return lines[lines.length - 1].slice(0, 200)
-}
-
-function resolveInput(input: unknown, scope: RefScope): unknown {
-  if (typeof input === 'string') return renderTemplate(input, scope)
-  if (Array.isArray(input)) return input.map((v) => resolveInput(v, scope))
-  if (input && typeof input === 'object') {
-    const keys = Object.keys(input)
-    if (keys.length === 1 && keys[0] === 'from') return resolveRef(String((input as { from: unknown }).from), scope)
-    if (keys.length === 1 && keys[0] === 'value') return (input as { value: unknown }).value
-    return Object.fromEntries(Object.entries(input).map(([k, v]) => [k, resolveInput(v, scope)]))
-  }
-  return input
-}
-
-const DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024
-const SHELLS = /^(ba|da|k|z|a)?sh$/
-
-/** Index of the script of `sh -c SCRIPT` (also `bash -ec SCRIPT`), or -1. */
-function shellScriptIndex(argv: string[]): number {
-  if (!SHELLS.test(basename(argv[0]))) return -1
-  for (let i = 1; i < argv.length; i++) {
-    const a = argv[i]
-    if (!a.startsWith('-') || a === '--') return -1
-    if (/^-[a-z]*c[a-z]*$/i.test(a)) return i + 1 < argv.length ? i + 1 : -1
-  }
-  return -1
-}
-
-/**
- * The argv of a step. Argv form: each template renders inside its own argument. Shell code (a
- * string `run`, or the script of `sh -c`): values travel in environment variables, never as code.
- */
-function commandLine(run: RunSpec, scope: RefScope): { argv: string[]; display: string; env: Record<string, string> } {
-  if ('argv' in run) {
-    const script = shellScriptIndex(run.argv)
-    const env: Record<string, string> = {}
-    const argv = run.argv.map((a, i) => {
-      if (i !== script) return renderTemplate(a, scope)
-      const rendered = renderShellTemplate(a, scope)
-      Object.assign(env, rendered.env)
-      return rendered.script
-    })
-    return { argv, display: argv[0], env }
-  }
-  if ('shell' in run) {
-    const { script, env } = renderShellTemplate(run.shell, scope)
-    return { argv: ['/bin/sh', '-c', script], display: run.shell.split(/\s+/)[0], env }
-  }
-  throw new Error('a built-in step has no command line')
-}
-
-/** PostgreSQL deadlock_detected / serialization_failure / lock_not_available, SQLite busy: safe to retry. */
-export function isTransientConflict(error: unknown): boolean {
-  const code = String((error as NodeJS.ErrnoException)?.code)
-  return code === '40P01' || code === '40001' || code === '55P03' || code === 'SQLITE_BUSY'
-}
-
-/** Connection-level failures (the store went away), as opposed to bugs or bad data. */
-export function isStoreError(error: unknown): boolean {
-  const e = error as NodeJS.ErrnoException & { severity?: string }
-  if (!e) return false
-  if (['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08003', '08001'].includes(String(e.code)))
-    return true
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connect ECONNREFUSED|the database system is (shutting down|starting up)/i.test(
-    String(e.message),
-  )
 }

@@ -37,6 +37,8 @@ export interface ProcessOptions {
 }
 
 const DEFAULT_MAX_STDOUT = 16 * 1024 * 1024
+/** What a POSIX shell exits with when it cannot find the command. */
+export const SHELL_COMMAND_NOT_FOUND = 127
 const STDERR_TAIL = 64 * 1024
 
 function killGroup(pid: number, signal: NodeJS.Signals) {
@@ -107,7 +109,7 @@ export function runProcess(argv: string[], options: ProcessOptions): RunningProc
         killed,
         overflowed: stdoutBytes > maxStdout,
         stdoutBytes,
-        notFound: spawnError?.code === 'ENOENT' || code === 127,
+        notFound: spawnError?.code === 'ENOENT' || code === SHELL_COMMAND_NOT_FOUND,
         error: spawnError ? `${spawnError.code}: ${spawnError.message}` : undefined,
       })
     })

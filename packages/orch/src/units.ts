@@ -1,11 +1,11 @@
-/** Parses `500ms`, `30s`, `5m`, `1h` or a number of seconds into milliseconds. */
-export function parseDuration(value: string | number, where = 'duration'): number {
+/** Parses `500ms`, `30s`, `5m`, `1h` or a number of seconds into milliseconds; the error message says what is wrong, not where. */
+export function parseDuration(value: string | number): number {
   if (typeof value === 'number') {
-    if (!Number.isFinite(value) || value < 0) throw new Error(`${where}: expected a non-negative number of seconds`)
+    if (!Number.isFinite(value) || value < 0) throw new Error('expected a non-negative number of seconds')
     return Math.round(value * 1000)
   }
   const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value)
-  if (!match) throw new Error(`${where}: '${value}' is not a duration (use 500ms, 30s, 5m, 1h)`)
+  if (!match) throw new Error(`'${value}' is not a duration (use 500ms, 30s, 5m, 1h)`)
   const n = Number(match[1])
   const unit = match[2] ?? 's'
   return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'm' | 'h'])
@@ -24,16 +24,16 @@ const SIZE_UNITS: Record<string, number> = {
   gb: 1000 ** 3,
 }
 
-/** Parses `16MiB`, `512KiB`, `1GB`, `65536` (bytes) into bytes. */
-export function parseSize(value: string | number, where = 'size'): number {
+/** Parses `16MiB`, `512KiB`, `1GB`, `65536` (bytes) into bytes; the error message says what is wrong, not where. */
+export function parseSize(value: string | number): number {
   if (typeof value === 'number') {
-    if (!Number.isInteger(value) || value < 1) throw new Error(`${where}: expected a whole number of bytes of at least 1`)
+    if (!Number.isInteger(value) || value < 1) throw new Error('expected a whole number of bytes of at least 1')
     return value
   }
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]+)?\s*$/i.exec(value)
   const unit = (match?.[2] ?? 'b').toLowerCase()
-  if (!match || !(unit in SIZE_UNITS)) throw new Error(`${where}: '${value}' is not a size (use 65536, 512KiB, 16MiB, 1GiB)`)
+  if (!match || !(unit in SIZE_UNITS)) throw new Error(`'${value}' is not a size (use 65536, 512KiB, 16MiB, 1GiB)`)
   const bytes = Math.floor(Number(match[1]) * SIZE_UNITS[unit])
-  if (bytes < 1) throw new Error(`${where}: '${value}' is less than one byte`)
+  if (bytes < 1) throw new Error(`'${value}' is less than one byte`)
   return bytes
 }

@@ -207,9 +207,9 @@ export function compileWorkflow(raw: unknown, { source = 'workflow', baseDir = p
   const dur = (value: string | number | undefined, path: string) => {
     if (value === undefined) return undefined
     try {
-      return parseDuration(value, path)
+      return parseDuration(value)
     } catch (error) {
-      throw fail(path, (error as Error).message.replace(`${path}: `, ''))
+      throw fail(path, (error as Error).message)
     }
   }
   const defaults = def.defaults ?? {}
@@ -219,9 +219,9 @@ export function compileWorkflow(raw: unknown, { source = 'workflow', baseDir = p
     if (value === undefined) return undefined
     let bytes: number
     try {
-      bytes = parseSize(value, path)
+      bytes = parseSize(value)
     } catch (error) {
-      throw fail(path, (error as Error).message.replace(`${path}: `, ''))
+      throw fail(path, (error as Error).message)
     }
     if (bytes > MAX_OUTPUT_CEILING) throw fail(path, `at most ${MAX_OUTPUT_CEILING / 1024 / 1024}MiB`)
     return bytes

@@ -45,16 +45,20 @@ async function crashLoop(options: { storeUrl: string; workers: number; kills: nu
   const workerArgs = ['worker', '--until-idle', '--store', options.storeUrl, '--lease', options.lease ?? '30s', '--debug']
   const workers = Array.from({ length: options.workers }, () => startOrch(workerArgs, devEnv))
   try {
+    let completedBefore = 0
     for (let k = 0; k < options.kills; k++) {
       const before = lines(logFile).length
-      // Let the (re)started engine make progress, then kill one at a random point.
+      // Let the (re)started engine make progress (steps started and one more committed, however
+      // loaded the machine is), then kill one at a random point.
       await waitFor(() => lines(logFile).length >= before + 5, 60_000, 20)
+      await waitFor(async () => (await store.steps(id)).filter((s) => s.status === 'succeeded').length > completedBefore, 60_000, 20)
       await new Promise((r) => setTimeout(r, Math.random() * 400))
       const victim = k % workers.length
       workers[victim].kill('SIGKILL')
       await waitExit(workers[victim])
       const completed = (await store.steps(id)).filter((s) => s.status === 'succeeded').map((s) => s.id)
       snapshots.push({ completed, counts: counts(logFile) })
+      completedBefore = completed.length
       workers[victim] = startOrch(workerArgs, devEnv)
     }
     const codes = await Promise.all(workers.map((w) => waitExit(w, 120_000)))

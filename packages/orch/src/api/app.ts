@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { PROV_VERSION, parseInput } from '@prov/core'
 import { type Context, Hono } from 'hono'
 import { streamSSE } from 'hono/streaming'
-import { FINISHED, type OrchStore, WORKFLOW_STATUS } from '../store/store'
+import { FINISHED, isTerminalEvent, type OrchStore, WORKFLOW_STATUS } from '../store/store'
 import { compileWorkflow } from '../workflow'
 import { AuditLog } from './audit'
 import { type AuthOptions, authenticate, requireRole } from './auth'
@@ -39,8 +39,6 @@ export interface Api {
   fetch(request: Request, bindings: ApiBindings): Response | Promise<Response>
   close(): Promise<void>
 }
-
-const TERMINAL_EVENT = /^workflow\.(succeeded|failed|cancelled|rolled_back)$/
 
 export function createApi(store: OrchStore, options: ApiOptions): Api {
   const app = new Hono<Vars>()
@@ -146,7 +144,7 @@ export function createApi(store: OrchStore, options: ApiOptions): Api {
           after = e.seq
           await stream.writeSSE({ id: String(e.seq), event: 'prov.orch.event', data: JSON.stringify(e) })
         }
-        if (events.some((e) => TERMINAL_EVENT.test(e.type))) break
+        if (events.some((e) => isTerminalEvent(e.type))) break
         if (!events.length) {
           const wf = await store.get(id)
           if (FINISHED.includes(wf.status) && !(await store.events(id, after)).length) break

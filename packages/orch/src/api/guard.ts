@@ -1,20 +1,14 @@
 import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
+import { isLoopbackHost } from '@prov/core'
 import type { MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { ApiError, type Vars } from './envelope'
 
-const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '::1'])
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 const BODY_TYPES = new Set(['application/json', 'application/yaml', 'application/x-yaml'])
 
 export const isMutating = (method: string) => MUTATING.has(method)
-
-/** `127.0.0.5`, `::1`, `localhost`: addresses that never leave this host. */
-export function isLoopback(host: string): boolean {
-  const name = host.replace(/^\[(.*)\]$/, '$1').toLowerCase()
-  return LOOPBACK_NAMES.has(name) || /^127\.\d+\.\d+\.\d+$/.test(name)
-}
 
 /** The host name of a Host header value (`[::1]:9090` -> `::1`, `Example.org:80` -> `example.org`). */
 export function hostName(hostHeader: string): string {
@@ -42,7 +36,7 @@ export function hostGuard(boundHost: string, allowedHosts: string[]): Middleware
     if (c.get('transport') === 'unix') return next()
     const header = c.req.header('host') ?? new URL(c.req.url).host
     const name = header ? hostName(header) : ''
-    const known = name && (isLoopback(name) || names.has(name) || (isIP(name) && interfaces.has(name)))
+    const known = name && (isLoopbackHost(name) || names.has(name) || (isIP(name) && interfaces.has(name)))
     if (!known) {
       throw new ApiError(421, 'MISDIRECTED', `this server does not answer to host '${name || '(none)'}'`, {
         hint: 'use 127.0.0.1 or localhost, or add the name to orchestrator.allowed_hosts (--allow-host)',

@@ -4,7 +4,7 @@ import type { Server } from 'node:http'
 import { type AddressInfo, createConnection } from 'node:net'
 import { join } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
-import { configError, writeFileAtomic } from '@prov/core'
+import { configError, ORCH_SOCKET_NAME, ORCH_TOKEN_NAME, writeFileAtomic } from '@prov/core'
 import { ensurePrivateDir } from '../files'
 import type { Api } from './app'
 
@@ -26,9 +26,6 @@ export interface ListenOptions {
   token?: string
   onWarn?: (message: string) => void
 }
-
-export const SOCKET_NAME = 'orch.sock'
-export const TOKEN_NAME = 'orch.token'
 
 export const newOwnerToken = () => randomBytes(32).toString('base64url')
 
@@ -59,7 +56,7 @@ function listenOn(server: Server, target: { path: string } | { host: string; por
  */
 export async function listen(api: Api, options: ListenOptions): Promise<Listener> {
   ensurePrivateDir(options.stateDir)
-  const socketPath = join(options.stateDir, SOCKET_NAME)
+  const socketPath = join(options.stateDir, ORCH_SOCKET_NAME)
   try {
     const st = lstatSync(socketPath)
     if (!st.isSocket()) throw configError(`${socketPath} exists and is not a socket; refusing to replace it`, { location: socketPath })
@@ -84,7 +81,7 @@ export async function listen(api: Api, options: ListenOptions): Promise<Listener
   } finally {
     process.umask(umask)
   }
-  const tokenFile = options.token ? join(options.stateDir, TOKEN_NAME) : undefined
+  const tokenFile = options.token ? join(options.stateDir, ORCH_TOKEN_NAME) : undefined
   if (tokenFile) writeFileAtomic(tokenFile, `${options.token}\n`, { mode: 0o600 })
   const address = tcp.address() as AddressInfo
   const closed = Promise.all([

@@ -1,4 +1,4 @@
-import { configError, defineProvCommand, usageError } from '@prov/core'
+import { configError, defineProvCommand, isLoopbackHost, usageError } from '@prov/core'
 import { engineSettings, openStore, positiveInt, storeArg } from '../context'
 
 const list = (value: string | undefined, fallback: string[]) =>
@@ -41,8 +41,7 @@ export default defineProvCommand({
     const port = args.port === undefined ? orch.port : Number(args.port)
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw usageError(`--port must be 0-65535, got '${args.port}'`, { location: '--port' })
     const authMode = (args.auth as 'token' | 'jwt' | undefined) ?? orch.auth.mode
-    const { isLoopback } = await import('../api/guard')
-    if (authMode !== 'jwt' && !isLoopback(host)) {
+    if (authMode !== 'jwt' && !isLoopbackHost(host)) {
       throw configError(`refusing to serve on ${host} without JWT authentication`, {
         location: '--host',
         hint: 'add --auth jwt --jwt-key FILE, or bind 127.0.0.1',
@@ -80,7 +79,7 @@ export default defineProvCommand({
     const listener = await listen(api, { host, port, stateDir: store.stateDir, token, onWarn: (m) => log.warn(m) })
     const where = `http://${host.includes(':') ? `[${host}]` : host}:${listener.address.port}`
     log.info(
-      `prov-orch listening on ${where}${listener.socketPath ? ` and ${listener.socketPath}` : ''} (store ${store.db.location}; TCP clients need ${listener.tokenFile ? `the owner token in ${listener.tokenFile}` : 'a JWT'})`,
+      `prov-orch listening on ${where}${listener.socketPath ? ` and ${listener.socketPath}` : ''} (store ${store.location}; TCP clients need ${listener.tokenFile ? `the owner token in ${listener.tokenFile}` : 'a JWT'})`,
     )
     let stopping: Promise<void> | undefined
     const stop = () => {

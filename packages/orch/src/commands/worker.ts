@@ -16,7 +16,7 @@ export default defineProvCommand({
     const concurrency = positiveInt(args.concurrency, '--concurrency', common.parallel ?? 32)
     let leaseMs = 30_000
     try {
-      if (args.lease) leaseMs = parseDuration(args.lease, '--lease')
+      if (args.lease) leaseMs = parseDuration(args.lease)
     } catch (error) {
       throw usageError((error as Error).message, { location: '--lease' })
     }
@@ -31,7 +31,7 @@ export default defineProvCommand({
     })
     process.once('SIGINT', () => engine.stop())
     process.once('SIGTERM', () => engine.stop())
-    log.info(`worker ${engine.owner} on ${store.db.location}`)
+    log.info(`worker ${engine.owner} on ${store.location}`)
     try {
       await engine.run()
     } finally {

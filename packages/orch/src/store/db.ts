@@ -9,12 +9,50 @@ export interface Sql {
   run(sql: string, params?: unknown[]): Promise<number>
 }
 
+/**
+ * A database and what its dialect means for the store. The store's operations use these
+ * properties, never the dialect's name: SQLite has one writer and locks the whole file for a
+ * transaction; PostgreSQL locks the rows a transaction selects FOR UPDATE, so several workers
+ * share one store.
+ */
 export interface Db extends Sql {
   dialect: 'sqlite' | 'postgres'
   /** A human description of where the data lives (no password). */
   location: string
+  /** One engine per store (SQLite: a second one is refused); otherwise workers share it under leases. */
+  exclusiveEngine: boolean
+  /** Suffix of a SELECT that locks its rows until commit ('' where the transaction locks everything). */
+  forUpdate: string
+  /** The same, skipping rows another transaction holds. */
+  forUpdateSkipLocked: string
+  /** Statement bounding how long a transaction waits for a row lock, if the database needs one. */
+  lockTimeout?: string
+  /** Column types of the schema. */
+  types: { bigint: string; serial: string }
   tx<T>(fn: (q: Sql) => Promise<T>): Promise<T>
   close(): Promise<void>
+}
+
+const TRANSIENT = new Set(['40P01', '40001', '55P03', 'SQLITE_BUSY'])
+const CONNECTION = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08003', '08001'])
+
+/** PostgreSQL deadlock_detected / serialization_failure / lock_not_available, SQLite busy: safe to retry the transaction. */
+export function isTransientConflict(error: unknown): boolean {
+  return TRANSIENT.has(String((error as NodeJS.ErrnoException)?.code))
+}
+
+/** PostgreSQL deadlock_detected. */
+export const isDeadlock = (error: unknown) => (error as { code?: string })?.code === '40P01'
+
+/** Connection-level failures (the store went away), as opposed to bugs or bad data. */
+export function isStoreError(error: unknown): boolean {
+  const e = error as NodeJS.ErrnoException & { severity?: string }
+  if (!e) return false
+  if (CONNECTION.has(String(e.code))) return true
+  // node-postgres reports some connection losses without a code.
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connect ECONNREFUSED|the database system is (shutting down|starting up)/i.test(
+    String(e.message),
+  )
 }
 
 const require = createRequire(import.meta.url)
@@ -70,6 +108,10 @@ export function openSqlite(spec: string): Db {
   return {
     dialect: 'sqlite',
     location: path,
+    exclusiveEngine: true,
+    forUpdate: '',
+    forUpdateSkipLocked: '',
+    types: { bigint: 'INTEGER', serial: 'INTEGER PRIMARY KEY AUTOINCREMENT' },
     ...sql,
     tx<T>(fn: (q: Sql) => Promise<T>): Promise<T> {
       const next = chain.then(async () => {
@@ -131,6 +173,11 @@ export async function openPostgres(url: string): Promise<Db> {
   return {
     dialect: 'postgres',
     location: where,
+    exclusiveEngine: false,
+    forUpdate: ' FOR UPDATE',
+    forUpdateSkipLocked: ' FOR UPDATE SKIP LOCKED',
+    lockTimeout: "SET LOCAL lock_timeout = '2s'",
+    types: { bigint: 'BIGINT', serial: 'BIGSERIAL PRIMARY KEY' },
     ...over(pool),
     async tx<T>(fn: (q: Sql) => Promise<T>): Promise<T> {
       const client = await pool.connect()
