@@ -1,5 +1,15 @@
 import { statSync } from 'node:fs'
-import { type CommonOptions, ExitCode, log, readStdinBuffer, resolveWorkspace, secretResolverFor, usageError, writeStdout } from '@prov/core'
+import {
+  type CommonOptions,
+  ExitCode,
+  isFinishedWorkflowStatus,
+  log,
+  readStdinBuffer,
+  resolveWorkspace,
+  secretResolverFor,
+  usageError,
+  writeStdout,
+} from '@prov/core'
 import type { CommandConfig } from '@prov/core/config'
 import type { EngineOptions } from './engine'
 import type { OrchEvent, OrchStore } from './store/store'
@@ -87,7 +97,7 @@ export async function followEvents(
   onEvent: (event: OrchEvent) => void,
   options: { pollMs?: number; signal?: AbortSignal } = {},
 ): Promise<string> {
-  const { FINISHED, isTerminalEvent } = await import('./store/store')
+  const { isTerminalEvent } = await import('./store/store')
   let after = 0
   for (;;) {
     const events = await store.events(id, after)
@@ -99,7 +109,7 @@ export async function followEvents(
     if (last && isTerminalEvent(last.type)) return last.type.slice('workflow.'.length)
     if (!events.length) {
       const wf = await store.get(id)
-      if (FINISHED.includes(wf.status)) {
+      if (isFinishedWorkflowStatus(wf.status)) {
         const rest = await store.events(id, after)
         for (const e of rest) onEvent(e)
         return wf.status

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
-import { ExitCode, isProvError, redactKnownSecrets, redactString, registerSecretValue, type SecretResolver } from '@prov/core'
+import { ExitCode, isProvError, processStartTime, redactKnownSecrets, redactString, registerSecretValue, type SecretResolver } from '@prov/core'
 import { commandLine, DEFAULT_MAX_OUTPUT, resolveInput } from './command'
 import { evaluateCondition, MissingRefError, type RefScope, renderTemplate } from './expr'
-import { killOrphanGroup, processStart, runProcess, SHELL_COMMAND_NOT_FOUND } from './runner'
+import { killOrphanGroup, runProcess, SHELL_COMMAND_NOT_FOUND } from './runner'
 import { isStoreError, isTransientConflict } from './store/db'
 import type { ClaimedStep, StepProcess, StepResult } from './store/types'
 import type { CompiledStep, RunSpec } from './workflow'
@@ -305,7 +305,7 @@ export class Engine {
     })
     entry.kill = proc.kill
     if (proc.pid) {
-      const start = processStart(proc.pid)
+      const start = processStartTime(proc.pid)
       if (start) this.processes.push({ workflowId: claimed.workflowId, stepId: spec.id, pid: proc.pid, host: hostname(), start })
     }
     const r = await proc.result

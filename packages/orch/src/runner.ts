@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { isSameProcess } from '@prov/core'
 
 export type KillReason = 'timeout' | 'cancel' | 'overflow'
 
@@ -117,19 +117,9 @@ export function runProcess(argv: string[], options: ProcessOptions): RunningProc
   return { result, kill, pid: child?.pid }
 }
 
-/** Field 22 of /proc/PID/stat (start time in clock ticks since boot), or undefined. */
-export function processStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
-  } catch {
-    return undefined
-  }
-}
-
 /** Kills the process group of a step left by a dead engine on this host, if it is still that process. */
 export function killOrphanGroup(pid: number, host: string, start: string, thisHost: string): boolean {
-  if (host !== thisHost || processStart(pid) !== start) return false
+  if (host !== thisHost || !isSameProcess(pid, start)) return false
   killGroup(pid, 'SIGKILL')
   return true
 }

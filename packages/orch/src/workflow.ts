@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import { didYouMean, parseInput, type SecretRef, usageError, validateSecretName } from '@prov/core'
+import { assertSafeStructure, didYouMean, parseInput, type SecretRef, usageError, validateSecretName } from '@prov/core'
 import { z } from 'zod'
 import { parseCondition, refStep, templateRefs } from './expr'
 import { parseDuration, parseSize } from './units'
@@ -168,20 +168,7 @@ export function loadWorkflowFile(file: string, stdinText?: string): CompiledWork
   return compileWorkflow(parsed.records[0], { source, baseDir })
 }
 
-/** Deeper documents are refused before validation (a 100,000-level input would exhaust the stack later). */
-const MAX_DEPTH = 64
 const MAX_OUTPUT_CEILING = 256 * 1024 * 1024
-
-function tooDeep(value: unknown): boolean {
-  const stack: [unknown, number][] = [[value, 0]]
-  while (stack.length) {
-    const [v, depth] = stack.pop() as [unknown, number]
-    if (!v || typeof v !== 'object') continue
-    if (depth >= MAX_DEPTH) return true
-    for (const child of Object.values(v)) stack.push([child, depth + 1])
-  }
-  return false
-}
 
 export interface CompileOptions {
   /** Names the document in errors (a file name, `stdin`, `body`). */
@@ -193,7 +180,7 @@ export interface CompileOptions {
 }
 
 export function compileWorkflow(raw: unknown, { source = 'workflow', baseDir = process.cwd(), allowFiles = true }: CompileOptions = {}): CompiledWorkflow {
-  if (tooDeep(raw)) throw usageError(`invalid workflow: nested deeper than ${MAX_DEPTH} levels`, { location: source })
+  assertSafeStructure(raw, { source })
   const result = workflowSchema.safeParse(raw)
   if (!result.success) {
     const issue = result.error.issues[0]

@@ -261,6 +261,20 @@ describe('rate limit and audit log against floods (in process)', () => {
     expect((await hit('10.0.0.1')).status).toBe(401)
   })
 
+  it('a body nested 100,000 levels deep is a 400 naming the problem, not a crash', async () => {
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`
+    const res = await api.fetch(
+      new Request('http://127.0.0.1:9090/v1/workflows', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${'t'.repeat(43)}` },
+        body: deep,
+      }),
+      { incoming: { socket: { remoteAddress: '10.9.9.9' } } },
+    )
+    expect(res.status).toBe(400)
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/body is nested too deeply/)
+  })
+
   it('refused requests are counted, not logged one by one: 3,000 from 500 addresses add at most 101 rows', async () => {
     for (let i = 0; i < 3000; i++) await hit(`10.1.${Math.floor(i / 6) % 250}.${i % 2}`)
     await api.close()

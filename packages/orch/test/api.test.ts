@@ -72,7 +72,7 @@ afterAll(async () => {
 const workflow = (name: string, steps = [{ id: 'a', run: 'echo hi' }]) => JSON.stringify({ schema: 'prov.orch.workflow/v1', name, steps })
 
 describe('REST API', () => {
-  it('health is open; responses use the E15 envelope', async () => {
+  it('health is open; responses use the envelope', async () => {
     const r = await call('/health')
     expect(r.status).toBe(200)
     expect(r.json).toMatchObject({ status: 'success', data: { healthy: true }, error: null })

@@ -17,7 +17,7 @@ const file = (name: string, text: string) => {
 afterAll(() => tmp.cleanup())
 
 describe('workflow definition', () => {
-  it('expresses the seed batch workflow E8 (servers -> services, parallel_limit 5, rollback)', () => {
+  it('expresses a batch across providers (servers -> services, parallel_limit 5, rollback)', () => {
     const wf = compileWorkflow({
       schema: 'prov.orch.workflow/v1',
       name: 'multi_cloud_deployment',

@@ -4,7 +4,7 @@ import { chooseExecutionMode, type OrchClientConfig, operationMatches, orchestra
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { devEnv, freePort, startOrch, tempDir, waitExit, waitFor } from './helpers'
 
-// The seed's example E18.
+// The execution rules of a typical workspace: creations and batches orchestrated, reads direct.
 const tmp = tempDir()
 const e18 = (
   endpoint: string,

@@ -48,7 +48,7 @@ export function engineSuite(h: Harness) {
   const run = (raw: unknown, options: RunOptions = {}) => runWorkflow(h, raw, options)
   const log = (name: string) => join(h.dir(), name)
 
-  it('runs the seed batch workflow E8: servers -> services across providers, parallel_limit 5', async () => {
+  it('runs a batch across providers: servers -> services, parallel_limit 5', async () => {
     const trace = log(`e8-${Date.now()}`)
     const wf = {
       schema: 'prov.orch.workflow/v1',

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { PROV_VERSION, parseInput } from '@prov/core'
+import { isFinishedWorkflowStatus, jsonNestingDepth, MAX_INPUT_DEPTH, PROV_VERSION, parseInput, tooDeepError, WORKFLOW_STATUSES } from '@prov/core'
 import { type Context, Hono } from 'hono'
 import { streamSSE } from 'hono/streaming'
-import { FINISHED, isTerminalEvent, type OrchStore, WORKFLOW_STATUS } from '../store/store'
+import { isTerminalEvent, type OrchStore } from '../store/store'
 import { compileWorkflow } from '../workflow'
 import { AuditLog } from './audit'
 import { type AuthOptions, authenticate, requireRole } from './auth'
@@ -90,8 +90,8 @@ export function createApi(store: OrchStore, options: ApiOptions): Api {
   app.get('/v1/workflows', async (c) => {
     requireRole(c, 'viewer')
     const status = c.req.query('status')
-    if (status && !(WORKFLOW_STATUS as readonly string[]).includes(status))
-      throw new ApiError(400, 'BAD_REQUEST', `unknown status '${status}'`, { allowed: WORKFLOW_STATUS })
+    if (status && !(WORKFLOW_STATUSES as readonly string[]).includes(status))
+      throw new ApiError(400, 'BAD_REQUEST', `unknown status '${status}'`, { allowed: WORKFLOW_STATUSES })
     const limit = intQuery(c.req.query('limit'), 'limit', 50, 1, 500)
     const offset = intQuery(c.req.query('offset'), 'offset', 0, 0, Number.MAX_SAFE_INTEGER)
     const { items, total } = await store.list({ status, limit, offset })
@@ -147,7 +147,7 @@ export function createApi(store: OrchStore, options: ApiOptions): Api {
         if (events.some((e) => isTerminalEvent(e.type))) break
         if (!events.length) {
           const wf = await store.get(id)
-          if (FINISHED.includes(wf.status) && !(await store.events(id, after)).length) break
+          if (isFinishedWorkflowStatus(wf.status) && !(await store.events(id, after)).length) break
           if (++idle % 150 === 0) await stream.write(': keep-alive\n\n')
           await stream.sleep(100)
         }
@@ -180,7 +180,7 @@ async function metricsText(store: OrchStore): Promise<string> {
     `prov_orch_steps_running ${m.steps.running ?? 0}`,
     '# HELP prov_orch_workflows Workflows by status.',
     '# TYPE prov_orch_workflows gauge',
-    ...WORKFLOW_STATUS.map((s) => `prov_orch_workflows{status="${s}"} ${m.workflows[s] ?? 0}`),
+    ...WORKFLOW_STATUSES.map((s) => `prov_orch_workflows{status="${s}"} ${m.workflows[s] ?? 0}`),
     '# HELP prov_orch_workflows_completed_total Workflows that succeeded.',
     '# TYPE prov_orch_workflows_completed_total counter',
     `prov_orch_workflows_completed_total ${m.workflows.succeeded ?? 0}`,
@@ -202,7 +202,7 @@ async function workflowBody(c: Context<Vars>): Promise<Record<string, unknown>> 
   const yaml = /yaml/.test(c.req.header('content-type') ?? '')
   let raw: unknown
   try {
-    raw = yaml ? parseInput(text, 'body').records[0] : JSON.parse(text)
+    raw = yaml ? parseInput(text, 'body').records[0] : parseJson(text)
   } catch (error) {
     throw new ApiError(400, 'BAD_REQUEST', `body is not valid ${yaml ? 'YAML' : 'JSON'}: ${(error as Error).message}`)
   }
@@ -217,12 +217,18 @@ function intQuery(value: string | undefined, name: string, fallback: number, min
   return n
 }
 
+/** JSON.parse after a nesting check: a hostile body must not exhaust the stack of the parser or of what follows. */
+function parseJson(text: string): unknown {
+  if (jsonNestingDepth(text) > MAX_INPUT_DEPTH) throw tooDeepError('body')
+  return JSON.parse(text)
+}
+
 async function optionalJsonBody(c: Context<Vars>): Promise<Record<string, unknown>> {
   const text = await c.req.text()
   if (!text.trim()) return {}
   let body: unknown
   try {
-    body = JSON.parse(text)
+    body = parseJson(text)
   } catch (error) {
     throw new ApiError(400, 'BAD_REQUEST', `body is not valid JSON: ${(error as Error).message}`)
   }

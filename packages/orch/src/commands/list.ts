@@ -1,12 +1,11 @@
-import { defineProvCommand, usageError } from '@prov/core'
+import { defineProvCommand, usageError, WORKFLOW_STATUSES } from '@prov/core'
 import { openStore, positiveInt, storeArg } from '../context'
-import { WORKFLOW_STATUS } from '../store/types'
 
 export default defineProvCommand({
   meta: { name: 'list', description: 'Workflows, newest first, with the counts of their steps by status' },
   args: {
     store: storeArg,
-    status: { type: 'enum', options: [...WORKFLOW_STATUS], description: 'Only workflows in this status' },
+    status: { type: 'enum', options: [...WORKFLOW_STATUSES], description: 'Only workflows in this status' },
     limit: { type: 'string', description: 'At most N (default 50)', valueHint: 'N' },
     offset: { type: 'string', description: 'Skip N', valueHint: 'N' },
   },

@@ -4,10 +4,11 @@
  * rolled_back` (failed, if a compensation fails). These functions run inside the transaction
  * that changed a step, after the change.
  */
+import { isFinishedWorkflowStatus } from '@prov/core'
 import type { CompiledStep, RunSpec } from '../workflow'
 import { chunks, parse, placeholders, type WorkflowRow } from './rows'
 import type { Tx } from './tx'
-import { isFinished, type WorkflowStatus } from './types'
+import type { WorkflowStatus } from './types'
 
 /** A compensation step: what it undoes, and whether it runs a command or only marks the step undone. */
 export type RollbackSpec = CompiledStep & { compensates: string; real: boolean }
@@ -115,7 +116,7 @@ export async function failStep(
 export async function advance(tx: Tx, workflowId: string, now: number): Promise<void> {
   const { q } = tx
   const [wf] = await q.all<WorkflowRow>('SELECT id, status, phase, rollback_enabled, cancel_requested, error FROM orch_workflows WHERE id = ?', [workflowId])
-  if (!wf || isFinished(wf.status)) return
+  if (!wf || isFinishedWorkflowStatus(wf.status)) return
   const active = await q.all(`SELECT 1 FROM orch_steps WHERE workflow_id = ? AND kind = ? AND status IN ('queued','running') LIMIT 1`, [workflowId, wf.phase])
   if (active.length) return
   const counts = await q.all<{ status: string; n: number }>('SELECT status, count(*) AS n FROM orch_steps WHERE workflow_id = ? AND kind = ? GROUP BY status', [

@@ -5,7 +5,7 @@
  * its name. In PostgreSQL a workflow's row is locked (`FOR UPDATE`) before its steps change, so
  * several workers keep one consistent order of events.
  */
-import { failedError, orchStateDir, parseStoreUrl } from '@prov/core'
+import { failedError, isFinishedWorkflowStatus, orchStateDir, parseStoreUrl } from '@prov/core'
 import type { EngineStore } from '../engine'
 import type { CompiledWorkflow } from '../workflow'
 import { type Db, openPostgres, openSqlite } from './db'
@@ -23,7 +23,7 @@ import { retry } from './sql/retry'
 import { rollback } from './sql/rollback'
 import { newWorkflowId, submit } from './sql/submit'
 import { inTx } from './tx'
-import { type AuditEntry, isFinished, type StepKind, type StepProcess, type StepResult } from './types'
+import type { AuditEntry, StepKind, StepProcess, StepResult } from './types'
 
 export * from './types'
 
@@ -136,7 +136,7 @@ export class OrchStore implements EngineStore {
   }
 
   async isFinished(id: string): Promise<boolean> {
-    return isFinished((await this.get(id)).status)
+    return isFinishedWorkflowStatus((await this.get(id)).status)
   }
 
   unfinished() {

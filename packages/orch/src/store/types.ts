@@ -1,14 +1,12 @@
+import { FINISHED_WORKFLOW_STATUSES, type WorkflowStatus } from '@prov/core'
 import type { CompiledStep } from '../workflow'
 
+export type { WorkflowStatus }
 export const EVENT_SCHEMA = 'prov.orch.event/v1'
-export const WORKFLOW_STATUS = ['queued', 'running', 'rolling_back', 'succeeded', 'failed', 'cancelled', 'rolled_back'] as const
-export type WorkflowStatus = (typeof WORKFLOW_STATUS)[number]
 export type StepStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'rolled_back' | 'skipped'
 export type StepKind = 'main' | 'rollback'
-export const FINISHED: readonly WorkflowStatus[] = ['succeeded', 'failed', 'cancelled', 'rolled_back']
-export const isFinished = (status: WorkflowStatus) => FINISHED.includes(status)
 /** The event that ends a workflow (`workflow.succeeded`, ...). */
-export const isTerminalEvent = (type: string) => FINISHED.some((status) => type === `workflow.${status}`)
+export const isTerminalEvent = (type: string) => FINISHED_WORKFLOW_STATUSES.some((status) => type === `workflow.${status}`)
 /** The workflow states in which steps may still be claimed (SQL list). */
 export const ACTIVE_SQL = "('queued','running','rolling_back')"
 

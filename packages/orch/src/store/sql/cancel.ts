@@ -1,11 +1,11 @@
+import { isFinishedWorkflowStatus } from '@prov/core'
 import { advance } from '../lifecycle'
 import { lockWorkflow, type Tx } from '../tx'
-import { isFinished } from '../types'
 
 /** Queued steps never start; running ones are killed by their engine (it polls cancel_requested). A finished workflow is left alone. */
 export async function cancel(tx: Tx, id: string): Promise<void> {
   const wf = await lockWorkflow(tx, id)
-  if (isFinished(wf.status)) return
+  if (isFinishedWorkflowStatus(wf.status)) return
   const now = Date.now()
   await tx.q.run('UPDATE orch_workflows SET cancel_requested = 1 WHERE id = ?', [id])
   await tx.q.run(`UPDATE orch_steps SET status = 'cancelled', error = 'cancelled', finished_at = ? WHERE workflow_id = ? AND status = 'queued'`, [now, id])

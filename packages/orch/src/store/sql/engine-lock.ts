@@ -1,16 +1,7 @@
 import { hostname } from 'node:os'
-import { configError } from '@prov/core'
+import { configError, pidAlive } from '@prov/core'
 import type { Db } from '../db'
 import { inTx } from '../tx'
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 /**
  * An exclusive store (SQLite: one file, one writer) has one engine: a live holder of the lock
