@@ -9,6 +9,7 @@ export default defineConfig({
       { find: '@prov/core/config-schema', replacement: src('./packages/core/src/config/schema-entry.ts') },
       { find: '@prov/core/config', replacement: src('./packages/core/src/config/index.ts') },
       { find: '@prov/core', replacement: src('./packages/core/src/index.ts') },
+      { find: /^@prov\/nu$/, replacement: src('./packages/nu/src/index.ts') },
     ],
   },
   test: {

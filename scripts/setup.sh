@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(
   openssh-server openssh-client iproute2 iptables util-linux procps psmisc kmod jq git ca-certificates
   age docker-registry skopeo postgresql ansible-core apache2-utils shellcheck
-  build-essential python3
+  build-essential python3 zsh fish
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs'
 import { allSpecs, commandIndexFile, treesFingerprint } from './spec'
 
+export { type CompletionShell, completionScript, completionShells } from './completion'
 export { dynamicKindOf, dynamicKinds, dynamicValues } from './dynamic'
 export { allSpecs, binaries, type CommandSpec, commandSpecs, type FlagSpec, findCommand, type PositionalSpec } from './spec'
 

@@ -220,14 +220,18 @@ async function subcommandOf(command: CommandDef<any>, word: string): Promise<Com
 /** Every command of one binary, groups included, depth first (loads every subcommand module). */
 export async function binarySpecs(binary: Binary): Promise<CommandSpec[]> {
   const specs: CommandSpec[] = []
-  const walk = async (path: string[], command: CommandDef<any>) => {
+  const walk = async (path: string[], command: CommandDef<any>): Promise<boolean> => {
     const spec = await specOf(binary, path, command)
-    if (spec.metadata.hidden) return
+    if (spec.metadata.hidden) return false
     specs.push(spec)
+    const shown: string[] = []
     for (const word of spec.subcommands) {
       const sub = await subcommandOf(command, word)
-      if (sub) await walk([...path, word], sub)
+      if (sub && (await walk([...path, word], sub))) shown.push(word)
     }
+    // Hidden subcommands (helpers for scripts) are neither listed nor completed.
+    spec.subcommands = shown
+    return true
   }
   await walk([], await loadTree(binary))
   return specs

@@ -16,6 +16,8 @@ async function leaves(prefix: string[], command: CommandDef<any>): Promise<{ pat
     string,
     Resolvable<CommandDef<any>>
   >
+  const meta = (await resolve(command.meta as Resolvable<{ hidden?: boolean } | undefined>)) ?? {}
+  if (meta.hidden) return []
   if (command.run) return [{ path: prefix, args: ((await resolve(command.args as Resolvable<ArgsDef | undefined>)) ?? {}) as ArgsDef }]
   const found: { path: string[]; args: ArgsDef }[] = []
   for (const [word, sub] of Object.entries(subs)) found.push(...(await leaves([...prefix, word], await resolve(sub))))
