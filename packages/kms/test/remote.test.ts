@@ -47,6 +47,14 @@ describe('prov-kms with Vault Transit (contract server)', () => {
       { password: 'p-1234' },
       { password: 'p-5678' },
     ])
+    // Bound to field and record through Vault's context too: swapped values are refused.
+    const named = await run(
+      ['encrypt', '--backend', 'vault', '--field', 'password', '--context', 'env=prod'],
+      '{"name":"a","password":"p-1234"}\n{"name":"b","password":"p-5678"}\n',
+    )
+    const [a, b] = named.lines()
+    const swapped = `${JSON.stringify({ ...a, password: b.password })}\n${JSON.stringify({ ...b, password: a.password })}\n`
+    expectOneErrorLine(await run(['decrypt', '--field', 'password', '--context', 'env=prod'], swapped), 4, /record 'a' does not decrypt here/)
   })
 
   it('rewrap moves a ciphertext to the latest key version; datakey returns a wrapped key', async () => {

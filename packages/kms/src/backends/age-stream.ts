@@ -108,7 +108,7 @@ function unwrapFileKey(stanzas: AgeStanza[], identities: Buffer[]): Buffer | und
   for (const stanza of stanzas) {
     if (stanza.type !== 'X25519') continue
     const share = stanza.args.length === 1 ? strictBase64(stanza.args[0], 'X25519 share') : undefined
-    if (!share || share.length !== 32 || stanza.body.length !== 32) throw usageError('not a valid age file: malformed X25519 stanza')
+    if (share?.length !== 32 || stanza.body.length !== 32) throw usageError('not a valid age file: malformed X25519 stanza')
     for (const identity of ours) {
       let shared: Buffer
       try {

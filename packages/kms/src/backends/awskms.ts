@@ -5,6 +5,7 @@
  * Throttling is retried by the SDK with exponential backoff, then reported clearly.
  */
 import { configError, deniedError, failedError, notFoundError, type ProvError, usageError } from '@prov/core'
+import { authenticationError } from '../lib/auth-failure'
 import type { EncryptionContext } from '../lib/context'
 import type { WrappedKey } from '../lib/envelope'
 import { retryPolicy } from '../lib/retry'
@@ -54,18 +55,18 @@ export class AwsKms {
     const where = `${this.options.endpoint ?? `kms.${this.options.region}`} ${this.options.keyId}`
     const detail = err.message && err.message !== name && err.message !== 'UnknownError' ? `: ${err.message}` : ''
     const message = `AWS KMS ${what}: ${name}${detail}`
+    if (name === 'InvalidCiphertextException') return authenticationError(message, { location: where, hint: 'wrong --context or altered ciphertext' })
     switch (name) {
       case 'AccessDeniedException':
       case 'UnrecognizedClientException':
       case 'InvalidSignatureException':
       case 'ExpiredTokenException':
       case 'IncorrectKeyException':
-      case 'InvalidCiphertextException':
       case 'KMSInvalidStateException':
       case 'DisabledException':
         return deniedError(message, {
           location: where,
-          hint: name === 'InvalidCiphertextException' ? 'wrong --context or altered ciphertext' : 'check the IAM policy and the key state',
+          hint: 'check the IAM policy and the key state',
         })
       case 'NotFoundException':
         return notFoundError(message, { location: where, hint: 'check kms.aws.key_id' })

@@ -4,6 +4,7 @@
  * Context: the canonical encryption context, base64, as the `context` field of derived keys.
  */
 import { configError, deniedError, failedError, notFoundError, type ProvError, usageError } from '@prov/core'
+import { authenticationError } from '../lib/auth-failure'
 import { backoffDelay, type RetryPolicy, retryPolicy, sleep } from '../lib/retry'
 import type { KmsSettings } from '../lib/settings'
 
@@ -91,7 +92,7 @@ export class VaultTransit {
           })
         }
         if (/authentication failed|context|decrypt|invalid ciphertext|unable to decrypt/i.test(detail)) {
-          return deniedError(`Vault ${what} refused: ${detail}`, { location: where, hint: 'wrong --context or altered ciphertext' })
+          return authenticationError(`Vault ${what} refused: ${detail}`, { location: where, hint: 'wrong --context or altered ciphertext' })
         }
         return usageError(`Vault ${what} rejected the request: ${detail}`, { location: where })
       case 401:

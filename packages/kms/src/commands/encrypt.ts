@@ -1,9 +1,10 @@
 import { defineProvCommand, usageError } from '@prov/core'
 import { backendFlag, cryptArgs, listFlag } from '../lib/args'
-import { parseContext } from '../lib/context'
+import { boundContext, parseContext } from '../lib/context'
 import { Crypt } from '../lib/crypt'
 import { skipForEncrypt, transformRecordStream } from '../lib/fields'
 import { bufferSource, stdinSource, writeAllOut } from '../lib/io'
+import { outputFileArg, writeAllToFile } from '../lib/output-file'
 import { kmsContext } from '../lib/settings'
 
 export default defineProvCommand({
@@ -14,6 +15,7 @@ export default defineProvCommand({
     ...cryptArgs,
     binary: { type: 'boolean', description: 'Raw binary output instead of armored text' },
     format: { type: 'string', description: 'prov (default: prov:<backend>:v1 envelope with context) or age (a plain age file the age CLI reads)' },
+    'output-file': outputFileArg,
     field: { type: 'string', description: 'Encrypt this field (dotted path, repeatable) in each record on stdin' },
   },
   async run({ args, common }) {
@@ -22,20 +24,28 @@ export default defineProvCommand({
     const format = (args.format as string | undefined) ?? 'prov'
     if (format !== 'prov' && format !== 'age') throw usageError(`unknown format '${format}'`, { location: '--format', hint: 'use prov or age' })
     if (format === 'age' && backend !== 'age') throw usageError('--format age needs the age backend', { location: '--format' })
-    const crypt = new Crypt({ ctx, context: parseContext(listFlag(args.context, 'context')), recipients: listFlag(args.recipient, 'recipient', 'r') })
+    const context = parseContext(listFlag(args.context, 'context'))
+    const crypt = new Crypt({ ctx, context, recipients: listFlag(args.recipient, 'recipient', 'r') })
     const fields = listFlag(args.field, 'field')
     if (fields.length) {
       if (args.data !== undefined && args.data !== '-') throw usageError('--field reads records from stdin; do not pass DATA', { location: 'DATA' })
+      if (args['output-file'])
+        throw usageError('--output-file writes one whole result, not --field records', {
+          location: '--output-file',
+          hint: 'redirect the records: > records.json',
+        })
       if (format === 'age' || args.binary) throw usageError('--field writes armored prov ciphertexts; drop --format/--binary', { location: '--field' })
-      await transformRecordStream(stdinSource('records'), fields, async (value) => {
+      // Each value is bound to its field path and record identity (see docs/prov-kms.md).
+      await transformRecordStream(stdinSource('records'), fields, async (value, place) => {
         if (skipForEncrypt(value)) return value
         const text = typeof value === 'string' ? value : JSON.stringify(value)
-        return crypt.encryptValue(Buffer.from(text, 'utf8'), backend)
+        return crypt.encryptValue(Buffer.from(text, 'utf8'), backend, boundContext(context, place))
       })
       return
     }
     const source = args.data === undefined || args.data === '-' ? stdinSource('plain text') : bufferSource(Buffer.from(String(args.data), 'utf8'))
     const output = format === 'age' ? crypt.encryptAgeFile(source, Boolean(args.binary)) : crypt.encrypt(source, backend, Boolean(args.binary))
-    await writeAllOut(output)
+    if (args['output-file']) await writeAllToFile(output, String(args['output-file']))
+    else await writeAllOut(output)
   },
 })

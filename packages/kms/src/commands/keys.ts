@@ -1,9 +1,10 @@
 import { readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { extname, join, relative } from 'node:path'
-import { type CommandDef, decryptAgeFile, defineProvCommand, listSecretNames, readAllIdentities, secretFilePath, writeFileAtomic } from '@prov/core'
+import { type CommandDef, decryptAgeFile, defineProvCommand, listSecretNames, readAllIdentities, writeFileAtomic } from '@prov/core'
 import { loadAge } from '../backends/age'
 import { createIdentity, describeIdentity, retiredIdentityFiles, retireIdentity } from '../lib/keyfile'
 import { kmsContext } from '../lib/settings'
+import { secretPath, secretsRoot, writeSecretFile } from '../lib/store'
 import { detectFormat } from '../sops/formats'
 import { openDocument, otherMetadataForNewKey, readSopsDocument, rulesOf, sealDocument, writeSopsDocument } from '../sops/index'
 
@@ -42,8 +43,9 @@ const rotate = defineProvCommand({
     const secrets: Array<{ name: string; file: string; value: Uint8Array }> = []
     const sopsFiles: Array<{ file: string; doc: Awaited<ReturnType<typeof readSopsDocument>>; tree: Awaited<ReturnType<typeof openDocument>>['tree'] }> = []
     if (ctx.workspace) {
+      secretsRoot(ctx.workspace)
       for (const name of listSecretNames(ctx.workspace.path)) {
-        const file = secretFilePath(ctx.workspace.path, name)
+        const file = secretPath(ctx.workspace, name)
         secrets.push({ name, file, value: await decryptAgeFile(readFileSync(file), oldIdentities, file) })
       }
       for (const file of sopsCandidates(ctx.workspace.path)) {
@@ -71,7 +73,7 @@ const rotate = defineProvCommand({
     for (const secret of secrets) {
       const encrypter = new age.Encrypter()
       for (const r of [created.recipient, ...recipients]) encrypter.addRecipient(r)
-      writeFileAtomic(secret.file, age.armor.encode(await encrypter.encrypt(secret.value)), { mode: 0o600 })
+      await writeSecretFile(ctx.workspace as NonNullable<typeof ctx.workspace>, secret.name, age.armor.encode(await encrypter.encrypt(secret.value)))
       records.push({ schema: 'prov.kms.rotation/v1', kind: 'secret', name: secret.name })
     }
     for (const { file, doc, tree } of sopsFiles) {

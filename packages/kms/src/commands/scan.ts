@@ -11,7 +11,7 @@ export default defineProvCommand({
     const ctx = await kmsContext(common)
     const root = resolve(args.dir ? String(args.dir) : (ctx.workspace?.path ?? resolveWorkspace(common.workspace)?.path ?? process.cwd()))
     if (!existsSync(root)) throw notFoundError(`no such folder ${root}`, { location: root })
-    const findings = scanDir(root)
+    const findings = scanDir(root, { secretsDirs: ctx.workspace ? [ctx.workspace.paths.secrets] : [] })
     emit(findings)
     if (findings.length) {
       log.warn(`${findings.length} plain-text secret(s) found under ${root}; encrypt them (prov-kms sops encrypt, prov-kms secret set)`)

@@ -1,5 +1,4 @@
-import { existsSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import {
   type CommandDef,
   decryptAgeFile,
@@ -8,15 +7,13 @@ import {
   notFoundError,
   registerSecretValue,
   requireWorkspace,
-  secretFilePath,
   usageError,
   validateSecretName,
-  withLock,
-  writeFileAtomic,
 } from '@prov/core'
 import { decryptionIdentities, loadAge, resolveRecipients } from '../backends/age'
 import { readAll, stdinSource, writeOut } from '../lib/io'
 import { kmsContext } from '../lib/settings'
+import { removeSecretFile, secretPath, secretsRoot, writeSecretFile } from '../lib/store'
 
 const nameArg = { type: 'positional', description: 'Secret name, e.g. db/password', required: true } as const
 
@@ -43,8 +40,7 @@ const set = defineProvCommand({
     const encrypter = new age.Encrypter()
     for (const r of await resolveRecipients(ctx, [])) encrypter.addRecipient(r)
     const armored = age.armor.encode(await encrypter.encrypt(value))
-    const file = secretFilePath(workspace.path, name)
-    await withLock(file, () => writeFileAtomic(file, armored, { mode: 0o600 }))
+    const file = await writeSecretFile(workspace, name, armored)
     log.success(`secret '${name}' stored`)
     emit({ schema: 'prov.kms.secret/v1', name, path: file, updated: statSync(file).mtime.toISOString() })
   },
@@ -56,7 +52,7 @@ const get = defineProvCommand({
   async run({ args, common }) {
     const name = validateSecretName(String(args.name))
     const { workspace, ctx } = await storeContext(common)
-    const file = secretFilePath(workspace.path, name)
+    const file = secretPath(workspace, name)
     if (!existsSync(file)) throw notFoundError(`no secret '${name}'`, { location: file, hint: `prov-kms secret set ${name}` })
     const value = await decryptAgeFile(readFileSync(file), decryptionIdentities(ctx), file)
     registerSecretValue(Buffer.from(value).toString('utf8'))
@@ -68,7 +64,8 @@ const list = defineProvCommand({
   meta: { name: 'list', description: 'Names of the stored secrets (never values)' },
   async run({ common, emit }) {
     const { workspace } = await storeContext(common)
-    emit(listSecretNames(workspace.path).map((name) => ({ schema: 'prov.kms.secret/v1', name, path: secretFilePath(workspace.path, name) })))
+    secretsRoot(workspace)
+    emit(listSecretNames(workspace.path).map((name) => ({ schema: 'prov.kms.secret/v1', name, path: secretPath(workspace, name) })))
   },
 })
 
@@ -78,19 +75,9 @@ const rm = defineProvCommand({
   async run({ args, common, emit, log }) {
     const name = validateSecretName(String(args.name))
     const { workspace } = await storeContext(common)
-    const file = secretFilePath(workspace.path, name)
+    const file = secretPath(workspace, name)
     if (!existsSync(file)) throw notFoundError(`no secret '${name}'`, { location: file })
-    rmSync(file)
-    // Leave no empty folders behind (db/ after db/password is gone).
-    let dir = dirname(file)
-    while (dir.startsWith(workspace.paths.secrets) && dir !== workspace.paths.secrets) {
-      try {
-        rmdirSync(dir)
-      } catch {
-        break
-      }
-      dir = dirname(dir)
-    }
+    removeSecretFile(workspace, name)
     log.success(`secret '${name}' removed`)
     emit({ schema: 'prov.kms.secret/v1', name, removed: true })
   },

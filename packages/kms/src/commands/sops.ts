@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process'
 import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, extname, join } from 'node:path'
-import { type CommandDef, defineProvCommand, failedError, notFoundError, usageError, writeFileAtomic } from '@prov/core'
+import { type CommandDef, defineProvCommand, failedError, formatBytes, inputLimitBytes, notFoundError, usageError, writeFileAtomic } from '@prov/core'
 import { checkRecipients, resolveRecipients } from '../backends/age'
 import { listFlag } from '../lib/args'
 import { writeOut } from '../lib/io'
@@ -27,6 +27,13 @@ const inPlace = { type: 'boolean', description: 'Rewrite FILE instead of printin
 
 function readInput(file: string): string {
   if (!existsSync(file)) throw notFoundError(`no file ${file}`, { location: file })
+  const limit = inputLimitBytes()
+  if (statSync(file).size > limit) {
+    throw usageError(`${file} is larger than the input limit of ${formatBytes(limit)}`, {
+      location: file,
+      hint: 'raise limits.input_bytes (or PROV_LIMITS__INPUT_BYTES)',
+    })
+  }
   const data = readFileSync(file)
   const text = data.toString('utf8')
   if (!Buffer.from(text, 'utf8').equals(data)) throw usageError(`${file} is not UTF-8 text`, { location: file })

@@ -115,19 +115,25 @@ export class Crypt {
     }
   }
 
-  /** Encrypts one value to an armored string (record fields). */
-  async encryptValue(plain: Buffer, backend: BackendName): Promise<string> {
-    if (backend === 'vault') return this.vault().encrypt(plain, this.aad)
+  /**
+   * Encrypts one value to an armored string (record fields). `context` (default: the invocation's)
+   * is what the value is bound to; the data key of the invocation stays wrapped under the
+   * invocation's context, so one key serves every field.
+   */
+  async encryptValue(plain: Buffer, backend: BackendName, context: EncryptionContext = this.options.context): Promise<string> {
+    const aad = canonicalContext(context)
+    if (backend === 'vault') return this.vault().encrypt(plain, aad)
     if (backend === 'awskms') {
       const wrapped = await this.aws().sessionKey(this.options.context)
-      return PREFIX.awsEnvelope + sealBuffer(plain, wrapped, this.aad).toString('base64')
+      return PREFIX.awsEnvelope + sealBuffer(plain, wrapped, aad).toString('base64')
     }
     const wrapped = await this.age().sessionKey()
-    return PREFIX.age + sealBuffer(plain, wrapped, this.aad).toString('base64')
+    return PREFIX.age + sealBuffer(plain, wrapped, aad).toString('base64')
   }
 
-  /** Streams a decryption of any known ciphertext. */
-  async *decrypt(source: ByteSource): ByteSource {
+  /** Streams a decryption of any known ciphertext, opened with `context` (default: the invocation's). */
+  async *decrypt(source: ByteSource, context: EncryptionContext = this.options.context): ByteSource {
+    const aad = context === this.options.context ? this.aad : canonicalContext(context)
     const reader = new ByteReader(source)
     const head = await reader.peek(64)
     if (!head.length) throw usageError('no ciphertext on input')
@@ -138,46 +144,46 @@ export class Crypt {
       case 'age':
       case 'awskms-env': {
         await reader.read(kind === 'age' ? PREFIX.age.length : PREFIX.awsEnvelope.length)
-        yield* this.openBody(new ByteReader(base64Decode(reader.rest())), kind === 'age' ? 'age' : 'awskms')
+        yield* this.openBody(new ByteReader(base64Decode(reader.rest())), kind === 'age' ? 'age' : 'awskms', aad)
         return
       }
       case 'age-binary':
       case 'awskms-env-binary':
         await reader.read(kind === 'age-binary' ? PREFIX.ageBinary.length : PREFIX.awsEnvelopeBinary.length)
-        yield* this.openBody(reader, kind === 'age-binary' ? 'age' : 'awskms')
+        yield* this.openBody(reader, kind === 'age-binary' ? 'age' : 'awskms', aad)
         return
       case 'awskms-blob': {
         const text = (await readAll(reader.rest(), 1 << 20)).toString('latin1').trim()
-        yield await this.aws().decrypt(decodeBase64Strict(text.slice(PREFIX.awsBlob.length)), this.options.context)
+        yield await this.aws().decrypt(decodeBase64Strict(text.slice(PREFIX.awsBlob.length)), context)
         return
       }
       case 'vault': {
         const text = (await readAll(reader.rest())).toString('latin1').trim()
-        yield await this.vault().decrypt(text, this.aad)
+        yield await this.vault().decrypt(text, aad)
         return
       }
       case 'age-file-armor':
       case 'age-file':
-        yield* this.decryptAgeFile(reader, kind === 'age-file-armor')
+        yield* this.decryptAgeFile(reader, kind === 'age-file-armor', context)
         return
     }
   }
 
-  /** Decrypts one armored value (record fields). */
-  async decryptValue(text: string): Promise<Buffer> {
+  /** Decrypts one armored value (record fields), opened with `context` (default: the invocation's). */
+  async decryptValue(text: string, context: EncryptionContext = this.options.context): Promise<Buffer> {
     const chunks: Buffer[] = []
-    for await (const chunk of this.decrypt(bufferSource(Buffer.from(text)))) chunks.push(Buffer.from(chunk))
+    for await (const chunk of this.decrypt(bufferSource(Buffer.from(text)), context)) chunks.push(Buffer.from(chunk))
     return Buffer.concat(chunks)
   }
 
-  private async *openBody(reader: ByteReader, backend: 'age' | 'awskms'): ByteSource {
+  private async *openBody(reader: ByteReader, backend: 'age' | 'awskms', aad: Buffer): ByteSource {
     const wrapped = await readWrappedKey(reader)
     const key = backend === 'age' ? await this.age().unwrap(wrapped) : await this.aws().decrypt(wrapped, this.options.context)
-    yield* openEnvelope(reader, key, this.aad)
+    yield* openEnvelope(reader, key, aad)
   }
 
-  private async *decryptAgeFile(reader: ByteReader, armored: boolean): ByteSource {
-    if (Object.keys(this.options.context).length) {
+  private async *decryptAgeFile(reader: ByteReader, armored: boolean, context: EncryptionContext): ByteSource {
+    if (Object.keys(context).length) {
       throw usageError('plain age files carry no encryption context', { location: '--context', hint: 'drop --context for age files' })
     }
     const identities = decryptionIdentities(this.options.ctx)

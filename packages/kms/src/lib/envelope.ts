@@ -10,7 +10,8 @@
  * 11-byte big-endian counter + 1 byte "last chunk" flag, which detects reordering and truncation.
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
-import { deniedError, usageError } from '@prov/core'
+import { usageError } from '@prov/core'
+import { authenticationError } from './auth-failure'
 import { ByteReader, type ByteSource } from './io'
 
 export const CHUNK_SIZE = 64 * 1024
@@ -144,8 +145,8 @@ export async function* openEnvelope(reader: ByteReader, dataKey: Buffer, aad: Bu
 
 function authFailure(counter: number) {
   return counter === 0
-    ? deniedError('decryption failed: wrong encryption context, or the ciphertext was altered', {
+    ? authenticationError('decryption failed: wrong encryption context, or the ciphertext was altered', {
         hint: 'pass the same --context used to encrypt',
       })
-    : deniedError(`decryption failed at chunk ${counter}: the ciphertext was altered`)
+    : authenticationError(`decryption failed at chunk ${counter}: the ciphertext was altered`)
 }

@@ -1,5 +1,5 @@
 /** Byte-level stdin/stdout helpers: binary-safe, streaming, backpressure-aware. */
-import { readSync, writevSync } from 'node:fs'
+import { fstatSync, ftruncateSync, readSync, writevSync } from 'node:fs'
 import { isatty } from 'node:tty'
 import { usageError } from '@prov/core'
 
@@ -169,21 +169,42 @@ const OUTPUT_BATCH = 1024 * 1024
  * Writes a whole byte source to stdout in batches of about 1 MiB with writev(2) on fd 1 (far
  * fewer system calls than a write per 64 KiB chunk); falls back to process.stdout when fd 1 is
  * non-blocking. A closed pipe ends the process quietly, as writeOut does.
+ *
+ * Decryption sources yield only authenticated chunks, but a stream cut off early is detected only
+ * at its end. When stdout is a regular file (`> out`, `>> out`), a failure cuts the file back to
+ * the size it had before this command wrote to it, so no plaintext of a failed decryption stays
+ * there. A pipe cannot take bytes back: its reader sees the exit status.
  */
 export async function writeAllOut(source: ByteSource): Promise<void> {
+  const startSize = regularFileSize(1)
   let batch: Uint8Array[] = []
   let size = 0
-  for await (const chunk of source) {
-    if (!chunk.length) continue
-    batch.push(chunk)
-    size += chunk.length
-    if (size >= OUTPUT_BATCH) {
-      await flushBatch(batch)
-      batch = []
-      size = 0
+  try {
+    for await (const chunk of source) {
+      if (!chunk.length) continue
+      batch.push(chunk)
+      size += chunk.length
+      if (size >= OUTPUT_BATCH) {
+        await flushBatch(batch)
+        batch = []
+        size = 0
+      }
     }
+  } catch (error) {
+    if (startSize !== undefined) ftruncateSync(1, startSize)
+    throw error
   }
   if (batch.length) await flushBatch(batch)
+}
+
+/** Size of the file behind a descriptor, when it is a regular file. */
+function regularFileSize(fd: number): number | undefined {
+  try {
+    const stat = fstatSync(fd)
+    return stat.isFile() ? stat.size : undefined
+  } catch {
+    return undefined
+  }
 }
 
 let syncOutput = true

@@ -1,7 +1,7 @@
 /** age identity files: create (0600, never overwrite), describe, retire. */
 import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, renameSync, statSync, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { readIdentityFile, usageError } from '@prov/core'
+import { deniedError, readIdentityFile, usageError } from '@prov/core'
 import { loadAge } from '../backends/age'
 
 export interface KeyRecord {
@@ -24,7 +24,7 @@ export async function createIdentity(path: string): Promise<{ secret: string; re
   const secret = await age.generateX25519Identity()
   const recipient = await age.identityToRecipient(secret)
   const created = new Date().toISOString()
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+  privateFolder(dirname(path))
   const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
   try {
     writeSync(fd, `# created: ${created}\n# public key: ${recipient}\n${secret}\n`)
@@ -60,9 +60,25 @@ export function retiredIdentityFiles(retiredDir: string): string[] {
     .map((n) => join(retiredDir, n))
 }
 
+/**
+ * A folder for key files: created 0700. prov's own folders (`.../kms`, `.../retired`,
+ * `*.retired`) are tightened to 0700 when group or others can enter them; a folder the user
+ * chose (kms.identity_file) is left alone unless others can write to it (without the sticky
+ * bit), where they could replace the key: that is refused.
+ */
+export function privateFolder(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const mode = statSync(dir).mode
+  if (!(mode & 0o077)) return
+  if (/(^|\/)(kms|retired|[^/]+\.retired)$/.test(dir)) chmodSync(dir, 0o700)
+  else if (mode & 0o022 && !(mode & 0o1000)) {
+    throw deniedError(`key folder ${dir} is writable by group or others (mode ${(mode & 0o777).toString(8)})`, { location: dir, hint: `chmod go-w ${dir}` })
+  }
+}
+
 /** Moves the current identity into the retired folder (kept for old ciphertexts). */
 export function retireIdentity(path: string, retiredDir: string): string {
-  mkdirSync(retiredDir, { recursive: true, mode: 0o700 })
+  privateFolder(retiredDir)
   const target = join(retiredDir, `${basename(path, '.txt')}-${new Date().toISOString().replace(/[:.]/g, '-')}.txt`)
   renameSync(path, target)
   return target

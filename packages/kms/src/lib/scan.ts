@@ -4,8 +4,9 @@
  * Encrypted values (ENC[...], prov:..., vault:v1:), secret references, interpolations and
  * empty/placeholder values are not findings. Findings never carry the value.
  */
-import { closeSync, type Dirent, openSync, readdirSync, readSync, statSync } from 'node:fs'
-import { extname, join, relative } from 'node:path'
+import { closeSync, type Dirent, lstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs'
+import { basename, extname, join, relative, resolve } from 'node:path'
+import { isInside } from '@prov/core'
 
 export interface Finding {
   schema: 'prov.kms.finding/v1'
@@ -100,9 +101,57 @@ export function scanFile(file: string, root: string): Finding[] {
   return findings
 }
 
-export function scanDir(root: string): Finding[] {
+const headSize = 4096
+
+function readHead(file: string): Buffer {
+  const fd = openSync(file, 'r')
+  try {
+    const buffer = Buffer.alloc(headSize)
+    return buffer.subarray(0, readSync(fd, buffer, 0, headSize, 0))
+  } finally {
+    closeSync(fd)
+  }
+}
+
+const encryptedHead = /^\s*(-----BEGIN AGE ENCRYPTED FILE-----|age-encryption\.org\/v1\n|prov:[a-z0-9]+:[a-z0-9]+[:\n]|vault:v\d+:)/
+/** A SOPS file: its metadata holds an encrypted MAC (YAML, JSON, dotenv, INI). */
+const sopsMac = /(^|\n)\s*("?mac"?\s*[:=]\s*"?|sops_mac=)ENC\[AES256_GCM,/
+
+/** Files a secrets folder may hold in clear: notes and VCS markers, never values. */
+const harmlessInSecrets = /^(readme(\..*)?|\.gitignore|\.gitkeep|\.keep|\.sops\.ya?ml)$/i
+
+/** Whether a file is encrypted as a whole: an age file, a prov or Vault ciphertext, or a SOPS file. */
+function isEncryptedFile(file: string, size: number): boolean {
+  const head = readHead(file)
+  if (encryptedHead.test(head.toString('latin1'))) return true
+  const text = size <= maxFileSize ? readText(file) : undefined
+  return text !== undefined && sopsMac.test(text)
+}
+
+/**
+ * Files in a secrets folder must be encrypted (age, prov, Vault or SOPS): anything else there is
+ * a plain-text secret, whatever it looks like. Symbolic links are reported too: the store never
+ * writes through them, and they may point at a plain file outside.
+ */
+function scanSecretsEntry(full: string, name: string, root: string): Finding[] {
+  const rel = relative(root, full) || full
+  const stat = lstatSync(full)
+  if (stat.isSymbolicLink()) return [{ schema: 'prov.kms.finding/v1', file: rel, line: 1, kind: 'symlink-in-secrets' }]
+  if (!stat.isFile() || stat.size === 0 || harmlessInSecrets.test(name)) return []
+  if (isEncryptedFile(full, stat.size)) return scanFile(full, root)
+  return [{ schema: 'prov.kms.finding/v1', file: rel, line: 1, kind: 'plaintext-file' }]
+}
+
+export interface ScanOptions {
+  /** Folders whose files must all be encrypted (the workspace's `secrets/`); any folder named `secrets` counts too. */
+  secretsDirs?: string[]
+}
+
+export function scanDir(root: string, options: ScanOptions = {}): Finding[] {
+  const secretsDirs = new Set((options.secretsDirs ?? []).map((dir) => resolve(dir)))
+  const isSecretsDir = (dir: string) => secretsDirs.has(resolve(dir)) || basename(dir) === 'secrets'
   const findings: Finding[] = []
-  const walk = (dir: string) => {
+  const walk = (dir: string, inSecrets: boolean) => {
     let entries: Dirent[]
     try {
       entries = readdirSync(dir, { withFileTypes: true })
@@ -112,11 +161,14 @@ export function scanDir(root: string): Finding[] {
     for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
       const full = join(dir, entry.name)
       if (entry.isDirectory()) {
-        if (!skipDirs.has(entry.name)) walk(full)
-      } else if (entry.isFile() && !entry.name.endsWith('.age')) findings.push(...scanFile(full, root))
+        if (!skipDirs.has(entry.name)) walk(full, inSecrets || isSecretsDir(full))
+      } else if (inSecrets) findings.push(...scanSecretsEntry(full, entry.name, root))
+      else if (entry.isSymbolicLink() && isSecretsDir(full))
+        findings.push({ schema: 'prov.kms.finding/v1', file: relative(root, full), line: 1, kind: 'symlink-in-secrets' })
+      else if (entry.isFile() && !(entry.name.endsWith('.age') && encryptedHead.test(readHead(full).toString('latin1')))) findings.push(...scanFile(full, root))
     }
   }
   if (statSync(root).isFile()) return scanFile(root, root)
-  walk(root)
+  walk(root, [...secretsDirs].some((dir) => isInside(dir, resolve(root))) || isSecretsDir(root))
   return findings
 }

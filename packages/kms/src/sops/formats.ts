@@ -1,6 +1,6 @@
 /** Reading and writing SOPS files as ordered trees (Maps keep key order, which the MAC depends on). */
 import { basename, extname } from 'node:path'
-import { usageError } from '@prov/core'
+import { assertYamlDepth, isStackOverflow, jsonNestingDepth, MAX_INPUT_DEPTH, tooDeepError, usageError } from '@prov/core'
 import type { SopsMap, SopsValue } from './cipher'
 
 export type SopsFormat = 'yaml' | 'json' | 'dotenv'
@@ -32,19 +32,37 @@ function toTree(value: unknown): SopsValue {
   return String(value)
 }
 
+/**
+ * Refuses a tree (Maps and arrays) nested deeper than any SOPS file needs, without recursion:
+ * encrypting, decrypting, hashing and writing all walk the tree recursively.
+ */
+export function assertTreeDepth(tree: unknown, source: string): void {
+  const stack: Array<[unknown, number]> = [[tree, 0]]
+  while (stack.length) {
+    const [node, depth] = stack.pop() as [unknown, number]
+    const children = node instanceof Map ? [...node.values()] : Array.isArray(node) ? node : undefined
+    if (!children) continue
+    if (depth >= MAX_INPUT_DEPTH) throw tooDeepError(source)
+    for (const child of children) stack.push([child, depth + 1])
+  }
+}
+
 export async function parseTree(text: string, format: SopsFormat, source: string): Promise<SopsMap> {
   if (format === 'dotenv') return parseDotenv(text, source)
   const { parseDocument } = await import('yaml')
   if (format === 'json') {
+    // JSON.parse copes with any depth, the YAML parser and the tree walks do not: refuse first.
+    if (jsonNestingDepth(text) > MAX_INPUT_DEPTH) throw tooDeepError(source)
     try {
       JSON.parse(text)
     } catch (error) {
       throw usageError(`${source} is not valid JSON: ${(error as Error).message}`, { location: source })
     }
-  }
+  } else assertYamlDepth(text, source)
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false })
   if (doc.errors.length) {
     const error = doc.errors[0]
+    if (isStackOverflow(error)) throw tooDeepError(source)
     const line = error.linePos?.[0]?.line
     throw usageError(`${source} is not valid ${format.toUpperCase()}: ${error.message.split('\n')[0]}`, { location: line ? `${source}:${line}` : source })
   }
@@ -52,8 +70,10 @@ export async function parseTree(text: string, format: SopsFormat, source: string
   try {
     value = toTree(doc.toJS({ mapAsMap: true, maxAliasCount: 100 }))
   } catch (error) {
+    if (isStackOverflow(error)) throw tooDeepError(source)
     throw usageError(`${source} is not valid ${format.toUpperCase()}: ${(error as Error).message.split('\n')[0]}`, { location: source })
   }
+  assertTreeDepth(value, source)
   if (value === null) return new Map()
   if (!(value instanceof Map)) throw usageError(`${source} must hold a mapping at the top level`, { location: source })
   return value
@@ -111,10 +131,17 @@ export function flattenMetadata(value: SopsValue, prefix: string, out: Array<[st
   }
 }
 
-export function unflattenMetadata(entries: Array<[string, string]>): SopsMap {
+export function unflattenMetadata(entries: Array<[string, string]>, source = 'sops metadata'): SopsMap {
   const root: SopsMap = new Map()
   for (const [flat, value] of entries) {
     const tokens = flat.split(/(__map_|__list_)/)
+    if (tokens.length > 2 * MAX_INPUT_DEPTH) throw tooDeepError(source)
+    // A list index names one of the entries: anything larger would only make a huge sparse list.
+    for (let i = 1; i < tokens.length; i += 2) {
+      if (tokens[i] === '__list_' && !(/^\d{1,6}$/.test(tokens[i + 1]) && Number(tokens[i + 1]) < entries.length)) {
+        throw usageError(`bad sops metadata key 'sops_${flat}'`, { location: source, hint: 'the dotenv file was edited by hand; restore it' })
+      }
+    }
     let node: SopsMap | SopsValue[] = root
     let key: string | number = tokens[0]
     for (let i = 1; i < tokens.length; i += 2) {

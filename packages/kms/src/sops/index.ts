@@ -8,9 +8,21 @@
  * - encrypted_regex / unencrypted_regex / encrypted_suffix / unencrypted_suffix select values.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
-import { type AgeIdentity, deniedError, readAllIdentities, readIdentityFile, usageError } from '@prov/core'
+import {
+  type AgeIdentity,
+  assertSafeStructure,
+  assertYamlDepth,
+  deniedError,
+  formatBytes,
+  isStackOverflow,
+  MAX_CONFIG_FILE_BYTES,
+  readAllIdentities,
+  readIdentityFile,
+  tooDeepError,
+  usageError,
+} from '@prov/core'
 import { checkRecipients, loadAge } from '../backends/age'
 import type { KmsContext } from '../lib/settings'
 import { decryptScalar, encryptScalar, isEncrypted, type SopsMap, type SopsScalar, type SopsValue, valueBytes } from './cipher'
@@ -197,7 +209,7 @@ export async function readSopsDocument(text: string, format: SopsFormat, source:
         tree.delete(k)
       }
     }
-    return { format, tree, metadata: meta.length ? readMetadata(unflattenMetadata(meta), source) : undefined }
+    return { format, tree, metadata: meta.length ? readMetadata(unflattenMetadata(meta, source), source) : undefined }
   }
   const raw = tree.get('sops')
   tree.delete('sops')
@@ -340,11 +352,16 @@ export async function findCreationRule(file: string): Promise<{ rule: CreationRu
 async function matchRule(config: string, file: string): Promise<{ rule: CreationRule; config: string } | undefined> {
   const { parse } = await import('yaml')
   let data: unknown
+  if (statSync(config).size > MAX_CONFIG_FILE_BYTES) throw usageError(`${config} is larger than ${formatBytes(MAX_CONFIG_FILE_BYTES)}`, { location: config })
+  const text = readFileSync(config, 'utf8')
+  assertYamlDepth(text, config)
   try {
-    data = parse(readFileSync(config, 'utf8'))
+    data = parse(text, { maxAliasCount: 100, prettyErrors: false })
   } catch (error) {
+    if (isStackOverflow(error)) throw tooDeepError(config)
     throw usageError(`${config} is not valid YAML: ${(error as Error).message.split('\n')[0]}`, { location: config })
   }
+  assertSafeStructure(data, { source: config })
   const rules = (data as { creation_rules?: unknown })?.creation_rules
   if (!Array.isArray(rules)) return undefined
   const rel = relative(dirname(config), file)
