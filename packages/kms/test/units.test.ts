@@ -6,16 +6,11 @@ import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { isProvError } from '../../core/src/errors'
-import {
-  bech32Decode,
-  decryptSmallAgeFile,
-  encryptSmallAgeFile,
-  parseX25519Identity,
-  parseX25519Recipient,
-  x25519IdentityToRecipient,
-} from '../src/backends/age-x25519'
+import { bech32Decode } from '../src/age/bech32'
+import { ageKeys, openAgeBuffer, sealAgeBuffer } from '../src/age/file'
+import { X25519Identity } from '../src/age/x25519'
+import { classify } from '../src/backends/registry'
 import { canonicalContext, parseContext } from '../src/lib/context'
-import { classify } from '../src/lib/crypt'
 import { chunkKey, openEnvelope, readWrappedKey, sealBuffer, sealEnvelope } from '../src/lib/envelope'
 import { ByteReader, base64Decode, bufferSource } from '../src/lib/io'
 import { decryptScalar, encryptScalar, formatFloat } from '../src/sops/cipher'
@@ -111,7 +106,9 @@ describe('parsers', () => {
         }
       }),
     )
-    expect(classify(Buffer.from('vault:v12:abc'))).toBe('vault')
+    expect(classify(Buffer.from('vault:v12:abc'))).toMatchObject({ kind: 'direct', spec: { name: 'vault' } })
+    expect(classify(Buffer.from('  prov:age:v1\nxyz'))).toMatchObject({ kind: 'envelope', binary: true, spec: { name: 'age' } })
+    expect(classify(Buffer.from('age-encryption.org/v1\n'))).toMatchObject({ kind: 'file', spec: { name: 'age' } })
     expect(() => classify(Buffer.from('prov:age:v9:abc'))).toThrow(/unknown ciphertext prefix/)
   })
 
@@ -226,34 +223,47 @@ describe('SOPS values and MAC', () => {
   })
 })
 
-describe('age X25519 on node:crypto (the envelope key wrap)', () => {
+describe('age on node:crypto (the envelope key wrap) against age-encryption and the age CLI', () => {
   it('interoperates with age-encryption both ways and derives the same recipients', async () => {
     const age = await import('age-encryption')
     for (let i = 0; i < 5; i++) {
       const identity = await age.generateX25519Identity()
       const recipient = await age.identityToRecipient(identity)
-      expect(x25519IdentityToRecipient(identity)).toBe(recipient)
-      const secret = parseX25519Identity(identity) as Buffer
+      expect(X25519Identity.parse(identity)?.recipient.toString()).toBe(recipient)
       const key = randomBytes(32)
-      const native = encryptSmallAgeFile(key, [parseX25519Recipient(recipient) as Buffer])
+      const native = await sealAgeBuffer(key, [recipient], false)
       const decrypter = new age.Decrypter()
       decrypter.addIdentity(identity)
       expect(Buffer.from(await decrypter.decrypt(native))).toEqual(key)
       const encrypter = new age.Encrypter()
       encrypter.addRecipient(recipient)
       const fromLibrary = Buffer.from(await encrypter.encrypt(key))
-      expect(decryptSmallAgeFile(fromLibrary, [secret])).toEqual(key)
-      const other = parseX25519Identity(await age.generateX25519Identity()) as Buffer
-      expect(decryptSmallAgeFile(fromLibrary, [other])).toBeUndefined()
+      expect(await openAgeBuffer(fromLibrary, ageKeys([identity]))).toEqual(key)
+      const other = await age.generateX25519Identity()
+      await expect(openAgeBuffer(fromLibrary, ageKeys([other]))).rejects.toMatchObject({ code: 4, details: { reason: 'no-match' } })
       const tampered = Buffer.from(native)
       tampered[tampered.length - 1] ^= 1
-      expect(() => decryptSmallAgeFile(tampered, [secret])).toThrow()
+      await expect(openAgeBuffer(tampered, ageKeys([identity]))).rejects.toMatchObject({ code: 4, details: { reason: 'payload' } })
     }
-    expect(parseX25519Recipient('age1notvalid')).toBeUndefined()
+    expect(X25519Identity.parse('AGE-SECRET-KEY-1NOTVALID')).toBeUndefined()
     expect(bech32Decode('age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq')).toBeUndefined()
   })
 
-  it('the age CLI decrypts a natively wrapped key', async () => {
+  it('post-quantum hybrid recipients and identities go through age-encryption, the payload through src/age', async () => {
+    const age = await import('age-encryption')
+    const identity = await age.generateHybridIdentity()
+    const recipient = await age.identityToRecipient(identity)
+    const plain = randomBytes(70_000)
+    const sealed = await sealAgeBuffer(plain, [recipient], true)
+    expect(sealed.toString('latin1')).toMatch(/^-----BEGIN AGE ENCRYPTED FILE-----\n/)
+    expect(await openAgeBuffer(sealed, ageKeys([identity]))).toEqual(plain)
+    const x25519 = await age.generateX25519Identity()
+    await expect(openAgeBuffer(sealed, ageKeys([x25519]))).rejects.toMatchObject({ code: 4, details: { reason: 'no-match' } })
+    // A native identity that does not match falls through to the hybrid one.
+    expect(await openAgeBuffer(sealed, ageKeys([x25519, identity]))).toEqual(plain)
+  })
+
+  it('the age CLI decrypts a natively wrapped key, and the other way round', async () => {
     const { spawnSync } = await import('node:child_process')
     const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs')
     const { tmpdir } = await import('node:os')
@@ -264,13 +274,14 @@ describe('age X25519 on node:crypto (the envelope key wrap)', () => {
       const identity = readFileSync(join(dir, 'key.txt'), 'utf8')
         .split('\n')
         .find((l) => l.startsWith('AGE-SECRET-KEY-')) as string
+      const recipient = X25519Identity.parse(identity)?.recipient.toString() as string
       const key = randomBytes(32)
-      writeFileSync(join(dir, 'wrapped.age'), encryptSmallAgeFile(key, [parseX25519Recipient(x25519IdentityToRecipient(identity) as string) as Buffer]))
+      writeFileSync(join(dir, 'wrapped.age'), await sealAgeBuffer(key, [recipient], false))
       const out = spawnSync('age', ['-d', '-i', join(dir, 'key.txt'), join(dir, 'wrapped.age')])
       expect(out.status, String(out.stderr)).toBe(0)
       expect(out.stdout).toEqual(key)
-      const fromCli = spawnSync('age', ['-r', x25519IdentityToRecipient(identity) as string], { input: key })
-      expect(decryptSmallAgeFile(fromCli.stdout, [parseX25519Identity(identity) as Buffer])).toEqual(key)
+      const fromCli = spawnSync('age', ['-r', recipient], { input: key })
+      expect(await openAgeBuffer(fromCli.stdout, ageKeys([identity]))).toEqual(key)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

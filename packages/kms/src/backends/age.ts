@@ -1,16 +1,14 @@
-/** The age backend: data keys wrapped by age (X25519) in process, with age-encryption. */
-import { randomBytes } from 'node:crypto'
-import { type AgeIdentity, deniedError, readAllIdentities, readIdentityFile, usageError } from '@prov/core'
-import type { WrappedKey } from '../lib/envelope'
+/**
+ * The age backend: data keys wrapped as small age files for the workspace's recipients and
+ * opened with its identities, in process (src/age). Whole age files (`--format age`, files from
+ * the `age` CLI) are its file format.
+ */
+import { type AgeIdentity, deniedError, isProvError, ProvError, readAllIdentities, readIdentityFile, usageError } from '@prov/core'
+import { ageKeys, openAgeBuffer, openAnyAgeFile, recipientOfIdentity, sealAgeBuffer, sealAgeFile } from '../age/file'
+import type { ByteSource } from '../lib/io'
+import { describeIdentity } from '../lib/keyfile'
 import type { KmsContext } from '../lib/settings'
-import { decryptSmallAgeFile, encryptSmallAgeFile, parseX25519Identity, parseX25519Recipient, x25519IdentityToRecipient } from './age-x25519'
-
-export type AgeModule = typeof import('age-encryption')
-let ageModule: Promise<AgeModule> | undefined
-export const loadAge = (): Promise<AgeModule> => {
-  ageModule ??= import('age-encryption')
-  return ageModule
-}
+import type { FileFormat, KeyWrapper, StatusProbe } from './key-wrapper'
 
 const recipientPattern = /^age1[0-9a-z]{20,}$/
 
@@ -26,79 +24,74 @@ export async function resolveRecipients(ctx: KmsContext, flags: string[]): Promi
   if (flags.length) return checkRecipients(flags)
   if (ctx.settings.recipients.length) return checkRecipients(ctx.settings.recipients)
   const [identity] = readIdentityFile(ctx.identityPath)
-  const native = x25519IdentityToRecipient(identity.secret)
-  if (native) return [native]
-  const age = await loadAge()
-  return [await age.identityToRecipient(identity.secret)]
+  return [await recipientOfIdentity(identity.secret)]
 }
 
-/** All identities that may decrypt: the current one, the retired ones, and $PROV_KMS_EXTRA_IDENTITY. */
+/** All identities that may decrypt: the current one and the retired ones. */
 export function decryptionIdentities(ctx: KmsContext): AgeIdentity[] {
-  const identities = readAllIdentities(ctx.workspace?.path, ctx.identityPath)
-  return identities
+  return readAllIdentities(ctx.workspace?.path, ctx.identityPath)
 }
 
-export class AgeKeyWrapper {
-  private readonly unwrapped = new Map<string, Buffer>()
-  private wrappedForSession?: Promise<WrappedKey>
-  private identities?: AgeIdentity[]
+/** A whole age file (a stored secret, a SOPS data key) opened with identities; errors name `source`. */
+export async function openAgeData(data: Uint8Array, identities: AgeIdentity[], source: string): Promise<Buffer> {
+  try {
+    return await openAgeBuffer(data, ageKeys(identities.map((identity) => identity.secret)))
+  } catch (error) {
+    if (!isProvError(error)) throw error
+    if (error.details?.reason === 'no-match') {
+      throw deniedError(`no identity can decrypt ${source}`, { location: source, hint: 'it was encrypted for another key; see prov-kms keys list' })
+    }
+    throw new ProvError(error.code, `cannot decrypt ${source}: ${error.message}`, { location: source, hint: error.hint, details: error.details })
+  }
+}
+
+/** An armored age file of `plain` for `recipients` (stored secrets, SOPS data keys). */
+export async function sealAgeText(plain: Uint8Array, recipients: string[]): Promise<string> {
+  return (await sealAgeBuffer(plain, checkRecipients(recipients), true)).toString('latin1')
+}
+
+export class AgeWrapper implements KeyWrapper, FileFormat, StatusProbe {
+  private keys?: ReturnType<typeof ageKeys>
 
   constructor(
     private readonly ctx: KmsContext,
     private readonly recipientFlags: string[] = [],
   ) {}
 
-  /** One data key per invocation (record streams reuse it; each message gets its own salt). */
-  sessionKey(): Promise<WrappedKey> {
-    this.wrappedForSession ??= (async () => {
-      const recipients = await resolveRecipients(this.ctx, this.recipientFlags)
-      const key = randomBytes(32)
-      // X25519 recipients (the usual case) are wrapped on node:crypto; others by age-encryption.
-      const raw = recipients.map(parseX25519Recipient)
-      if (raw.every((r): r is Buffer => r !== undefined)) return { key, wrapped: encryptSmallAgeFile(key, raw) }
-      const age = await loadAge()
-      const encrypter = new age.Encrypter()
-      for (const r of recipients) encrypter.addRecipient(r)
-      const wrapped = Buffer.from(await encrypter.encrypt(key))
-      return { key, wrapped }
-    })()
-    return this.wrappedForSession
+  private identities() {
+    this.keys ??= ageKeys(decryptionIdentities(this.ctx).map((identity) => identity.secret))
+    return this.keys
+  }
+
+  /** A binary age file of the data key for the recipients (age binds no context: the envelope's AAD does). */
+  async wrap(plain: Buffer): Promise<Buffer> {
+    return sealAgeBuffer(plain, await resolveRecipients(this.ctx, this.recipientFlags), false)
   }
 
   async unwrap(wrapped: Buffer): Promise<Buffer> {
-    const cacheKey = wrapped.toString('base64')
-    const known = this.unwrapped.get(cacheKey)
-    if (known) return known
-    this.identities ??= decryptionIdentities(this.ctx)
-    const x25519 = this.identities.map((i) => parseX25519Identity(i.secret)).filter((k): k is Buffer => k !== undefined)
-    let native: Buffer | undefined
     try {
-      native = decryptSmallAgeFile(wrapped, x25519)
+      return await openAgeBuffer(wrapped, this.identities(), 64 * 1024)
     } catch (error) {
-      throw deniedError(`cannot unwrap the data key: ${(error as Error).message}`, { hint: 'the ciphertext was altered' })
-    }
-    if (native) {
-      if (native.length !== 32) throw deniedError('the wrapped data key has the wrong size (corrupted ciphertext)')
-      this.unwrapped.set(cacheKey, native)
-      return native
-    }
-    const age = await loadAge()
-    const decrypter = new age.Decrypter()
-    for (const identity of this.identities) decrypter.addIdentity(identity.secret)
-    let key: Buffer
-    try {
-      key = Buffer.from(await decrypter.decrypt(wrapped))
-    } catch (error) {
-      const message = (error as Error).message
-      if (/no identity matched/i.test(message)) {
+      if (!isProvError(error)) throw error
+      if (error.details?.reason === 'no-match') {
         throw deniedError('no identity can decrypt this ciphertext (wrong key)', {
           hint: `it was encrypted for another recipient; identity: ${this.ctx.identityPath}`,
         })
       }
-      throw deniedError(`cannot unwrap the data key: ${message}`)
+      throw deniedError(`cannot unwrap the data key: ${error.message}`, { hint: 'the ciphertext was altered' })
     }
-    if (key.length !== 32) throw deniedError('the wrapped data key has the wrong size (corrupted ciphertext)')
-    this.unwrapped.set(cacheKey, key)
-    return key
+  }
+
+  async *sealFile(source: ByteSource, armored: boolean): ByteSource {
+    yield* sealAgeFile(source, await resolveRecipients(this.ctx, this.recipientFlags), armored)
+  }
+
+  openFile(source: ByteSource): Promise<ByteSource> {
+    return openAnyAgeFile(source, this.identities())
+  }
+
+  async probe(): Promise<Record<string, unknown>> {
+    const identity = await describeIdentity(this.ctx.identityPath, 'active')
+    return { reachable: true, in_process: true, identity: identity.healthy ? 'ok' : (identity.problem ?? 'unhealthy') }
   }
 }

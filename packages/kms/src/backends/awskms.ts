@@ -1,15 +1,15 @@
 /**
- * AWS KMS backend (@aws-sdk/client-kms, imported lazily): Encrypt, Decrypt and GenerateDataKey
- * with EncryptionContext. The endpoint is configurable (kms.aws.endpoint, or
+ * AWS KMS backend (@aws-sdk/client-kms, imported lazily): Encrypt and Decrypt as wrap/unwrap,
+ * GenerateDataKey, DescribeKey as the status probe, all with the EncryptionContext. The endpoint is configurable (kms.aws.endpoint, or
  * $AWS_ENDPOINT_URL_KMS) so it can point at a local contract server or a VPC endpoint.
  * Throttling is retried by the SDK with exponential backoff, then reported clearly.
  */
 import { configError, deniedError, failedError, notFoundError, type ProvError, usageError } from '@prov/core'
 import { authenticationError } from '../lib/auth-failure'
 import type { EncryptionContext } from '../lib/context'
-import type { WrappedKey } from '../lib/envelope'
 import { retryPolicy } from '../lib/retry'
 import type { KmsSettings } from '../lib/settings'
+import type { DataKeySource, KeyWrapper, StatusProbe, WrappedKey } from './key-wrapper'
 
 type KmsModule = typeof import('@aws-sdk/client-kms')
 
@@ -27,10 +27,11 @@ export function awsOptions(settings: KmsSettings['aws'], env: NodeJS.ProcessEnv 
   }
 }
 
-export class AwsKms {
+/** KMS Encrypt takes at most 4096 bytes of plaintext. */
+export const AWS_ENCRYPT_LIMIT = 4096
+
+export class AwsKms implements KeyWrapper, DataKeySource, StatusProbe {
   private client?: Promise<{ mod: KmsModule; client: InstanceType<KmsModule['KMSClient']> }>
-  private readonly unwrapped = new Map<string, Buffer>()
-  private session?: Promise<WrappedKey>
 
   constructor(private readonly options: AwsKmsOptions) {}
 
@@ -87,8 +88,10 @@ export class AwsKms {
     }
   }
 
-  async encrypt(plain: Buffer, context: EncryptionContext): Promise<Buffer> {
-    if (plain.length > 4096) throw usageError('AWS KMS Encrypt takes at most 4096 bytes', { hint: 'prov-kms uses the envelope format for larger input' })
+  /** KMS Encrypt: at most 4096 bytes, bound to the EncryptionContext; the CiphertextBlob. */
+  async wrap(plain: Buffer, context: EncryptionContext): Promise<Buffer> {
+    if (plain.length > AWS_ENCRYPT_LIMIT)
+      throw usageError(`AWS KMS Encrypt takes at most ${AWS_ENCRYPT_LIMIT} bytes`, { hint: 'prov-kms uses the envelope format for larger input' })
     const { mod, client } = await this.connect()
     try {
       const out = await client.send(new mod.EncryptCommand({ KeyId: this.options.keyId, Plaintext: plain, EncryptionContext: context }))
@@ -98,46 +101,41 @@ export class AwsKms {
     }
   }
 
-  async decrypt(blob: Buffer, context: EncryptionContext): Promise<Buffer> {
-    const cacheKey = blob.toString('base64')
-    const known = this.unwrapped.get(cacheKey)
-    if (known) return known
+  async unwrap(blob: Buffer, context: EncryptionContext): Promise<Buffer> {
     const { mod, client } = await this.connect()
     try {
       const out = await client.send(new mod.DecryptCommand({ CiphertextBlob: blob, EncryptionContext: context, KeyId: this.options.keyId }))
-      const plain = Buffer.from(out.Plaintext ?? new Uint8Array())
-      this.unwrapped.set(cacheKey, plain)
-      return plain
+      return Buffer.from(out.Plaintext ?? new Uint8Array())
     } catch (error) {
       throw this.fail(error, 'Decrypt')
     }
   }
 
-  async generateDataKey(context: EncryptionContext): Promise<WrappedKey> {
+  readonly dataKeyBits = [128, 256] as const
+
+  async generateDataKey(context: EncryptionContext, bits: number): Promise<WrappedKey> {
     const { mod, client } = await this.connect()
     try {
-      const out = await client.send(new mod.GenerateDataKeyCommand({ KeyId: this.options.keyId, KeySpec: 'AES_256', EncryptionContext: context }))
+      const out = await client.send(
+        new mod.GenerateDataKeyCommand({ KeyId: this.options.keyId, KeySpec: bits === 128 ? 'AES_128' : 'AES_256', EncryptionContext: context }),
+      )
       return { key: Buffer.from(out.Plaintext ?? new Uint8Array()), wrapped: Buffer.from(out.CiphertextBlob ?? new Uint8Array()) }
     } catch (error) {
       throw this.fail(error, 'GenerateDataKey')
     }
   }
 
-  /** One data key per invocation for envelope encryption. */
-  sessionKey(context: EncryptionContext): Promise<WrappedKey> {
-    this.session ??= this.generateDataKey(context)
-    return this.session
-  }
-
-  async ping(): Promise<Record<string, unknown>> {
+  async probe(): Promise<Record<string, unknown>> {
+    const describe = { region: this.options.region, endpoint: this.options.endpoint ?? null }
     const started = Date.now()
     const { mod, client } = await this.connect()
     try {
       await client.send(new mod.DescribeKeyCommand({ KeyId: this.options.keyId }))
-      return { reachable: true, key: this.options.keyId, latency_ms: Date.now() - started }
+      return { ...describe, reachable: true, key: this.options.keyId, latency_ms: Date.now() - started }
     } catch (error) {
       const name = (error as Error).name
       return {
+        ...describe,
         reachable: !/ECONNREFUSED|TimeoutError|fetch failed/i.test(`${name} ${(error as Error).message}`),
         error: `${name}: ${(error as Error).message}`,
       }

@@ -1,12 +1,15 @@
 /**
- * HashiCorp Vault Transit client (HTTP API, ofetch): encrypt, decrypt, rewrap, datakey, health.
- * Auth: a token ($VAULT_TOKEN or the configured variable) or AppRole (role_id + secret_id).
- * Context: the canonical encryption context, base64, as the `context` field of derived keys.
+ * HashiCorp Vault Transit backend (HTTP API, ofetch): encrypt/decrypt as wrap/unwrap, rewrap,
+ * datakey, sys/health. Auth: a token ($VAULT_TOKEN or the configured variable) or AppRole
+ * (role_id + secret_id). Context: the canonical encryption context, base64, as the `context`
+ * field of derived keys.
  */
 import { configError, deniedError, failedError, notFoundError, type ProvError, usageError } from '@prov/core'
 import { authenticationError } from '../lib/auth-failure'
+import { canonicalContext, type EncryptionContext } from '../lib/context'
 import { backoffDelay, type RetryPolicy, retryPolicy, sleep } from '../lib/retry'
 import type { KmsSettings } from '../lib/settings'
+import type { DataKeySource, KeyWrapper, Rewrapper, StatusProbe, WrappedKey } from './key-wrapper'
 
 export interface VaultOptions {
   address: string
@@ -36,7 +39,7 @@ interface VaultResponse {
   retryAfter?: number
 }
 
-export class VaultTransit {
+export class VaultTransit implements KeyWrapper, DataKeySource, Rewrapper, StatusProbe {
   private token?: string
   private readonly retry: RetryPolicy
 
@@ -134,37 +137,48 @@ export class VaultTransit {
     return response.body.data
   }
 
-  private withContext(body: Record<string, unknown>, context?: Buffer): Record<string, unknown> {
-    return context?.length ? { ...body, context: context.toString('base64') } : body
+  /** Vault binds the context for keys created with derived=true: the canonical pairs, base64. */
+  private withContext(body: Record<string, unknown>, context: EncryptionContext): Record<string, unknown> {
+    return { ...body, context: canonicalContext(context).toString('base64') }
   }
 
-  async encrypt(plain: Buffer, context?: Buffer): Promise<string> {
+  /** The plaintext (base64) goes to Vault; the answer is Vault's own text ciphertext (`vault:vN:...`). */
+  async wrap(plain: Buffer, context: EncryptionContext): Promise<Buffer> {
     const data = await this.transit('encrypt', this.withContext({ plaintext: plain.toString('base64') }, context))
-    return String(data.ciphertext)
+    return Buffer.from(String(data.ciphertext), 'latin1')
   }
 
-  async decrypt(ciphertext: string, context?: Buffer): Promise<Buffer> {
-    const data = await this.transit('decrypt', this.withContext({ ciphertext }, context))
+  async unwrap(wrapped: Buffer, context: EncryptionContext): Promise<Buffer> {
+    const data = await this.transit('decrypt', this.withContext({ ciphertext: wrapped.toString('latin1').trim() }, context))
     return Buffer.from(String(data.plaintext ?? ''), 'base64')
   }
 
-  async rewrap(ciphertext: string, context?: Buffer): Promise<string> {
-    const data = await this.transit('rewrap', this.withContext({ ciphertext }, context))
-    return String(data.ciphertext)
+  async rewrap(wrapped: Buffer, context: EncryptionContext): Promise<Buffer> {
+    const data = await this.transit('rewrap', this.withContext({ ciphertext: wrapped.toString('latin1').trim() }, context))
+    return Buffer.from(String(data.ciphertext), 'latin1')
   }
 
-  async datakey(context?: Buffer, bits = 256): Promise<{ plaintext: Buffer; ciphertext: string }> {
+  readonly dataKeyBits = [128, 256, 512] as const
+
+  async generateDataKey(context: EncryptionContext, bits: number): Promise<WrappedKey> {
     const data = await this.transit('datakey/plaintext', this.withContext({ bits }, context))
-    return { plaintext: Buffer.from(String(data.plaintext), 'base64'), ciphertext: String(data.ciphertext) }
+    return { key: Buffer.from(String(data.plaintext), 'base64'), wrapped: Buffer.from(String(data.ciphertext), 'latin1') }
   }
 
-  async health(): Promise<Record<string, unknown>> {
+  async probe(): Promise<Record<string, unknown>> {
+    const describe = {
+      address: this.options.address,
+      mount: this.options.mount,
+      key: this.options.key,
+      auth: this.options.token ? 'token' : this.options.roleId ? 'approle' : 'none',
+    }
     const started = Date.now()
     try {
       const { ofetch } = await import('ofetch')
       const raw = await ofetch.raw(`${this.options.address}/v1/sys/health`, { ignoreResponseError: true, retry: 0, timeout: 3000 })
       const body = (raw._data ?? {}) as Record<string, unknown>
       return {
+        ...describe,
         reachable: true,
         status: raw.status,
         initialized: body.initialized ?? null,
@@ -173,7 +187,7 @@ export class VaultTransit {
         latency_ms: Date.now() - started,
       }
     } catch (error) {
-      return { reachable: false, error: (error as Error).message }
+      return { ...describe, reachable: false, error: (error as Error).message }
     }
   }
 }

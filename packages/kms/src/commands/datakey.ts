@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { defineProvCommand, usageError } from '@prov/core'
+import { hasDataKeys } from '../backends/key-wrapper'
+import { backends } from '../backends/registry'
 import { backendFlag, cryptArgs, listFlag } from '../lib/args'
 import { parseContext } from '../lib/context'
-import { Crypt, PREFIX } from '../lib/crypt'
+import { Crypt } from '../lib/crypt'
 import { kmsContext } from '../lib/settings'
+
+const allowedBits = [128, 256, 512]
 
 export default defineProvCommand({
   meta: {
@@ -20,22 +24,24 @@ export default defineProvCommand({
     const ctx = await kmsContext(common)
     const backend = backendFlag(args.backend, ctx.settings.backend)
     const bits = Number(args.bits ?? 256)
-    if (![128, 256, 512].includes(bits)) throw usageError(`bad --bits '${String(args.bits)}'`, { location: '--bits', hint: 'use 128, 256 or 512' })
-    if (backend === 'awskms' && bits === 512) throw usageError('AWS KMS data keys are 128 or 256 bits', { location: '--bits' })
+    if (!allowedBits.includes(bits)) throw usageError(`bad --bits '${String(args.bits)}'`, { location: '--bits', hint: 'use 128, 256 or 512' })
     const context = parseContext(listFlag(args.context, 'context'))
     const crypt = new Crypt({ ctx, context, recipients: listFlag(args.recipient, 'recipient', 'r') })
+    const wrapper = crypt.wrapper(backend)
+    const direct = backends[backend].direct
     let plaintext: Buffer
     let ciphertext: string
-    if (backend === 'vault') {
-      ;({ plaintext, ciphertext } = await crypt.vault().datakey(crypt.aad, bits))
-    } else if (backend === 'awskms') {
-      const wrapped = await crypt.aws().generateDataKey(context)
-      plaintext = bits === 128 ? wrapped.key.subarray(0, 16) : wrapped.key
-      ciphertext = PREFIX.awsBlob + wrapped.wrapped.toString('base64')
-      if (bits === 128) ciphertext = await crypt.encryptValue(plaintext, 'awskms')
+    if (hasDataKeys(wrapper) && direct) {
+      // The service makes the key and wraps it: its own ciphertext stands alone.
+      if (!wrapper.dataKeyBits.includes(bits)) {
+        throw usageError(`${backend} data keys are ${wrapper.dataKeyBits.join(' or ')} bits`, { location: '--bits' })
+      }
+      const generated = await wrapper.generateDataKey(context, bits)
+      plaintext = generated.key
+      ciphertext = direct.encode(generated.wrapped)
     } else {
       plaintext = randomBytes(bits / 8)
-      ciphertext = await crypt.encryptValue(plaintext, 'age')
+      ciphertext = await crypt.encryptValue(plaintext, backend)
     }
     emit({
       schema: 'prov.kms.datakey/v1',

@@ -23,7 +23,8 @@ export default defineProvCommand({
     const backend = backendFlag(args.backend, ctx.settings.backend)
     const format = (args.format as string | undefined) ?? 'prov'
     if (format !== 'prov' && format !== 'age') throw usageError(`unknown format '${format}'`, { location: '--format', hint: 'use prov or age' })
-    if (format === 'age' && backend !== 'age') throw usageError('--format age needs the age backend', { location: '--format' })
+    // A file format is a backend's own (age files are written by the age backend).
+    if (format !== 'prov' && format !== backend) throw usageError(`--format ${format} needs the ${format} backend`, { location: '--format' })
     const context = parseContext(listFlag(args.context, 'context'))
     const crypt = new Crypt({ ctx, context, recipients: listFlag(args.recipient, 'recipient', 'r') })
     const fields = listFlag(args.field, 'field')
@@ -44,7 +45,7 @@ export default defineProvCommand({
       return
     }
     const source = args.data === undefined || args.data === '-' ? stdinSource('plain text') : bufferSource(Buffer.from(String(args.data), 'utf8'))
-    const output = format === 'age' ? crypt.encryptAgeFile(source, Boolean(args.binary)) : crypt.encrypt(source, backend, Boolean(args.binary))
+    const output = format === 'age' ? crypt.encryptFile(source, backend, Boolean(args.binary)) : crypt.encrypt(source, backend, Boolean(args.binary))
     if (args['output-file']) await writeAllToFile(output, String(args['output-file']))
     else await writeAllOut(output)
   },

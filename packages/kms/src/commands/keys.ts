@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { extname, join, relative } from 'node:path'
-import { type CommandDef, decryptAgeFile, defineProvCommand, listSecretNames, readAllIdentities, writeFileAtomic } from '@prov/core'
-import { loadAge } from '../backends/age'
+import { type CommandDef, defineProvCommand, listSecretNames, readAllIdentities, writeFileAtomic } from '@prov/core'
+import { recipientOfIdentity } from '../age/file'
+import { openAgeData, sealAgeText } from '../backends/age'
 import { createIdentity, describeIdentity, retiredIdentityFiles, retireIdentity } from '../lib/keyfile'
 import { kmsContext } from '../lib/settings'
 import { secretPath, secretsRoot, writeSecretFile } from '../lib/store'
@@ -36,9 +37,8 @@ const rotate = defineProvCommand({
   meta: { name: 'rotate', description: "New age identity; re-encrypt the workspace's secrets and SOPS files; the old key is kept as a retired one" },
   async run({ common, emit, log }) {
     const ctx = await kmsContext(common)
-    const age = await loadAge()
     const oldIdentities = readAllIdentities(ctx.workspace?.path, ctx.identityPath)
-    const oldRecipients = new Set(await Promise.all(oldIdentities.map((i) => age.identityToRecipient(i.secret))))
+    const oldRecipients = new Set(await Promise.all(oldIdentities.map((i) => recipientOfIdentity(i.secret))))
     // Decrypt everything first: a failure here changes nothing.
     const secrets: Array<{ name: string; file: string; value: Uint8Array }> = []
     const sopsFiles: Array<{ file: string; doc: Awaited<ReturnType<typeof readSopsDocument>>; tree: Awaited<ReturnType<typeof openDocument>>['tree'] }> = []
@@ -46,7 +46,7 @@ const rotate = defineProvCommand({
       secretsRoot(ctx.workspace)
       for (const name of listSecretNames(ctx.workspace.path)) {
         const file = secretPath(ctx.workspace, name)
-        secrets.push({ name, file, value: await decryptAgeFile(readFileSync(file), oldIdentities, file) })
+        secrets.push({ name, file, value: await openAgeData(readFileSync(file), oldIdentities, file) })
       }
       for (const file of sopsCandidates(ctx.workspace.path)) {
         const text = readFileSync(file, 'utf8')
@@ -71,9 +71,11 @@ const rotate = defineProvCommand({
     const records: Record<string, unknown>[] = [{ schema: 'prov.kms.rotation/v1', kind: 'identity', recipient: created.recipient, retired }]
     const recipients = ctx.settings.recipients.filter((r) => !oldRecipients.has(r))
     for (const secret of secrets) {
-      const encrypter = new age.Encrypter()
-      for (const r of [created.recipient, ...recipients]) encrypter.addRecipient(r)
-      await writeSecretFile(ctx.workspace as NonNullable<typeof ctx.workspace>, secret.name, age.armor.encode(await encrypter.encrypt(secret.value)))
+      await writeSecretFile(
+        ctx.workspace as NonNullable<typeof ctx.workspace>,
+        secret.name,
+        await sealAgeText(secret.value, [created.recipient, ...recipients]),
+      )
       records.push({ schema: 'prov.kms.rotation/v1', kind: 'secret', name: secret.name })
     }
     for (const { file, doc, tree } of sopsFiles) {

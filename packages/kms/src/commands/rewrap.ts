@@ -1,4 +1,6 @@
 import { defineProvCommand, usageError } from '@prov/core'
+import { hasRewrap } from '../backends/key-wrapper'
+import { classify } from '../backends/registry'
 import { cryptArgs, listFlag } from '../lib/args'
 import { parseContext } from '../lib/context'
 import { Crypt } from '../lib/crypt'
@@ -12,9 +14,14 @@ export default defineProvCommand({
     const ctx = await kmsContext(common)
     const source = args.data === undefined || args.data === '-' ? stdinSource('ciphertext') : bufferSource(Buffer.from(String(args.data)))
     const text = (await readAll(source, 1 << 20)).toString('utf8').trim()
-    if (!/^vault:v\d+:/.test(text))
-      throw usageError('rewrap takes a Vault ciphertext (vault:vN:...)', { hint: 'age and AWS ciphertexts are re-encrypted by keys rotate / a new encrypt' })
+    const refuse = () =>
+      usageError('rewrap takes a Vault ciphertext (vault:vN:...)', { hint: 'age and AWS ciphertexts are re-encrypted by keys rotate / a new encrypt' })
+    const found = classify(Buffer.from(text))
+    if (found.kind !== 'direct') throw refuse()
     const crypt = new Crypt({ ctx, context: parseContext(listFlag(args.context, 'context')) })
-    await writeOut(`${await crypt.vault().rewrap(text, crypt.aad)}\n`)
+    const wrapper = crypt.wrapper(found.spec.name)
+    if (!hasRewrap(wrapper)) throw refuse()
+    const rewrapped = await wrapper.rewrap(found.format.decode(text), crypt.options.context)
+    await writeOut(`${found.format.encode(rewrapped)}\n`)
   },
 })

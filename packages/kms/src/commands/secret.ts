@@ -1,7 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import {
   type CommandDef,
-  decryptAgeFile,
   defineProvCommand,
   listSecretNames,
   notFoundError,
@@ -10,7 +9,7 @@ import {
   usageError,
   validateSecretName,
 } from '@prov/core'
-import { decryptionIdentities, loadAge, resolveRecipients } from '../backends/age'
+import { decryptionIdentities, openAgeData, resolveRecipients, sealAgeText } from '../backends/age'
 import { readAll, stdinSource, writeOut } from '../lib/io'
 import { kmsContext } from '../lib/settings'
 import { removeSecretFile, secretPath, secretsRoot, writeSecretFile } from '../lib/store'
@@ -36,10 +35,7 @@ const set = defineProvCommand({
     } else value = Buffer.from(String(args.value), 'utf8')
     if (!value.length) throw usageError(`empty value for secret '${name}'`, { location: name })
     registerSecretValue(value.toString('utf8'))
-    const age = await loadAge()
-    const encrypter = new age.Encrypter()
-    for (const r of await resolveRecipients(ctx, [])) encrypter.addRecipient(r)
-    const armored = age.armor.encode(await encrypter.encrypt(value))
+    const armored = await sealAgeText(value, await resolveRecipients(ctx, []))
     const file = await writeSecretFile(workspace, name, armored)
     log.success(`secret '${name}' stored`)
     emit({ schema: 'prov.kms.secret/v1', name, path: file, updated: statSync(file).mtime.toISOString() })
@@ -54,7 +50,7 @@ const get = defineProvCommand({
     const { workspace, ctx } = await storeContext(common)
     const file = secretPath(workspace, name)
     if (!existsSync(file)) throw notFoundError(`no secret '${name}'`, { location: file, hint: `prov-kms secret set ${name}` })
-    const value = await decryptAgeFile(readFileSync(file), decryptionIdentities(ctx), file)
+    const value = await openAgeData(readFileSync(file), decryptionIdentities(ctx), file)
     registerSecretValue(Buffer.from(value).toString('utf8'))
     await writeOut(value)
   },

@@ -160,7 +160,7 @@ const edit = defineProvCommand({
         const ruleAge = (await findCreationRule(file))?.rule.age ?? []
         recipients = flagged.length ? checkRecipients(flagged) : ruleAge.length ? checkRecipients(ruleAge) : await resolveRecipients(ctx, [])
       }
-      const sealed = await sealDocument(format, tree, { recipients, rules, dataKey, stanzas: metadata?.age, other })
+      const sealed = await sealDocument(format, tree, { recipients, rules, dataKey, ageKeys: metadata?.age, other })
       writeFileAtomic(file, await writeSopsDocument(sealed), { mode: keepMode(file) })
       log.success(`${file} re-encrypted`)
     } finally {

@@ -11,6 +11,7 @@
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
 import { usageError } from '@prov/core'
+import type { WrappedKey } from '../backends/key-wrapper'
 import { authenticationError } from './auth-failure'
 import { ByteReader, type ByteSource } from './io'
 
@@ -18,13 +19,6 @@ export const CHUNK_SIZE = 64 * 1024
 const TAG_SIZE = 16
 const SALT_SIZE = 16
 const MAX_WRAPPED = 64 * 1024
-
-export interface WrappedKey {
-  /** The plain 32-byte data key. */
-  key: Buffer
-  /** The data key as the backend wrapped it. */
-  wrapped: Buffer
-}
 
 const PAYLOAD_INFO = Buffer.from('prov-kms/v1 payload\x01')
 
@@ -138,7 +132,7 @@ export async function* openEnvelope(reader: ByteReader, dataKey: Buffer, aad: Bu
       return
     }
     // Sealed as a middle chunk: the rest of the ciphertext was cut off.
-    if (sealed.length === sealedSize && openChunk(key, counter, false, aad, sealed)) throw usageError('ciphertext is truncated')
+    if (openChunk(key, counter, false, aad, sealed)) throw usageError('ciphertext is truncated')
     throw authFailure(counter)
   }
 }

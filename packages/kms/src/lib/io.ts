@@ -280,3 +280,9 @@ export async function* base64Decode(source: ByteSource, what = 'ciphertext'): By
     yield Buffer.from(carry, 'base64')
   }
 }
+
+/** One whole base64 value (a KMS blob): standard alphabet, padding only at the end. */
+export function base64DecodeStrict(text: string, what = 'ciphertext'): Buffer {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || !text.length || text.length % 4 === 1) throw usageError(`${what} is not valid base64`)
+  return Buffer.from(text, 'base64')
+}

@@ -1,8 +1,9 @@
 /** age identity files: create (0600, never overwrite), describe, retire. */
-import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, renameSync, statSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { deniedError, readIdentityFile, usageError } from '@prov/core'
-import { loadAge } from '../backends/age'
+import { recipientOfIdentity } from '../age/file'
+import { generateX25519Identity } from '../age/x25519'
 
 export interface KeyRecord {
   schema: 'prov.kms.key/v1'
@@ -20,9 +21,8 @@ export interface KeyRecord {
 export async function createIdentity(path: string): Promise<{ secret: string; recipient: string; created: string }> {
   if (existsSync(path))
     throw usageError(`an identity already exists at ${path}; refusing to overwrite it`, { hint: 'prov-kms keys rotate replaces it and keeps the old one' })
-  const age = await loadAge()
-  const secret = await age.generateX25519Identity()
-  const recipient = await age.identityToRecipient(secret)
+  const secret = generateX25519Identity()
+  const recipient = await recipientOfIdentity(secret)
   const created = new Date().toISOString()
   privateFolder(dirname(path))
   const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
@@ -41,9 +41,7 @@ export async function describeIdentity(path: string, status: KeyRecord['status']
   base.mode = (statSync(path).mode & 0o777).toString(8).padStart(4, '0')
   try {
     const [identity] = readIdentityFile(path)
-    const age = await loadAge()
-    base.recipient = await age.identityToRecipient(identity.secret)
-    const { readFileSync } = await import('node:fs')
+    base.recipient = await recipientOfIdentity(identity.secret)
     base.created = /# created: (\S+)/.exec(readFileSync(path, 'utf8'))?.[1] ?? null
     base.healthy = true
   } catch (error) {

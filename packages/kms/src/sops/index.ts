@@ -23,7 +23,8 @@ import {
   tooDeepError,
   usageError,
 } from '@prov/core'
-import { checkRecipients, loadAge } from '../backends/age'
+import { recipientOfIdentity } from '../age/file'
+import { checkRecipients, openAgeData, sealAgeText } from '../backends/age'
 import type { KmsContext } from '../lib/settings'
 import { decryptScalar, encryptScalar, isEncrypted, type SopsMap, type SopsScalar, type SopsValue, valueBytes } from './cipher'
 import { detectFormat, emitTree, flattenMetadata, parseTree, type SopsFormat, unflattenMetadata } from './formats'
@@ -42,13 +43,14 @@ export interface SopsRules {
   mac_only_encrypted?: boolean
 }
 
-export interface AgeStanza {
+/** One age entry of a SOPS file's metadata: a recipient and the data key encrypted for it. */
+export interface SopsAgeKey {
   recipient: string
   enc: string
 }
 
 export interface SopsMetadata extends SopsRules {
-  age: AgeStanza[]
+  age: SopsAgeKey[]
   lastmodified: string
   mac: string
   version: string
@@ -149,7 +151,7 @@ function readMetadata(raw: SopsValue, source: string): SopsMetadata {
     return v === undefined || v === null ? undefined : String(v)
   }
   const ageList = raw.get('age')
-  const age: AgeStanza[] = []
+  const age: SopsAgeKey[] = []
   if (Array.isArray(ageList)) {
     for (const entry of ageList) {
       if (entry instanceof Map && typeof entry.get('recipient') === 'string' && typeof entry.get('enc') === 'string') {
@@ -249,25 +251,20 @@ export function sopsIdentities(ctx: KmsContext): AgeIdentity[] {
 
 /** Unwraps the data key with the first identity that matches a recipient of the file. */
 export async function unwrapDataKey(metadata: SopsMetadata, identities: AgeIdentity[], source: string): Promise<Buffer> {
-  const age = await loadAge()
   if (!metadata.age.length) throw deniedError(`${source} has no age recipients (only other key sources prov-kms cannot use)`, { location: source })
-  const ours = new Map<string, string>()
-  for (const identity of identities) ours.set(await age.identityToRecipient(identity.secret), identity.secret)
+  const ours = new Map<string, AgeIdentity>()
+  for (const identity of identities) ours.set(await recipientOfIdentity(identity.secret), identity)
   const matching = metadata.age.filter((a) => ours.has(a.recipient))
-  // Recipients written as ssh or tag keys cannot be matched by name: then try every stanza.
+  // Recipients written as ssh or tag keys cannot be matched by name: then try every entry.
   const candidates = matching.length ? matching : metadata.age
-  for (const stanza of candidates) {
-    const decrypter = new age.Decrypter()
-    if (matching.length) decrypter.addIdentity(ours.get(stanza.recipient) as string)
-    else for (const secret of ours.values()) decrypter.addIdentity(secret)
+  for (const entry of candidates) {
+    const keys = matching.length ? [ours.get(entry.recipient) as AgeIdentity] : [...ours.values()]
+    const enc = entry.enc.trim()
     try {
-      const enc = stanza.enc.trim()
-      const file = enc.startsWith('-----BEGIN') ? age.armor.decode(`${enc}\n`) : Buffer.from(enc, 'base64')
-      const key = Buffer.from(await decrypter.decrypt(file))
-      if (key.length !== 32) throw new Error('data key has the wrong size')
-      return key
+      const key = await openAgeData(enc.startsWith('-----BEGIN') ? Buffer.from(`${enc}\n`) : Buffer.from(enc, 'base64'), keys, source)
+      if (key.length === 32) return key
     } catch {
-      // try the next stanza
+      // try the next entry
     }
   }
   throw deniedError(`no matching recipient: ${source} is encrypted for ${metadata.age.map((a) => a.recipient).join(', ')}`, {
@@ -276,15 +273,10 @@ export async function unwrapDataKey(metadata: SopsMetadata, identities: AgeIdent
   })
 }
 
-export async function wrapDataKey(dataKey: Buffer, recipients: string[]): Promise<AgeStanza[]> {
-  const age = await loadAge()
-  const stanzas: AgeStanza[] = []
-  for (const recipient of checkRecipients(recipients)) {
-    const encrypter = new age.Encrypter()
-    encrypter.addRecipient(recipient)
-    stanzas.push({ recipient, enc: age.armor.encode(await encrypter.encrypt(dataKey)) })
-  }
-  return stanzas
+export async function wrapDataKey(dataKey: Buffer, recipients: string[]): Promise<SopsAgeKey[]> {
+  const keys: SopsAgeKey[] = []
+  for (const recipient of checkRecipients(recipients)) keys.push({ recipient, enc: await sealAgeText(dataKey, [recipient]) })
+  return keys
 }
 
 /** Decrypts a document and verifies its MAC (exit 4 on mismatch). */
@@ -312,15 +304,15 @@ export async function openDocument(doc: SopsDocument, identities: AgeIdentity[],
 export async function sealDocument(
   format: SopsFormat,
   plain: SopsMap,
-  options: { recipients: string[]; rules: SopsRules; dataKey?: Buffer; stanzas?: AgeStanza[]; other?: Array<[string, SopsValue]> },
+  options: { recipients: string[]; rules: SopsRules; dataKey?: Buffer; ageKeys?: SopsAgeKey[]; other?: Array<[string, SopsValue]> },
 ): Promise<SopsDocument> {
-  if (!options.recipients.length && !options.stanzas?.length)
+  if (!options.recipients.length && !options.ageKeys?.length)
     throw usageError('no age recipients for the SOPS file', { hint: 'pass --age age1..., add a .sops.yaml creation rule, or run prov-kms keygen' })
   const dataKey = options.dataKey ?? randomBytes(32)
   const { tree, mac } = encryptTree(plain, dataKey, options.rules)
   const lastmodified = rfc3339()
   const metadata: SopsMetadata = {
-    age: options.stanzas ?? (await wrapDataKey(dataKey, options.recipients)),
+    age: options.ageKeys ?? (await wrapDataKey(dataKey, options.recipients)),
     lastmodified,
     mac: encryptScalar(mac, dataKey, lastmodified),
     version: SOPS_VERSION,
