@@ -6,19 +6,13 @@ import { randomBytes } from 'node:crypto'
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { expectNoLeak, expectOneErrorLine, kms, modeOf, recipientOf, tempEnv, tempWorkspace } from './helpers'
+import { expectNoLeak, expectOneErrorLine, kms, kmsSession, modeOf, recipientOf, tempEnv, tempWorkspace } from './helpers'
 
 const bin = join(import.meta.dirname, '../../../bin/prov-kms')
 const PASSWORDS = ['pw-web0-alpha', 'pw-web1-bravo', 'other-web0-charlie']
 
 describe('prov-kms --field ciphertexts are bound to their field and record', () => {
-  const env = tempEnv('prov-kms-bind-')
-  const results: Awaited<ReturnType<typeof kms>>[] = []
-  const run = async (args: string[], input?: string) => {
-    const result = await kms(args, { env: env.env, input, cwd: env.root })
-    results.push(result)
-    return result
-  }
+  const { env, results, run } = kmsSession('prov-kms-bind-')
   const records = [
     { name: 'web-0', password: PASSWORDS[0], other: PASSWORDS[2] },
     { name: 'web-1', password: PASSWORDS[1] },
@@ -90,16 +84,10 @@ describe('prov-kms --field ciphertexts are bound to their field and record', () 
 })
 
 describe('prov-kms refuses deeply nested input on every structured path (exit 2, one line)', () => {
-  const env = tempEnv('prov-kms-deep-')
-  const run = (args: string[], input?: string) => kms(args, { env: env.env, input, cwd: env.root })
+  const { env, run, file } = kmsSession('prov-kms-deep-')
   const deep = 100_000
   const nestedArray = `${'['.repeat(deep)}${']'.repeat(deep)}`
   const nestedObject = `${'{"a":'.repeat(deep)}1${'}'.repeat(deep)}`
-  const file = (name: string, text: string) => {
-    const path = join(env.root, name)
-    writeFileSync(path, text)
-    return path
-  }
 
   beforeAll(async () => {
     expect((await run(['keygen'])).code).toBe(0)

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { expect } from 'vitest'
 import { type CliOptions, type CliResult, runCli, tempEnv, tempWorkspace } from '../../../tests/helpers/cli'
@@ -57,4 +57,21 @@ export function modeOf(file: string): number {
 
 export function makeWorldReadable(file: string): void {
   chmodSync(file, 0o644)
+}
+
+/** A temporary environment with a runner that keeps every result (for the no-leak check) and a file writer. */
+export function kmsSession(prefix: string) {
+  const env = tempEnv(prefix)
+  const results: CliResult[] = []
+  const run = async (args: string[], input?: string | Buffer, extra: Record<string, string | undefined> = {}) => {
+    const result = await kms(args, { env: { ...env.env, ...extra }, input, cwd: env.root })
+    results.push(result)
+    return result
+  }
+  const file = (name: string, text: string) => {
+    const path = join(env.root, name)
+    writeFileSync(path, text)
+    return path
+  }
+  return { env, results, run, file }
 }

@@ -1,7 +1,8 @@
 /** The primitives of the age v1 format, on node:crypto: HKDF-SHA256, ChaCha20-Poly1305, canonical base64. */
-import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto'
+import { hkdfSync } from 'node:crypto'
+import { openAead, sealAead } from '../lib/aead'
 
-export const TAG_SIZE = 16
+export { TAG_SIZE } from '../lib/aead'
 
 export const hkdf = (ikm: Buffer, salt: Buffer, info: string): Buffer => Buffer.from(hkdfSync('sha256', ikm, salt, info, 32))
 
@@ -16,20 +17,8 @@ export function decodeCanonicalBase64(text: string): Buffer | undefined {
 }
 
 export function chachaSeal(key: Buffer, nonce: Buffer, plain: Buffer): Buffer {
-  const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_SIZE })
-  return Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()])
+  return Buffer.concat(sealAead('chacha20-poly1305', key, nonce, plain))
 }
 
 /** The plaintext, or undefined when the tag does not authenticate. */
-export function chachaOpen(key: Buffer, nonce: Buffer, sealed: Buffer): Buffer | undefined {
-  if (sealed.length < TAG_SIZE) return undefined
-  const decipher = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_SIZE })
-  decipher.setAuthTag(sealed.subarray(sealed.length - TAG_SIZE))
-  try {
-    const plain = decipher.update(sealed.subarray(0, sealed.length - TAG_SIZE))
-    decipher.final()
-    return plain
-  } catch {
-    return undefined
-  }
-}
+export const chachaOpen = (key: Buffer, nonce: Buffer, sealed: Buffer): Buffer | undefined => openAead('chacha20-poly1305', key, nonce, sealed)

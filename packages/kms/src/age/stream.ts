@@ -7,7 +7,8 @@
  * Opening releases a chunk only once it has authenticated and, for a middle chunk, once the next
  * chunk has started: a file cut between chunks never passes for a complete one.
  */
-import { createCipheriv, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
+import { sealAead, streamNonce } from '../lib/aead'
 import { ByteReader, type ByteSource } from '../lib/io'
 import { ageFailure } from './format'
 import { chachaOpen, hkdf, TAG_SIZE } from './primitives'
@@ -16,12 +17,7 @@ export const CHUNK_SIZE = 64 * 1024
 export const NONCE_SIZE = 16
 const SEALED_CHUNK = CHUNK_SIZE + TAG_SIZE
 
-export function chunkNonce(counter: number, last: boolean): Buffer {
-  const nonce = Buffer.alloc(12)
-  nonce.writeUIntBE(counter, 5, 6)
-  nonce[11] = last ? 1 : 0
-  return nonce
-}
+export const chunkNonce = streamNonce
 
 export const payloadKey = (fileKey: Buffer, nonce: Buffer): Buffer => hkdf(fileKey, nonce, 'payload')
 
@@ -35,11 +31,7 @@ export async function* sealPayload(source: ByteSource, fileKey: Buffer): ByteSou
     const plain = await reader.read(CHUNK_SIZE)
     // A full chunk is the last one only when nothing follows it.
     const last = plain.length < CHUNK_SIZE || (await reader.fill(1)) === 0
-    const cipher = createCipheriv('chacha20-poly1305', key, chunkNonce(counter, last), { authTagLength: TAG_SIZE })
-    const sealed = cipher.update(plain)
-    cipher.final()
-    yield sealed
-    yield cipher.getAuthTag()
+    yield* sealAead('chacha20-poly1305', key, chunkNonce(counter, last), plain)
     if (last) return
   }
 }

@@ -3,7 +3,7 @@ import { cryptArgs, listFlag } from '../lib/args'
 import { authenticationError, isAuthenticationError } from '../lib/auth-failure'
 import { boundContext, type FieldPlace, parseContext } from '../lib/context'
 import { Crypt } from '../lib/crypt'
-import { checkStructure, isCiphertext, transformRecordStream } from '../lib/fields'
+import { assertRecordMode, checkStructure, isCiphertext, transformRecordStream } from '../lib/fields'
 import { bufferSource, stdinSource, writeAllOut } from '../lib/io'
 import { outputFileArg, writeAllToFile } from '../lib/output-file'
 import { kmsContext } from '../lib/settings'
@@ -29,12 +29,7 @@ export default defineProvCommand({
     const fields = listFlag(args.field, 'field')
     if (args['allow-unbound'] && !fields.length) throw usageError('--allow-unbound only applies to --field', { location: '--allow-unbound' })
     if (fields.length) {
-      if (args.data !== undefined && args.data !== '-') throw usageError('--field reads records from stdin; do not pass DATA', { location: 'DATA' })
-      if (args['output-file'])
-        throw usageError('--output-file writes one whole result, not --field records', {
-          location: '--output-file',
-          hint: 'redirect the records: > records.json',
-        })
+      assertRecordMode(args)
       const unbound: string[] = []
       const open = async (value: string, place: FieldPlace): Promise<Buffer> => {
         try {

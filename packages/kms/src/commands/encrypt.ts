@@ -2,7 +2,7 @@ import { defineProvCommand, usageError } from '@prov/core'
 import { backendFlag, cryptArgs, listFlag } from '../lib/args'
 import { boundContext, parseContext } from '../lib/context'
 import { Crypt } from '../lib/crypt'
-import { skipForEncrypt, transformRecordStream } from '../lib/fields'
+import { assertRecordMode, skipForEncrypt, transformRecordStream } from '../lib/fields'
 import { bufferSource, stdinSource, writeAllOut } from '../lib/io'
 import { outputFileArg, writeAllToFile } from '../lib/output-file'
 import { kmsContext } from '../lib/settings'
@@ -29,12 +29,7 @@ export default defineProvCommand({
     const crypt = new Crypt({ ctx, context, recipients: listFlag(args.recipient, 'recipient', 'r') })
     const fields = listFlag(args.field, 'field')
     if (fields.length) {
-      if (args.data !== undefined && args.data !== '-') throw usageError('--field reads records from stdin; do not pass DATA', { location: 'DATA' })
-      if (args['output-file'])
-        throw usageError('--output-file writes one whole result, not --field records', {
-          location: '--output-file',
-          hint: 'redirect the records: > records.json',
-        })
+      assertRecordMode(args)
       if (format === 'age' || args.binary) throw usageError('--field writes armored prov ciphertexts; drop --format/--binary', { location: '--field' })
       // Each value is bound to its field path and record identity (see docs/prov-kms.md).
       await transformRecordStream(stdinSource('records'), fields, async (value, place) => {

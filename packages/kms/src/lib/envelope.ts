@@ -9,14 +9,14 @@
  * can serve many messages of one invocation (record streams) without nonce reuse. Chunk nonce:
  * 11-byte big-endian counter + 1 byte "last chunk" flag, which detects reordering and truncation.
  */
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
+import { createHmac, randomBytes } from 'node:crypto'
 import { usageError } from '@prov/core'
 import type { WrappedKey } from '../backends/key-wrapper'
+import { openAead, sealAead, streamNonce, TAG_SIZE } from './aead'
 import { authenticationError } from './auth-failure'
 import { ByteReader, type ByteSource } from './io'
 
 export const CHUNK_SIZE = 64 * 1024
-const TAG_SIZE = 16
 const SALT_SIZE = 16
 const MAX_WRAPPED = 64 * 1024
 
@@ -28,35 +28,10 @@ export function chunkKey(dataKey: Buffer, salt: Buffer): Buffer {
   return createHmac('sha256', prk).update(PAYLOAD_INFO).digest()
 }
 
-function nonce(counter: number, last: boolean): Buffer {
-  const n = Buffer.alloc(12)
-  n.writeUIntBE(counter, 5, 6)
-  n[11] = last ? 1 : 0
-  return n
-}
-
-/** One sealed chunk as [ciphertext, tag]: written as two pieces, no copy into one buffer. */
-function sealChunk(key: Buffer, counter: number, last: boolean, aad: Buffer, plain: Buffer): [Buffer, Buffer] {
-  const cipher = createCipheriv('aes-256-gcm', key, nonce(counter, last))
-  cipher.setAAD(aad)
-  const sealed = cipher.update(plain)
-  cipher.final()
-  return [sealed, cipher.getAuthTag()]
-}
-
-function openChunk(key: Buffer, counter: number, last: boolean, aad: Buffer, sealed: Buffer): Buffer | undefined {
-  if (sealed.length < TAG_SIZE) return undefined
-  const decipher = createDecipheriv('aes-256-gcm', key, nonce(counter, last))
-  decipher.setAAD(aad)
-  decipher.setAuthTag(sealed.subarray(sealed.length - TAG_SIZE))
-  try {
-    const plain = decipher.update(sealed.subarray(0, sealed.length - TAG_SIZE))
-    decipher.final()
-    return plain
-  } catch {
-    return undefined
-  }
-}
+const sealChunk = (key: Buffer, counter: number, last: boolean, aad: Buffer, plain: Buffer) =>
+  sealAead('aes-256-gcm', key, streamNonce(counter, last), plain, aad)
+const openChunk = (key: Buffer, counter: number, last: boolean, aad: Buffer, sealed: Buffer) =>
+  openAead('aes-256-gcm', key, streamNonce(counter, last), sealed, aad)
 
 /** Seals a byte source; yields the body (header first, then chunks as they are ready). */
 export async function* sealEnvelope(source: ByteSource, wrapped: WrappedKey, aad: Buffer): ByteSource {

@@ -64,6 +64,14 @@ async function applyToRecord(record: unknown, paths: string[][], transform: Fiel
   return record
 }
 
+/** `--field` reads records from stdin and writes records: DATA and --output-file do not go with it. */
+export function assertRecordMode(args: { data?: unknown; 'output-file'?: unknown }): void {
+  if (args.data !== undefined && args.data !== '-') throw usageError('--field reads records from stdin; do not pass DATA', { location: 'DATA' })
+  if (args['output-file']) {
+    throw usageError('--output-file writes one whole result, not --field records', { location: '--output-file', hint: 'redirect the records: > records.json' })
+  }
+}
+
 /** Reads records from the source, transforms the fields, writes the same framing to stdout. Returns the record count. */
 export async function transformRecordStream(source: ByteSource, fieldPaths: string[], transform: FieldTransform): Promise<number> {
   const paths = fieldPaths.map(splitPath)
