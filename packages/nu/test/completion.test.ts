@@ -135,6 +135,11 @@ describe('prov completion values', () => {
   it('lists names one per line and refuses an unknown kind', async () => {
     const servers = await runCli('prov', ['completion', 'values', 'servers'], { env: ws.env, cwd: ws.path })
     expect(servers.stdout).toBe('db-01\nweb-01\n')
+    // An explicit --out gives data; the configured output.format does not change the lines scripts read.
+    const json = await runCli('prov', ['completion', 'values', 'servers', '--out', 'json'], { env: ws.env, cwd: ws.path })
+    expect(json.json()).toEqual(['db-01', 'web-01'])
+    const configured = await runCli('prov', ['completion', 'values', 'servers'], { env: { ...ws.env, PROV_OUTPUT__FORMAT: 'yaml' }, cwd: ws.path })
+    expect(configured.stdout).toBe('db-01\nweb-01\n')
     const bad = await runCli('prov', ['completion', 'values', 'hosts'], { env: ws.env, cwd: ws.path })
     expect(bad.code).toBe(2)
     expect(bad.stderr).toMatch(/unknown kind 'hosts'.*hint: use one of servers, taskservs/)

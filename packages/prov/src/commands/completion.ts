@@ -20,14 +20,17 @@ const values = defineProvCommand({
     hidden: true,
     mutating: false,
     usage: '<KIND>',
+    examples: ['prov completion values servers', 'prov completion values taskservs --out json'],
   },
   args: { kind: { type: 'positional', description: 'servers, taskservs, clusters, workspaces or infras', required: true } },
-  async run({ args, common }) {
+  async run({ args, common, emit }) {
     const { dynamicKinds, dynamicValues } = await completion()
     const kind = String(args.kind)
     if (!(dynamicKinds as readonly string[]).includes(kind)) throw usageError(`unknown kind '${kind}'`, { hint: `use one of ${dynamicKinds.join(', ')}` })
     const names = await dynamicValues(kind as (typeof dynamicKinds)[number], { workspace: common.workspace })
-    writeStdout(names.length ? `${names.join('\n')}\n` : '')
+    // Shell scripts read plain lines; only an explicit --out (not output.format) asks for data.
+    if (args.out) emit(names)
+    else writeStdout(names.length ? `${names.join('\n')}\n` : '')
   },
 })
 
