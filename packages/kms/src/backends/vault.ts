@@ -84,17 +84,23 @@ export class VaultTransit implements KeyWrapper, DataKeySource, Rewrapper, Statu
   }
 
   private fail(response: VaultResponse, what: string): ProvError {
-    const detail = response.body.errors?.join('; ') || `HTTP ${response.status}`
+    // Vault's messages may span lines ("1 error occurred:\n\t* permission denied"): one line here.
+    const detail =
+      (Array.isArray(response.body.errors) ? response.body.errors : [])
+        .map((e) => String(e).replace(/\s+/g, ' ').trim())
+        .filter(Boolean)
+        .join('; ') || `HTTP ${response.status}`
     const where = `${this.options.address} ${this.options.mount}/${this.options.key}`
     switch (response.status) {
       case 400:
-        if (/key not found/i.test(detail)) {
+        // Vault tells these apart only by message (sdk/helper/keysutil, builtin/logical/transit).
+        if (/encryption key not found/i.test(detail)) {
           return notFoundError(`Vault ${what}: ${detail}`, {
             location: where,
             hint: `create the key: vault write -f ${this.options.mount}/keys/${this.options.key}`,
           })
         }
-        if (/authentication failed|context|decrypt|invalid ciphertext|unable to decrypt/i.test(detail)) {
+        if (/message authentication failed|invalid ciphertext|missing 'context'|version is too new|disallowed by policy/i.test(detail)) {
           return authenticationError(`Vault ${what} refused: ${detail}`, { location: where, hint: 'wrong --context or altered ciphertext' })
         }
         return usageError(`Vault ${what} rejected the request: ${detail}`, { location: where })
@@ -183,6 +189,7 @@ export class VaultTransit implements KeyWrapper, DataKeySource, Rewrapper, Statu
         status: raw.status,
         initialized: body.initialized ?? null,
         sealed: body.sealed ?? null,
+        standby: body.standby ?? null,
         version: body.version ?? null,
         latency_ms: Date.now() - started,
       }

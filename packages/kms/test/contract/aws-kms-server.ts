@@ -1,13 +1,56 @@
 /**
- * A local contract server for AWS KMS: the JSON 1.1 protocol (POST /, `X-Amz-Target:
- * TrentService.<Operation>`, `application/x-amz-json-1.1`, SigV4 Authorization header required),
- * Encrypt / Decrypt / GenerateDataKey / DescribeKey with EncryptionContext bound as AAD, and the
- * documented error answers (`{"__type": "AccessDeniedException", "message": ...}`,
+ * A local contract server for AWS KMS, for what the independent emulator (moto, see moto.ts)
+ * cannot show: refusals and throttling on demand, and the requests as sent. The JSON 1.1 protocol
+ * (POST /, `X-Amz-Target: TrentService.<Operation>`, `application/x-amz-json-1.1`), every request
+ * signed with Signature Version 4 and the signature verified against the test credentials,
+ * Encrypt / Decrypt / GenerateDataKey / DescribeKey with the EncryptionContext bound as AAD, and
+ * the documented error answers (`{"__type": "AccessDeniedException", "message": ...}`,
  * ThrottlingException, InvalidCiphertextException, NotFoundException). Tests only.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+
+/** The credentials requests must be signed with. */
+export const TEST_CREDENTIALS = { accessKeyId: 'AKIDEXAMPLETEST', secretAccessKey: 'test-secret-access-key-value' }
+
+const hex = (data: Buffer | string) => createHash('sha256').update(data).digest('hex')
+const hmac = (key: Buffer | string, data: string) => createHmac('sha256', key).update(data).digest()
+
+/**
+ * Verifies a Signature Version 4 Authorization header (docs.aws.amazon.com/IAM/latest/UserGuide/
+ * create-signed-request.html): the canonical request from the method, path, query, the signed
+ * headers as received and the payload hash; the string to sign with the credential scope; the
+ * signing key derived from the secret by date, region and service. An error type, or undefined.
+ */
+function verifySigV4(req: IncomingMessage, body: Buffer): string | undefined {
+  const auth = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([a-z0-9-]+)\/kms\/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$/.exec(
+    String(req.headers.authorization ?? ''),
+  )
+  if (!auth) return 'IncompleteSignatureException'
+  const [, accessKey, date, region, signedHeaders, signature] = auth
+  if (accessKey !== TEST_CREDENTIALS.accessKeyId) return 'UnrecognizedClientException'
+  const amzDate = String(req.headers['x-amz-date'] ?? '')
+  const names = signedHeaders.split(';')
+  if (!/^\d{8}T\d{6}Z$/.test(amzDate) || !amzDate.startsWith(date) || !names.includes('host') || !names.includes('x-amz-date'))
+    return 'IncompleteSignatureException'
+  const [path, query = ''] = (req.url ?? '/').split('?')
+  const canonicalQuery = query.split('&').filter(Boolean).sort().join('&')
+  const canonicalHeaders = names
+    .map(
+      (name) =>
+        `${name}:${String(req.headers[name] ?? '')
+          .trim()
+          .replace(/\s+/g, ' ')}\n`,
+    )
+    .join('')
+  const canonicalRequest = [req.method, path, canonicalQuery, canonicalHeaders, signedHeaders, hex(body)].join('\n')
+  const scope = `${date}/${region}/kms/aws4_request`
+  const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, hex(canonicalRequest)].join('\n')
+  const signingKey = hmac(hmac(hmac(hmac(`AWS4${TEST_CREDENTIALS.secretAccessKey}`, date), region), 'kms'), 'aws4_request')
+  const expected = hmac(signingKey, stringToSign)
+  return timingSafeEqual(expected, Buffer.from(signature, 'hex')) ? undefined : 'InvalidSignatureException'
+}
 
 export interface AwsKmsContract {
   url: string
@@ -75,8 +118,16 @@ export async function startAwsKmsContract(): Promise<AwsKmsContract> {
     for await (const chunk of req) chunks.push(chunk as Buffer)
     const target = String(req.headers['x-amz-target'] ?? '')
     if (req.method !== 'POST' || !target.startsWith('TrentService.')) return fail(res, 'UnknownOperationException', '')
-    if (!String(req.headers.authorization ?? '').startsWith('AWS4-HMAC-SHA256 ')) {
-      return fail(res, 'MissingAuthenticationTokenException', 'Missing Authentication Token')
+    if (!req.headers.authorization) return fail(res, 'MissingAuthenticationTokenException', 'Missing Authentication Token')
+    const signatureError = verifySigV4(req, Buffer.concat(chunks))
+    if (signatureError) {
+      return fail(
+        res,
+        signatureError,
+        signatureError === 'UnrecognizedClientException'
+          ? 'The security token included in the request is invalid.'
+          : 'The request signature we calculated does not match the signature you provided.',
+      )
     }
     let body: Record<string, unknown>
     try {

@@ -1,9 +1,9 @@
 /**
- * A local contract server for the HashiCorp Vault Transit HTTP API (the documented request and
- * response shapes of /v1/transit/{encrypt,decrypt,rewrap,datakey/plaintext}/:name,
- * /v1/auth/approle/login and /v1/sys/health), including its error answers:
- * 403 {"errors":["permission denied"]}, 400 for bad ciphertext/context, 429 and 503.
- * It only exists for tests: Vault itself cannot run here.
+ * A local stand-in for HashiCorp Vault (Transit, AppRole login, sys/health), for tests only:
+ * Vault itself cannot run here. It follows Vault's documented HTTP API strictly, so a client that
+ * sends something real Vault would refuse is refused here too. Each rule names the page of the
+ * Vault API documentation (https://developer.hashicorp.com/vault/api-docs/...) it comes from; the
+ * error texts are Vault's own (builtin/logical/transit, sdk/helper/keysutil).
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -14,18 +14,44 @@ interface TransitKey {
   derived: boolean
 }
 
+type Capability = 'create' | 'update' | 'read'
+/** A token's policy: capabilities per API path (without the /v1/ prefix), e.g. `transit/encrypt/prov`. */
+export type VaultPolicy = Record<string, Capability[]>
+
+export type HealthMode = 'active' | 'standby' | 'perf-standby' | 'dr-secondary' | 'uninitialized' | 'sealed'
+
 export interface VaultContract {
   url: string
+  /** A token with every capability (like a root token). */
   token: string
   roleId: string
   secretId: string
-  requests: Array<{ method: string; path: string; body: Record<string, unknown> }>
-  /** Answer the next n transit calls with this status (429 or 503). */
+  requests: Array<{ method: string; path: string; body: Record<string, unknown>; headers: IncomingMessage['headers'] }>
+  /** A new token limited to `policy`. */
+  createToken(policy: VaultPolicy): string
+  /** Answer the next n requests (except sys/health) with 429 (rate limit quota) or 503 (sealed). */
   throttle(n: number, status?: 429 | 503): void
-  /** Deny every transit call (403 permission denied). */
-  deny(on: boolean): void
+  /** What sys/health reports (and sealed: every other request is 503). */
+  setHealth(mode: HealthMode): void
   rotateKey(name: string): void
   close(): Promise<void>
+}
+
+/** The policy an AppRole login gets: what prov-kms needs on one Transit key. */
+export function transitPolicy(key: string, mount = 'transit'): VaultPolicy {
+  return Object.fromEntries(['encrypt', 'decrypt', 'rewrap', 'datakey/plaintext'].map((op) => [`${mount}/${op}/${key}`, ['update'] as Capability[]]))
+}
+
+/**
+ * Go's base64.StdEncoding.DecodeString, which Vault uses for every base64 field: the standard
+ * alphabet with padding; only CR and LF are skipped. Returns the error Go reports, or the bytes.
+ */
+function goBase64(text: string): Buffer | string {
+  const clean = text.replace(/[\r\n]/g, '')
+  const bad = clean.search(/[^A-Za-z0-9+/=]/)
+  if (bad >= 0) return `illegal base64 data at input byte ${bad}`
+  if (clean.length % 4 !== 0 || /=[^=]/.test(clean) || /={3,}$/.test(clean)) return `illegal base64 data at input byte ${Math.max(0, clean.length - 1)}`
+  return Buffer.from(clean, 'base64')
 }
 
 export async function startVaultContract(keys: Record<string, { derived?: boolean }> = { prov: { derived: true } }): Promise<VaultContract> {
@@ -34,27 +60,31 @@ export async function startVaultContract(keys: Record<string, { derived?: boolea
   const secretId = `secret-${randomBytes(8).toString('hex')}`
   const state = new Map<string, TransitKey>()
   for (const [name, options] of Object.entries(keys)) state.set(name, { versions: [randomBytes(32)], derived: options.derived ?? false })
-  const tokens = new Set([token])
+  // undefined policy: every capability.
+  const tokens = new Map<string, VaultPolicy | undefined>([[token, undefined]])
   let throttleLeft = 0
   let throttleStatus = 429
-  let denied = false
+  let health: HealthMode = 'active'
   const requests: VaultContract['requests'] = []
 
-  const send = (res: ServerResponse, status: number, body: unknown) => {
-    res.writeHead(status, { 'content-type': 'application/json', ...(status === 429 ? { 'retry-after': '0' } : {}) })
+  const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers })
     res.end(JSON.stringify(body))
   }
-  const errors = (res: ServerResponse, status: number, message: string) => send(res, status, { errors: [message] })
+  // api-docs#error-response: errors are a JSON object with an `errors` list of strings.
+  const errors = (res: ServerResponse, status: number, message: string, headers?: Record<string, string>) => send(res, status, { errors: [message] }, headers)
+  const permissionDenied = (res: ServerResponse) => errors(res, 403, '1 error occurred:\n\t* permission denied\n\n')
 
-  const keyFor = (key: TransitKey, version: number, context: string | undefined): Buffer | string => {
+  // api-docs/secret/transit#create-key (derived): derived keys need a context on every operation;
+  // for other keys the context is not used.
+  const keyFor = (key: TransitKey, version: number, context: Buffer | undefined): Buffer | string => {
     const base = key.versions[version - 1]
-    if (!base) return 'invalid ciphertext: key version not found'
     if (!key.derived) return base
-    if (!context)
+    if (!context?.length)
       return "missing 'context' for key derivation; the key was created using a derived key, which means additional, per-request information must be included in order to perform operations with the key"
-    return Buffer.from(hkdfSync('sha256', base, Buffer.from(context, 'base64'), 'vault-transit-derived', 32))
+    return Buffer.from(hkdfSync('sha256', base, context, 'vault-transit-derived', 32))
   }
-  const seal = (key: TransitKey, plain: Buffer, context: string | undefined): string => {
+  const seal = (key: TransitKey, plain: Buffer, context: Buffer | undefined): string => {
     const version = key.versions.length
     const k = keyFor(key, version, context)
     if (typeof k === 'string') throw new Error(k)
@@ -63,13 +93,19 @@ export async function startVaultContract(keys: Record<string, { derived?: boolea
     const ct = Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()])
     return `vault:v${version}:${Buffer.concat([nonce, ct]).toString('base64')}`
   }
-  const open = (key: TransitKey, ciphertext: string, context: string | undefined): Buffer => {
-    const match = /^vault:v(\d+):([A-Za-z0-9+/=]+)$/.exec(ciphertext ?? '')
-    if (!match) throw new Error('invalid ciphertext: no prefix')
-    const k = keyFor(key, Number(match[1]), context)
+  // sdk/helper/keysutil Policy.Decrypt: the checks and messages in this order.
+  const open = (key: TransitKey, ciphertext: string, context: Buffer | undefined): Buffer => {
+    if (!ciphertext.startsWith('vault:v')) throw new Error('invalid ciphertext: no prefix')
+    const parts = ciphertext.slice('vault:v'.length).split(/:(.*)/s)
+    if (parts.length < 2) throw new Error('invalid ciphertext: wrong number of fields')
+    if (!/^-?\d+$/.test(parts[0])) throw new Error('invalid ciphertext: version number could not be decoded')
+    const version = Math.max(1, Number(parts[0]))
+    if (version > key.versions.length) throw new Error('invalid ciphertext: version is too new')
+    const raw = goBase64(parts[1])
+    if (typeof raw === 'string') throw new Error('invalid ciphertext: could not decode base64')
+    const k = keyFor(key, version, context)
     if (typeof k === 'string') throw new Error(k)
-    const raw = Buffer.from(match[2], 'base64')
-    if (raw.length < 28) throw new Error('invalid ciphertext: too short')
+    if (raw.length < 28) throw new Error('invalid ciphertext length')
     const decipher = createDecipheriv('aes-256-gcm', k, raw.subarray(0, 12))
     decipher.setAuthTag(raw.subarray(raw.length - 16))
     try {
@@ -79,62 +115,126 @@ export async function startVaultContract(keys: Record<string, { derived?: boolea
     }
   }
 
+  // api-docs/system/health#read-health-information: the status code tells the node's state.
+  const healthAnswer = (): [number, Record<string, unknown>] => {
+    const base = { initialized: true, sealed: false, standby: false, performance_standby: false, version: '1.15.0+contract', cluster_name: 'contract' }
+    switch (health) {
+      case 'active':
+        return [200, base]
+      case 'standby':
+        return [429, { ...base, standby: true }]
+      case 'dr-secondary':
+        return [472, { ...base, standby: true, replication_dr_mode: 'secondary' }]
+      case 'perf-standby':
+        return [473, { ...base, standby: true, performance_standby: true }]
+      case 'uninitialized':
+        return [501, { ...base, initialized: false, sealed: true }]
+      case 'sealed':
+        return [503, { ...base, sealed: true }]
+    }
+  }
+
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = []
     for await (const chunk of req) chunks.push(chunk as Buffer)
-    let body: Record<string, unknown> = {}
-    try {
-      body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {}
-    } catch {
-      return errors(res, 400, 'failed to parse JSON input')
-    }
     const path = (req.url ?? '').replace(/\?.*$/, '')
-    requests.push({ method: req.method ?? 'GET', path, body })
-    if (path === '/v1/sys/health') return send(res, 200, { initialized: true, sealed: false, standby: false, version: '1.15.0+contract' })
-    if (path === '/v1/auth/approle/login' && req.method === 'POST') {
-      if (body.role_id !== roleId || body.secret_id !== secretId) return errors(res, 400, 'invalid role or secret ID')
-      const issued = `hvs.${randomBytes(18).toString('base64url')}`
-      tokens.add(issued)
-      return send(res, 200, { auth: { client_token: issued, policies: ['default', 'prov'], lease_duration: 3600, renewable: true } })
+    const raw = Buffer.concat(chunks).toString('utf8')
+    let body: Record<string, unknown> = {}
+    // api-docs#http-api: request bodies are JSON.
+    if (raw.trim()) {
+      try {
+        body = JSON.parse(raw)
+      } catch (error) {
+        return errors(res, 400, `failed to parse JSON input: ${(error as Error).message}`)
+      }
     }
-    if (!tokens.has(String(req.headers['x-vault-token'] ?? ''))) return errors(res, 403, 'permission denied')
-    const match = /^\/v1\/transit\/(encrypt|decrypt|rewrap|datakey\/plaintext|keys)\/([^/]+)(\/rotate)?$/.exec(path)
-    if (!match || req.method !== 'POST') return errors(res, 404, `no handler for route "${path}"`)
+    requests.push({ method: req.method ?? 'GET', path, body, headers: req.headers })
+    if (path === '/v1/sys/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const [status, answer] = healthAnswer()
+      return send(res, status, answer)
+    }
+    // api-docs#http-status-codes: a sealed Vault answers 503 to everything else.
+    if (health === 'sealed' || health === 'uninitialized') return errors(res, 503, 'Vault is sealed')
     if (throttleLeft > 0) {
       throttleLeft--
-      return throttleStatus === 429 ? errors(res, 429, 'request path "transit/": rate limit quota exceeded') : errors(res, 503, 'Vault is sealed')
+      // docs/enterprise/lease-count-quotas, api-docs#http-status-codes: 429 with Retry-After.
+      return throttleStatus === 429
+        ? errors(res, 429, `request path "${path.slice(4)}": rate limit quota exceeded`, { 'retry-after': '0' })
+        : errors(res, 503, 'Vault is sealed')
     }
-    if (denied) return errors(res, 403, 'permission denied')
+    // api-docs/auth/approle#login-with-approle: no token needed.
+    if (path === '/v1/auth/approle/login') {
+      if (req.method !== 'POST' && req.method !== 'PUT') return errors(res, 405, 'unsupported operation')
+      if (typeof body.role_id !== 'string' || !body.role_id) return errors(res, 400, 'missing role_id')
+      if (body.role_id !== roleId || body.secret_id !== secretId) return errors(res, 400, 'invalid role or secret ID')
+      const issued = `hvs.${randomBytes(18).toString('base64url')}`
+      tokens.set(issued, transitPolicy('prov'))
+      return send(res, 200, { auth: { client_token: issued, policies: ['default', 'prov'], lease_duration: 3600, renewable: true } })
+    }
+    // api-docs#authentication: the token comes in X-Vault-Token or `Authorization: Bearer`.
+    const bearer = /^Bearer (\S+)$/.exec(String(req.headers.authorization ?? ''))?.[1]
+    const presented = String(req.headers['x-vault-token'] ?? bearer ?? '')
+    if (!tokens.has(presented)) return permissionDenied(res)
+    const match = /^\/v1\/transit\/(encrypt|decrypt|rewrap|datakey\/plaintext|datakey\/wrapped|keys)\/([^/]+)(\/rotate)?$/.exec(path)
+    if (!match) return errors(res, 404, `no handler for route "${path.slice(4)}". route entry not found.`)
+    // api-docs/secret/transit: every operation used here is a POST (PUT works the same).
+    if (req.method !== 'POST' && req.method !== 'PUT') return errors(res, 405, 'unsupported operation')
     const [, op, name, rotate] = match
     const key = state.get(name)
+    // docs/concepts/policies#capabilities: POST to a path that does not exist yet is `create`
+    // (encrypt with a missing key creates it), otherwise `update`.
+    const capability: Capability = op === 'encrypt' && !key ? 'create' : 'update'
+    const policy = tokens.get(presented)
+    if (policy && !policy[path.slice(4)]?.includes(capability)) return permissionDenied(res)
     if (op === 'keys' && rotate) {
+      // api-docs/secret/transit#rotate-key
       if (!key) return errors(res, 400, 'encryption key not found')
       key.versions.push(randomBytes(32))
       return send(res, 204, {})
     }
-    if (!key) return errors(res, 400, 'encryption key not found')
-    const context = typeof body.context === 'string' ? body.context : undefined
+    // api-docs/secret/transit#encrypt-data etc.: context is base64 (checked before the key).
+    let context: Buffer | undefined
+    if (body.context !== undefined && body.context !== '') {
+      const decoded = typeof body.context === 'string' ? goBase64(body.context) : 'not a string'
+      if (typeof decoded === 'string') return errors(res, 400, 'failed to base64-decode context')
+      context = decoded
+    }
     try {
       switch (op) {
         case 'encrypt': {
           if (typeof body.plaintext !== 'string') return errors(res, 400, 'missing plaintext to encrypt')
-          return send(res, 200, { data: { ciphertext: seal(key, Buffer.from(body.plaintext, 'base64'), context), key_version: key.versions.length } })
+          const plain = goBase64(body.plaintext)
+          if (typeof plain === 'string') return errors(res, 400, plain)
+          let target = key
+          if (!target) {
+            // Created on first use, derived when the request carries a context.
+            target = { versions: [randomBytes(32)], derived: context !== undefined }
+            state.set(name, target)
+          }
+          return send(res, 200, { data: { ciphertext: seal(target, plain, context), key_version: target.versions.length } })
         }
         case 'decrypt':
-          return send(res, 200, { data: { plaintext: open(key, String(body.ciphertext), context).toString('base64') } })
-        case 'rewrap':
-          return send(res, 200, { data: { ciphertext: seal(key, open(key, String(body.ciphertext), context), context), key_version: key.versions.length } })
-        case 'datakey/plaintext': {
-          const bits = Number(body.bits ?? 256)
-          if (![128, 256, 512].includes(bits)) return errors(res, 400, 'invalid bits given')
+        case 'rewrap': {
+          if (typeof body.ciphertext !== 'string' || !body.ciphertext) return errors(res, 400, 'missing ciphertext to decrypt')
+          if (!key) return errors(res, 400, 'encryption key not found')
+          const plain = open(key, body.ciphertext, context)
+          if (op === 'decrypt') return send(res, 200, { data: { plaintext: plain.toString('base64') } })
+          return send(res, 200, { data: { ciphertext: seal(key, plain, context), key_version: key.versions.length } })
+        }
+        default: {
+          // api-docs/secret/transit#generate-data-key
+          if (!key) return errors(res, 400, 'encryption key not found')
+          const bits = body.bits === undefined ? 256 : Number(body.bits)
+          if (![128, 256, 512].includes(bits)) return errors(res, 400, 'invalid bit length')
           const plain = randomBytes(bits / 8)
-          return send(res, 200, { data: { plaintext: plain.toString('base64'), ciphertext: seal(key, plain, context), key_version: key.versions.length } })
+          const data: Record<string, unknown> = { ciphertext: seal(key, plain, context), key_version: key.versions.length }
+          if (op === 'datakey/plaintext') data.plaintext = plain.toString('base64')
+          return send(res, 200, { data })
         }
       }
     } catch (error) {
       return errors(res, 400, (error as Error).message)
     }
-    return errors(res, 404, 'unsupported')
   }
 
   const server: Server = createServer((req, res) => {
@@ -148,12 +248,17 @@ export async function startVaultContract(keys: Record<string, { derived?: boolea
     roleId,
     secretId,
     requests,
+    createToken(policy) {
+      const issued = `hvs.${randomBytes(18).toString('base64url')}`
+      tokens.set(issued, policy)
+      return issued
+    },
     throttle(n, status = 429) {
       throttleLeft = n
       throttleStatus = status
     },
-    deny(on) {
-      denied = on
+    setHealth(mode) {
+      health = mode
     },
     rotateKey(name) {
       state.get(name)?.versions.push(randomBytes(32))
