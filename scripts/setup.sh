@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(
   openssh-server openssh-client iproute2 iptables util-linux procps psmisc kmod jq git ca-certificates
   age docker-registry skopeo postgresql ansible-core apache2-utils shellcheck
-  build-essential python3 zsh fish
+  build-essential python3 make zsh fish
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -50,4 +50,11 @@ for version in 0.108.0 0.115.1; do
     npm install --prefix "$tools/nushell-$version" --no-save --no-package-lock --no-audit --no-fund --engine-strict=false "nushell@$version" >&2
   fi
 done
+# just (templates/recipes/justfile is tested with the real one): the rust-just npm package ships
+# the binary, but its per-platform packages cannot all be locked here, so it lives in the cache too.
+if [ ! -x "$tools/just-1.57.0/node_modules/.bin/just" ]; then
+  echo "setup: just 1.57.0 -> $tools/just-1.57.0" >&2
+  mkdir -p "$tools/just-1.57.0"
+  npm install --prefix "$tools/just-1.57.0" --no-save --no-package-lock --no-audit --no-fund rust-just@1.57.0 >&2
+fi
 npm run build >&2

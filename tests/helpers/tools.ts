@@ -21,3 +21,10 @@ export function nuPath(version: NuVersion = NU_VERSIONS[0]): string {
   if (!existsSync(path)) throw new Error(`nu ${version} is not installed at ${path}: run scripts/setup.sh`)
   return path
 }
+
+/** Path of the real `just` (rust-just 1.57.0), installed by `scripts/setup.sh`; throws when missing. */
+export function justPath(): string {
+  const path = join(toolsDir(), 'just-1.57.0', 'node_modules', '.bin', 'just')
+  if (!existsSync(path)) throw new Error(`just is not installed at ${path}: run scripts/setup.sh`)
+  return path
+}

@@ -1,0 +1,91 @@
+import { copyFileSync, existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { binDir, repoRoot, runCli, runProcess, tempWorkspace } from '../../../tests/helpers/cli'
+import { justPath, NU_VERSIONS } from '../../../tests/helpers/tools'
+import { canSandbox, cleanupPrefix, useSubnet } from '../../server/test/helpers/local'
+import { runNu } from './helpers'
+
+// Real sandboxes on a subnet and bridge of their own (run under flock /tmp/prov-e2e.lock).
+const SUBNET = '10.213.6.0/24'
+const BRIDGE = 'provt6'
+
+if (!canSandbox && process.env.CI) throw new Error('the recipes end-to-end test needs root, namespaces, ip, iptables and sshd (scripts/setup.sh)')
+if (!canSandbox) process.stderr.write('recipes.e2e: skipped: needs root and Linux namespaces\n')
+
+type Ws = Awaited<ReturnType<typeof tempWorkspace>>
+let ws: Ws
+
+describe.skipIf(!canSandbox)('templates/recipes: real make and real just against local sandboxes (root)', () => {
+  const env = () => ({ ...ws.env, PATH: `${binDir}:${process.env.PATH}` })
+  const make = (args: string[]) => runProcess('make', ['-s', ...args], { env: env(), cwd: ws.path, timeoutMs: 300_000 })
+  const just = (args: string[]) => runProcess(justPath(), args, { env: env(), cwd: ws.path, timeoutMs: 300_000 })
+  const servers = async () => (await runCli('prov-server', ['list'], { env: ws.env, cwd: ws.path })).json<{ name: string; status: string }[]>()
+
+  beforeAll(async () => {
+    cleanupPrefix(BRIDGE)
+    ws = await tempWorkspace('recipes', 'full')
+    useSubnet(ws.path, SUBNET, BRIDGE)
+    for (const file of ['Makefile', 'justfile']) copyFileSync(join(repoRoot, 'templates/recipes', file), join(ws.path, file))
+  })
+
+  afterAll(async () => {
+    if (ws) {
+      await runCli('prov-server', ['delete', '--all', '--yes', '-q'], { env: ws.env, cwd: ws.path, timeoutMs: 180_000 }).catch(() => undefined)
+      cleanupPrefix(BRIDGE)
+      ws.cleanup()
+    }
+  })
+
+  it('make plan, apply and install create the servers and install a taskserv on each', async () => {
+    const plan = await make(['plan', 'INFRA=demo'])
+    expect(plan.code, plan.stderr).toBe(0)
+    expect(existsSync(join(ws.path, 'plan-demo.json'))).toBe(true)
+    // The plan is a file target: unchanged servers.yaml, nothing to redo.
+    expect((await make(['-q', 'plan-demo.json'])).code).toBe(0)
+    const apply = await make(['apply'])
+    expect(apply.code, apply.stderr).toBe(0)
+    expect((await servers()).map((s) => `${s.name}:${s.status}`).sort()).toEqual(['db-01:running', 'web-01:running', 'web-02:running'])
+    const install = await make(['install', 'TASKSERVS=hello'])
+    expect(install.code, install.stderr).toBe(0)
+    const status = await make(['status'])
+    expect(status.code, status.stderr).toBe(0)
+    const records = JSON.parse(status.stdout) as { server: string; taskserv: string; status: string }[]
+    expect(
+      records
+        .filter((r) => r.taskserv === 'hello')
+        .map((r) => r.server)
+        .sort(),
+    ).toEqual(['db-01', 'web-01', 'web-02'])
+  })
+
+  it('a failing command inside a pipe fails the make target with its exit code', async () => {
+    const r = await make(['install', 'TASKSERVS=nosuch'])
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toMatch(/nosuch/)
+  })
+
+  it.each(NU_VERSIONS)('nu %s: prov server list | where status == running | length', async (version) => {
+    const r = await runNu(version, 'prov server list | where status == running | length', { env: ws.env, cwd: ws.path })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout.trim()).toBe('3')
+    const piped = await runNu(version, 'prov server list | where name == "web-01" | prov taskserv status | get 0.server', { env: ws.env, cwd: ws.path })
+    expect(piped.code, piped.stderr).toBe(0)
+    expect(piped.stdout.trim()).toBe('web-01')
+  })
+
+  it('just plan, apply (nothing to do), install, status and destroy', async () => {
+    const list = await just(['--list'])
+    expect(list.code, list.stderr).toBe(0)
+    expect(list.stdout).toMatch(/install \+taskservs="redis"/)
+    for (const recipe of [['plan', 'demo'], ['apply', 'demo'], ['install', 'hello'], ['status']]) {
+      const r = await just(recipe)
+      expect(r.code, `just ${recipe.join(' ')}: ${r.stderr}`).toBe(0)
+    }
+    expect(JSON.parse((await just(['status'])).stdout).length).toBeGreaterThanOrEqual(3)
+    const destroy = await just(['destroy'])
+    expect(destroy.code, destroy.stderr).toBe(0)
+    expect(await servers()).toEqual([])
+    expect(existsSync(join(ws.path, 'plan-demo.json'))).toBe(false)
+  })
+})
