@@ -41,5 +41,6 @@ exec node node_modules/vitest/vitest.mjs run \
   --exclude 'packages/server/test/local.e2e.test.ts' \
   --exclude 'packages/taskserv/test/e2e.test.ts' \
   --exclude 'packages/oci/test/seed.e2e.test.ts' \
+  --exclude 'packages/nu/test/recipes.e2e.test.ts' \
   --exclude '**/node_modules/**' \
   "$@"
