@@ -1,27 +1,11 @@
-import { Readable } from 'node:stream'
 import { gzipSync } from 'node:zlib'
-import { type ExtensionKind, type ExtensionManifest, failedError, readManifest } from '@prov/core'
+import { type ExtensionManifest, failedError, forEachLimit, readManifest } from '@prov/core'
 import { descriptorFor } from './digest'
-import { LayoutTarget } from './layout'
-import { isDigest } from './ref'
-import { pool, RegistryTarget } from './registry'
+import { parseManifest } from './manifest'
+import { copyReferrers } from './sign'
 import { collectEntries, createTar, type TarEntry } from './tarball'
-import type { Target } from './target'
-import {
-  type Descriptor,
-  type ImageIndex,
-  type ImageManifest,
-  MAX_BLOB_BYTES,
-  MAX_CONFIG_BYTES,
-  MAX_INDEX_DEPTH,
-  MAX_INDEX_MANIFESTS,
-  MAX_LAYERS,
-  MEDIA,
-  manifestMediaTypes,
-  PROV_ARTIFACT,
-  PROV_CONFIG,
-} from './types'
-import type { LayerSource } from './unpack'
+import { copyBlob, type Target } from './target'
+import { type Descriptor, type ImageManifest, MAX_INDEX_DEPTH, MEDIA, PROV_ARTIFACT, PROV_CONFIG } from './types'
 
 /** A built artifact: its manifest and every blob, ready to push to any Target. */
 export interface BuiltArtifact {
@@ -101,73 +85,8 @@ export function packageExtension(dir: string, options: { created?: string; sourc
 }
 
 export async function pushBuilt(target: Target, artifact: BuiltArtifact, tag?: string, parallel = 4): Promise<void> {
-  await pool(artifact.blobs, parallel, (blob) => target.pushBlob(blob.descriptor, blob.bytes, { verified: true }))
+  await forEachLimit(artifact.blobs, parallel, (blob) => target.pushBlob(blob.descriptor, blob.bytes, { verified: true }))
   await target.pushManifest(artifact.descriptor, artifact.manifestBytes, tag)
-}
-
-export type ParsedManifest = { type: 'manifest'; value: ImageManifest } | { type: 'index'; value: ImageIndex }
-
-/** Parses manifest bytes; an unknown media type is a clear error. */
-export function parseManifest(bytes: Buffer, descriptor: Descriptor, where: string): ParsedManifest {
-  let value: ImageManifest & ImageIndex
-  try {
-    value = JSON.parse(bytes.toString('utf8'))
-  } catch {
-    throw failedError(`manifest ${descriptor.digest} is not JSON`, { location: where })
-  }
-  const mediaType = value.mediaType ?? descriptor.mediaType
-  if (!manifestMediaTypes.includes(mediaType)) {
-    throw failedError(`unknown manifest media type '${mediaType ?? 'none'}'`, { location: where, hint: `prov-oci reads ${manifestMediaTypes.join(', ')}` })
-  }
-  if (value.schemaVersion !== 2) throw failedError(`manifest schemaVersion ${String(value.schemaVersion)} is not supported`, { location: where })
-  if (mediaType === MEDIA.index || mediaType === MEDIA.dockerList) {
-    if (!Array.isArray(value.manifests)) throw failedError('image index without manifests', { location: where })
-    if (value.manifests.length > MAX_INDEX_MANIFESTS)
-      throw failedError(`image index lists ${value.manifests.length} manifests, more than the ${MAX_INDEX_MANIFESTS} allowed: refused`, { location: where })
-    for (const d of value.manifests) checkDescriptor(d, where)
-    return { type: 'index', value }
-  }
-  if (!value.config || !Array.isArray(value.layers)) throw failedError('image manifest without config or layers', { location: where })
-  if (value.layers.length > MAX_LAYERS)
-    throw failedError(`manifest has ${value.layers.length} layers, more than the ${MAX_LAYERS} allowed: refused`, { location: where })
-  for (const d of [value.config, ...value.layers]) checkDescriptor(d, where)
-  return { type: 'manifest', value }
-}
-
-/** A descriptor from a manifest: a sha256 digest and a size within bounds, before anything is fetched. */
-function checkDescriptor(d: Descriptor, where: string): void {
-  if (typeof d !== 'object' || d === null || typeof d.digest !== 'string' || !isDigest(d.digest))
-    throw failedError(`manifest references a blob without a sha256 digest: refused`, { location: where })
-  if (typeof d.size !== 'number' || !Number.isInteger(d.size) || d.size < 0 || d.size > MAX_BLOB_BYTES)
-    throw failedError(`blob ${d.digest} has an out-of-bounds size ${d.size}: refused`, { location: where })
-}
-
-/** A blob read as a stream when the target can (layers), else whole. */
-export async function openBlob(target: Target, descriptor: Descriptor): Promise<Readable> {
-  return target.openBlob ? target.openBlob(descriptor) : Readable.from([await target.fetchBlob(descriptor)])
-}
-
-/** The layers of a manifest as sources for unpacking. */
-export function layerSources(target: Target, manifest: ImageManifest, display: string): LayerSource[] {
-  return manifest.layers.map((layer) => ({ where: `layer ${layer.digest.slice(0, 19)} of ${display}`, open: () => openBlob(target, layer) }))
-}
-
-/** A small JSON blob (a config, a signature payload), its announced size checked before it is fetched. */
-export async function readJsonBlob<T>(target: Target, descriptor: Descriptor, what: string): Promise<T> {
-  if (descriptor.size > MAX_CONFIG_BYTES) throw failedError(`${what} of ${descriptor.size} bytes is larger than the ${MAX_CONFIG_BYTES} allowed: refused`)
-  const bytes = await target.fetchBlob(descriptor)
-  try {
-    return JSON.parse(bytes.toString('utf8')) as T
-  } catch {
-    throw failedError(`${what} is not JSON`, { location: descriptor.digest })
-  }
-}
-
-/** The kind of a prov artifact from its artifactType (undefined for foreign images). */
-export function kindOf(manifest: ImageManifest): ExtensionKind | 'bundle' | 'signature' | undefined {
-  const type = manifest.artifactType ?? manifest.config.mediaType
-  const hit = Object.entries(PROV_ARTIFACT).find(([, v]) => v === type)
-  return hit?.[0] as ExtensionKind | 'bundle' | 'signature' | undefined
 }
 
 export interface CopyOptions {
@@ -186,23 +105,15 @@ export async function copyGraph(src: Target, dst: Target, reference: string, opt
     if (depth >= MAX_INDEX_DEPTH) throw failedError(`image indexes nested deeper than ${MAX_INDEX_DEPTH}: refused`, { location: `${src.name}:${reference}` })
     for (const child of parsed.value.manifests) await copyGraph(src, dst, child.digest, { ...options, tag: undefined, referrers: false }, depth + 1)
   } else {
-    const blobs = [parsed.value.config, ...parsed.value.layers]
-    const sameRegistry = src instanceof RegistryTarget && dst instanceof RegistryTarget && src.client.registry === dst.client.registry
-    await pool(blobs, options.parallel ?? 4, async (blob) => {
+    await forEachLimit([parsed.value.config, ...parsed.value.layers], options.parallel ?? 4, async (blob) => {
       if (await dst.exists(blob)) return options.onBlob?.(blob, 'exists')
-      if (sameRegistry && (await (dst as RegistryTarget).mount(blob, (src as RegistryTarget).repository))) return options.onBlob?.(blob, 'mounted')
-      if (src instanceof RegistryTarget && dst instanceof LayoutTarget) await src.downloadBlob(blob, dst.blobPath(blob.digest))
-      // The registry checks the digest when the upload is committed: no local hashing pass needed.
-      else if (src instanceof LayoutTarget && dst instanceof RegistryTarget) await dst.pushBlob(blob, src.readBlobForUpload(blob), { verified: true })
-      else await dst.pushBlob(blob, await src.fetchBlob(blob), { verified: true })
+      if (await dst.mount?.(blob, src)) return options.onBlob?.(blob, 'mounted')
+      await copyBlob(src, dst, blob)
       options.onBlob?.(blob, 'copied')
     })
   }
   await dst.pushManifest(descriptor, bytes, options.tag)
-  if (options.referrers) {
-    const { copyReferrers } = await import('./sign')
-    await copyReferrers(src, dst, descriptor, options.parallel)
-  }
+  if (options.referrers) await copyReferrers(src, dst, descriptor, options.parallel)
   return descriptor
 }
 

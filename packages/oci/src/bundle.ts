@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { PROV_VERSION, type Workspace } from '@prov/core'
 import { type BuiltArtifact, buildArtifact, createdTimestamp } from './artifact'
@@ -174,8 +174,4 @@ export function layoutArchive(artifact: BuiltArtifact, tag: string): Buffer {
     entries.push({ path: `blobs/sha256/${blob.descriptor.digest.slice(7)}`, type: 'file', mode: 0o644, data: blob.bytes })
   }
   return createTar(entries)
-}
-
-export function readFileIfExists(path: string): Buffer | undefined {
-  return existsSync(path) ? readFileSync(path) : undefined
 }

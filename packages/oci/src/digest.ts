@@ -1,9 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, createWriteStream, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import type { Readable, Transform } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
-import { failedError, ProvError } from '@prov/core'
+import { createHash } from 'node:crypto'
 import type { Descriptor } from './types'
 
 export function sha256(bytes: Uint8Array): string {
@@ -12,78 +7,4 @@ export function sha256(bytes: Uint8Array): string {
 
 export function descriptorFor(mediaType: string, bytes: Uint8Array, extra: Partial<Descriptor> = {}): Descriptor {
   return { mediaType, digest: sha256(bytes), size: bytes.length, ...extra }
-}
-
-/** Refuses bytes that do not hash to the expected digest (or have the wrong size). */
-export function verifyBlob(expected: Pick<Descriptor, 'digest' | 'size'>, bytes: Uint8Array, where: string): void {
-  if (!expected.digest.startsWith('sha256:')) {
-    throw failedError(`unsupported digest algorithm in ${expected.digest}`, { location: where, hint: 'prov-oci verifies sha256 digests' })
-  }
-  if (expected.size !== undefined && expected.size >= 0 && bytes.length !== expected.size) {
-    throw failedError(`blob ${expected.digest.slice(0, 19)} has ${bytes.length} bytes, the descriptor says ${expected.size}: refused`, { location: where })
-  }
-  const actual = sha256(bytes)
-  if (actual !== expected.digest) {
-    throw failedError(`digest mismatch: expected ${expected.digest}, got ${actual}: refused, nothing written`, { location: where })
-  }
-}
-
-/**
- * Streams a blob into `path` through `check` (which throws/errs on bad bytes); `finish` validates
- * the whole before the rename. Same guarantees as writeBlobFile: nothing half-written is visible.
- */
-export async function writeBlobStream(path: string, source: Readable, check: Transform, finish: () => void): Promise<void> {
-  const dir = dirname(path)
-  const temp = join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`)
-  try {
-    mkdirSync(dir, { recursive: true })
-    await pipeline(source, check, createWriteStream(temp, { flags: 'wx', mode: 0o644 }))
-    finish()
-    renameSync(temp, path)
-  } catch (error) {
-    source.destroy()
-    rmSync(temp, { force: true })
-    const code = (error as NodeJS.ErrnoException).code
-    if (code === 'ENOSPC' || code === 'EDQUOT') throw noSpaceError(path, dir, error)
-    if (error instanceof ProvError) throw error
-    throw failedError(`download broke off while writing ${path}: ${(error as Error).message}`, { location: dir, cause: error, details: { network: true } })
-  }
-}
-
-/**
- * Writes a blob so no half-written file is ever visible under its final name:
- * a temp file in the same folder, fsync, rename. A full disk is a clear error and leaves nothing.
- */
-export function writeBlobFile(path: string, bytes: Uint8Array): void {
-  const dir = dirname(path)
-  const temp = join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`)
-  let fd: number | undefined
-  try {
-    mkdirSync(dir, { recursive: true })
-    fd = openSync(temp, 'wx', 0o644)
-    let offset = 0
-    while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset)
-    // Large blobs skip fsync: every read verifies the digest, so a blob torn by a power cut is
-    // refused (and fetched again), never used. Small ones (manifests, configs) are synced.
-    if (bytes.length < 1024 * 1024) fsyncSync(fd)
-    closeSync(fd)
-    fd = undefined
-    renameSync(temp, path)
-  } catch (error) {
-    if (fd !== undefined) closeSync(fd)
-    rmSync(temp, { force: true })
-    const code = (error as NodeJS.ErrnoException).code
-    if (code === 'ENOSPC' || code === 'EDQUOT') throw noSpaceError(path, dir, error)
-    if (code === 'EACCES' || code === 'EROFS') throw failedError(`cannot write ${path}: ${code}`, { location: dir, cause: error })
-    throw error
-  }
-}
-
-/** A full disk while writing a blob: the temp file is already gone, so nothing was stored. */
-function noSpaceError(path: string, dir: string, cause: unknown): ProvError {
-  return failedError(`no space left on device while writing ${path}: nothing was stored`, {
-    location: dir,
-    hint: 'free space or point the cache elsewhere (PROV_OCI_CACHE)',
-    cause,
-  })
 }

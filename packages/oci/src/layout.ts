@@ -1,11 +1,11 @@
 import { closeSync, createReadStream, existsSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { containedPath, failedError, notFoundError, removeContained, usageError, withLock, writeFileAtomic } from '@prov/core'
-import { verifyBlob, writeBlobFile } from './digest'
+import { writeBlobFile, writeBlobStream } from './blob-file'
 import { isDigest, isTag } from './ref'
 import type { FetchedManifest, Target } from './target'
 import { type Descriptor, type ImageIndex, MAX_BLOB_BYTES, MAX_INDEX_FILE_BYTES, MAX_MANIFEST_BYTES, MEDIA, manifestMediaTypes } from './types'
-import { verifiedStream } from './verify'
+import { verifiedStream, verifyBytes } from './verify'
 
 const REF_NAME = 'org.opencontainers.image.ref.name'
 
@@ -114,9 +114,11 @@ export class LayoutTarget implements Target {
   }
 
   async fetchBlob(descriptor: Descriptor): Promise<Buffer> {
+    // Whole blobs (uploads, configs) are read in one go and checked by the same Verifier: a
+    // stream would cost a second copy of every byte for nothing here.
     const path = this.blobFile(descriptor)
     const bytes = readFileSync(path)
-    verifyBlob(descriptor, bytes, path)
+    verifyBytes(bytes, { digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest}`, where: path })
     return bytes
   }
 
@@ -131,12 +133,12 @@ export class LayoutTarget implements Target {
     })
   }
 
-  /**
-   * The bytes of a blob checked by size only, for a destination that verifies the digest itself
-   * (a registry refuses an upload whose bytes do not match `?digest=`).
-   */
-  readBlobForUpload(descriptor: Descriptor): Buffer {
-    return readFileSync(this.blobFile(descriptor))
+  async writeBlob(descriptor: Descriptor, source: Readable): Promise<void> {
+    if (await this.exists(descriptor)) {
+      source.destroy()
+      return
+    }
+    await writeBlobStream(this.blobPath(descriptor.digest), source)
   }
 
   async exists(descriptor: Descriptor): Promise<boolean> {
@@ -148,7 +150,7 @@ export class LayoutTarget implements Target {
   }
 
   async pushBlob(descriptor: Descriptor, bytes: Buffer, options: { verified?: boolean } = {}): Promise<void> {
-    if (!options.verified) verifyBlob(descriptor, bytes, this.name)
+    if (!options.verified) verifyBytes(bytes, { digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest}`, where: this.name })
     if (await this.exists(descriptor)) return
     writeBlobFile(this.blobPath(descriptor.digest), bytes)
   }

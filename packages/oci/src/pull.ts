@@ -1,13 +1,15 @@
 import type { KeyObject } from 'node:crypto'
 import { basename, dirname, join, resolve } from 'node:path'
-import { configError, type ExtensionManifest, failedError, ProvError, readManifest, removeContained, usageError } from '@prov/core'
-import { copyGraph, isComplete, kindOf, layerSources, parseManifest, readJsonBlob } from './artifact'
+import { configError, type ExtensionManifest, failedError, readManifest, removeContained, usageError } from '@prov/core'
+import { copyGraph, isComplete } from './artifact'
 import type { OciContext } from './context'
+import { kindOf, parseManifest } from './manifest'
 import { formatReference, type Reference } from './ref'
+import { isNetworkError } from './registry-client'
 import { copyReferrers, trustedKeys, type VerifyResult, verifyManifest } from './sign'
-import type { Target } from './target'
+import { readJsonBlob, type Target } from './target'
 import type { Descriptor, ImageManifest } from './types'
-import { UnpackBudget, unpackLayers } from './unpack'
+import { layerSources, UnpackBudget, unpackLayers } from './unpack'
 
 export interface PullOptions {
   /** Extract into this folder (default: the workspace registry layer for extensions). */
@@ -32,10 +34,6 @@ export interface PullResult {
   installed?: string
   layer?: 'registry'
   files?: number
-}
-
-export function isNetworkFailure(error: unknown): boolean {
-  return error instanceof ProvError && error.details?.network === true
 }
 
 /** Fetches an artifact into the cache (no network when the digest is already there), verifies, installs. */
@@ -73,7 +71,7 @@ export async function pullArtifact(
       try {
         digest = (await remote.resolve(ref.tag ?? 'latest')).digest
       } catch (error) {
-        if (!isNetworkFailure(error)) throw error
+        if (!isNetworkError(error)) throw error
         // Registry unreachable: a tag seen before is served from the cache.
         digest = (
           await cache.resolve(ref.tag ?? 'latest').catch(() => {

@@ -16,10 +16,11 @@ import {
   writeFileAtomic,
 } from '@prov/core'
 import semver from 'semver'
-import { kindOf, readJsonBlob } from './artifact'
 import type { OciContext } from './context'
+import { kindOf } from './manifest'
 import { pullArtifact } from './pull'
 import { formatReference, parseReference, type Reference } from './ref'
+import { readJsonBlob } from './target'
 
 export const LOCK_FILE = 'prov.lock.json'
 
@@ -42,7 +43,7 @@ export interface Root {
   range?: string
 }
 
-/** Reads `dependencies.extensions` (the seed's E21 shape, or kinds directly under it). */
+/** Reads `dependencies.extensions` (`oci` + `modules` sections, or kinds directly under it). */
 export function configuredRoots(oci: OciContext): Root[] {
   const section = (oci.dependencies.extensions ?? {}) as Record<string, unknown>
   if (typeof section !== 'object' || Array.isArray(section))

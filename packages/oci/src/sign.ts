@@ -1,11 +1,10 @@
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
-import { assertPrivateKeyMode, deniedError, failedError, registerSecretValue, usageError } from '@prov/core'
-import { parseManifest } from './artifact'
+import { assertPrivateKeyMode, deniedError, forEachLimit, registerSecretValue, usageError } from '@prov/core'
 import { descriptorFor } from './digest'
-import { pool, RegistryTarget } from './registry'
-import type { Target } from './target'
-import { type Descriptor, type ImageIndex, type ImageManifest, MAX_CONFIG_BYTES, MEDIA, PROV_ARTIFACT, PROV_SIGNATURE_PAYLOAD } from './types'
+import { parseManifest } from './manifest'
+import { copyBlob, type Target } from './target'
+import { type Descriptor, type ImageManifest, MAX_CONFIG_BYTES, MEDIA, PROV_ARTIFACT, PROV_SIGNATURE_PAYLOAD } from './types'
 
 const SIG = 'dev.prov.signature'
 const SIG_KEY = 'dev.prov.signature.key'
@@ -85,11 +84,7 @@ export async function signManifest(target: Target, reference: string, keyPath: s
   await target.pushBlob(manifest.config, empty)
   await target.pushBlob(payloadDescriptor, payload)
   await target.pushManifest(descriptor, bytes)
-  let referrers: SignResult['referrers'] = 'layout'
-  if (target instanceof RegistryTarget) {
-    referrers = (await target.supportsReferrers(subject.digest)) ? 'api' : 'fallback-tag'
-    if (referrers === 'fallback-tag') await addToFallbackIndex(target, subject.digest, descriptor)
-  }
+  const referrers: SignResult['referrers'] = target.publishReferrer ? await target.publishReferrer(subject, descriptor) : 'layout'
   return {
     schema: 'prov.oci.signature/v1',
     reference: displayRef,
@@ -99,18 +94,6 @@ export async function signManifest(target: Target, reference: string, keyPath: s
     algorithm,
     referrers,
   }
-}
-
-/** OCI 1.1 fallback: maintain the image index tagged `sha256-<hex>` that lists the referrers. */
-export async function addToFallbackIndex(target: RegistryTarget, subject: string, descriptor: Descriptor): Promise<void> {
-  const existing = await target.fallbackReferrers(subject)
-  const index: ImageIndex = {
-    schemaVersion: 2,
-    mediaType: MEDIA.index,
-    manifests: [...existing.filter((d) => d.digest !== descriptor.digest), descriptor],
-  }
-  const bytes = Buffer.from(JSON.stringify(index))
-  await target.pushManifest(descriptorFor(MEDIA.index, bytes), bytes, target.fallbackTag(subject))
 }
 
 export interface VerifyResult {
@@ -182,21 +165,16 @@ export async function copyReferrers(src: Target, dst: Target, subject: Descripto
     const { descriptor, bytes } = await src.fetchManifest(referrer.digest)
     const parsed = parseManifest(bytes, descriptor, src.name)
     if (parsed.type !== 'manifest') continue
-    await pool([parsed.value.config, ...parsed.value.layers], parallel, async (blob) => {
-      if (!(await dst.exists(blob))) await dst.pushBlob(blob, await src.fetchBlob(blob), { verified: true })
+    await forEachLimit([parsed.value.config, ...parsed.value.layers], parallel, async (blob) => {
+      if (!(await dst.exists(blob))) await copyBlob(src, dst, blob)
     })
     const full = { ...descriptor, artifactType: parsed.value.artifactType, annotations: parsed.value.annotations }
     await dst.pushManifest(full, bytes)
-    if (dst instanceof RegistryTarget && !(await dst.supportsReferrers(subject.digest))) await addToFallbackIndex(dst, subject.digest, full)
+    await dst.publishReferrer?.(subject, full)
   }
-  if (referrers.length === 0 && src.kind === 'registry') return 0
   return referrers.length
 }
 
 export function trustedKeys(paths: string[]): KeyObject[] {
   return paths.map((p) => readKey(p, 'public'))
-}
-
-export function assertSigned(result: VerifyResult): void {
-  if (!result.verified) throw failedError('signature verification failed')
 }

@@ -6,6 +6,8 @@ import { pipeline, Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { containedPath, failedError, mkdirContained, removeContained } from '@prov/core'
 import { readTarStream, type TarCounts, type TarMember } from './tar-reader'
+import { openBlob, type Target } from './target'
+import type { ImageManifest } from './types'
 
 /**
  * What the layers of one artifact may unpack to, together (`oci.max_unpacked_size`): every
@@ -48,6 +50,11 @@ export class UnpackBudget {
 export interface LayerSource {
   where: string
   open(): Promise<Readable>
+}
+
+/** The layers of a manifest as sources for unpacking. */
+export function layerSources(target: Target, manifest: ImageManifest, display: string): LayerSource[] {
+  return manifest.layers.map((layer) => ({ where: `layer ${layer.digest.slice(0, 19)} of ${display}`, open: () => openBlob(target, layer) }))
 }
 
 /** The tar bytes of a layer: gunzipped when it is gzip (by its magic bytes), counted against the budget. */

@@ -132,12 +132,18 @@ export function verifiedStream(source: Readable, expected: Expected): VerifyRead
   return reader
 }
 
+/** A whole stream in one buffer (a verified one: see verifiedStream). */
+export async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(chunk as Buffer)
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+}
+
 /** A whole stream, verified, in one buffer (manifests, configs, JSON answers: bounded by `expected.limit`). */
 export async function readVerified(source: Readable, expected: Expected): Promise<{ bytes: Buffer; digest: string }> {
   const reader = verifiedStream(source, expected)
-  const chunks: Buffer[] = []
-  for await (const chunk of reader) chunks.push(chunk as Buffer)
-  return { bytes: Buffer.concat(chunks), digest: reader.digest }
+  const bytes = await collect(reader)
+  return { bytes, digest: reader.digest }
 }
 
 /** The same checks over bytes already in memory (built here, or read whole); returns the digest. */

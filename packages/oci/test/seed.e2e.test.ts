@@ -61,14 +61,14 @@ describe.skipIf(!canSandbox)('seed: a bundle seeds a fresh local sandbox server 
     expect(JSON.parse(show.stdout).workspace.name).toBe('seedsrc')
     // Nothing of it on the seeding host: the sandbox root is its own copy.
     expect(systemSsh(ws.path, ip, 'hostname').stdout.trim()).toBe('seed-01')
-  })
+  }, 240_000)
 
   it('seeding again from the embedded layout replaces the previous copy', async () => {
     expect((await oci(['bundle', '-q'])).code).toBe(0)
     const seeded = await oci(['seed', `layout:${join(ws.path, '.prov', 'oci')}:bundle`, '--server', 'seed-01', '--dest', '/opt/prov/again'])
     expect(seeded.code, seeded.stderr).toBe(0)
     expect(seeded.json().destination).toBe('/opt/prov/again')
-  })
+  }, 240_000)
 
   it('bad input: unknown server (exit 5), not a bundle (exit 2), --check opens no connection', async () => {
     const file = join(ws.root, 'spore.tar')

@@ -1,6 +1,6 @@
 import { defineProvCommand } from '@prov/core'
-import { kindOf, parseManifest } from '../artifact'
 import { ociContext, referenceName, transportArgs } from '../context'
+import { kindOf, parseManifest } from '../manifest'
 import { formatReference } from '../ref'
 import { PROV_BUNDLE_CONFIG, PROV_CONFIG } from '../types'
 

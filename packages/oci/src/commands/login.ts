@@ -1,7 +1,7 @@
 import { defineProvCommand, usageError } from '@prov/core'
 import { transportArgs } from '../context'
 import { credentialsFile, removeCredential, storeCredential } from '../credentials'
-import { RegistryClient } from '../registry'
+import { RegistryClient } from '../registry-client'
 
 function registryArg(value: string): string {
   const registry = value.replace(/^(oci|https?):\/\//, '').replace(/\/$/, '')
