@@ -66,6 +66,13 @@ export async function storeCredential(registry: string, credential: Credential):
   )
 }
 
+/** Whether prov's own store holds a credential for `registry` (read only). */
+export function hasStoredCredential(registry: string): boolean {
+  const file = credentialsFile()
+  if (!existsSync(file)) return false
+  return registry in (readJsonFile<CredentialFile>(file, { schema: 'prov.oci.credentials/v1', auths: {} }).auths ?? {})
+}
+
 export async function removeCredential(registry: string): Promise<boolean> {
   let removed = false
   if (!existsSync(credentialsFile())) return false

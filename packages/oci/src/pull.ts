@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto'
+import { readdirSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { configError, type ExtensionManifest, failedError, readManifest, removeContained, usageError } from '@prov/core'
 import { copyGraph, isComplete } from './artifact'
@@ -18,6 +19,8 @@ export interface PullOptions {
   install?: boolean
   verify?: boolean
   keys?: KeyObject[]
+  /** Read a registry artifact straight from the registry, writing nothing to the cache (a dry run). */
+  cache?: boolean
   log?: { warn: (m: string) => void; debug: (m: string) => void }
 }
 
@@ -59,6 +62,10 @@ export async function pullArtifact(
   let cached = false
   let verification: VerifyResult | undefined
   if (ref.type === 'layout') {
+    source = oci.target(ref)
+    descriptor = await source.resolve(ref.digest ?? ref.tag ?? 'latest')
+    if (mustVerify) verification = await verifyManifest(source, descriptor, keys, display)
+  } else if (options.cache === false) {
     source = oci.target(ref)
     descriptor = await source.resolve(ref.digest ?? ref.tag ?? 'latest')
     if (mustVerify) verification = await verifyManifest(source, descriptor, keys, display)
@@ -158,4 +165,49 @@ function destinationOf(oci: OciContext, options: PullOptions, extension: Extensi
   }
   if (!extension || options.install === false || !oci.workspace) return undefined
   return { root: oci.workspace.paths.registryExtensions, segments: [`${extension.kind}s`, extension.name] }
+}
+
+/** A folder that exists and holds something: pulling over it replaces what is there. */
+export function isNonEmptyFolder(path: string): boolean {
+  try {
+    return readdirSync(path).length > 0
+  } catch {
+    return false
+  }
+}
+
+export interface PullPlan {
+  schema: 'prov.oci.pull/v1'
+  reference: string
+  /** Known without a connection: pinned, in a layout, or a tag already in the cache. */
+  digest: string | null
+  cached: boolean
+  verified: false
+  planned: true
+  installed?: string
+  replaces?: boolean
+}
+
+/** What a pull would do, from what is on this machine only: no connection, nothing written. */
+export async function planPull(oci: OciContext, ref: Reference, to?: string): Promise<PullPlan> {
+  let digest: string | null = ref.digest ?? null
+  let cached = false
+  if (ref.type === 'layout') {
+    digest = (await oci.target(ref).resolve(ref.digest ?? ref.tag ?? 'latest')).digest
+    cached = true
+  } else {
+    const cache = oci.cache(ref)
+    if (!digest && ref.tag) digest = (await cache.resolve(ref.tag).catch(() => undefined))?.digest ?? null
+    if (digest) cached = await isComplete(cache, digest)
+  }
+  const destination = to ? resolve(to) : undefined
+  return {
+    schema: 'prov.oci.pull/v1',
+    reference: formatReference(ref),
+    digest,
+    cached,
+    verified: false,
+    planned: true,
+    ...(destination ? { installed: destination, replaces: isNonEmptyFolder(destination) } : {}),
+  }
 }

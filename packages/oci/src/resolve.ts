@@ -170,7 +170,7 @@ export async function resolveFromRegistries(
     const reference = formatReference({ ...root.ref, tag, digest: undefined })
     const locked = Object.values(lock.extensions).find((e) => e.reference === reference)
     const ref: Root['ref'] = { ...root.ref, tag, digest: locked?.digest ?? root.ref.digest }
-    const pulled = await pullArtifact(oci, ref, { install: false, log: options.log })
+    const pulled = await pullArtifact(oci, ref, { install: false, cache: !options.dryRun, log: options.log })
     const kind = kindOf(pulled.manifest)
     if (kind !== 'provider' && kind !== 'taskserv' && kind !== 'cluster')
       throw configError(`${reference} is not a prov extension artifact (${pulled.manifest.artifactType ?? 'no artifactType'})`)

@@ -8,7 +8,7 @@ import type { BundleManifest } from './bundle'
 import type { OciContext } from './context'
 import { LayoutTarget } from './layout'
 import { kindOf, parseManifest } from './manifest'
-import { pullArtifact } from './pull'
+import { planPull, pullArtifact } from './pull'
 import { formatReference } from './ref'
 import { readJsonBlob, type Target } from './target'
 import { scanLayers, UnpackBudget, unpackLayers } from './unpack'
@@ -27,15 +27,40 @@ export interface SeedResult {
   duration_ms: number
 }
 
+/** What `seed --check` says it would do; what only the registry could tell is null. */
+export interface SeedPlan {
+  schema: 'prov.oci.seed/v1'
+  server: string
+  host: string
+  bundle: string
+  digest: string | null
+  workspace: string | null
+  destination: string | null
+  files: number | null
+  planned: true
+}
+
+interface LoadedBundle {
+  target: Target
+  digest: string
+  layer: Buffer
+  bundle: BundleManifest
+  files: number
+  cleanup: () => void
+}
+
+function checkDestination(dest: string): string {
+  if (!dest.startsWith('/') || dest.split('/').includes('..') || dest === '/') throw usageError(`--dest must be an absolute folder, got '${dest}'`)
+  return dest
+}
+
 /**
  * The bundle's manifest and layer from REF, layout:PATH[:tag] or FILE.tar (oci-archive). The
  * layer is checked member by member (paths, links, types, the unpacked size limit) before it is
- * returned: nothing unchecked leaves for a server.
+ * returned: nothing unchecked leaves for a server. `offline` reads a registry bundle from the
+ * cache only (undefined when it is not there): no connection.
  */
-export async function loadBundle(
-  oci: OciContext,
-  input: string,
-): Promise<{ target: Target; digest: string; layer: Buffer; bundle: BundleManifest; files: number; cleanup: () => void }> {
+export async function loadBundle(oci: OciContext, input: string, options: { offline?: boolean } = {}): Promise<LoadedBundle | undefined> {
   let target: Target
   let reference: string
   let cleanup = () => {}
@@ -55,7 +80,12 @@ export async function loadBundle(
       if (!(await target.tags()).includes('bundle')) reference = (await target.tags())[0] ?? 'bundle'
     } else {
       const ref = oci.parse(input)
-      if (ref.type === 'registry') {
+      if (ref.type === 'registry' && options.offline) {
+        const { digest, cached } = await planPull(oci, ref)
+        if (!digest || !cached) return undefined
+        target = oci.cache(ref)
+        reference = digest
+      } else if (ref.type === 'registry') {
         const pulled = await pullArtifact(oci, ref, { install: false })
         target = pulled.source
         reference = pulled.digest
@@ -87,26 +117,42 @@ export async function seedServer(
   oci: OciContext,
   workspace: Workspace,
   options: { bundle: string; server: string; dest?: string; provBin?: string; check?: boolean },
-): Promise<SeedResult> {
+): Promise<SeedResult | SeedPlan> {
   const started = Date.now()
   const server = getServer(workspace, options.server)
   const sshTarget = targetOf(server)
-  const loaded = await loadBundle(oci, options.bundle)
+  const bundleName = options.bundle.endsWith('.tar') ? options.bundle : formatReference(oci.parse(options.bundle))
+  if (options.check) {
+    // Read and check the bundle where it is on this machine; no SSH, no registry.
+    const planned = await loadBundle(oci, options.bundle, { offline: true })
+    planned?.cleanup()
+    const dest = options.dest ?? (planned ? `/opt/prov/${planned.bundle.workspace}` : undefined)
+    return {
+      schema: 'prov.oci.seed/v1',
+      server: server.name,
+      host: sshTarget.host,
+      bundle: bundleName,
+      digest: planned?.digest ?? null,
+      workspace: planned?.bundle.workspace ?? null,
+      destination: dest === undefined ? null : checkDestination(dest),
+      files: planned?.files ?? null,
+      planned: true,
+    }
+  }
+  const loaded = (await loadBundle(oci, options.bundle)) as LoadedBundle
   try {
-    const dest = options.dest ?? `/opt/prov/${loaded.bundle.workspace}`
-    if (!dest.startsWith('/') || dest.split('/').includes('..') || dest === '/') throw usageError(`--dest must be an absolute folder, got '${dest}'`)
+    const dest = checkDestination(options.dest ?? `/opt/prov/${loaded.bundle.workspace}`)
     const provBin = options.provBin ?? join(repoRoot(), 'bin', 'prov')
     const base: Omit<SeedResult, 'bootstrap' | 'prov_config_show' | 'duration_ms'> = {
       schema: 'prov.oci.seed/v1',
       server: server.name,
       host: sshTarget.host,
-      bundle: options.bundle.endsWith('.tar') ? options.bundle : formatReference(oci.parse(options.bundle)),
+      bundle: bundleName,
       digest: loaded.digest,
       workspace: loaded.bundle.workspace,
       destination: dest,
       files: loaded.files,
     }
-    if (options.check) return { ...base, bootstrap: { ok: false, exit_code: -1 }, prov_config_show: false, duration_ms: Date.now() - started }
     const pool = new SshPool(workspace)
     try {
       const q = shellQuote(dest)

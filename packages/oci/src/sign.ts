@@ -57,9 +57,14 @@ export interface SignResult {
 }
 
 /** Signs the manifest `reference` points at and stores the signature as a referrer artifact. */
-export async function signManifest(target: Target, reference: string, keyPath: string, displayRef: string): Promise<SignResult> {
+/** The signing key: readable by its owner only (exit 4), a PEM private key of a supported type (exit 2). */
+export function signingKey(keyPath: string): { key: KeyObject; algorithm: 'ed25519' | 'ecdsa-p256-sha256'; fingerprint: string } {
   const key = readKey(keyPath, 'private')
-  const algorithm = algorithmOf(key)
+  return { key, algorithm: algorithmOf(key), fingerprint: keyFingerprint(key) }
+}
+
+export async function signManifest(target: Target, reference: string, keyPath: string, displayRef: string): Promise<SignResult> {
+  const { key, algorithm } = signingKey(keyPath)
   const subject = await target.resolve(reference)
   const payload = Buffer.from(
     JSON.stringify({

@@ -39,6 +39,7 @@ describe('basic auth (docker-registry with htpasswd)', () => {
   it('wrong credentials are denied (exit 4) and nothing is stored', async () => {
     const result = await oci(['login', secured.host, '--username', user, '--password-stdin'], { input: 'wrong\n' })
     expect(result.code).toBe(4)
+    expect(result.stderr).toMatch(/access to 127\.0\.0\.1:\d+ denied \(UNAUTHORIZED/)
     expect(result.stderr).not.toContain('wrong')
     expect(() => statSync(join(ws.env.XDG_CONFIG_HOME as string, 'prov', 'oci-credentials.json'))).toThrow()
   })
@@ -57,7 +58,9 @@ describe('basic auth (docker-registry with htpasswd)', () => {
     expect((await oci(['catalog', secured.host])).json().map((r: { repository: string }) => r.repository)).toEqual(['prov/redis'])
     const logout = await oci(['logout', secured.host])
     expect(logout.json()).toMatchObject({ removed: true })
-    expect((await oci(['tags', `${secured.host}/prov/redis`])).code).toBe(4)
+    const after = await oci(['tags', `${secured.host}/prov/redis`])
+    expect(after.code).toBe(4)
+    expect(after.stderr).toMatch(/requires authentication/)
   })
 
   it('reads ~/.docker/config.json when prov has no credential', async () => {
@@ -72,7 +75,9 @@ describe('basic auth (docker-registry with htpasswd)', () => {
       join(ws.root, 'docker', 'config.json'),
       JSON.stringify({ auths: { [secured.host]: { auth: Buffer.from(`${user}:nope`).toString('base64') } } }),
     )
-    expect((await oci(['tags', `${secured.host}/prov/redis`])).code).toBe(4)
+    const wrong = await oci(['tags', `${secured.host}/prov/redis`])
+    expect(wrong.code).toBe(4)
+    expect(wrong.stderr).toMatch(/access to 127\.0\.0\.1:\d+ denied/)
     writeFileSync(join(ws.root, 'docker', 'config.json'), '{}')
   })
 
@@ -86,8 +91,12 @@ describe('basic auth (docker-registry with htpasswd)', () => {
   })
 
   it('login without --password-stdin or with bad registry is a usage error', async () => {
-    expect((await oci(['login', secured.host, '--username', user])).code).toBe(2)
-    expect((await oci(['login', 'not a host', '--username', user, '--password-stdin'], { input: 'x' })).code).toBe(2)
+    const noStdin = await oci(['login', secured.host, '--username', user])
+    expect(noStdin.code).toBe(2)
+    expect(noStdin.stderr).toMatch(/pass the password on stdin with --password-stdin/)
+    const badHost = await oci(['login', 'not a host', '--username', user, '--password-stdin'], { input: 'x' })
+    expect(badHost.code).toBe(2)
+    expect(badHost.stderr).toMatch(/invalid registry 'not a host'/)
   })
 })
 
@@ -96,9 +105,12 @@ describe('bearer tokens (WWW-Authenticate challenge flow)', () => {
     const front = await bearerFront(open.port, { user, password })
     try {
       const env = { PROV_OCI_CREDENTIALS: join(ws.root, 'bearer-creds.json'), PROV_OCI_CACHE: join(ws.root, 'bearer-cache') }
-      expect((await oci(['push', `${front.host}/prov/redis:7.0.0`, redisDir], { env })).code).toBe(4)
+      const anonymous = await oci(['push', `${front.host}/prov/redis:7.0.0`, redisDir], { env })
+      expect(anonymous.code).toBe(4)
+      expect(anonymous.stderr).toMatch(/authentication to 127\.0\.0\.1:\d+ failed \(token service answered 401\)/)
       const bad = await oci(['login', front.host, '--username', user, '--password-stdin'], { input: 'bad', env })
       expect(bad.code).toBe(4)
+      expect(bad.stderr).toMatch(/authentication to 127\.0\.0\.1:\d+ failed \(token service answered 401\)/)
       const login = await oci(['login', front.host, '--username', user, '--password-stdin'], { input: password, env })
       expect(login.code, login.stderr).toBe(0)
       const push = await oci(['push', `${front.host}/prov/redis:7.0.0`, redisDir], { env })

@@ -110,8 +110,9 @@ describe('bundle', () => {
     const env = tempEnv()
     try {
       const result = await oci(['bundle'], env.root, env.env)
-      expect(result.code).not.toBe(0)
+      expect(result.code).toBe(2)
       expect(result.stderr.trim().split('\n')).toHaveLength(1)
+      expect(result.stderr).toMatch(/no workspace: run inside one, pass --workspace, or activate one/)
     } finally {
       env.cleanup()
     }

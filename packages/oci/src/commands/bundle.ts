@@ -27,7 +27,8 @@ export default defineProvCommand({
       destination = formatReference({ ...ref, tag, digest: undefined })
       if (!common.check) await pushBuilt(oci.target(ref), built, tag, oci.settings.parallel)
     }
-    log.success(`bundled workspace ${workspace.name}: ${built.bundle.files.length} files, ${built.bundle.secrets.length} encrypted secrets -> ${destination}`)
+    if (!common.check)
+      log.success(`bundled workspace ${workspace.name}: ${built.bundle.files.length} files, ${built.bundle.secrets.length} encrypted secrets -> ${destination}`)
     emit({
       schema: 'prov.oci.bundle/v1',
       workspace: workspace.name,
@@ -38,6 +39,7 @@ export default defineProvCommand({
       extensions: built.bundle.extensions,
       secrets: built.bundle.secrets,
       skipped: built.bundle.skipped,
+      ...(common.check ? { planned: true } : {}),
     })
   },
 })

@@ -1,6 +1,7 @@
 import { defineProvCommand } from '@prov/core'
 import { copyGraph } from '../artifact'
 import { ociContext, referenceName, transportArgs } from '../context'
+import { planPull } from '../pull'
 import { formatReference } from '../ref'
 
 export default defineProvCommand({
@@ -17,16 +18,27 @@ export default defineProvCommand({
     const dst = oci.parse(args.dst, { allowBare: true })
     const tag = dst.tag ?? src.tag
     const counts = { exists: 0, mounted: 0, copied: 0 }
-    const descriptor = common.check
-      ? await oci.target(src).resolve(referenceName(src))
-      : await copyGraph(oci.target(src), oci.target(dst), referenceName(src), {
-          tag,
-          parallel: oci.settings.parallel,
-          referrers: !args['no-referrers'],
-          onBlob: (_d, action) => {
-            counts[action]++
-          },
-        })
+    if (common.check) {
+      // What is known without a connection: the digest of a layout or cached source.
+      const { digest } = await planPull(oci, src)
+      emit({
+        schema: 'prov.oci.copy/v1',
+        source: formatReference(src),
+        destination: formatReference({ ...dst, tag, digest: tag ? undefined : (digest ?? undefined) }),
+        digest,
+        blobs: counts,
+        planned: true,
+      })
+      return
+    }
+    const descriptor = await copyGraph(oci.target(src), oci.target(dst), referenceName(src), {
+      tag,
+      parallel: oci.settings.parallel,
+      referrers: !args['no-referrers'],
+      onBlob: (_d, action) => {
+        counts[action]++
+      },
+    })
     log.success(`copied ${formatReference(src)} to ${formatReference({ ...dst, tag, digest: undefined })}`)
     emit({
       schema: 'prov.oci.copy/v1',

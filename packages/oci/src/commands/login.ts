@@ -1,6 +1,6 @@
 import { defineProvCommand, usageError } from '@prov/core'
 import { transportArgs } from '../context'
-import { credentialsFile, removeCredential, storeCredential } from '../credentials'
+import { credentialsFile, hasStoredCredential, removeCredential, storeCredential } from '../credentials'
 import { RegistryClient } from '../registry-client'
 
 function registryArg(value: string): string {
@@ -27,8 +27,13 @@ export const login = defineProvCommand({
     'password-stdin': { type: 'boolean', description: 'Read the password (or token) from stdin' },
     ...transportArgs,
   },
-  async run({ args, emit, log }) {
+  async run({ args, common, emit, log }) {
     const registry = registryArg(args.registry)
+    if (common.check) {
+      throw usageError('login is not supported with --check: it checks the credentials against the registry', {
+        hint: 'run it without --check; nothing is stored unless the registry accepts them',
+      })
+    }
     if (!args['password-stdin']) throw usageError('pass the password on stdin with --password-stdin', { hint: 'passwords never go on the command line' })
     const password = await readStdinText()
     if (!password) throw usageError('empty password on stdin')
@@ -43,8 +48,12 @@ export const login = defineProvCommand({
 export const logout = defineProvCommand({
   meta: { name: 'logout', description: 'Forget the stored credentials of a registry' },
   args: { registry: { type: 'positional', description: 'host[:port]', required: true } },
-  async run({ args, emit }) {
+  async run({ args, common, emit }) {
     const registry = registryArg(args.registry)
+    if (common.check) {
+      emit({ schema: 'prov.oci.logout/v1', registry, removed: hasStoredCredential(registry), planned: true })
+      return
+    }
     const removed = await removeCredential(registry)
     emit({ schema: 'prov.oci.logout/v1', registry, removed })
   },

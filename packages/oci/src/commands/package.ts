@@ -15,12 +15,10 @@ export default defineProvCommand({
   async run({ args, emit, common }) {
     const artifact = packageExtension(resolve(args.dir), { created: args.created })
     let stored: string | undefined
-    if (args.to && !common.check) {
-      const ref = parseReference(args.to.startsWith('layout:') ? args.to : `layout:${args.to}`)
-      if (ref.type === 'layout') {
-        await pushBuilt(new LayoutTarget(ref.path), artifact, ref.tag ?? artifact.extension.version)
-        stored = `layout:${ref.path}:${ref.tag ?? artifact.extension.version}`
-      }
+    const ref = args.to ? parseReference(args.to.startsWith('layout:') ? args.to : `layout:${args.to}`) : undefined
+    if (ref?.type === 'layout' && !common.check) {
+      await pushBuilt(new LayoutTarget(ref.path), artifact, ref.tag ?? artifact.extension.version)
+      stored = `layout:${ref.path}:${ref.tag ?? artifact.extension.version}`
     }
     if (args.file && !common.check) writeFileAtomic(resolve(args.file), artifact.blobs[1].bytes)
     emit({
@@ -36,6 +34,7 @@ export default defineProvCommand({
       annotations: artifact.manifest.annotations,
       ...(stored ? { stored } : {}),
       ...(args.file ? { file: resolve(args.file) } : {}),
+      ...(common.check ? { planned: true } : {}),
     })
   },
 })

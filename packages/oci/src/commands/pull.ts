@@ -1,8 +1,7 @@
 import { resolve } from 'node:path'
-import { defineProvCommand, usageError } from '@prov/core'
-import { ociContext, referenceName, transportArgs } from '../context'
-import { pullArtifact } from '../pull'
-import { formatReference } from '../ref'
+import { confirmOrRefuse, defineProvCommand, usageError } from '@prov/core'
+import { ociContext, transportArgs } from '../context'
+import { isNonEmptyFolder, planPull, pullArtifact } from '../pull'
 import { readKey } from '../sign'
 
 /** References piped in: records with a `reference` (prov.oci.tag/v1, prov.oci.push/v1, ...) or plain strings. */
@@ -40,13 +39,16 @@ export default defineProvCommand({
     if (inputs.length > 1 && args.to) throw usageError('--to takes one reference, not several')
     const oci = await ociContext(common, args)
     const refs = inputs.map((input) => oci.parse(input))
-    const results: Record<string, unknown>[] = []
+    const results: object[] = []
     for (const ref of refs) {
       if (common.check) {
-        // Plan only: which digest would come, nothing fetched or written.
-        const descriptor = await oci.target(ref).resolve(referenceName(ref))
-        results.push({ schema: 'prov.oci.pull/v1', reference: formatReference(ref), digest: descriptor.digest, cached: false, verified: false, planned: true })
+        results.push(await planPull(oci, ref, args.to))
         continue
+      }
+      // Pulling over a folder that holds files replaces them: confirmed like any overwrite.
+      if (args.to && isNonEmptyFolder(resolve(args.to))) {
+        const ok = await confirmOrRefuse({ yes: common.yes, what: `replace the non-empty folder ${resolve(args.to)}` })
+        if (!ok) throw usageError('pull cancelled')
       }
       const {
         manifest: _m,

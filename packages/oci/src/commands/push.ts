@@ -34,6 +34,7 @@ export default defineProvCommand({
       version: artifact.extension.version,
       size: artifact.descriptor.size + artifact.blobs.reduce((n, b) => n + b.descriptor.size, 0),
       pushed: !common.check,
+      ...(common.check ? { planned: true } : {}),
     })
   },
 })

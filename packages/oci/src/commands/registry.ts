@@ -1,5 +1,6 @@
-import { defineProvCommand, usageError } from '@prov/core'
+import { confirmOrRefuse, defineProvCommand, usageError } from '@prov/core'
 import { ociContext, referenceName, transportArgs } from '../context'
+import { planPull } from '../pull'
 import { formatReference } from '../ref'
 
 export const tags = defineProvCommand({
@@ -43,7 +44,7 @@ export const catalog = defineProvCommand({
 })
 
 export const remove = defineProvCommand({
-  meta: { name: 'delete', description: 'Delete a manifest (by tag or digest) from a registry or layout' },
+  meta: { name: 'delete', description: 'Delete a manifest (by tag or digest) from a registry or layout; asks first (--yes off a terminal)' },
   args: {
     ref: { type: 'positional', description: 'Reference', required: true },
     ...transportArgs,
@@ -51,9 +52,15 @@ export const remove = defineProvCommand({
   async run({ args, common, emit, log }) {
     const oci = await ociContext(common, args)
     const ref = oci.parse(args.ref)
-    const target = oci.target(ref)
-    const descriptor = common.check ? await target.resolve(referenceName(ref)) : await target.delete(referenceName(ref))
-    if (!common.check) log.success(`deleted ${formatReference(ref)} (${descriptor.digest})`)
-    emit({ schema: 'prov.oci.delete/v1', reference: formatReference(ref), digest: descriptor.digest, deleted: !common.check })
+    const name = referenceName(ref)
+    if (common.check) {
+      const { digest } = await planPull(oci, ref)
+      emit({ schema: 'prov.oci.delete/v1', reference: formatReference(ref), digest, deleted: false, planned: true })
+      return
+    }
+    if (!(await confirmOrRefuse({ yes: common.yes, what: `delete ${formatReference(ref)}` }))) throw usageError('delete cancelled')
+    const descriptor = await oci.target(ref).delete(name)
+    log.success(`deleted ${formatReference(ref)} (${descriptor.digest})`)
+    emit({ schema: 'prov.oci.delete/v1', reference: formatReference(ref), digest: descriptor.digest, deleted: true })
   },
 })

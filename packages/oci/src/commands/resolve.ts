@@ -1,4 +1,4 @@
-import { defineProvCommand } from '@prov/core'
+import { defineProvCommand, usageError } from '@prov/core'
 import { ociContext, transportArgs } from '../context'
 import { checkUpdates as findUpdates, resolveFromRegistries } from '../resolve'
 
@@ -6,12 +6,17 @@ export const resolve = defineProvCommand({
   meta: { name: 'resolve', description: 'Pull and install dependencies.extensions (recursively, semver ranges, lock file)' },
   args: {
     update: { type: 'boolean', description: 'Ignore prov.lock.json and pick the newest matching tags' },
-    'dry-run': { type: 'boolean', description: 'Show what would be installed (same as --check)' },
+    'dry-run': { type: 'boolean', description: 'Resolve against the registries and show what would be installed, writing nothing' },
     ...transportArgs,
   },
   async run({ args, common, emit, log }) {
+    if (common.check) {
+      throw usageError('resolve is not supported with --check: resolving needs the registries', {
+        hint: 'use --dry-run to see what would be installed (it reads the registries, writes nothing)',
+      })
+    }
     const oci = await ociContext(common, args)
-    const results = await resolveFromRegistries(oci, { update: args.update, dryRun: args['dry-run'] || common.check, log })
+    const results = await resolveFromRegistries(oci, { update: args.update, dryRun: args['dry-run'], log })
     const installed = results.filter((r) => r.action === 'installed').length
     log.success(`${results.length} extension(s) resolved, ${installed} installed`)
     emit(results)

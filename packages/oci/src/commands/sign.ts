@@ -1,7 +1,8 @@
 import { defineProvCommand } from '@prov/core'
 import { ociContext, referenceName, transportArgs } from '../context'
+import { planPull } from '../pull'
 import { formatReference } from '../ref'
-import { readKey, signManifest, trustedKeys, verifyManifest } from '../sign'
+import { readKey, signingKey, signManifest, trustedKeys, verifyManifest } from '../sign'
 
 export const signCommand = defineProvCommand({
   meta: { name: 'sign', description: 'Sign an artifact (ed25519 or ECDSA P-256); the signature is an OCI 1.1 referrer' },
@@ -13,6 +14,13 @@ export const signCommand = defineProvCommand({
   async run({ args, common, emit, log }) {
     const oci = await ociContext(common, args)
     const ref = oci.parse(args.ref)
+    if (common.check) {
+      // The key is checked as for real; the subject's digest only when known without a connection.
+      const { algorithm, fingerprint } = signingKey(args.key)
+      const { digest } = await planPull(oci, ref)
+      emit({ schema: 'prov.oci.signature/v1', reference: formatReference(ref), subject: digest, key: fingerprint, algorithm, planned: true })
+      return
+    }
     const result = await signManifest(oci.target(ref), referenceName(ref), args.key, formatReference(ref))
     log.success(`signed ${result.reference} (${result.subject.slice(0, 19)}) with key ${result.key.slice(0, 19)}`)
     emit(result)
