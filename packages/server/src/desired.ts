@@ -3,6 +3,7 @@ import { basename, dirname, join, relative } from 'node:path'
 import { configError, didYouMean, notFoundError, serverNamePattern } from '@prov/core'
 import { parseYamlText } from '@prov/core/config'
 import { z } from 'zod'
+import { mergeProvision, provisionSchema } from './dayzero/provision'
 import type { ServerSpec } from './providers/types'
 
 /** One entry of servers.yaml (PRODUCT.md §4; docs/prov-server.md). */
@@ -19,6 +20,14 @@ const entrySchema = z.strictObject({
   ssh: z.strictObject({ user: z.string().min(1).optional(), port: z.number().int().min(1).max(65535).optional() }).optional(),
   address: z.string().min(1).optional(),
   options: z.record(z.string(), z.unknown()).optional(),
+  /** First-boot configuration (docs/day-zero.md). */
+  provision: provisionSchema.optional(),
+  /** Or a Butane file (workspace-relative) translated to Ignition. */
+  butane: z
+    .string()
+    .regex(/^[^/\0][^\0]*\.bu$/, 'a workspace-relative .bu file')
+    .refine((p) => !p.split('/').includes('..'), { message: 'no .. in the path' })
+    .optional(),
 })
 
 const defaultsSchema = entrySchema.omit({ name: true, address: true }).partial()
@@ -121,6 +130,13 @@ export function readDesired(file: string, options: DesiredOptions, workspacePath
     }
     seen.set(name, lineOf(parsed.lines, ['servers', index, 'name']) ?? 0)
     const merged = { ...baseDefaults, ...fileDefaults, ...entry }
+    if (entry.provision && entry.butane) {
+      throw configError(`server '${name}' has both provision: and butane:`, {
+        location: at(['servers', index, 'butane']),
+        hint: 'describe its first boot one way',
+      })
+    }
+    const provision = entry.butane ? undefined : mergeProvision(mergeProvision(baseDefaults.provision, fileDefaults.provision), entry.provision)
     const provider = merged.provider ?? options.defaultProvider
     if (!options.knownProviders.includes(provider)) {
       throw configError(`unknown provider '${provider}' for server '${name}'`, {
@@ -150,6 +166,8 @@ export function readDesired(file: string, options: DesiredOptions, workspacePath
       ssh: { user: merged.ssh?.user ?? options.defaultSshUser, port: merged.ssh?.port ?? options.defaultSshPort },
       address: merged.address ?? null,
       options: merged.options ?? {},
+      ...(provision ? { provision } : {}),
+      ...(merged.butane && !entry.provision ? { butane: merged.butane } : {}),
     })
   })
   return { file, infra, servers: specs }

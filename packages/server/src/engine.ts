@@ -222,7 +222,10 @@ export async function createJob(env: ServerEnv, spec: ServerSpec): Promise<Actio
   const provider = await env.provider(spec.provider)
   const ctx = env.providerContext(spec.provider)
   const previous = readServerState(env.workspace).servers[spec.name]
-  const record = recordFromSpec(spec, previous)
+  const { renderDayZero, summarizeDayZero } = await import('./dayzero/document')
+  // The record keeps the fingerprint of the first-boot document (a later plan reports a change).
+  const dayZero = summarizeDayZero(await renderDayZero(spec, { workspacePath: env.workspace.path, at: `server '${spec.name}'` }))
+  const record: ServerRecord = { ...recordFromSpec(spec, previous), ...(dayZero ? { day_zero: dayZero } : {}) }
   // Recorded before any work: a killed apply leaves `creating`, which the next plan re-creates.
   await ctx.save(record)
   try {

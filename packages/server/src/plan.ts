@@ -1,4 +1,5 @@
-import { configError, didYouMean, listServers, readServerState, type ServerRecord, stateFingerprint, usageError } from '@prov/core'
+import { configError, didYouMean, listServers, notFoundError, readServerState, type ServerRecord, stateFingerprint, usageError } from '@prov/core'
+import { type DayZeroSummary, renderDayZero, summarizeDayZero } from './dayzero/document'
 import { type DesiredState, infraServersFile, readDesired, specLocation } from './desired'
 import { liveServers, type ServerEnv } from './engine'
 import { providerNames } from './providers/registry'
@@ -19,6 +20,8 @@ export interface PlanAction {
   start?: boolean
   /** The desired server (create / update). */
   spec?: ServerSpec
+  /** Fingerprint of the server's first-boot document (docs/day-zero.md); `previous` when it changed. */
+  day_zero?: DayZeroSummary & { previous?: string | null; needs_recreation?: boolean }
 }
 
 export interface ServerPlan {
@@ -77,6 +80,29 @@ export async function loadDesired(env: ServerEnv, file?: string): Promise<Desire
   return desired
 }
 
+/** One declared server by name: from --infra / -f, else from the infra recorded for it in state. */
+export async function desiredServer(env: ServerEnv, name: string, file?: string): Promise<{ spec: ServerSpec; at: string }> {
+  let infra = env.common.infra
+  if (!file && !infra) {
+    const recorded = listServers(env.workspace).find((s) => s.name === name)
+    if (!recorded?.infra)
+      throw usageError(`which servers.yaml declares '${name}'? give --infra NAME or -f FILE`, { hint: `prov-server userdata ${name} --infra demo` })
+    infra = recorded.infra
+  }
+  const desired = await loadDesired({ ...env, common: { ...env.common, infra } }, file)
+  const spec = desired.servers.find((s) => s.name === name)
+  if (!spec) {
+    throw notFoundError(`server '${name}' is not declared in ${desired.file}`, {
+      hint:
+        didYouMean(
+          name,
+          desired.servers.map((s) => s.name),
+        ) ?? undefined,
+    })
+  }
+  return { spec, at: specLocation(desired, name, env.workspace.path) }
+}
+
 const comparedFields = ['cores', 'memory_mb', 'disk_gb', 'plan', 'zone', 'labels', 'ssh'] as const
 
 function diff(spec: ServerSpec, record: ServerRecord): Record<string, [unknown, unknown]> {
@@ -103,17 +129,42 @@ export async function computePlan(env: ServerEnv, desired: DesiredState): Promis
   const deletes: PlanAction[] = []
   for (const spec of desired.servers) {
     const current = live.get(spec.name)
+    // Rendered (secrets masked) so a broken document fails the plan, not the machine's first boot.
+    const dayZero = summarizeDayZero(await renderDayZero(spec, { workspacePath: env.workspace.path, at: specLocation(desired, spec.name, env.workspace.path) }))
     if (!current) {
-      actions.push({ action: 'create', server: spec.name, provider: spec.provider, reason: `not in state; declared in ${source}`, spec })
+      actions.push({
+        action: 'create',
+        server: spec.name,
+        provider: spec.provider,
+        reason: `not in state; declared in ${source}`,
+        spec,
+        ...(dayZero ? { day_zero: dayZero } : {}),
+      })
       continue
     }
+    const recorded = (current as ServerRecord & { day_zero?: DayZeroSummary }).day_zero
+    const dayZeroNote =
+      (dayZero?.fingerprint ?? null) === (recorded?.fingerprint ?? null)
+        ? undefined
+        : {
+            ...(dayZero ?? { format: recorded?.format ?? 'ignition', fingerprint: '', source: 'none' }),
+            previous: recorded?.fingerprint ?? null,
+            needs_recreation: true,
+          }
     if (current.provider !== spec.provider || (spec.address && spec.address !== current.ip_address)) {
       const why =
         current.provider !== spec.provider
           ? `provider changes from ${current.provider} to ${spec.provider}`
           : `address changes from ${current.ip_address} to ${spec.address}`
       deletes.push({ action: 'delete', server: spec.name, provider: current.provider, reason: `${why}; replaced` })
-      actions.push({ action: 'create', server: spec.name, provider: spec.provider, reason: `${why}; replaced`, spec })
+      actions.push({
+        action: 'create',
+        server: spec.name,
+        provider: spec.provider,
+        reason: `${why}; replaced`,
+        spec,
+        ...(dayZero ? { day_zero: dayZero } : {}),
+      })
       continue
     }
     if (current.status === 'creating' || current.status === 'error') {
@@ -123,16 +174,33 @@ export async function computePlan(env: ServerEnv, desired: DesiredState): Promis
         provider: spec.provider,
         reason: `left '${current.status}' by an interrupted or failed apply; created again`,
         spec,
+        ...(dayZero ? { day_zero: dayZero } : {}),
       })
       continue
     }
     const changes = diff(spec, current)
     const start = current.status === 'stopped'
+    // A first-boot document is read once, at first boot: a change is reported, never applied by
+    // replacing the machine (that would destroy what it holds).
+    const recreate = dayZeroNote
+      ? [`day-zero document changed: it applies at first boot only; recreate the server to apply it (prov-server delete ${spec.name} --yes, then apply)`]
+      : []
+    const noted = dayZeroNote ? { day_zero: dayZeroNote } : {}
     if (Object.keys(changes).length || start) {
-      const reasons = [...(Object.keys(changes).length ? [`changed: ${Object.keys(changes).join(', ')}`] : []), ...(start ? ['stopped; will be started'] : [])]
-      actions.push({ action: 'update', server: spec.name, provider: spec.provider, reason: reasons.join('; '), changes, start, spec })
+      const reasons = [
+        ...(Object.keys(changes).length ? [`changed: ${Object.keys(changes).join(', ')}`] : []),
+        ...(start ? ['stopped; will be started'] : []),
+        ...recreate,
+      ]
+      actions.push({ action: 'update', server: spec.name, provider: spec.provider, reason: reasons.join('; '), changes, start, spec, ...noted })
     } else {
-      actions.push({ action: 'keep', server: spec.name, provider: spec.provider, reason: `exists (${current.status}) and matches` })
+      actions.push({
+        action: 'keep',
+        server: spec.name,
+        provider: spec.provider,
+        reason: [`exists (${current.status}) and matches`, ...recreate].join('; '),
+        ...noted,
+      })
     }
   }
   const wanted = new Set(desired.servers.map((s) => s.name))

@@ -15,6 +15,8 @@ export const main: CommandDef = {
     delete: () => import('./commands/delete').then((m) => m.default),
     list: () => import('./commands/list').then((m) => m.default),
     info: () => import('./commands/info').then((m) => m.default),
+    userdata: () => import('./commands/userdata').then((m) => m.default),
+    butane: () => import('./commands/butane').then((m) => m.default),
     start: () => import('./commands/power').then((m) => m.start),
     stop: () => import('./commands/power').then((m) => m.stop),
     restart: () => import('./commands/power').then((m) => m.restart),

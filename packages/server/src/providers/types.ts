@@ -1,5 +1,6 @@
 import type { ServerRecord, ServerStatus, Workspace } from '@prov/core'
 import type { ConsolaInstance } from 'consola'
+import type { Provision } from '../dayzero/provision'
 
 /** One desired server (an entry of infra/<name>/servers.yaml after defaults are applied). */
 export interface ServerSpec {
@@ -18,6 +19,10 @@ export interface ServerSpec {
   address: string | null
   /** Provider-specific settings (free-form, validated by the provider). */
   options: Record<string, unknown>
+  /** First-boot configuration (`provision:` merged over defaults). */
+  provision?: Provision
+  /** Workspace-relative Butane file, instead of `provision:`. */
+  butane?: string
 }
 
 export interface ProviderCapabilities {

@@ -1,0 +1,107 @@
+import { createHash } from 'node:crypto'
+import { readFileSync, statSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
+import { configError, notFoundError, type SecretResolver, usageError } from '@prov/core'
+import type { ServerSpec } from '../providers/types'
+import { materializeProvision } from './materialize'
+import { type DayZeroFormat, MAX_DOCUMENT_BYTES } from './provision'
+
+/** A server's first-boot document, rendered. */
+export interface DayZeroDocument {
+  format: DayZeroFormat
+  /** The document as the machine receives it (secret contents masked unless resolved). */
+  text: string
+  /** sha256 of the masked document: changes with everything but secret values. */
+  fingerprint: string
+  /** Where it came from: `provision` in servers.yaml or a Butane file. */
+  source: string
+}
+
+/** The format a provider hands to its machines: sandboxes run Ignition, clouds read cloud-init. */
+export function nativeFormat(provider: string): DayZeroFormat {
+  return provider === 'local' ? 'ignition' : 'cloud-init'
+}
+
+/** Providers whose servers have a first boot (the ssh provider adopts machines that already run). */
+export function hasFirstBoot(provider: string): boolean {
+  return provider !== 'ssh'
+}
+
+export interface DayZeroOptions {
+  workspacePath: string
+  /** Requested format (`--format`); default: provision.format, then the provider's own. */
+  format?: DayZeroFormat
+  /** Resolves secret contents; without it they are masked. */
+  secrets?: SecretResolver
+  /** `file:line` of the server in servers.yaml. */
+  at: string
+}
+
+const sha256 = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`
+
+/** The Butane file of a server, translated (its local: files are relative to the file's folder). */
+async function butaneDocument(spec: ServerSpec, workspacePath: string, at: string): Promise<string> {
+  const file = join(workspacePath, spec.butane as string)
+  const shown = relative(workspacePath, file)
+  if (shown.startsWith('..')) throw configError(`butane file '${spec.butane}' is outside the workspace`, { location: at })
+  let size: number
+  try {
+    size = statSync(file).size
+  } catch {
+    throw notFoundError(`butane file '${spec.butane}' of server '${spec.name}' does not exist`, {
+      location: at,
+      hint: 'butane: is relative to the workspace root',
+    })
+  }
+  if (size > MAX_DOCUMENT_BYTES) throw configError(`butane file '${spec.butane}' is larger than ${MAX_DOCUMENT_BYTES} bytes`, { location: at })
+  const { translateButane } = await import('./butane')
+  const result = translateButane(readFileSync(file, 'utf8'), { filesDir: dirname(file), source: shown })
+  return `${JSON.stringify(result.config)}\n`
+}
+
+/**
+ * Renders a server's day-zero document, or undefined when it declares none. Every check that can
+ * fail (groups, owners, secrets, sources, formats) runs here, so a plan fails before any machine
+ * boots with a broken document.
+ */
+export async function renderDayZero(spec: ServerSpec, options: DayZeroOptions): Promise<DayZeroDocument | undefined> {
+  if (!spec.provision && !spec.butane) return undefined
+  if (!hasFirstBoot(spec.provider)) {
+    throw configError(`server '${spec.name}' uses the ${spec.provider} provider, which adopts running machines: there is no first boot for provision/butane`, {
+      location: options.at,
+      hint: 'remove provision:/butane: or use a provider that creates machines',
+    })
+  }
+  if (spec.butane) {
+    const format = options.format ?? 'ignition'
+    if (format !== 'ignition') throw usageError(`server '${spec.name}' is described by a Butane file, which renders to Ignition only`, { location: options.at })
+    const text = await butaneDocument(spec, options.workspacePath, options.at)
+    return { format, text, fingerprint: sha256(text), source: spec.butane }
+  }
+  const provision = spec.provision as NonNullable<ServerSpec['provision']>
+  const format = options.format ?? provision.format ?? nativeFormat(spec.provider)
+  const location = (field: string) => `${options.at} (provision.${field})`
+  const render = async (secrets?: SecretResolver) => {
+    const materialized = await materializeProvision(provision, { workspacePath: options.workspacePath, server: spec.name, secrets, location })
+    if (format === 'ignition') {
+      const { renderIgnition } = await import('./ignition')
+      return `${JSON.stringify(renderIgnition(materialized))}\n`
+    }
+    const { renderCloudConfig } = await import('./cloud-config')
+    return renderCloudConfig(materialized)
+  }
+  const masked = await render()
+  const text = options.secrets ? await render(options.secrets) : masked
+  return { format, text, fingerprint: sha256(masked), source: 'provision' }
+}
+
+/** What plans and server records keep of a day-zero document: never its contents. */
+export interface DayZeroSummary {
+  format: DayZeroFormat
+  fingerprint: string
+  source: string
+}
+
+export function summarizeDayZero(document: DayZeroDocument | undefined): DayZeroSummary | undefined {
+  return document ? { format: document.format, fingerprint: document.fingerprint, source: document.source } : undefined
+}
