@@ -407,7 +407,7 @@ function checkPaths(config: Record<string, unknown>, translation: Translation): 
       }
       if (kind === 'files') {
         checkHash(node.contents, ['storage', kind, index, 'contents'], translation)
-        ;((node.append ?? []) as unknown[]).forEach((resource, a) => checkHash(resource, ['storage', kind, index, 'append', a], translation))
+        for (const [a, resource] of ((node.append ?? []) as unknown[]).entries()) checkHash(resource, ['storage', kind, index, 'append', a], translation)
       }
       const path = node.path
       if (typeof path !== 'string' || !path) translation.fail(['storage', kind, index, 'path'], 'path is required')
