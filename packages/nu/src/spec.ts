@@ -155,7 +155,33 @@ function positionalsFromUsage(usage: string): PositionalSpec[] {
     })
 }
 
-function positionalSpecs(args: ArgsDef, metadata: CommandMetadata): PositionalSpec[] {
+/**
+ * Whether an example gives the command words that are neither options nor their values (the
+ * command reads positionals it does not declare, like a workflow id). `heads` are the spellings
+ * of the command (`prov-orch cancel`, `prov orch cancel`).
+ */
+export function examplesGiveWords(args: ArgsDef, examples: string[], heads: string[][]): boolean {
+  const takesValue = new Set<string>()
+  for (const [name, arg] of Object.entries(args)) {
+    if (arg.type === 'positional' || arg.type === 'boolean') continue
+    const aliases = ('alias' in arg && arg.alias ? [arg.alias].flat() : []) as string[]
+    for (const word of [name, ...aliases]) takesValue.add(word.length === 1 ? `-${word}` : `--${word}`)
+  }
+  for (const example of examples) {
+    const words = (example.split(/\s(?:\||&&|;|<|>)\s/)[0].match(/"[^"]*"|'[^']*'|\S+/g) ?? []) as string[]
+    const head = heads.find((h) => h.every((word, i) => words[i] === word))
+    if (!head) continue
+    for (let i = head.length; i < words.length; i++) {
+      const word = words[i]
+      if (word === '--') break
+      if (!word.startsWith('-')) return true
+      if (!word.includes('=') && takesValue.has(word)) i++
+    }
+  }
+  return false
+}
+
+function positionalSpecs(args: ArgsDef, metadata: CommandMetadata, heads: string[][]): PositionalSpec[] {
   const declared: PositionalSpec[] = []
   for (const [name, arg] of Object.entries(args)) {
     if (arg.type !== 'positional') continue
@@ -169,9 +195,10 @@ function positionalSpecs(args: ArgsDef, metadata: CommandMetadata): PositionalSp
     })
   }
   if (!declared.length && metadata.usage) return positionalsFromUsage(metadata.usage)
-  // A command described by the full metadata declares every word it takes; older definitions may
-  // read words they do not declare (`deps resolve NAME...`): those accept any, the command checks.
-  if (!declared.length && metadata.mutating === undefined) {
+  // A command described by the full metadata declares every word it takes, unless its examples
+  // show words it does not declare; older definitions may read words they do not declare (`deps
+  // resolve NAME...`): those accept any, the command checks.
+  if (!declared.length && (metadata.mutating === undefined || examplesGiveWords(args, metadata.examples ?? [], heads))) {
     return [{ name: 'args', description: 'Arguments (see the command help)', required: false, rest: true, undeclared: true }]
   }
   // Only the last positional can take the remaining words; a required one after an optional is optional.
@@ -206,7 +233,12 @@ async function specOf(binary: Binary, path: string[], command: CommandDef<any>):
     description: typeof meta.description === 'string' ? meta.description : '',
     group,
     subcommands: Object.keys(subs),
-    positionals: group ? [] : positionalSpecs(args, metadata),
+    positionals: group
+      ? []
+      : positionalSpecs(args, metadata, [
+          [binary.program, ...path],
+          ['prov', ...(binary.word ? [binary.word] : []), ...path],
+        ]),
     flags: group ? [] : flagSpecs(args),
     metadata,
   }

@@ -5,7 +5,7 @@ import type { ArgsDef, CommandDef } from 'citty'
 import { describe, expect, it } from 'vitest'
 import { repoRoot } from '../../../tests/helpers/cli'
 import { signatureOf } from '../src/signatures'
-import { allSpecs, binaries, type CommandSpec, commandSpecs, loadTree } from '../src/spec'
+import { allSpecs, binaries, type CommandSpec, commandSpecs, examplesGiveWords, loadTree } from '../src/spec'
 
 type Resolvable<T> = T | Promise<T> | (() => T | Promise<T>)
 const resolve = async <T>(value: Resolvable<T>): Promise<T> => (typeof value === 'function' ? await (value as () => T)() : await value)
@@ -67,5 +67,26 @@ describe('commands generated from the command trees', () => {
     const out = set.named.find((n) => n.long === 'out')
     expect(out?.desc).toMatch(/ndjson: stream records/)
     expect(out?.completion).toEqual({ List: [...outputFormats] })
+  })
+})
+
+describe('positional words of a command that declares none', () => {
+  const args: ArgsDef = {
+    store: { type: 'string', description: 'store URL' },
+    status: { type: 'string', alias: ['s'], description: 'only this status' },
+    yes: { type: 'boolean', description: 'do not ask' },
+  }
+  const heads = [
+    ['prov-orch', 'cancel'],
+    ['prov', 'orch', 'cancel'],
+  ]
+  it('are taken when an example gives the command a word that is no option value', () => {
+    expect(examplesGiveWords(args, ['prov-orch cancel 01J9Z --yes'], heads)).toBe(true)
+    expect(examplesGiveWords(args, ['prov orch cancel --store=x 01J9Z'], heads)).toBe(true)
+  })
+  it('are not taken when every word is an option or its value, after --, or in another command of a pipe', () => {
+    expect(examplesGiveWords(args, ['prov-orch cancel --status running -s failed --yes'], heads)).toBe(false)
+    expect(examplesGiveWords(args, ['prov-orch cancel --store sqlite:x -- extra', 'prov-orch list | prov-orch cancel --yes'], heads)).toBe(false)
+    expect(examplesGiveWords(args, ['prov-orch cancel --yes > out.json', 'prov-orch status 01J9Z'], heads)).toBe(false)
   })
 })
