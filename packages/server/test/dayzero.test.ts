@@ -326,7 +326,6 @@ servers:
         - echo first boot > /var/log/first-boot.log
   - name: cache-01
     provision:
-      format: cloud-init
       packages: [redis-server]
 `
 
@@ -364,6 +363,8 @@ describe('prov-server userdata (provision:)', () => {
 
   it('plan records the fingerprint of each document and fails on a broken one before any machine boots', async () => {
     const env = { PROV_SECRET_APP_TOKEN: 'tok-s3cr3t' }
+    const webOnly = provisionBlock.slice(0, provisionBlock.indexOf('  - name: cache-01'))
+    writeFileSync(join(ws.path, 'infra', 'dz', 'servers.yaml'), webOnly)
     const plan = await server(['plan', '--infra', 'dz'], { env })
     expect(plan.code).toBe(0)
     expect(plan.stdout).not.toContain('tok-s3cr3t')
@@ -374,7 +375,7 @@ describe('prov-server userdata (provision:)', () => {
     // Secret values are not part of the fingerprint (a plan must not hash a secret).
     const again = await server(['plan', '--infra', 'dz'], { env: { PROV_SECRET_APP_TOKEN: 'other' } })
     expect(again.json().actions.find((a: { server: string }) => a.server === 'web-01').day_zero.fingerprint).toBe(web?.fingerprint)
-    writeFileSync(join(ws.path, 'infra', 'dz', 'servers.yaml'), provisionBlock.replace('secret: app/token', 'secret: app/missing'))
+    writeFileSync(join(ws.path, 'infra', 'dz', 'servers.yaml'), webOnly.replace('secret: app/token', 'secret: app/missing'))
     const missing = await server(['plan', '--infra', 'dz'], { env })
     expect(missing.code).toBe(5)
     expect(missing.stdout).toBe('')
@@ -397,7 +398,7 @@ describe('prov-server userdata (provision:)', () => {
       expect(r.stdout.startsWith('#cloud-config\n')).toBe(true)
       await cloudInitSchema(r.stdout)
     }
-    const cache = await server(['userdata', 'cache-01', '--infra', 'dz'])
+    const cache = await server(['userdata', 'cache-01', '--infra', 'dz', '--format', 'cloud-init'])
     expect(cache.stdout).toMatch(/packages:\n\s*- redis-server/)
     const web = await server(['userdata', 'web-01', '--infra', 'dz', '--format', 'cloud-init'], { env: { PROV_SECRET_APP_TOKEN: 'tok' } })
     expect(web.stdout).toMatch(/- name: deploy/)
@@ -434,7 +435,13 @@ describe('prov-server userdata (provision:)', () => {
       ['relative file path', provisionBlock.replace('path: /etc/app/banner', 'path: etc/app/banner'), 3, /provision\.files\.1\.path.*an absolute path/],
       ['unknown field', provisionBlock.replace('      directories:\n', '      directorys:\n'), 3, /unknown field|directorys/],
       ['mode that is not octal', provisionBlock.replace('mode: 0600', 'mode: 0689'), 3, /not octal|octal mode/],
-      ['packages with Ignition', provisionBlock.replace('      format: cloud-init\n', ''), 3, /provision\.packages is not supported with Ignition/],
+      ['packages with Ignition', provisionBlock, 3, /provision\.packages is not supported with Ignition/],
+      [
+        'cloud-init on a local sandbox',
+        provisionBlock.replace('  - name: web-01\n    provision:\n', '  - name: web-01\n    provision:\n      format: cloud-init\n'),
+        3,
+        /local sandbox, which applies Ignition at first boot, not cloud-init/,
+      ],
       [
         'secret that does not exist',
         provisionBlock.replace('secret: app/token', 'secret: app/missing'),

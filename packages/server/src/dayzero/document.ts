@@ -79,6 +79,13 @@ export async function renderDayZero(spec: ServerSpec, options: DayZeroOptions): 
     return { format, text, fingerprint: sha256(text), source: spec.butane }
   }
   const provision = spec.provision as NonNullable<ServerSpec['provision']>
+  if (!options.format && provision.format && spec.provider === 'local' && provision.format !== 'ignition') {
+    // Sandboxes have no cloud-init datasource or systemd to run its stages: they apply Ignition.
+    throw configError(`server '${spec.name}' is a local sandbox, which applies Ignition at first boot, not ${provision.format}`, {
+      location: `${options.at} (provision.format)`,
+      hint: 'remove provision.format (or set it to ignition); prov-server userdata --format cloud-init still prints the cloud-init form',
+    })
+  }
   const format = options.format ?? provision.format ?? nativeFormat(spec.provider)
   const location = (field: string) => `${options.at} (provision.${field})`
   const render = async (secrets?: SecretResolver) => {
