@@ -147,7 +147,7 @@ describe('prov-kms secret store through symlinks, modes of keys and secrets, sca
     expect(modeOf(secrets())).toBe(0o700)
     expect(modeOf(join(secrets(), 'db'))).toBe(0o700)
     expect(modeOf(join(secrets(), 'db/password.age'))).toBe(0o600)
-    const rotated = await run(['keys', 'rotate'])
+    const rotated = await run(['keys', 'rotate', '--yes'])
     expect(rotated.code, rotated.stderr).toBe(0)
     const retired = join(ws.path, '.prov/kms/retired')
     expect(modeOf(retired)).toBe(0o700)

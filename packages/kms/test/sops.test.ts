@@ -205,7 +205,7 @@ describe('prov-kms sops (SOPS-compatible files)', () => {
     expect((await run(['sops', 'encrypt', '--in-place', path])).code).toBe(0)
     const before = JSON.parse(readFileSync(path, 'utf8'))
     const other = 'age1je6kjhzuhdjy3fqptpttxjh5k8q46vygzlgtpuq3030c947pc5tqz9dqvr'
-    const rotated = await run(['sops', 'rotate', path, '--add-age', other])
+    const rotated = await run(['sops', 'rotate', path, '--add-age', other, '--yes'])
     expect(rotated.code, rotated.stderr).toBe(0)
     const after = JSON.parse(readFileSync(path, 'utf8'))
     expect(after.token).not.toBe(before.token)

@@ -52,7 +52,7 @@ describe('prov-kms secret store, keys rotate and scan (workspace)', () => {
     expectOneErrorLine(await run(['secret', 'set', '../escape', 'x']), 2, /invalid secret name/)
     expectOneErrorLine(await run(['secret', 'set', 'empty', '-'], ''), 2, /empty/)
     expect((await run(['secret', 'set', 'tmp/x', 'value-x'])).code).toBe(0)
-    expect((await run(['secret', 'rm', 'tmp/x'])).code).toBe(0)
+    expect((await run(['secret', 'rm', 'tmp/x', '--yes'])).code).toBe(0)
     expect(existsSync(join(ws.path, 'secrets/tmp'))).toBe(false)
     expectOneErrorLine(await run(['secret', 'rm', 'tmp/x']), 5)
   })
@@ -79,7 +79,7 @@ describe('prov-kms secret store, keys rotate and scan (workspace)', () => {
     writeFileSync(sopsFile, `password: ${DB_PASSWORD}\n`)
     expect((await run(['sops', 'encrypt', '--in-place', sopsFile])).code).toBe(0)
     const oldCiphertext = (await run(['encrypt', 'legacy-value'])).stdout
-    const rotated = await run(['keys', 'rotate'])
+    const rotated = await run(['keys', 'rotate', '--yes'])
     expect(rotated.code, rotated.stderr).toBe(0)
     const records = rotated.json()
     const newRecipient = recipientOf(identity())

@@ -29,7 +29,7 @@ export async function resolveRecipients(ctx: KmsContext, flags: string[]): Promi
 
 /** All identities that may decrypt: the current one and the retired ones. */
 export function decryptionIdentities(ctx: KmsContext): AgeIdentity[] {
-  return readAllIdentities(ctx.workspace?.path, ctx.identityPath)
+  return ctx.identityOnly ? readIdentityFile(ctx.identityPath) : readAllIdentities(ctx.workspace?.path, ctx.identityPath)
 }
 
 /** A whole age file (a stored secret, a SOPS data key) opened with identities; errors name `source`. */

@@ -5,8 +5,8 @@ import { boundContext, type FieldPlace, parseContext } from '../lib/context'
 import { Crypt } from '../lib/crypt'
 import { assertRecordMode, checkStructure, isCiphertext, transformRecordStream } from '../lib/fields'
 import { bufferSource, stdinSource, writeAllOut } from '../lib/io'
-import { outputFileArg, writeAllToFile } from '../lib/output-file'
-import { kmsContext } from '../lib/settings'
+import { outputFileArg, previewOutputFile, writeAllToFile } from '../lib/output-file'
+import { identityArg, kmsContext } from '../lib/settings'
 
 const describePlace = (place: FieldPlace) => (place.record === undefined ? `field ${place.path}` : `field ${place.path} of record '${place.record}'`)
 
@@ -15,6 +15,7 @@ export default defineProvCommand({
   args: {
     data: { type: 'positional', description: "Ciphertext ('-' or nothing: stdin)", required: false },
     context: cryptArgs.context,
+    identity: identityArg,
     'output-file': outputFileArg,
     field: { type: 'string', description: 'Decrypt this field (dotted path, repeatable) in each record on stdin' },
     'allow-unbound': {
@@ -22,8 +23,8 @@ export default defineProvCommand({
       description: 'With --field: also accept values not bound to their field and record (written by prov-kms before field binding); warns',
     },
   },
-  async run({ args, common, log }) {
-    const ctx = await kmsContext(common)
+  async run({ args, common, emit, log }) {
+    const ctx = await kmsContext(common, { identity: args.identity })
     const context = parseContext(listFlag(args.context, 'context'))
     const crypt = new Crypt({ ctx, context })
     const fields = listFlag(args.field, 'field')
@@ -79,6 +80,7 @@ export default defineProvCommand({
       }
       return
     }
+    if (previewOutputFile(common, emit, args['output-file'])) return
     const source = args.data === undefined || args.data === '-' ? stdinSource('ciphertext') : bufferSource(Buffer.from(String(args.data), 'utf8'))
     const output = crypt.decrypt(source)
     if (args['output-file']) await writeAllToFile(output, String(args['output-file']))

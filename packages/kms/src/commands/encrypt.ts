@@ -4,7 +4,7 @@ import { boundContext, parseContext } from '../lib/context'
 import { Crypt } from '../lib/crypt'
 import { assertRecordMode, skipForEncrypt, transformRecordStream } from '../lib/fields'
 import { bufferSource, stdinSource, writeAllOut } from '../lib/io'
-import { outputFileArg, writeAllToFile } from '../lib/output-file'
+import { outputFileArg, previewOutputFile, writeAllToFile } from '../lib/output-file'
 import { kmsContext } from '../lib/settings'
 
 export default defineProvCommand({
@@ -18,7 +18,7 @@ export default defineProvCommand({
     'output-file': outputFileArg,
     field: { type: 'string', description: 'Encrypt this field (dotted path, repeatable) in each record on stdin' },
   },
-  async run({ args, common }) {
+  async run({ args, common, emit }) {
     const ctx = await kmsContext(common)
     const backend = backendFlag(args.backend, ctx.settings.backend)
     const format = (args.format as string | undefined) ?? 'prov'
@@ -39,6 +39,7 @@ export default defineProvCommand({
       })
       return
     }
+    if (previewOutputFile(common, emit, args['output-file'])) return
     const source = args.data === undefined || args.data === '-' ? stdinSource('plain text') : bufferSource(Buffer.from(String(args.data), 'utf8'))
     const output = format === 'age' ? crypt.encryptFile(source, backend, Boolean(args.binary)) : crypt.encrypt(source, backend, Boolean(args.binary))
     if (args['output-file']) await writeAllToFile(output, String(args['output-file']))

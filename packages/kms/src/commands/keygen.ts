@@ -1,9 +1,14 @@
 import { defineProvCommand, usageError } from '@prov/core'
-import { createIdentity, describeIdentity } from '../lib/keyfile'
+import { previewed } from '../lib/check'
+import { assertNoIdentity, createIdentity, describeIdentity } from '../lib/keyfile'
 import { kmsContext } from '../lib/settings'
 
 export default defineProvCommand({
-  meta: { name: 'keygen', description: 'Create the age identity (0600) of the workspace, or of the user outside a workspace; never overwrites' },
+  meta: {
+    name: 'keygen',
+    description: 'Create the age identity (0600) of the workspace, or of the user outside a workspace; never overwrites',
+    mutating: true,
+  },
   args: {
     backend: { type: 'string', description: 'Only age keys are generated locally (Vault and AWS KMS keys live in the service)', valueHint: 'age' },
   },
@@ -15,6 +20,8 @@ export default defineProvCommand({
       })
     }
     const ctx = await kmsContext(common)
+    assertNoIdentity(ctx.identityPath)
+    if (previewed(common, emit, [{ action: 'create', target: ctx.identityPath }])) return
     const created = await createIdentity(ctx.identityPath)
     log.success(`age identity written to ${ctx.identityPath} (recipient ${created.recipient})`)
     emit(await describeIdentity(ctx.identityPath, 'active'))

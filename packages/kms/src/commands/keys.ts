@@ -3,6 +3,7 @@ import { extname, join, relative } from 'node:path'
 import { type CommandDef, defineProvCommand, listSecretNames, readAllIdentities, writeFileAtomic } from '@prov/core'
 import { recipientOfIdentity } from '../age/file'
 import { openAgeData, sealAgeText } from '../backends/age'
+import { confirmed, previewed } from '../lib/check'
 import { createIdentity, describeIdentity, retiredIdentityFiles, retireIdentity } from '../lib/keyfile'
 import { kmsContext } from '../lib/settings'
 import { secretPath, secretsRoot, writeSecretFile } from '../lib/store'
@@ -34,7 +35,13 @@ function sopsCandidates(root: string): string[] {
 }
 
 const rotate = defineProvCommand({
-  meta: { name: 'rotate', description: "New age identity; re-encrypt the workspace's secrets and SOPS files; the old key is kept as a retired one" },
+  meta: {
+    name: 'rotate',
+    description:
+      "New age identity; re-encrypt the workspace's secrets and SOPS files; the old key is kept as a retired one (asks; --yes when nobody can answer)",
+    mutating: true,
+    destructive: true,
+  },
   async run({ common, emit, log }) {
     const ctx = await kmsContext(common)
     const oldIdentities = readAllIdentities(ctx.workspace?.path, ctx.identityPath)
@@ -61,6 +68,14 @@ const rotate = defineProvCommand({
         sopsFiles.push({ file, doc, tree: (await openDocument(doc, oldIdentities, file)).tree })
       }
     }
+    const where = (file: string) => relative(ctx.workspace?.path ?? '.', file)
+    const planned = [
+      { action: 'rotate', target: ctx.identityPath, retire_to: ctx.retiredDir },
+      ...secrets.map((secret) => ({ action: 're-encrypt', target: secret.name, kind: 'secret' })),
+      ...sopsFiles.map(({ file }) => ({ action: 're-encrypt', target: where(file), kind: 'sops' })),
+    ]
+    if (previewed(common, emit, planned)) return
+    await confirmed(common, `rotate the age identity and re-encrypt ${secrets.length} secret(s) and ${sopsFiles.length} SOPS file(s)`)
     // New key first (its own file), then swap: a crash leaves a usable identity either way.
     const pending = `${ctx.identityPath}.new`
     rmSync(pending, { force: true })
@@ -87,7 +102,7 @@ const rotate = defineProvCommand({
         other: otherMetadataForNewKey(metadata).kept,
       })
       writeFileAtomic(file, await writeSopsDocument(sealed), { mode: 0o600 })
-      records.push({ schema: 'prov.kms.rotation/v1', kind: 'sops', file: relative(ctx.workspace?.path ?? '.', file) })
+      records.push({ schema: 'prov.kms.rotation/v1', kind: 'sops', file: where(file) })
     }
     emit(records)
   },

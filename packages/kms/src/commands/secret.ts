@@ -10,6 +10,7 @@ import {
   validateSecretName,
 } from '@prov/core'
 import { decryptionIdentities, openAgeData, resolveRecipients, sealAgeText } from '../backends/age'
+import { confirmed, previewed } from '../lib/check'
 import { readAll, stdinSource, writeOut } from '../lib/io'
 import { kmsContext } from '../lib/settings'
 import { removeSecretFile, secretPath, secretsRoot, writeSecretFile } from '../lib/store'
@@ -23,11 +24,18 @@ async function storeContext(common: Parameters<typeof kmsContext>[0]) {
 }
 
 const set = defineProvCommand({
-  meta: { name: 'set', description: "Store a secret encrypted (age) under <workspace>/secrets/NAME.age; VALUE or '-'/nothing for stdin" },
+  meta: {
+    name: 'set',
+    description: "Store a secret encrypted (age) under <workspace>/secrets/NAME.age; VALUE or '-'/nothing for stdin",
+    mutating: true,
+  },
   args: { name: nameArg, value: { type: 'positional', description: "The value ('-' or nothing: stdin, one trailing newline dropped)", required: false } },
   async run({ args, common, emit, log }) {
     const name = validateSecretName(String(args.name))
     const { workspace, ctx } = await storeContext(common)
+    const target = secretPath(workspace, name)
+    // The value is not read under --check: a preview never takes a secret in.
+    if (previewed(common, emit, [{ action: existsSync(target) ? 'replace' : 'store', target: name, path: target }])) return
     let value: Buffer
     if (args.value === undefined || args.value === '-') {
       value = await readAll(stdinSource('secret value'), 1 << 20)
@@ -66,13 +74,15 @@ const list = defineProvCommand({
 })
 
 const rm = defineProvCommand({
-  meta: { name: 'rm', description: 'Delete a stored secret' },
+  meta: { name: 'rm', description: 'Delete a stored secret (asks; --yes when nobody can answer)', mutating: true, destructive: true },
   args: { name: nameArg },
   async run({ args, common, emit, log }) {
     const name = validateSecretName(String(args.name))
     const { workspace } = await storeContext(common)
     const file = secretPath(workspace, name)
     if (!existsSync(file)) throw notFoundError(`no secret '${name}'`, { location: file })
+    if (previewed(common, emit, [{ action: 'remove', target: name, path: file }])) return
+    await confirmed(common, `delete secret '${name}'`)
     removeSecretFile(workspace, name)
     log.success(`secret '${name}' removed`)
     emit({ schema: 'prov.kms.secret/v1', name, removed: true })

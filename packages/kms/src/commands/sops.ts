@@ -5,8 +5,9 @@ import { basename, extname, join } from 'node:path'
 import { type CommandDef, defineProvCommand, failedError, formatBytes, inputLimitBytes, notFoundError, usageError, writeFileAtomic } from '@prov/core'
 import { checkRecipients, resolveRecipients } from '../backends/age'
 import { listFlag } from '../lib/args'
+import { confirmed, previewed, refuseCheck } from '../lib/check'
 import { writeOut } from '../lib/io'
-import { kmsContext } from '../lib/settings'
+import { identityArg, kmsContext } from '../lib/settings'
 import type { SopsMap } from '../sops/cipher'
 import { detectFormat, emitTree, parseTree, type SopsFormat } from '../sops/formats'
 import {
@@ -23,7 +24,7 @@ import {
 
 const fileArg = { type: 'positional', description: 'The YAML, JSON or dotenv file', required: true } as const
 const inputType = { type: 'string', description: 'yaml, json or dotenv (default: from the file name)' } as const
-const inPlace = { type: 'boolean', description: 'Rewrite FILE instead of printing to stdout' } as const
+const inPlace = { type: 'boolean', description: 'Rewrite FILE instead of printing to stdout (sops -i; here -i is --infra)' } as const
 
 function readInput(file: string): string {
   if (!existsSync(file)) throw notFoundError(`no file ${file}`, { location: file })
@@ -48,6 +49,7 @@ const encrypt = defineProvCommand({
   meta: {
     name: 'encrypt',
     description: 'Encrypt the values of FILE in place of the cleartext (keys stay readable); recipients from --age, .sops.yaml, kms.recipients or the own key',
+    mutating: true,
   },
   args: {
     file: fileArg,
@@ -60,7 +62,7 @@ const encrypt = defineProvCommand({
     'input-type': inputType,
     'in-place': inPlace,
   },
-  async run({ args, common, log }) {
+  async run({ args, common, emit, log }) {
     const ctx = await kmsContext(common)
     const file = String(args.file)
     const format = detectFormat(file, args['input-type'] as string | undefined)
@@ -80,6 +82,7 @@ const encrypt = defineProvCommand({
     const flagged = listFlag(args.age, 'age')
     const recipients = flagged.length ? checkRecipients(flagged) : ruleAge?.length ? checkRecipients(ruleAge) : await resolveRecipients(ctx, [])
     if (found && !flagged.length) log.info(`using creation rule of ${found.config}`)
+    if (args['in-place'] && previewed(common, emit, [{ action: 'encrypt', target: file, recipients }])) return
     const sealed = await sealDocument(format, doc.tree, { recipients, rules })
     const text = await writeSopsDocument(sealed)
     if (args['in-place']) writeFileAtomic(file, text, { mode: keepMode(file) })
@@ -88,17 +91,28 @@ const encrypt = defineProvCommand({
 })
 
 const decrypt = defineProvCommand({
-  meta: { name: 'decrypt', description: 'Decrypt FILE (verifying its MAC: a tampered file is refused with exit 4)' },
-  args: { file: fileArg, 'input-type': inputType, 'in-place': inPlace },
-  async run({ args, common }) {
-    const ctx = await kmsContext(common)
+  meta: {
+    name: 'decrypt',
+    description: "Decrypt FILE (verifying its MAC: a tampered file is refused with exit 4); printed in FILE's format unless --out asks for another",
+    mutating: true,
+  },
+  args: { file: fileArg, 'input-type': inputType, 'in-place': inPlace, identity: identityArg },
+  async run({ args, common, emit }) {
+    const ctx = await kmsContext(common, { identity: args.identity })
     const file = String(args.file)
     const format = detectFormat(file, args['input-type'] as string | undefined)
     const doc = await readSopsDocument(readInput(file), format, file)
     const { tree } = await openDocument(doc, sopsIdentities(ctx), file)
-    const text = await emitTree(tree, format)
-    if (args['in-place']) writeFileAtomic(file, text, { mode: 0o600 })
-    else await writeOut(text)
+    if (args['in-place']) {
+      if (previewed(common, emit, [{ action: 'decrypt', target: file }])) return
+      writeFileAtomic(file, await emitTree(tree, format), { mode: 0o600 })
+      return
+    }
+    // Like sops, the file's own format by default; an asked-for output format (--out,
+    // PROV_OUTPUT__FORMAT, output.format) is honoured like everywhere else.
+    const asked = (args.out as string | undefined) ?? (ctx.outputFormat !== 'auto' ? ctx.outputFormat : undefined)
+    if (asked) emit(JSON.parse(await emitTree(tree, 'json')))
+    else await writeOut(await emitTree(tree, format))
   },
 })
 
@@ -122,9 +136,14 @@ function wipe(file: string, dir: string): void {
 }
 
 const edit = defineProvCommand({
-  meta: { name: 'edit', description: 'Open FILE decrypted in $EDITOR (temp file in a 0700 folder), re-encrypt on save, wipe the temp file' },
+  meta: {
+    name: 'edit',
+    description: 'Open FILE decrypted in $EDITOR (temp file in a 0700 folder), re-encrypt on save, wipe the temp file',
+    mutating: true,
+  },
   args: { file: fileArg, 'input-type': inputType, age: { type: 'string', description: 'Recipients for a new file' } },
   async run({ args, common, log }) {
+    refuseCheck(common, 'sops edit (an editor session)')
     const ctx = await kmsContext(common)
     const file = String(args.file)
     const format: SopsFormat = detectFormat(file, args['input-type'] as string | undefined)
@@ -170,7 +189,12 @@ const edit = defineProvCommand({
 })
 
 const rotate = defineProvCommand({
-  meta: { name: 'rotate', description: 'New data key for FILE, all values re-encrypted; --add-age / --rm-age change the recipients' },
+  meta: {
+    name: 'rotate',
+    description: 'New data key for FILE, all values re-encrypted; --add-age / --rm-age change the recipients (asks; --yes when nobody can answer)',
+    mutating: true,
+    destructive: true,
+  },
   args: {
     file: fileArg,
     'input-type': inputType,
@@ -189,6 +213,8 @@ const rotate = defineProvCommand({
       ...new Set([...metadata.age.map((a) => a.recipient).filter((r) => !remove.has(r)), ...checkRecipients(listFlag(args['add-age'], 'add-age'))]),
     ]
     const { kept, dropped } = otherMetadataForNewKey(metadata)
+    if (previewed(common, emit, [{ action: 'rotate', target: file, recipients, dropped }])) return
+    await confirmed(common, `rotate the data key of ${file}`)
     if (dropped.length) log.warn(`${file}: dropping key sources prov-kms cannot re-wrap (${dropped.join(', ')}); re-add them with sops`)
     const sealed = await sealDocument(format, tree, { recipients, rules: rulesOf(metadata), other: kept })
     writeFileAtomic(file, await writeSopsDocument(sealed), { mode: keepMode(file) })

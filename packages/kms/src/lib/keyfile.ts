@@ -18,9 +18,14 @@ export interface KeyRecord {
 }
 
 /** Generates an X25519 identity and writes it exclusively (O_EXCL) with mode 0600. */
-export async function createIdentity(path: string): Promise<{ secret: string; recipient: string; created: string }> {
+/** An identity is never overwritten (exit 2). */
+export function assertNoIdentity(path: string): void {
   if (existsSync(path))
     throw usageError(`an identity already exists at ${path}; refusing to overwrite it`, { hint: 'prov-kms keys rotate replaces it and keeps the old one' })
+}
+
+export async function createIdentity(path: string): Promise<{ secret: string; recipient: string; created: string }> {
+  assertNoIdentity(path)
   const secret = generateX25519Identity()
   const recipient = await recipientOfIdentity(secret)
   const created = new Date().toISOString()

@@ -5,9 +5,10 @@
  * plaintext behind. Reading and writing the same file is safe: the input stays open on the old one.
  */
 import { randomBytes } from 'node:crypto'
-import { closeSync, constants, fchmodSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
+import { closeSync, constants, existsSync, fchmodSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
-import { notFoundError, usageError } from '@prov/core'
+import { type CommonOptions, notFoundError, usageError } from '@prov/core'
+import { previewed } from './check'
 import type { ByteSource } from './io'
 
 export const outputFileArg = {
@@ -15,6 +16,13 @@ export const outputFileArg = {
   description: 'Write the result to FILE (replaced only when the whole input succeeded; new files 0600)',
   valueHint: 'FILE',
 } as const
+
+/** Under `--check` with `--output-file`: the file that would be written (nothing is read or written). */
+export function previewOutputFile(common: CommonOptions, emit: (data: unknown) => void, target: unknown): boolean {
+  if (target === undefined || target === '') return false
+  const path = resolve(String(target))
+  return previewed(common, emit, [{ action: existsSync(path) ? 'replace' : 'write', target: path }])
+}
 
 export async function writeAllToFile(source: ByteSource, target: string): Promise<void> {
   const path = resolve(target)

@@ -1,6 +1,7 @@
 /** The prov-kms part of the layered configuration, plus where the identity lives. */
-import { statSync } from 'node:fs'
-import { type CommonOptions, deniedError, kmsIdentityPath, kmsRetiredDir, resolveWorkspace, type Workspace } from '@prov/core'
+import { existsSync, statSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { type CommonOptions, deniedError, kmsIdentityPath, kmsRetiredDir, notFoundError, resolveWorkspace, type Workspace } from '@prov/core'
 
 export interface KmsSettings {
   backend: 'age' | 'vault' | 'awskms'
@@ -15,7 +16,18 @@ export interface KmsContext {
   settings: KmsSettings
   identityPath: string
   retiredDir: string
+  /** `--identity FILE` was given: decrypt with that file's keys only (like `age -i`), no retired ones. */
+  identityOnly?: boolean
+  /** `output.format` from the configuration (`auto` unless set). */
+  outputFormat: string
 }
+
+/** `-i/--identity FILE` of the commands that decrypt. */
+export const identityArg = {
+  type: 'string',
+  description: 'Decrypt with the age identities in FILE only (like age -i); default: the workspace or user key and its retired ones',
+  valueHint: 'FILE',
+} as const
 
 const cache = new WeakMap<object, Promise<KmsContext>>()
 
@@ -33,8 +45,15 @@ export function assertIdentitySafe(path: string): void {
 }
 
 /** Loads the configuration once per command (8 layers; `kms` section); checks the identity's mode unless told not to. */
-export async function kmsContext(common: Partial<CommonOptions>, options: { checkIdentity?: boolean } = {}): Promise<KmsContext> {
-  const ctx = await loadKmsContext(common)
+export async function kmsContext(common: Partial<CommonOptions>, options: { checkIdentity?: boolean; identity?: unknown } = {}): Promise<KmsContext> {
+  let ctx = await loadKmsContext(common)
+  if (options.identity !== undefined && options.identity !== false) {
+    const identityPath = resolve(String(options.identity))
+    if (!existsSync(identityPath) || !statSync(identityPath).isFile()) {
+      throw notFoundError(`no identity file ${identityPath}`, { location: '--identity', hint: 'create one with prov-kms keygen or age-keygen -o FILE' })
+    }
+    ctx = { ...ctx, identityPath, identityOnly: true }
+  }
   if (options.checkIdentity !== false) assertIdentitySafe(ctx.identityPath)
   return ctx
 }
@@ -48,7 +67,8 @@ function loadKmsContext(common: Partial<CommonOptions>): Promise<KmsContext> {
       const workspace = resolved.workspace ?? resolveWorkspace(common.workspace)
       const settings = resolved.config.kms as KmsSettings
       const identityPath = kmsIdentityPath(workspace?.path, settings.identity_file)
-      return { workspace, settings, identityPath, retiredDir: kmsRetiredDir(workspace?.path, identityPath) }
+      const outputFormat = resolved.config.output.format
+      return { workspace, settings, identityPath, retiredDir: kmsRetiredDir(workspace?.path, identityPath), outputFormat }
     })()
     cache.set(common, pending)
   }

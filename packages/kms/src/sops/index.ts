@@ -232,6 +232,7 @@ export async function writeSopsDocument(doc: SopsDocument): Promise<string> {
 
 /** Identities able to open SOPS files: prov's (current + retired), $SOPS_AGE_KEY(_FILE), sops' keys.txt. */
 export function sopsIdentities(ctx: KmsContext): AgeIdentity[] {
+  if (ctx.identityOnly) return readIdentityFile(ctx.identityPath)
   const identities: AgeIdentity[] = []
   let firstError: unknown
   try {
