@@ -1,9 +1,11 @@
-import { statSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import {
   type CommonOptions,
   ExitCode,
   isFinishedWorkflowStatus,
   log,
+  notFoundError,
+  parseStoreUrl,
   readStdinBuffer,
   resolveWorkspace,
   secretResolverFor,
@@ -13,12 +15,19 @@ import {
 import type { CommandConfig } from '@prov/core/config'
 import type { EngineOptions } from './engine'
 import type { OrchEvent, OrchStore } from './store/store'
+import type { CompiledWorkflow } from './workflow'
 
 export const storeArg = {
   type: 'string',
   description: 'Store: sqlite:PATH (default <workspace>/.prov/orch.db) or postgres://user@host:port/db',
   valueHint: 'URL',
 } as const
+
+/** The workflow a command acts on. */
+export const idArg = { type: 'positional', description: 'Workflow id (wf-...)', required: true, valueHint: 'ID' } as const
+
+/** A workflow file, or - for stdin. */
+export const workflowFileArg = { type: 'positional', description: 'Workflow file (YAML or JSON), or - for stdin', required: true, valueHint: 'FILE' } as const
 
 const loadConfig = async (common: CommonOptions) => (await import('@prov/core/config')).loadCommandConfig(common)
 
@@ -57,6 +66,33 @@ export async function openStore(common: CommonOptions, flag?: string, options: {
   return OrchStore.open(url, baseDir)
 }
 
+/**
+ * The store of commands that only look at or act on existing workflows: a SQLite store that does
+ * not exist yet stays absent (no file, no .prov/ folder made in the current directory).
+ */
+export async function openExistingStore(common: CommonOptions, flag?: string): Promise<OrchStore | undefined> {
+  const { url, baseDir } = await storeUrlFor(common, flag)
+  const location = parseStoreUrl(url, baseDir)
+  if (location.kind === 'sqlite' && !existsSync(location.path.split('?')[0])) return undefined
+  const { OrchStore } = await import('./store/store')
+  return OrchStore.open(url, baseDir)
+}
+
+/** Runs `fn` on the existing store that holds workflow `id` (exit 5 when there is no store at all). */
+export async function withWorkflowStore<T>(common: CommonOptions, flag: string | undefined, id: string, fn: (store: OrchStore) => Promise<T>): Promise<T> {
+  const store = await openExistingStore(common, flag)
+  if (!store) {
+    throw notFoundError(`no workflow '${id}' (there is no orchestrator store here yet)`, {
+      hint: 'prov-orch submit FILE or prov-orch run FILE creates it; name another store with --store or -w WORKSPACE',
+    })
+  }
+  try {
+    return await fn(store)
+  } finally {
+    await store.close()
+  }
+}
+
 /** What an engine takes from the configuration: the secret resolver and the default output cap. */
 export async function engineSettings(common: CommonOptions, loaded?: CommandConfig): Promise<Pick<EngineOptions, 'secrets' | 'maxOutput'>> {
   const config = loaded ?? (await loadConfig(common))
@@ -79,6 +115,11 @@ export async function readWorkflowArg(positionals: string[], command: string) {
   const stdinText = file === '-' ? (await readStdinBuffer())?.toString('utf8') : undefined
   const { loadWorkflowFile } = await import('./workflow')
   return loadWorkflowFile(file, stdinText)
+}
+
+/** The compiled form of a workflow, as `validate` and the `--check` previews of `run`/`submit` print it. */
+export function compiledRecord(workflow: CompiledWorkflow) {
+  return { ...workflow, schema: 'prov.orch.workflow.compiled/v1' as const }
 }
 
 export function positiveInt(value: string | undefined, flag: string, fallback: number): number {

@@ -143,6 +143,63 @@ function toRun(spec: z.infer<typeof runSpec>): RunSpec {
   return spec
 }
 
+/** Field names other tools use for ours (GitHub Actions, Argo, Ansible, Compose): `command:` means `run:`. */
+const FIELD_SYNONYMS: Record<string, string> = {
+  command: 'run',
+  cmd: 'run',
+  script: 'run',
+  shell: 'run',
+  exec: 'run',
+  needs: 'depends_on',
+  dependencies: 'depends_on',
+  depends: 'depends_on',
+  after: 'depends_on',
+  requires: 'depends_on',
+  name: 'id',
+  environment: 'env',
+  working_dir: 'cwd',
+  workdir: 'cwd',
+  dir: 'cwd',
+  if: 'when',
+  condition: 'when',
+  retry: 'retries',
+  undo: 'rollback',
+  compensate: 'rollback',
+  stdin: 'input',
+}
+
+/** The field names of the object schema at `path` (through optional, array, union and refinement layers). */
+function fieldsAt(schema: z.ZodTypeAny, path: PropertyKey[]): string[] {
+  const unwrap = (list: z.ZodTypeAny[]): z.ZodTypeAny[] =>
+    list.flatMap((s) => {
+      if (s instanceof z.ZodOptional || s instanceof z.ZodNullable) return unwrap([s.unwrap()])
+      if (s instanceof z.ZodDefault) return unwrap([s.removeDefault()])
+      if (s instanceof z.ZodEffects) return unwrap([s.innerType()])
+      if (s instanceof z.ZodUnion) return unwrap([...s.options])
+      return [s]
+    })
+  let current = [schema]
+  for (const segment of path) {
+    current = unwrap(current).flatMap((s) => {
+      if (typeof segment === 'number') return s instanceof z.ZodArray ? [s.element] : []
+      return s instanceof z.ZodObject && typeof segment === 'string' && segment in s.shape ? [s.shape[segment]] : []
+    })
+  }
+  return unwrap(current).flatMap((s) => (s instanceof z.ZodObject ? Object.keys(s.shape) : []))
+}
+
+/** "unknown field 'command' (did you mean 'run'?)", suggesting among the fields allowed there. */
+function unknownFieldsMessage(keys: string[], fields: string[]): string {
+  const named = `unknown field${keys.length > 1 ? 's' : ''} ${keys.map((k) => `'${k}'`).join(', ')}`
+  const allowed = new Set(fields)
+  for (const key of keys) {
+    const synonym = FIELD_SYNONYMS[key.toLowerCase()]
+    const suggestion = synonym && allowed.has(synonym) ? `did you mean '${synonym}'?` : didYouMean(key, allowed)
+    if (suggestion) return `${named} (${suggestion})`
+  }
+  return fields.length ? `${named} (allowed: ${fields.join(', ')})` : named
+}
+
 function issuePath(path: (string | number)[]): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('') || '(top)'
 }
@@ -183,9 +240,10 @@ export function compileWorkflow(raw: unknown, { source = 'workflow', baseDir = p
   assertSafeStructure(raw, { source })
   const result = workflowSchema.safeParse(raw)
   if (!result.success) {
-    const issue = result.error.issues[0]
+    // A misspelt field also makes the field it stands for "missing": name the misspelling first.
+    const issue = result.error.issues.find((i) => i.code === 'unrecognized_keys') ?? result.error.issues[0]
     let message = issue.message
-    if (issue.code === 'unrecognized_keys') message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`
+    if (issue.code === 'unrecognized_keys') message = unknownFieldsMessage(issue.keys, fieldsAt(workflowSchema, issue.path))
     if (issue.code === 'invalid_literal' && issue.path[0] === 'schema') message = `schema must be '${WORKFLOW_SCHEMA}'`
     throw usageError(`invalid workflow: ${issuePath(issue.path)}: ${message}`, { location: `${source}: ${issuePath(issue.path)}` })
   }

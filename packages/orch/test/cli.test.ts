@@ -1,7 +1,7 @@
-import { writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { runCli } from '../../../tests/helpers/cli'
+import { runCli, tempEnv } from '../../../tests/helpers/cli'
 import { compileWorkflow } from '../src/workflow'
 import { devEnv, startOrch, tempDir, waitExit, waitFor } from './helpers'
 
@@ -60,7 +60,22 @@ describe('workflow definition', () => {
 
   const bad: [string, unknown, RegExp][] = [
     ['a wrong type, with its path', { name: 'x', steps: [{ id: 'a', run: 'true', retries: { max: 'three' } }] }, /steps\[0\]\.retries\.max: Expected number/],
-    ['an unknown field', { name: 'x', steps: [{ id: 'a', run: 'true', command: 'x' }] }, /steps\[0\]: unknown field 'command'/],
+    ['an unknown field', { name: 'x', steps: [{ id: 'a', run: 'true', command: 'x' }] }, /steps\[0\]: unknown field 'command' \(did you mean 'run'\?\)/],
+    [
+      'a misspelt field, with the nearest name',
+      { name: 'x', steps: [{ id: 'a', run: 'true', dependson: [] }] },
+      /unknown field 'dependson' \(did you mean 'depends_on'\?\)/,
+    ],
+    [
+      'an unknown field in a strategy step, among that object’s fields',
+      { name: 'x', strategy: { targets: ['a'], step: { run: 'true', needs: [] }, rolling: { batch_size: 1 } } },
+      /strategy\.step: unknown field 'needs' \(did you mean 'depends_on'\?\)/,
+    ],
+    [
+      'an unknown field nothing resembles, listing the allowed ones',
+      { name: 'x', steps: [{ id: 'a', run: 'true', zzzz: 1 }] },
+      /unknown field 'zzzz' \(allowed: id, run, /,
+    ],
     [
       'a cycle, with its path',
       {
@@ -165,7 +180,7 @@ describe('prov-orch CLI', () => {
       expect(logs.json()[0]).toMatchObject({ step: 'a', stream: 'stderr', text: 'to-stderr\n' })
       const list = await orch(['list', '--status', 'failed', '--store', store])
       expect(list.json().map((w: { id: string }) => w.id)).toEqual([id])
-      const rb = await orch(['rollback', id, '--store', store])
+      const rb = await orch(['rollback', id, '--store', store, '--yes'])
       expect(rb.json().status).toBe('rolling_back')
       await waitFor(async () => (await orch(['status', id, '--store', store])).json().status === 'rolled_back', 30_000, 200)
       const retry = await orch(['retry', id, '--store', store])
@@ -173,7 +188,7 @@ describe('prov-orch CLI', () => {
       const long = file('long.yaml', 'name: long\nsteps:\n  - {id: s, run: "sleep 60"}\n')
       const lid = (await orch(['submit', long, '--store', store])).json().workflow_id
       await waitFor(async () => (await orch(['status', lid, '--store', store])).json().status === 'running', 30_000, 200)
-      const cancel = await orch(['cancel', lid, '--store', store])
+      const cancel = await orch(['cancel', lid, '--store', store, '--yes'])
       expect(cancel.code).toBe(0)
       await waitFor(async () => (await orch(['status', lid, '--store', store])).json().status === 'cancelled', 30_000, 200)
       const waited = await orch(['submit', file('ok2.yaml', 'name: ok2\nsteps:\n  - {id: a, run: "echo 7"}\n'), '--wait', '--store', store])
@@ -208,5 +223,73 @@ describe('prov-orch CLI', () => {
     r = await orch(['serve', '--host', '0.0.0.0', '--auth', 'jwt', '--store', db])
     expect(r.code).toBe(3)
     expect(r.stderr).toMatch(/--auth jwt needs a key/)
+  })
+
+  it('--check previews run, submit, cancel, retry and rollback: exit 0, nothing started, the store unchanged', async () => {
+    const store = `sqlite:${join(tmp.dir, 'check.db')}`
+    const marker = join(tmp.dir, 'check-ran')
+    const wf = file('check.yaml', `name: chk\nsteps:\n  - {id: a, run: "touch ${marker}"}\n`)
+    for (const command of ['run', 'submit']) {
+      const r = await orch([command, wf, '--store', store, '--check'])
+      expect(r.code).toBe(0)
+      expect(r.json()).toMatchObject({ schema: 'prov.orch.workflow.compiled/v1', name: 'chk', steps: [{ id: 'a' }] })
+      expect(r.stderr).toMatch(/--check: .*nothing was (started|submitted)/)
+    }
+    expect(existsSync(marker)).toBe(false)
+    expect(existsSync(join(tmp.dir, 'check.db'))).toBe(false)
+    // A failed workflow to act on: every preview shows the result, the store keeps the original.
+    const failed = await orch(['run', '-', '--store', store], JSON.stringify({ name: 'f', steps: [{ id: 'a', run: 'exit 3', rollback: `touch ${marker}` }] }))
+    expect(failed.code).toBe(1)
+    const id = failed.json().id as string
+    const before = (await orch(['status', id, '--store', store])).json()
+    const retry = await orch(['retry', id, '--store', store, '--check'])
+    expect(retry.code).toBe(0)
+    expect(retry.json()).toMatchObject({ id, status: 'running', steps: [{ id: 'a', status: 'queued' }] })
+    const rollback = await orch(['rollback', id, '--store', store, '--check'])
+    expect(rollback.code).toBe(0)
+    expect(rollback.json()).toMatchObject({ id, status: 'rolling_back' })
+    const cancel = await orch(['cancel', id, '--store', store, '--check'])
+    expect(cancel.code).toBe(0)
+    expect(cancel.json()).toMatchObject({ id, status: 'failed' })
+    expect((await orch(['status', id, '--store', store])).json()).toEqual(before)
+    // A preview refuses what the operation would refuse.
+    const succeeded = await orch(['run', wf, '--store', store])
+    const again = await orch(['retry', succeeded.json().id, '--store', store, '--check'])
+    expect(again.code).toBe(2)
+    expect(again.stderr).toMatch(/is succeeded; only a failed or cancelled one can be retried/)
+  })
+
+  it('cancel and rollback refuse without --yes off a terminal (exit 2, nothing changed)', async () => {
+    const store = `sqlite:${join(tmp.dir, 'confirm.db')}`
+    const r = await orch(['run', '-', '--store', store], JSON.stringify({ name: 'f', steps: [{ id: 'a', run: 'exit 3', rollback: 'true' }] }))
+    const id = r.json().id as string
+    for (const command of ['cancel', 'rollback']) {
+      const refused = await orch([command, id, '--store', store])
+      expect(refused.code).toBe(2)
+      expect(refused.stderr.trim().split('\n')).toHaveLength(1)
+      expect(refused.stderr).toMatch(/refusing to (cancel|roll back) workflow wf-\S+ without --yes.*hint: add --yes, or run with --check/)
+    }
+    expect((await orch(['status', id, '--store', store])).json().status).toBe('failed')
+  })
+
+  it('read-only commands outside a workspace create no .prov/ (list prints [], the others exit 5)', async () => {
+    const t = tempEnv('prov-orch-outside-')
+    const outside = join(t.root, 'elsewhere')
+    mkdirSync(outside)
+    try {
+      const env = { ...devEnv, ...t.env, PROV_ORCH_STORE: undefined }
+      const run = (args: string[]) => runCli('prov-orch', args, { env, cwd: outside })
+      const list = await run(['list'])
+      expect(list.code).toBe(0)
+      expect(list.json()).toEqual([])
+      for (const command of ['status', 'logs', 'watch', 'cancel', 'retry', 'rollback']) {
+        const r = await run([command, 'wf-none', '--yes'])
+        expect(r.code, `${command}: ${r.stderr}`).toBe(5)
+        expect(r.stderr).toMatch(/no workflow 'wf-none' \(there is no orchestrator store here yet\)/)
+      }
+      expect(readdirSync(outside)).toEqual([])
+    } finally {
+      t.cleanup()
+    }
   })
 })

@@ -1,16 +1,23 @@
-import { defineProvCommand } from '@prov/core'
-import { openStore, requireId, storeArg } from '../context'
+import { confirmOrRefuse, defineProvCommand, usageError } from '@prov/core'
+import { idArg, requireId, storeArg, withWorkflowStore } from '../context'
 
 export default defineProvCommand({
-  meta: { name: 'cancel', description: 'Cancel a workflow: queued steps never start, running ones are killed (process group)' },
-  args: { store: storeArg },
+  meta: {
+    name: 'cancel',
+    description: 'Cancel a workflow: queued steps never start, running ones are killed (process group)',
+    examples: ['prov-orch cancel wf-20261130-abc123 --yes', 'prov-orch cancel wf-20261130-abc123 --check'],
+    mutating: true,
+    destructive: true,
+  },
+  args: { id: idArg, store: storeArg },
   async run({ args, positionals, common, emit }) {
     const id = requireId(positionals, 'cancel')
-    const store = await openStore(common, args.store)
-    try {
+    await withWorkflowStore(common, args.store, id, async (store) => {
+      if (common.check) return emit(await store.preview('cancel', id))
+      if (!(await confirmOrRefuse({ yes: common.yes, what: `cancel workflow ${id}`, question: `cancel workflow ${id} (its running steps are killed)?` }))) {
+        throw usageError('cancel not confirmed; nothing changed')
+      }
       emit(await store.cancel(id))
-    } finally {
-      await store.close()
-    }
+    })
   },
 })

@@ -1,16 +1,18 @@
 import { defineProvCommand } from '@prov/core'
-import { openStore, requireId, storeArg } from '../context'
+import { idArg, requireId, storeArg, withWorkflowStore } from '../context'
 
 export default defineProvCommand({
-  meta: { name: 'retry', description: 'Queue the failed and cancelled steps of a workflow again (completed steps are kept)' },
-  args: { store: storeArg, step: { type: 'string', description: 'Check that this step exists and is among those retried' } },
+  meta: {
+    name: 'retry',
+    description: 'Queue the failed and cancelled steps of a workflow again (completed steps are kept)',
+    examples: ['prov-orch retry wf-20261130-abc123', 'prov-orch retry wf-20261130-abc123 --step deploy --check'],
+    mutating: true,
+  },
+  args: { id: idArg, store: storeArg, step: { type: 'string', description: 'Check that this step exists and is among those retried' } },
   async run({ args, positionals, common, emit }) {
     const id = requireId(positionals, 'retry')
-    const store = await openStore(common, args.store)
-    try {
-      emit(await store.retry(id, args.step))
-    } finally {
-      await store.close()
-    }
+    await withWorkflowStore(common, args.store, id, async (store) => {
+      emit(common.check ? await store.preview('retry', id, args.step) : await store.retry(id, args.step))
+    })
   },
 })

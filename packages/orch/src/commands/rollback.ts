@@ -1,16 +1,23 @@
-import { defineProvCommand } from '@prov/core'
-import { openStore, requireId, storeArg } from '../context'
+import { confirmOrRefuse, defineProvCommand, usageError } from '@prov/core'
+import { idArg, requireId, storeArg, withWorkflowStore } from '../context'
 
 export default defineProvCommand({
-  meta: { name: 'rollback', description: 'Run the compensations of a finished workflow’s completed steps, in reverse dependency order' },
-  args: { store: storeArg },
+  meta: {
+    name: 'rollback',
+    description: 'Run the compensations of a finished workflow’s completed steps, in reverse dependency order',
+    examples: ['prov-orch rollback wf-20261130-abc123 --yes', 'prov-orch rollback wf-20261130-abc123 --check'],
+    mutating: true,
+    destructive: true,
+  },
+  args: { id: idArg, store: storeArg },
   async run({ args, positionals, common, emit }) {
     const id = requireId(positionals, 'rollback')
-    const store = await openStore(common, args.store)
-    try {
+    await withWorkflowStore(common, args.store, id, async (store) => {
+      if (common.check) return emit(await store.preview('rollback', id))
+      if (!(await confirmOrRefuse({ yes: common.yes, what: `roll back workflow ${id}`, question: `roll back workflow ${id} (its compensations run)?` }))) {
+        throw usageError('rollback not confirmed; nothing changed')
+      }
       emit(await store.rollback(id))
-    } finally {
-      await store.close()
-    }
+    })
   },
 })

@@ -1,19 +1,27 @@
 import { defineProvCommand, failedError, writeStdout } from '@prov/core'
-import { engineSettings, followEvents, openStore, positiveInt, readWorkflowArg, storeArg } from '../context'
+import { compiledRecord, engineSettings, followEvents, openStore, positiveInt, readWorkflowArg, storeArg, workflowFileArg } from '../context'
 
 export default defineProvCommand({
   meta: {
     name: 'run',
     description:
       'Run a workflow in this process (no server): events on stderr (or stdout with --out ndjson), the final status as JSON; exit code of the workflow',
+    examples: ['prov-orch run deploy.yaml', 'prov-orch run deploy.yaml --check', 'prov-orch run deploy.yaml --out ndjson | jq .type'],
+    mutating: true,
+    uses: ['parallel'],
   },
   args: {
+    file: workflowFileArg,
     store: storeArg,
     concurrency: { type: 'string', description: 'Steps at once in this engine (global limit, default 32)', valueHint: 'N' },
   },
   async run({ args, positionals, common, log, emit }) {
     const workflow = await readWorkflowArg(positionals, 'run')
     const concurrency = positiveInt(args.concurrency, '--concurrency', common.parallel ?? 32)
+    if (common.check) {
+      log.info(`--check: workflow '${workflow.name}' (${workflow.steps.length} steps) would run; nothing was started`)
+      return emit(compiledRecord(workflow))
+    }
     const store = await openStore(common, args.store)
     const { Engine } = await import('../engine')
     try {

@@ -14,6 +14,12 @@ export default defineProvCommand({
     name: 'serve',
     description:
       'REST API (+ an engine): the owner-only unix socket .prov/orch.sock, and TCP 127.0.0.1:9090 with the token in .prov/orch.token; any other address needs --auth jwt',
+    examples: [
+      'prov-orch serve',
+      'prov-orch serve --host 0.0.0.0 --auth jwt --jwt-key /etc/prov/jwt.pem',
+      'prov-orch serve --no-engine --store postgres://prov@db:5432/prov',
+    ],
+    mutating: true,
   },
   args: {
     host: { type: 'string', description: 'Address to bind (default config orchestrator.host, 127.0.0.1)' },

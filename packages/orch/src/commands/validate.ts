@@ -1,11 +1,17 @@
 import { defineProvCommand } from '@prov/core'
-import { readWorkflowArg } from '../context'
+import { compiledRecord, readWorkflowArg, workflowFileArg } from '../context'
 
 export default defineProvCommand({
-  meta: { name: 'validate', description: 'Check a workflow file (schema, references, cycles) and print its compiled steps' },
+  meta: {
+    name: 'validate',
+    description: 'Check a workflow file (schema, references, cycles) and print its compiled steps',
+    examples: ['prov-orch validate deploy.yaml', 'cat deploy.yaml | prov-orch validate -'],
+    mutating: false,
+  },
+  args: { file: workflowFileArg },
   async run({ positionals, emit, log }) {
     const workflow = await readWorkflowArg(positionals, 'validate')
     log.success(`workflow '${workflow.name}' is valid (${workflow.steps.length} steps)`)
-    emit({ ...workflow, schema: 'prov.orch.workflow.compiled/v1' })
+    emit(compiledRecord(workflow))
   },
 })

@@ -3,7 +3,12 @@ import { engineSettings, openStore, positiveInt, storeArg } from '../context'
 import { parseDuration } from '../units'
 
 export default defineProvCommand({
-  meta: { name: 'worker', description: 'Run workflow steps from a store (PostgreSQL: several workers share the work; SQLite: one engine per file)' },
+  meta: {
+    name: 'worker',
+    description: 'Run workflow steps from a store (PostgreSQL: several workers share the work; SQLite: one engine per file)',
+    examples: ['prov-orch worker --until-idle', 'prov-orch worker --store postgres://prov@db:5432/prov --concurrency 8'],
+    mutating: true,
+  },
   args: {
     store: storeArg,
     concurrency: { type: 'string', description: 'Steps at once in this worker (default 32)', valueHint: 'N' },

@@ -22,10 +22,17 @@ import { recover } from './sql/recover'
 import { retry } from './sql/retry'
 import { rollback } from './sql/rollback'
 import { newWorkflowId, submit } from './sql/submit'
-import { inTx } from './tx'
-import type { AuditEntry, StepKind, StepProcess, StepResult } from './types'
+import { inTx, type Tx } from './tx'
+import type { AuditEntry, StepKind, StepProcess, StepRecord, StepResult, WorkflowRecord } from './types'
 
 export * from './types'
+
+/** Thrown inside a preview's transaction to roll it back, carrying what the operation produced. */
+class PreviewOutcome extends Error {
+  constructor(readonly record: WorkflowRecord & { steps: StepRecord[] }) {
+    super('preview')
+  }
+}
 
 export class OrchStore implements EngineStore {
   private constructor(
@@ -79,6 +86,25 @@ export class OrchStore implements EngineStore {
   async retry(id: string, stepId?: string) {
     await inTx(this.db, (tx) => retry(tx, id, stepId))
     return this.get(id)
+  }
+
+  /**
+   * What cancel, rollback or retry would make of a workflow, without changing it: the operation
+   * runs in a transaction that is rolled back after the result is read, so the preview refuses
+   * exactly what the operation would refuse (an unknown id, a retry of a succeeded workflow).
+   */
+  async preview(action: 'cancel' | 'rollback' | 'retry', id: string, stepId?: string): Promise<WorkflowRecord & { steps: StepRecord[] }> {
+    const operations = { cancel: (tx: Tx) => cancel(tx, id), rollback: (tx: Tx) => rollback(tx, id), retry: (tx: Tx) => retry(tx, id, stepId) }
+    try {
+      await inTx(this.db, async (tx) => {
+        await operations[action](tx)
+        throw new PreviewOutcome({ ...(await getWorkflow(tx.q, id)), steps: await listSteps(tx.q, id) })
+      })
+    } catch (outcome) {
+      if (outcome instanceof PreviewOutcome) return outcome.record
+      throw outcome
+    }
+    throw new Error('unreachable: a preview always ends by rolling back')
   }
 
   // What an engine uses (EngineStore).

@@ -1,10 +1,10 @@
 import { notFoundError } from '@prov/core'
-import type { Db } from '../db'
+import type { Db, Sql } from '../db'
 import { chunks, iso, placeholders, type StepRow, stepRecord, type WorkflowRow, workflowRecord } from '../rows'
 import { ACTIVE_SQL, type LogRecord, type Metrics, type StepKind, type StepRecord, type WorkflowRecord } from '../types'
 
 /** Main steps by status, per workflow. */
-async function countsOf(db: Db, ids: string[]): Promise<Map<string, Record<string, number>>> {
+async function countsOf(db: Sql, ids: string[]): Promise<Map<string, Record<string, number>>> {
   const out = new Map<string, Record<string, number>>(ids.map((id) => [id, {}]))
   for (const chunk of chunks(ids)) {
     const rows = await db.all<{ workflow_id: string; status: string; n: number }>(
@@ -16,13 +16,13 @@ async function countsOf(db: Db, ids: string[]): Promise<Map<string, Record<strin
   return out
 }
 
-export async function getWorkflow(db: Db, id: string): Promise<WorkflowRecord> {
+export async function getWorkflow(db: Sql, id: string): Promise<WorkflowRecord> {
   const [row] = await db.all<WorkflowRow>('SELECT * FROM orch_workflows WHERE id = ?', [id])
   if (!row) throw notFoundError(`no workflow '${id}'`, { hint: 'prov-orch list' })
   return workflowRecord(row, (await countsOf(db, [id])).get(id) ?? {})
 }
 
-export async function listSteps(db: Db, id: string, kind?: StepKind): Promise<StepRecord[]> {
+export async function listSteps(db: Sql, id: string, kind?: StepKind): Promise<StepRecord[]> {
   const rows = await db.all<StepRow>(
     `SELECT * FROM orch_steps WHERE workflow_id = ?${kind ? ' AND kind = ?' : ''} ORDER BY kind, seq`,
     kind ? [id, kind] : [id],
