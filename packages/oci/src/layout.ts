@@ -2,6 +2,7 @@ import { closeSync, createReadStream, existsSync, fstatSync, openSync, readFileS
 import type { Readable } from 'node:stream'
 import { containedPath, failedError, notFoundError, removeContained, usageError, withLock, writeFileAtomic } from '@prov/core'
 import { writeBlobFile, writeBlobStream } from './blob-file'
+import { parseJson } from './json'
 import { isDigest, isTag } from './ref'
 import type { FetchedManifest, Target } from './target'
 import { type Descriptor, type ImageIndex, MAX_BLOB_BYTES, MAX_INDEX_FILE_BYTES, MAX_MANIFEST_BYTES, MEDIA, manifestMediaTypes } from './types'
@@ -49,13 +50,10 @@ export class LayoutTarget implements Target {
   readIndex(): ImageIndex {
     const file = this.path('index.json')
     if (!existsSync(file)) return { schemaVersion: 2, mediaType: MEDIA.index, manifests: [] }
-    try {
-      const index = JSON.parse(readBounded(file, MAX_INDEX_FILE_BYTES).toString('utf8')) as ImageIndex
-      if (!Array.isArray(index.manifests) || index.manifests.some((d) => typeof d?.digest !== 'string')) throw new Error('no manifests array of descriptors')
-      return index
-    } catch (error) {
-      throw failedError(`malformed OCI layout index: ${(error as Error).message}`, { location: file })
-    }
+    const index = parseJson<ImageIndex>(readBounded(file, MAX_INDEX_FILE_BYTES), 'OCI layout index', file)
+    if (typeof index !== 'object' || index === null || !Array.isArray(index.manifests) || index.manifests.some((d) => typeof d?.digest !== 'string'))
+      throw failedError('malformed OCI layout index: no manifests array of descriptors', { location: file })
+    return index
   }
 
   private async updateIndex(update: (index: ImageIndex) => void): Promise<void> {
@@ -76,7 +74,7 @@ export class LayoutTarget implements Target {
       const path = this.blobPath(reference)
       if (existsSync(path)) {
         const bytes = readBounded(path, MAX_MANIFEST_BYTES)
-        const mediaType = (JSON.parse(bytes.toString('utf8')) as { mediaType?: string }).mediaType ?? MEDIA.manifest
+        const mediaType = parseJson<{ mediaType?: string }>(bytes, `manifest ${reference}`, this.name).mediaType ?? MEDIA.manifest
         return { mediaType, digest: reference, size: bytes.length }
       }
       throw notFoundError(`manifest ${reference} not found in ${this.name}`)
@@ -157,7 +155,7 @@ export class LayoutTarget implements Target {
 
   async pushManifest(descriptor: Descriptor, bytes: Buffer, tag?: string): Promise<void> {
     await this.pushBlob(descriptor, bytes)
-    const parsed = JSON.parse(bytes.toString('utf8')) as { artifactType?: string; subject?: Descriptor; config?: Descriptor }
+    const parsed = parseJson<{ artifactType?: string; subject?: Descriptor; config?: Descriptor }>(bytes, `manifest ${descriptor.digest}`, this.name)
     const entry: Descriptor = { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size }
     const artifactType = parsed.artifactType ?? parsed.config?.mediaType
     if (artifactType && artifactType !== 'application/vnd.oci.image.config.v1+json') entry.artifactType = artifactType
@@ -199,7 +197,7 @@ export class LayoutTarget implements Target {
       if (entry.annotations?.['dev.prov.subject'] !== undefined && entry.annotations['dev.prov.subject'] !== digest) continue
       let manifest: { subject?: Descriptor; artifactType?: string; annotations?: Record<string, string> }
       try {
-        manifest = JSON.parse((await this.fetchBlob(entry)).toString('utf8'))
+        manifest = parseJson(await this.fetchBlob(entry), `manifest ${entry.digest}`, this.name)
       } catch {
         continue
       }

@@ -1,5 +1,6 @@
 import type { ExtensionKind } from '@prov/core'
 import { failedError } from '@prov/core'
+import { parseJson } from './json'
 import { isDigest } from './ref'
 import {
   type Descriptor,
@@ -17,12 +18,9 @@ export type ParsedManifest = { type: 'manifest'; value: ImageManifest } | { type
 
 /** Parses manifest bytes; an unknown media type is a clear error. */
 export function parseManifest(bytes: Buffer, descriptor: Descriptor, where: string): ParsedManifest {
-  let value: ImageManifest & ImageIndex
-  try {
-    value = JSON.parse(bytes.toString('utf8'))
-  } catch {
-    throw failedError(`manifest ${descriptor.digest} is not JSON`, { location: where })
-  }
+  const value = parseJson<ImageManifest & ImageIndex>(bytes, `manifest ${descriptor.digest}`, where)
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw failedError(`manifest ${descriptor.digest} is not a JSON object`, { location: where })
   const mediaType = value.mediaType ?? descriptor.mediaType
   if (!manifestMediaTypes.includes(mediaType)) {
     throw failedError(`unknown manifest media type '${mediaType ?? 'none'}'`, { location: where, hint: `prov-oci reads ${manifestMediaTypes.join(', ')}` })

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { deniedError, failedError, notFoundError, ProvError } from '@prov/core'
 import { type Credential, findCredential } from './credentials'
+import { parseJson } from './json'
 import { isLoopbackHost } from './ref'
 import { MAX_ERROR_BODY_BYTES, MAX_LISTED_NAMES, MAX_RESPONSE_BYTES } from './types'
 import { readVerified } from './verify'
@@ -68,14 +69,6 @@ function parseChallenge(value: string | undefined): Challenge | undefined {
   const params: Record<string, string> = {}
   for (const m of match[2].matchAll(/(\w+)="([^"]*)"/g)) params[m[1]] = m[2]
   return { scheme, params }
-}
-
-export function parseJson<T>(bytes: Buffer, what: string): T {
-  try {
-    return JSON.parse(bytes.toString('utf8')) as T
-  } catch {
-    throw failedError(`${what} is not JSON`)
-  }
 }
 
 function nextLink(value: string | undefined): string | undefined {
@@ -197,12 +190,12 @@ export class RegistryClient {
       throw failedError(`token service ${realm} answered ${status}`)
     }
     const what = `the answer of the token service ${realm}`
-    const body = parseJson<{ token?: string; access_token?: string }>(
+    const body = parseJson<{ token?: unknown; access_token?: unknown } | null>(
       (await readVerified(response, { limit: MAX_RESPONSE_BYTES, what, where: realm })).bytes,
       what,
     )
-    const token = body.token ?? body.access_token
-    if (!token) throw failedError(`token service ${realm} returned no token`)
+    const token = body?.token ?? body?.access_token
+    if (typeof token !== 'string' || !token) throw failedError(`token service ${realm} returned no token`)
     return `Bearer ${token}`
   }
 
@@ -296,9 +289,9 @@ export class RegistryClient {
     let code = ''
     let message = ''
     try {
-      const body = JSON.parse(bodyBytes.toString('utf8')) as { errors?: { code?: string; message?: string }[] }
-      code = body.errors?.[0]?.code ?? ''
-      message = body.errors?.[0]?.message ?? ''
+      const first = parseJson<{ errors?: { code?: unknown; message?: unknown }[] } | null>(bodyBytes, 'error body')?.errors?.[0]
+      code = typeof first?.code === 'string' ? first.code : ''
+      message = typeof first?.message === 'string' ? first.message : ''
     } catch {
       // no JSON error body
     }
@@ -340,7 +333,7 @@ export class RegistryClient {
     for (let path: string | undefined = first; path; ) {
       const response: RegistryResponse = await this.request('GET', path, { ...options, what: `a page of ${what}` })
       if (response.status !== 200) return undefined
-      const page = parseJson<Record<string, unknown>>(response.body, `a page of ${what}`)[field] ?? []
+      const page = parseJson<Record<string, unknown> | null>(response.body, `a page of ${what}`)?.[field] ?? []
       if (!Array.isArray(page) || page.some((n) => typeof n !== 'string')) throw failedError(`a page of ${what} is not a list of names`, { location: path })
       names.push(...(page as string[]))
       if (names.length > MAX_LISTED_NAMES) throw failedError(`${what} lists more than ${MAX_LISTED_NAMES} names: refused`, { location: path })

@@ -1,8 +1,9 @@
 import type { Readable } from 'node:stream'
 import { ExitCode, failedError, notFoundError, ProvError } from '@prov/core'
 import { descriptorFor } from './digest'
+import { parseJson } from './json'
 import { isDigest } from './ref'
-import { header, parseJson, type RegistryClient } from './registry-client'
+import { header, type RegistryClient } from './registry-client'
 import { BlobUploader } from './registry-upload'
 import type { FetchedManifest, Target } from './target'
 import { ACCEPT_MANIFESTS, type Descriptor, type ImageIndex, MAX_BLOB_BYTES, MAX_INDEX_MANIFESTS, MAX_MANIFEST_BYTES, MEDIA, manifestMediaTypes } from './types'
@@ -10,7 +11,7 @@ import { collect, verifiedStream, verifyBytes } from './verify'
 
 /** The descriptors of a referrers index, bounded in number. */
 function referrersOf(bytes: Buffer, what: string): Descriptor[] {
-  const manifests = parseJson<ImageIndex>(bytes, what).manifests ?? []
+  const manifests = parseJson<ImageIndex | null>(bytes, what)?.manifests ?? []
   if (!Array.isArray(manifests)) throw failedError(`${what} has no list of manifests`)
   if (manifests.length > MAX_INDEX_MANIFESTS) throw failedError(`${what} lists more than ${MAX_INDEX_MANIFESTS} manifests: refused`)
   return manifests
@@ -71,8 +72,8 @@ export class RegistryTarget implements Target {
     })
     if (response.status === 404) throw this.notFound(reference)
     const bytes = response.body
-    const parsed = parseJson<{ mediaType?: string }>(bytes, what)
-    const mediaType = parsed.mediaType ?? (header(response.headers, 'content-type') ?? '').split(';')[0].trim()
+    const parsed = parseJson<{ mediaType?: string } | null>(bytes, what)
+    const mediaType = parsed?.mediaType ?? (header(response.headers, 'content-type') ?? '').split(';')[0].trim()
     if (!manifestMediaTypes.includes(mediaType)) {
       throw failedError(`unknown manifest media type '${mediaType || 'none'}' for ${this.name}:${reference}`, {
         hint: `prov-oci reads ${manifestMediaTypes.join(', ')}`,

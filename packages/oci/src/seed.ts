@@ -6,6 +6,7 @@ import { Readable } from 'node:stream'
 import { failedError, getServer, repoRoot, SshPool, shellQuote, targetOf, usageError, type Workspace } from '@prov/core'
 import type { BundleManifest } from './bundle'
 import type { OciContext } from './context'
+import { parseJson } from './json'
 import { LayoutTarget } from './layout'
 import { kindOf, parseManifest } from './manifest'
 import { planPull, pullArtifact } from './pull'
@@ -201,7 +202,8 @@ export async function seedServer(
       const show = await pool.exec(sshTarget, `${shellQuote(`${dest}/bin/prov`)} config show -o json`, { timeoutMs: 120_000 })
       let configOk = false
       try {
-        configOk = show.code === 0 && (JSON.parse(show.stdout) as { workspace?: { name?: string } }).workspace?.name === loaded.bundle.workspace
+        configOk =
+          show.code === 0 && parseJson<{ workspace?: { name?: string } } | null>(show.stdout, 'prov config show')?.workspace?.name === loaded.bundle.workspace
       } catch {
         configOk = false
       }
@@ -219,7 +221,7 @@ export async function seedServer(
 function lastJsonLine(text: string): Record<string, unknown> | undefined {
   const line = text.trim().split('\n').pop()
   try {
-    return line ? (JSON.parse(line) as Record<string, unknown>) : undefined
+    return line ? (parseJson<Record<string, unknown> | null>(line, 'bootstrap record') ?? undefined) : undefined
   } catch {
     return undefined
   }

@@ -2,6 +2,7 @@ import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, ve
 import { existsSync, readFileSync } from 'node:fs'
 import { assertPrivateKeyMode, deniedError, forEachLimit, registerSecretValue, usageError } from '@prov/core'
 import { descriptorFor } from './digest'
+import { parseJson } from './json'
 import { parseManifest } from './manifest'
 import { copyBlob, type Target } from './target'
 import { type Descriptor, type ImageManifest, MAX_CONFIG_BYTES, MEDIA, PROV_ARTIFACT, PROV_SIGNATURE_PAYLOAD } from './types'
@@ -132,8 +133,7 @@ export async function verifyManifest(target: Target, subject: Descriptor, keys: 
       if (!key || !layer || layer.mediaType !== PROV_SIGNATURE_PAYLOAD) continue
       if (layer.size > MAX_CONFIG_BYTES) continue
       const payload = await target.fetchBlob(layer)
-      const claimed = (JSON.parse(payload.toString('utf8')) as { critical?: { image?: { manifest_digest?: string } } }).critical?.image?.manifest_digest
-      if (claimed !== subject.digest) continue
+      if (signedDigest(payload) !== subject.digest) continue
       const algorithm = algorithmOf(key)
       const ok = verify(algorithm === 'ed25519' ? null : 'sha256', payload, key, Buffer.from(manifest.annotations?.[SIG] ?? '', 'base64'))
       if (ok) {
@@ -182,4 +182,13 @@ export async function copyReferrers(src: Target, dst: Target, subject: Descripto
 
 export function trustedKeys(paths: string[]): KeyObject[] {
   return paths.map((p) => readKey(p, 'public'))
+}
+
+/** The manifest digest a signature payload claims; a payload that is not such JSON claims nothing. */
+function signedDigest(payload: Buffer): string | undefined {
+  try {
+    return parseJson<{ critical?: { image?: { manifest_digest?: string } } } | null>(payload, 'signature payload')?.critical?.image?.manifest_digest
+  } catch {
+    return undefined
+  }
 }

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream'
 import { failedError } from '@prov/core'
+import { parseJson } from './json'
 import { type Descriptor, MAX_CONFIG_BYTES } from './types'
 
 export interface FetchedManifest {
@@ -66,10 +67,5 @@ export async function copyBlob(src: Target, dst: Target, descriptor: Descriptor)
 /** A small JSON blob (a config, a signature payload), its announced size checked before it is fetched. */
 export async function readJsonBlob<T>(target: Target, descriptor: Descriptor, what: string): Promise<T> {
   if (descriptor.size > MAX_CONFIG_BYTES) throw failedError(`${what} of ${descriptor.size} bytes is larger than the ${MAX_CONFIG_BYTES} allowed: refused`)
-  const bytes = await target.fetchBlob(descriptor)
-  try {
-    return JSON.parse(bytes.toString('utf8')) as T
-  } catch {
-    throw failedError(`${what} is not JSON`, { location: descriptor.digest })
-  }
+  return parseJson<T>(await target.fetchBlob(descriptor), what, descriptor.digest)
 }

@@ -209,6 +209,77 @@ describe('a hostile registry', () => {
   })
 })
 
+describe('deeply nested documents', () => {
+  const deep = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`
+  const expectTooDeep = (result: { code: number; stderr: string }, what: RegExp) => {
+    expect(result.code, result.stderr).toBe(2)
+    expect(result.stderr.trim().split('\n')).toHaveLength(1)
+    expect(result.stderr).toMatch(new RegExp(`^prov-oci: error: ${what.source} is nested too deeply \\(more than 100 levels\\)`))
+  }
+
+  it('a manifest or a config nested 100 000 levels deep is refused (exit 2, one line), nothing written', async () => {
+    const config = Buffer.from('{}')
+    const configDescriptor = { mediaType: MEDIA.empty, digest: sha(config), size: config.length }
+    const deepManifest = Buffer.from(
+      `{"schemaVersion":2,"mediaType":"${MEDIA.manifest}","config":${JSON.stringify(configDescriptor)},"layers":[],"annotations":{"x":${deep(100_000)}}}`,
+    )
+    const deepConfig = Buffer.from(`{"a":${deep(100_000)}}`)
+    const deepConfigDescriptor = { mediaType: 'application/vnd.prov.manifest.config.v1+json', digest: sha(deepConfig), size: deepConfig.length }
+    const shallowManifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MEDIA.manifest,
+        artifactType: 'application/vnd.prov.taskserv.v1+json',
+        config: deepConfigDescriptor,
+        layers: [],
+      }),
+    )
+    const registry = await scriptedRegistry({
+      ...manifestRoutes('deep/manifest', deepManifest),
+      ...manifestRoutes('deep/config', shallowManifest),
+      [`/v2/deep/config/blobs/${deepConfigDescriptor.digest}`]: (_req, res) => res.writeHead(200, { 'content-length': deepConfig.length }).end(deepConfig),
+    })
+    try {
+      expectTooDeep(await oci(['inspect', `${registry.host}/deep/manifest:v1`]), /manifest of .*deep\/manifest:v1/)
+      const to = join(ws.root, 'out-deep')
+      const pulled = await oci(['pull', `${registry.host}/deep/manifest:v1`, '--to', join(to, 'dest')])
+      expectTooDeep(pulled, /manifest of .*deep\/manifest:(v1|sha256:[0-9a-f]{64})/)
+      expect(existsSync(to)).toBe(false)
+      expectTooDeep(await oci(['inspect', `${registry.host}/deep/config:v1`]), /config of .*deep\/config:v1/)
+      const pulledConfig = await oci(['pull', `${registry.host}/deep/config:v1`, '--to', join(to, 'dest')])
+      expectTooDeep(pulledConfig, /artifact config of .*deep\/config:v1/)
+      expect(existsSync(to)).toBe(false)
+    } finally {
+      await registry.close()
+    }
+  })
+
+  it("a registry's deeply nested error body still gives the registry's status as one line", async () => {
+    const registry = await scriptedRegistry({
+      '/v2/deep/errors/manifests/v1': (_req, res) => res.writeHead(403, { 'content-type': 'application/json' }).end(`{"errors":${deep(100_000)}}`),
+    })
+    try {
+      const result = await oci(['inspect', `${registry.host}/deep/errors:v1`])
+      expect(result.code, result.stderr).toBe(4)
+      expect(result.stderr.trim().split('\n')).toHaveLength(1)
+      expect(result.stderr).toMatch(/^prov-oci: error: access to .* denied \(HTTP 403\)/)
+    } finally {
+      await registry.close()
+    }
+  })
+
+  it('a layout index.json nested 100 000 levels deep is refused (exit 2) by the commands that read it', async () => {
+    const layout = await layoutWith('deep-index', [])
+    writeFileSync(join(layout, 'index.json'), `{"schemaVersion":2,"manifests":${deep(100_000)}}`)
+    for (const args of [
+      ['tags', `layout:${layout}`],
+      ['inspect', `layout:${layout}:v1`],
+      ['delete', `layout:${layout}:v1`, '--yes'],
+    ])
+      expectTooDeep(await oci(args), /OCI layout index/)
+  })
+})
+
 describe('layout references and containment', () => {
   it('a layout tag holding / or .. is refused (exit 2) by every command, and nothing is created', async () => {
     const layout = join(ws.root, 'traversal')

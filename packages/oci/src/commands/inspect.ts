@@ -1,5 +1,6 @@
 import { defineProvCommand } from '@prov/core'
 import { ociContext, referenceName, transportArgs } from '../context'
+import { parseJson } from '../json'
 import { kindOf, parseManifest } from '../manifest'
 import { formatReference } from '../ref'
 import { PROV_BUNDLE_CONFIG, PROV_CONFIG } from '../types'
@@ -33,7 +34,7 @@ export default defineProvCommand({
       (manifest.config.mediaType === PROV_CONFIG || manifest.config.mediaType === PROV_BUNDLE_CONFIG || manifest.config.mediaType.endsWith('+json')) &&
       manifest.config.size < 1024 * 1024
     ) {
-      config = JSON.parse((await target.fetchBlob(manifest.config)).toString('utf8'))
+      config = parseJson(await target.fetchBlob(manifest.config), `config of ${formatReference(ref)}`, manifest.config.digest)
     }
     emit({
       schema: 'prov.oci.inspect/v1',
