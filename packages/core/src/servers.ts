@@ -1,69 +1,13 @@
 import { createHash } from 'node:crypto'
 import { notFoundError, usageError } from './errors'
-import { zodLib } from './lazy'
 import { type WorkspacePaths, workspacePaths } from './paths'
+import { SERVER_SCHEMA, type ServerRecord, serverRecordSchema } from './server-schema'
 import { readJsonFile, updateJsonFile } from './state'
 import { expectSchema } from './stdin'
 import { didYouMean } from './suggest'
 import { serialised } from './util/queue'
 
-/** Schema id of one server record (docs/json-contract.md). */
-export const SERVER_SCHEMA = 'prov.server/v1'
-
-export const serverStatuses = ['running', 'stopped', 'creating', 'error', 'unknown'] as const
-export type ServerStatus = (typeof serverStatuses)[number]
-
-/** Server names: usable as hostnames, file names and in namespace names. */
-export const serverNamePattern = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
-
-function buildServerRecordSchema() {
-  const { z } = zodLib()
-  return z.looseObject({
-    schema: z.literal(SERVER_SCHEMA),
-    name: z.string().regex(serverNamePattern, 'a hostname-like name: lower-case letters, digits and -'),
-    provider: z.string().min(1),
-    status: z.enum(serverStatuses),
-    hostname: z.string(),
-    ip_address: z.string(),
-    ssh: z.looseObject({ user: z.string().min(1), port: z.number().int().min(1).max(65535) }),
-    labels: z.record(z.string(), z.string()),
-    infra: z.string().nullable(),
-    cores: z.number().nullable(),
-    memory_mb: z.number().nullable(),
-    disk_gb: z.number().nullable(),
-    zone: z.string().nullable(),
-    plan: z.string().nullable(),
-    image: z.string().nullable(),
-    created_at: z.string(),
-  })
-}
-
-let builtRecordSchema: ReturnType<typeof buildServerRecordSchema> | undefined
-/** The zod schema of a server record (built on first use: zod loads only when needed). */
-export function serverRecordSchema(): ReturnType<typeof buildServerRecordSchema> {
-  builtRecordSchema ??= buildServerRecordSchema()
-  return builtRecordSchema
-}
-
-/** One server as every prov binary sees it (`prov.server/v1`). */
-export interface ServerRecord {
-  schema: typeof SERVER_SCHEMA
-  name: string
-  provider: string
-  status: ServerStatus
-  hostname: string
-  ip_address: string
-  ssh: { user: string; port: number }
-  labels: Record<string, string>
-  infra: string | null
-  cores: number | null
-  memory_mb: number | null
-  disk_gb: number | null
-  zone: string | null
-  plan: string | null
-  image: string | null
-  created_at: string
-}
+export * from './server-schema'
 
 /**
  * `.prov/servers.json`: the records plus provider-private runtime data (pids, namespaces...),
@@ -169,12 +113,27 @@ export function serversFromRecords(records: unknown[], source = 'stdin'): Server
   })
 }
 
+/** JSON with object keys sorted at every level: equal data gives equal text. Depth-bounded input only. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
+  }
+  return JSON.stringify(value) ?? 'null'
+}
+
 /**
- * A fingerprint of the server state a plan was computed from: plans carry it, and apply
- * refuses a plan whose fingerprint no longer matches (state changed since planning).
+ * A fingerprint of the server state a plan was computed from and of what the plan says (its
+ * actions, summary, source): plans carry it, and apply refuses a plan whose fingerprint no longer
+ * matches, because servers changed since planning or the plan was edited afterwards. `covered`
+ * must be depth-bounded (validated) data.
  */
-export function stateFingerprint(records: Iterable<ServerRecord>): string {
+export function stateFingerprint(records: Iterable<ServerRecord>, covered?: unknown): string {
   const lines = [...records].map((r) => JSON.stringify([r.name, r.provider, r.status, r.ip_address, r.ssh?.port, r.created_at])).sort()
+  if (covered !== undefined) lines.push(canonicalJson(covered))
   return `sha256:${createHash('sha256').update(lines.join('\n')).digest('hex')}`
 }
 

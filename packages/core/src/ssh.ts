@@ -1,12 +1,13 @@
 import { execFile } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { chmodSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { basename } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { NodeSSH } from 'node-ssh'
-import { deniedError, ExitCode, failedError, isProvError, ProvError } from './errors'
+import { deniedError, ExitCode, failedError, isProvError, ProvError, usageError } from './errors'
 import { type WorkspacePaths, workspacePaths } from './paths'
-import type { ServerRecord, WorkspaceRef } from './servers'
+import { addressProblem, loginNameProblem, type ServerRecord, type WorkspaceRef } from './servers'
 import { withLock, writeFileAtomic } from './state'
+import { containedPath, mkdirContained } from './util/contain'
 import { serialised } from './util/queue'
 import { shellQuote } from './util/shell'
 
@@ -40,7 +41,7 @@ function run(file: string, args: string[], timeoutMs = 30_000): Promise<{ code: 
   })
 }
 
-/** Refuses a private key readable by group or others (a key must be 0600). */
+/** Refuses a private key readable by group or others: it would let other local users log in as us. */
 export function assertPrivateKeyMode(path: string): void {
   const mode = statSync(path).mode & 0o777
   if (mode & 0o077) {
@@ -54,14 +55,15 @@ export function assertPrivateKeyMode(path: string): void {
 /** The workspace's ed25519 key pair (`.prov/ssh/id_ed25519`, 0600), generated on first need. */
 export async function ensureWorkspaceKey(workspace: WorkspaceRef): Promise<WorkspaceKey> {
   const paths = pathsOf(workspace)
-  const privateKeyPath = paths.sshKey
-  const publicKeyPath = `${privateKeyPath}.pub`
+  const inState = (name: string) => containedPath(paths.state, ['ssh', name], { what: 'the workspace state (.prov)' })
+  const privateKeyPath = inState(basename(paths.sshKey))
+  const publicKeyPath = inState(`${basename(paths.sshKey)}.pub`)
   if (!existsSync(privateKeyPath) || !existsSync(publicKeyPath)) {
     await serialised(privateKeyPath, () =>
       withLock(privateKeyPath, async () => {
         if (existsSync(privateKeyPath) && existsSync(publicKeyPath)) return
-        mkdirSync(dirname(privateKeyPath), { recursive: true, mode: 0o700 })
-        const temp = `${privateKeyPath}.new-${process.pid}`
+        mkdirContained(paths.state, 'ssh', { mode: 0o700, what: 'the workspace state (.prov)' })
+        const temp = inState(`${basename(paths.sshKey)}.new-${process.pid}`)
         const result = await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `prov@${paths.root}`, '-f', temp]).catch((error: Error) => {
           throw failedError(`cannot run ssh-keygen: ${error.message}`, { hint: 'install openssh-client' })
         })
@@ -101,6 +103,12 @@ function parseKnownHosts(text: string): { hosts: string[]; type: string; key: st
   return entries
 }
 
+/** `.prov/known_hosts`, refused when a symlink moves it out of `.prov`. */
+function knownHostsFile(workspace: WorkspaceRef): string {
+  const paths = pathsOf(workspace)
+  return containedPath(paths.state, basename(paths.knownHosts), { what: 'the workspace state (.prov)' })
+}
+
 /** Keys pinned for host:port in the workspace's `.prov/known_hosts`. */
 export function pinnedHostKeys(workspace: WorkspaceRef, host: string, port: number): PinnedKey[] {
   const file = pathsOf(workspace).knownHosts
@@ -116,7 +124,8 @@ export function pinnedHostKeys(workspace: WorkspaceRef, host: string, port: numb
  * for that endpoint before (a new server behind a reused address).
  */
 export async function recordHostKeys(workspace: WorkspaceRef, host: string, port: number, keyLines: string[]): Promise<PinnedKey[]> {
-  const file = pathsOf(workspace).knownHosts
+  assertSshTarget({ host, port, user: 'root' })
+  const file = knownHostsFile(workspace)
   const name = knownHostsName(host, port)
   const keys: PinnedKey[] = []
   for (const line of keyLines) {
@@ -139,7 +148,7 @@ export async function recordHostKeys(workspace: WorkspaceRef, host: string, port
 
 /** Forgets the pinned keys of host:port (the server was deleted). */
 export async function forgetHostKey(workspace: WorkspaceRef, host: string, port: number): Promise<void> {
-  const file = pathsOf(workspace).knownHosts
+  const file = knownHostsFile(workspace)
   if (!existsSync(file)) return
   const name = knownHostsName(host, port)
   await serialised(file, () =>
@@ -159,13 +168,14 @@ export interface PinOptions {
 
 /** Fetches the host keys of host:port (ssh-keyscan) and pins them. Retries until the timeout. */
 export async function pinHostKey(workspace: WorkspaceRef, host: string, port: number, options: PinOptions = {}): Promise<PinnedKey[]> {
+  assertSshTarget({ host, port, user: 'root' })
   const timeoutMs = options.timeoutMs ?? 10_000
   const deadline = Date.now() + timeoutMs
   let delay = 100
   let lastError = ''
   for (;;) {
     const remaining = Math.max(1, Math.ceil((deadline - Date.now()) / 1000))
-    const result = await run('ssh-keyscan', ['-T', String(Math.min(remaining, 5)), '-p', String(port), host], (Math.min(remaining, 5) + 2) * 1000).catch(
+    const result = await run('ssh-keyscan', ['-T', String(Math.min(remaining, 5)), '-p', String(port), '--', host], (Math.min(remaining, 5) + 2) * 1000).catch(
       (error: Error) => ({ code: 1, stdout: '', stderr: error.message }),
     )
     const lines = result.stdout
@@ -184,6 +194,20 @@ export async function pinHostKey(workspace: WorkspaceRef, host: string, port: nu
   })
 }
 
+/**
+ * Refuses (exit 2) an endpoint whose host or user could be read as an option or is no address
+ * at all: they end up as arguments of ssh and ssh-keyscan. State edited by hand is input too.
+ */
+export function assertSshTarget(target: SshTarget): SshTarget {
+  const where = target.name ? `server ${target.name}` : `${target.host}:${target.port}`
+  const problem = addressProblem(target.host) ?? loginNameProblem(target.user)
+  if (problem) throw usageError(`refusing to connect to ${where}: ${problem}`, { location: where, hint: 'fix the address or ssh.user of the server' })
+  if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) {
+    throw usageError(`refusing to connect to ${where}: port ${String(target.port)} is not 1-65535`, { location: where })
+  }
+  return target
+}
+
 /** The SSH endpoint of a server record. */
 export function targetOf(server: ServerRecord): SshTarget {
   return { name: server.name, host: server.ip_address, port: server.ssh?.port ?? 22, user: server.ssh?.user ?? 'root' }
@@ -198,6 +222,7 @@ export function systemSshArgs(
   target: SshTarget,
   options: { batch?: boolean; connectTimeoutS?: number; privateKeyPath?: string } = {},
 ): string[] {
+  assertSshTarget(target)
   const paths = pathsOf(workspace)
   return [
     '-i',
@@ -217,6 +242,8 @@ export function systemSshArgs(
     ...(options.batch ? ['-o', 'BatchMode=yes'] : []),
     '-l',
     target.user,
+    // Nothing after `--` is an option: the host and the remote command stay data.
+    '--',
     target.host,
   ]
 }
@@ -240,7 +267,15 @@ export interface SshExecOptions {
   timeoutMs?: number
   onStdout?: (chunk: Buffer) => void
   onStderr?: (chunk: Buffer) => void
+  /**
+   * Bytes of stdout and of stderr kept in the result (each; default `defaultMaxOutputBytes`).
+   * Past it the command keeps running, the rest is read and dropped, and the result says so.
+   */
+  maxOutputBytes?: number
 }
+
+/** Output kept per stream of a remote command unless the caller chooses otherwise (16 MiB). */
+export const defaultMaxOutputBytes = 16 << 20
 
 export interface SshExecResult {
   code: number
@@ -248,6 +283,55 @@ export interface SshExecResult {
   stderr: string
   durationMs: number
   timedOut: boolean
+  /** Bytes the command wrote to each stream (more than the text kept when truncated). */
+  stdoutBytes: number
+  stderrBytes: number
+  /** The kept text of a stream stops at `maxOutputBytes`. */
+  stdoutTruncated: boolean
+  stderrTruncated: boolean
+}
+
+/** Keeps the first `limit` bytes of a stream and counts the rest. */
+class BoundedOutput {
+  private readonly chunks: Buffer[] = []
+  private kept = 0
+  total = 0
+  constructor(private readonly limit: number) {}
+
+  push(chunk: Buffer): void {
+    this.total += chunk.length
+    if (this.kept >= this.limit) return
+    const part = chunk.length > this.limit - this.kept ? chunk.subarray(0, this.limit - this.kept) : chunk
+    this.chunks.push(part)
+    this.kept += part.length
+  }
+
+  get truncated(): boolean {
+    return this.total > this.kept
+  }
+
+  /** Decoded once at the end, so a character split across chunks stays whole. */
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8')
+  }
+}
+
+/** The part of an ssh2 channel the pool uses (node-ssh ships no types for ssh2). */
+interface ExecChannel {
+  on(event: 'data', listener: (chunk: Buffer) => void): void
+  on(event: 'exit', listener: (code: number | null, signal?: string | null) => void): void
+  on(event: 'close', listener: () => void): void
+  stderr: { on(event: 'data', listener: (chunk: Buffer) => void): void }
+  write(data: string): void
+  end(): void
+  close(): void
+  signal?(name: string): void
+}
+
+interface ExecClient {
+  exec(command: string, options: object, callback: (error: Error | undefined, channel: ExecChannel) => void): void
+  on(event: 'error', listener: (error: Error) => void): void
+  removeListener(event: 'error', listener: (error: Error) => void): void
 }
 
 interface PooledConnection {
@@ -343,6 +427,7 @@ export class SshPool {
   }
 
   private async connect(target: SshTarget): Promise<PooledConnection> {
+    assertSshTarget(target)
     const keyPath = this.options.privateKeyPath ?? this.paths.sshKey
     if (!existsSync(keyPath)) throw deniedError(`no SSH private key at ${keyPath}`, { hint: 'the workspace key is created with the first server' })
     assertPrivateKeyMode(keyPath)
@@ -353,7 +438,7 @@ export class SshPool {
         return { ssh: await this.connectOnce(target, privateKey), busy: 0 }
       } catch (error) {
         // Key mismatches and auth failures do not heal by retrying.
-        if ((isProvError(error) && error.code === ExitCode.DENIED) || attempt >= this.options.retries) throw error
+        if ((isProvError(error) && (error.code === ExitCode.DENIED || error.code === ExitCode.USAGE)) || attempt >= this.options.retries) throw error
         await sleep(delay)
         delay *= 2
       }
@@ -397,44 +482,70 @@ export class SshPool {
     connection.idleTimer.unref()
   }
 
-  /** Runs a command; never throws for a non-zero exit (see `code`), throws ProvError when it cannot connect. */
+  /**
+   * Runs a command; never throws for a non-zero exit (see `code`), throws ProvError when it cannot
+   * connect. Output beyond `maxOutputBytes` per stream is dropped (and flagged), never buffered.
+   */
   async exec(target: SshTarget, command: string, options: SshExecOptions = {}): Promise<SshExecResult> {
     const started = Date.now()
     const connection = await this.acquire(target)
     try {
       const wrapped = wrapRemoteCommand(command, { env: options.env, timeoutMs: options.timeoutMs })
-      let channel: { close(): void; signal?(name: string): void } | undefined
-      const run = connection.ssh.execCommand(wrapped, {
-        stdin: options.stdin,
-        noTrim: true,
-        onStdout: options.onStdout,
-        onStderr: options.onStderr,
-        onChannel: (c) => {
-          channel = c
-        },
+      const limit = options.maxOutputBytes ?? defaultMaxOutputBytes
+      const stdout = new BoundedOutput(limit)
+      const stderr = new BoundedOutput(limit)
+      let channel: ExecChannel | undefined
+      const client = connection.ssh.connection as unknown as ExecClient | null
+      if (!client) throw failedError(`connection to ${describe(target)} was closed`)
+      const run = new Promise<{ code: number | null; signal: string | null }>((resolve, reject) => {
+        client.on('error', reject)
+        client.exec(wrapped, {}, (error, opened) => {
+          client.removeListener('error', reject)
+          if (error) return reject(failedError(`cannot run a command on ${describe(target)}: ${error.message}`, { cause: error }))
+          channel = opened
+          let code: number | null = null
+          let signal: string | null = null
+          opened.on('data', (chunk) => {
+            options.onStdout?.(chunk)
+            stdout.push(chunk)
+          })
+          opened.stderr.on('data', (chunk) => {
+            options.onStderr?.(chunk)
+            stderr.push(chunk)
+          })
+          opened.on('exit', (exitCode, exitSignal) => {
+            code = exitCode ?? null
+            signal = exitSignal ?? null
+          })
+          opened.on('close', () => resolve({ code, signal }))
+          if (options.stdin !== undefined) opened.write(options.stdin)
+          opened.end()
+        })
       })
       let timer: NodeJS.Timeout | undefined
       // Local backstop in case the remote `timeout` is missing or the link hangs.
       const backstop = options.timeoutMs
         ? new Promise<'timeout'>((resolve) => {
-            timer = setTimeout(() => resolve('timeout'), options.timeoutMs! + 10_000)
+            timer = setTimeout(() => resolve('timeout'), (options.timeoutMs as number) + 10_000)
           })
         : undefined
       const result = await (backstop ? Promise.race([run, backstop]) : run)
       clearTimeout(timer)
+      const output = {
+        stdout: stdout.text(),
+        stderr: stderr.text(),
+        stdoutBytes: stdout.total,
+        stderrBytes: stderr.total,
+        stdoutTruncated: stdout.truncated,
+        stderrTruncated: stderr.truncated,
+      }
       if (result === 'timeout') {
         channel?.signal?.('KILL')
         channel?.close()
-        return { code: 124, stdout: '', stderr: `timed out after ${options.timeoutMs} ms`, durationMs: Date.now() - started, timedOut: true }
+        return { ...output, code: 124, stderr: `timed out after ${options.timeoutMs} ms`, durationMs: Date.now() - started, timedOut: true }
       }
       const code = result.code ?? (result.signal ? 128 : 1)
-      return {
-        code,
-        stdout: result.stdout,
-        stderr: result.stderr,
-        durationMs: Date.now() - started,
-        timedOut: Boolean(options.timeoutMs) && code === 124,
-      }
+      return { ...output, code, durationMs: Date.now() - started, timedOut: Boolean(options.timeoutMs) && code === 124 }
     } finally {
       this.release(target, connection)
     }

@@ -1,26 +1,34 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { basename, dirname, join, relative } from 'node:path'
-import { configError, didYouMean, notFoundError, serverNamePattern } from '@prov/core'
+import {
+  assertPathSegment,
+  configError,
+  didYouMean,
+  infraNamePattern,
+  loginNameProblem,
+  notFoundError,
+  type ProvError,
+  type ProvErrorOptions,
+  plainDataProblem,
+  serverSpecSchemas,
+  unsafeValueIssue,
+  usageError,
+} from '@prov/core'
 import { parseYamlText } from '@prov/core/config'
 import { z } from 'zod'
 import { mergeProvision, provisionSchema } from './dayzero/provision'
 import type { ServerSpec } from './providers/types'
+import { addressKey } from './validate'
 
-/** One entry of servers.yaml (PRODUCT.md §4; docs/prov-server.md). */
-const entrySchema = z.strictObject({
-  name: z.string().regex(serverNamePattern, 'a hostname-like name: lower-case letters, digits and - (at most 63)'),
-  provider: z.string().min(1).optional(),
-  plan: z.string().min(1).optional(),
-  cores: z.number().int().positive().optional(),
-  memory_mb: z.number().int().positive().optional(),
-  disk_gb: z.number().int().positive().optional(),
-  zone: z.string().min(1).optional(),
-  image: z.string().min(1).optional(),
-  labels: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).optional(),
-  ssh: z.strictObject({ user: z.string().min(1).optional(), port: z.number().int().min(1).max(65535).optional() }).optional(),
-  address: z.string().min(1).optional(),
-  options: z.record(z.string(), z.unknown()).optional(),
-  /** First-boot configuration (docs/day-zero.md). */
+/** Largest servers.yaml read (bytes): a bigger one is refused rather than parsed. */
+const maxFileBytes = 4 << 20
+
+/**
+ * The first-boot fields of an entry or of defaults (docs/day-zero.md). They are the server
+ * package's own: checked here by the day-zero rules, every other field by the server rules of
+ * @prov/core.
+ */
+const dayZeroSchema = z.strictObject({
   provision: provisionSchema.optional(),
   /** Or a Butane file (workspace-relative) translated to Ignition. */
   butane: z
@@ -29,13 +37,40 @@ const entrySchema = z.strictObject({
     .refine((p) => !p.split('/').includes('..'), { message: 'no .. in the path' })
     .optional(),
 })
+const dayZeroKeys = ['provision', 'butane']
+type DayZeroFields = z.output<typeof dayZeroSchema>
 
-const defaultsSchema = entrySchema.omit({ name: true, address: true }).partial()
+/** An object without its first-boot fields, and those fields checked (`fail` gets the problem). */
+function splitDayZero(value: unknown, fail: (path: (string | number)[], message: string) => never): { rest: unknown; dayZero: DayZeroFields } {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return { rest: value, dayZero: {} }
+  const { provision, butane, ...rest } = value as Record<string, unknown>
+  // Only the fields present: an absent one must not hide the same field of the defaults.
+  const result = dayZeroSchema.safeParse({ ...(provision === undefined ? {} : { provision }), ...(butane === undefined ? {} : { butane }) })
+  if (!result.success) {
+    const issue = result.error.issues[0]
+    fail(
+      issue.path.map((p) => (typeof p === 'number' ? p : String(p))),
+      issue.message,
+    )
+  }
+  return { rest, dayZero: result.data as DayZeroFields }
+}
 
-const fileSchema = z.strictObject({
-  defaults: defaultsSchema.optional(),
-  servers: z.array(z.unknown()),
-})
+interface SchemaIssue {
+  code: string
+  path: PropertyKey[]
+  message: string
+  keys?: PropertyKey[]
+  params?: Record<string, unknown>
+}
+
+/**
+ * The error for a schema problem: a value that would reach a command line (an address, a login
+ * name) is hostile input, exit 2; everything else in servers.yaml is configuration, exit 3.
+ */
+export function issueError(issue: SchemaIssue, message: string, options: ProvErrorOptions): ProvError {
+  return issue.code === 'custom' && issue.params?.unsafe === unsafeValueIssue.unsafe ? usageError(message, options) : configError(message, options)
+}
 
 export interface DesiredState {
   file: string
@@ -54,6 +89,7 @@ export interface DesiredOptions {
 
 /** The servers.yaml of an infra: `infra/<name>/servers.yaml` (exit 5 with the nearest infra names). */
 export function infraServersFile(workspacePath: string, infra: string): string {
+  assertPathSegment(infra, '--infra')
   const file = join(workspacePath, 'infra', infra, 'servers.yaml')
   if (existsSync(file)) return file
   const alt = join(workspacePath, 'infra', infra, 'servers.yml')
@@ -79,7 +115,10 @@ function lineOf(lines: Map<string, number>, path: (string | number)[]): number |
   return undefined
 }
 
-/** Reads and validates a servers.yaml; every problem names file:line (exit 3). */
+/**
+ * Reads and validates a servers.yaml; every problem names file:line. Configuration problems are
+ * exit 3; an address or login name that is not one is exit 2 (see `issueError`).
+ */
 export function readDesired(file: string, options: DesiredOptions, workspacePath?: string): DesiredState {
   let text: string
   try {
@@ -88,39 +127,70 @@ export function readDesired(file: string, options: DesiredOptions, workspacePath
     throw notFoundError(`no such file: ${file}`, { location: file })
   }
   const shown = workspacePath && file.startsWith(workspacePath) ? relative(workspacePath, file) : file
+  if (Buffer.byteLength(text) > maxFileBytes) throw configError(`servers file is larger than ${maxFileBytes >> 20} MiB`, { location: shown })
   const parsed = parseYamlText(text, shown)
   const at = (path: (string | number)[]) => `${shown}:${lineOf(parsed.lines, path) ?? 1}`
-  const top = fileSchema.safeParse(parsed.data)
+  const unsafe = plainDataProblem(parsed.data)
+  if (unsafe) throw configError(`invalid servers file: ${unsafe.message}`, { location: at(unsafe.path) })
+  const { entry: entrySchema, defaults: defaultsSchema, file: fileSchema } = serverSpecSchemas()
+  const data = parsed.data as Record<string, unknown> | null
+  const fileSplit =
+    data && typeof data === 'object' && 'defaults' in data
+      ? splitDayZero(data.defaults, (path, message) => {
+          throw configError(`invalid servers file at 'defaults.${path.join('.')}': ${message}`, { location: at(['defaults', ...path]) })
+        })
+      : { rest: undefined, dayZero: {} }
+  const top = fileSchema.safeParse(data && typeof data === 'object' && 'defaults' in data ? { ...data, defaults: fileSplit.rest } : data)
   if (!top.success) {
     const issue = top.error.issues[0]
     const field = issue.path.join('.')
     const hint = issue.code === 'unrecognized_keys' ? didYouMean(String(issue.keys[0]), ['servers', 'defaults']) : undefined
-    throw configError(`invalid servers file${field ? ` at '${field}'` : ''}: ${issue.message}`, {
+    throw issueError(issue, `invalid servers file${field ? ` at '${field}'` : ''}: ${issue.message}`, {
       location: at(issue.code === 'unrecognized_keys' ? [String(issue.keys[0])] : issue.path.map(String)),
       hint: hint ?? (field ? undefined : "the file holds 'servers:' (a list) and optionally 'defaults:'"),
     })
   }
-  const fileDefaults = top.data.defaults ?? {}
-  const configDefaults = defaultsSchema.safeParse(options.configDefaults)
-  const baseDefaults = configDefaults.success ? configDefaults.data : {}
+  const fileDefaults = { ...(top.data.defaults ?? {}), ...fileSplit.dayZero }
+  const configSplit = splitDayZero(options.configDefaults, (path, message) => {
+    throw configError(`invalid servers.defaults in the configuration at '${path.join('.')}': ${message}`, {
+      location: `servers.defaults.${path.join('.')}`,
+      hint: 'see prov config show --explain',
+    })
+  })
+  const configDefaults = defaultsSchema.safeParse(configSplit.rest)
+  if (!configDefaults.success) {
+    const issue = configDefaults.error.issues[0]
+    const field = issue.code === 'unrecognized_keys' ? String(issue.keys[0]) : issue.path.join('.')
+    throw issueError(issue, `invalid servers.defaults in the configuration${field ? ` at '${field}'` : ''}: ${issue.message}`, {
+      location: `servers.defaults${field ? `.${field}` : ''}`,
+      hint: 'see prov config show --explain',
+    })
+  }
+  const baseDefaults = { ...configDefaults.data, ...configSplit.dayZero }
   const infra = basename(dirname(file)) && basename(dirname(dirname(file))) === 'infra' ? basename(dirname(file)) : null
+  if (infra !== null && !infraNamePattern.test(infra)) {
+    throw configError(`infra folder name '${infra}' is not usable: letters, digits, _ . - (at most 63)`, { location: shown })
+  }
   const specs: ServerSpec[] = []
   const seen = new Map<string, number>()
   const addresses = new Map<string, string>()
   top.data.servers.forEach((raw, index) => {
-    const result = entrySchema.safeParse(raw)
+    const split = splitDayZero(raw, (path, message) => {
+      throw configError(`invalid server ${index + 1} field '${path.join('.')}': ${message}`, { location: at(['servers', index, ...path]) })
+    })
+    const result = entrySchema.safeParse(split.rest)
     if (!result.success) {
       const issue = result.error.issues[0]
       const keys = issue.code === 'unrecognized_keys' ? issue.keys.map(String) : []
       const path = ['servers', index, ...(keys.length ? [keys[0]] : issue.path.map(String))]
       const field = keys.length ? keys[0] : issue.path.join('.')
-      const hint = keys.length ? didYouMean(keys[0], Object.keys(entrySchema.shape)) : undefined
-      throw configError(`invalid server ${index + 1}${field ? ` field '${field}'` : ''}: ${keys.length ? 'unknown field' : issue.message}`, {
+      const hint = keys.length ? didYouMean(keys[0], [...Object.keys(entrySchema.shape), ...dayZeroKeys]) : undefined
+      throw issueError(issue, `invalid server ${index + 1}${field ? ` field '${field}'` : ''}: ${keys.length ? 'unknown field' : issue.message}`, {
         location: at(path),
         hint,
       })
     }
-    const entry = result.data
+    const entry = { ...result.data, ...split.dayZero }
     const name = entry.name
     if (seen.has(name)) {
       throw configError(`duplicate server name '${name}' (first at line ${seen.get(name)})`, {
@@ -129,7 +199,7 @@ export function readDesired(file: string, options: DesiredOptions, workspacePath
       })
     }
     seen.set(name, lineOf(parsed.lines, ['servers', index, 'name']) ?? 0)
-    const merged = { ...baseDefaults, ...fileDefaults, ...entry }
+    const merged = { ...baseDefaults, ...fileDefaults, ...entry, ssh: { ...baseDefaults.ssh, ...fileDefaults.ssh, ...entry.ssh } }
     if (entry.provision && entry.butane) {
       throw configError(`server '${name}' has both provision: and butane:`, {
         location: at(['servers', index, 'butane']),
@@ -145,12 +215,17 @@ export function readDesired(file: string, options: DesiredOptions, workspacePath
       })
     }
     if (merged.address) {
-      const key = `${provider === 'local' ? 'local' : 'net'}:${merged.address}:${merged.ssh?.port ?? options.defaultSshPort}`
+      const key = addressKey(provider, merged.address, merged.ssh?.port ?? options.defaultSshPort)
       const other = addresses.get(key)
       if (other) {
         throw configError(`address ${merged.address} of server '${name}' collides with server '${other}'`, { location: at(['servers', index, 'address']) })
       }
       addresses.set(key, name)
+    }
+    const user = merged.ssh?.user ?? options.defaultSshUser
+    const userProblem = loginNameProblem(user)
+    if (userProblem) {
+      throw usageError(`invalid server ${index + 1} ssh user: ${userProblem}`, { location: at(['servers', index, entry.ssh?.user ? 'ssh' : 'name']) })
     }
     specs.push({
       name,
@@ -163,7 +238,7 @@ export function readDesired(file: string, options: DesiredOptions, workspacePath
       zone: merged.zone ?? null,
       image: merged.image ?? null,
       labels: { ...(baseDefaults.labels ?? {}), ...(fileDefaults.labels ?? {}), ...(entry.labels ?? {}) },
-      ssh: { user: merged.ssh?.user ?? options.defaultSshUser, port: merged.ssh?.port ?? options.defaultSshPort },
+      ssh: { user, port: merged.ssh?.port ?? options.defaultSshPort },
       address: merged.address ?? null,
       options: merged.options ?? {},
       ...(provision ? { provision } : {}),

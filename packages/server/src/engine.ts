@@ -6,14 +6,18 @@ import {
   getServer,
   listServers,
   log,
+  loggerOptions,
   newServerRecord,
   notFoundError,
   type ProvContext,
+  ProvError,
   type RecordWriter,
   readServerState,
+  reportError,
   requireWorkspace,
   type ServerRecord,
   serversFromRecords,
+  toProvError,
   updateServerState,
   usageError,
   type Workspace,
@@ -134,6 +138,8 @@ export function recordFromSpec(spec: ServerSpec, previous?: ServerRecord): Serve
 export interface ActionOutcome {
   record: ServerRecord & { action?: string; error?: string; deleted?: boolean }
   ok: boolean
+  /** Why it failed, with its exit code, location and hint (printed as the contract's error line). */
+  error?: ProvError
 }
 
 /** Exit code for a set of outcomes: 0 all fine, 1 all failed, 6 some failed. */
@@ -159,7 +165,7 @@ export async function runJobs(jobs: Job[], options: { parallel: number; writer?:
     try {
       outcome = await job.run()
     } catch (error) {
-      outcome = { ok: false, record: { ...newServerRecord({ name: job.title, provider: 'unknown' }), status: 'error', error: (error as Error).message } }
+      outcome = failure({ name: job.title, provider: 'unknown' }, 'unknown', error)
     }
     outcomes.push(outcome)
     ordered.set(job, outcome)
@@ -197,16 +203,18 @@ export async function runJobs(jobs: Job[], options: { parallel: number; writer?:
     )
     await list.run().catch(() => undefined)
     flush()
+    for (const job of jobs) {
+      const outcome = ordered.get(job)
+      if (outcome && !outcome.ok) reportJobError(job, outcome)
+    }
     return outcomes
   }
   const queue = [...jobs]
   const workers = Array.from({ length: Math.min(options.parallel, queue.length) }, async () => {
     for (let job = queue.shift(); job; job = queue.shift()) {
       const outcome = await runOne(job)
-      if (!options.quiet) {
-        if (outcome.ok) log().info(`${job.title}: ${outcome.record.status}`)
-        else log().error(`${job.title}: ${outcome.record.error}`)
-      }
+      if (!outcome.ok) reportJobError(job, outcome)
+      else if (!options.quiet) log().info(`${job.title}: ${outcome.record.status}`)
     }
   })
   await Promise.all(workers)
@@ -214,8 +222,21 @@ export async function runJobs(jobs: Job[], options: { parallel: number; writer?:
   return outcomes
 }
 
-export function failure(record: ServerRecord, action: string, error: unknown): ActionOutcome {
-  return { ok: false, record: { ...record, status: 'error', action, error: (error as Error)?.message ?? String(error) } }
+/**
+ * A failed job's error as the contract's one line (`prov-server: error: <job>: <what> (at ...);
+ * hint: ...`, or NDJSON with code and kind under --log-format json). Errors print even with --quiet.
+ */
+function reportJobError(job: Job, outcome: ActionOutcome): void {
+  const error = outcome.error ?? toProvError(new Error(outcome.record.error ?? 'failed'))
+  const { code, location, hint, details } = error
+  reportError(new ProvError(code, `${job.title}: ${error.message}`, { location, hint, details, cause: error }), Boolean(loggerOptions().debug))
+}
+
+/** The outcome of a job that failed: the record marked `error`, and the error kept for reporting. */
+export function failure(record: ServerRecord | { name: string; provider: string }, action: string, error: unknown): ActionOutcome {
+  const provError = toProvError(error)
+  const base = 'schema' in record ? record : newServerRecord(record)
+  return { ok: false, record: { ...base, status: 'error', action, error: provError.message }, error: provError }
 }
 
 export async function createJob(env: ServerEnv, spec: ServerSpec): Promise<ActionOutcome> {

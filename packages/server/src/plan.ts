@@ -1,13 +1,25 @@
-import { configError, didYouMean, listServers, notFoundError, readServerState, type ServerRecord, stateFingerprint, usageError } from '@prov/core'
+import {
+  configError,
+  didYouMean,
+  listServers,
+  notFoundError,
+  type planActionKinds,
+  readServerState,
+  SERVER_PLAN_SCHEMA,
+  type ServerRecord,
+  stateFingerprint,
+  usageError,
+} from '@prov/core'
 import { type DayZeroSummary, renderDayZero, summarizeDayZero } from './dayzero/document'
 import { type DesiredState, infraServersFile, readDesired, specLocation } from './desired'
 import { liveServers, type ServerEnv } from './engine'
 import { providerNames } from './providers/registry'
 import type { ServerSpec } from './providers/types'
+import { checkAddressCollisions, checkSpecsWithProviders } from './validate'
 
-export const PLAN_SCHEMA = 'prov.server.plan/v1'
+export const PLAN_SCHEMA = SERVER_PLAN_SCHEMA
 
-export type PlanActionKind = 'create' | 'delete' | 'keep' | 'update'
+export type PlanActionKind = (typeof planActionKinds)[number]
 
 export interface PlanAction {
   action: PlanActionKind
@@ -30,7 +42,7 @@ export interface ServerPlan {
   infra: string | null
   source: string
   created_at: string
-  /** Fingerprint of .prov/servers.json when planned; apply refuses when it changed. */
+  /** Fingerprint of .prov/servers.json when planned and of the plan itself; apply refuses when either changed. */
   state_fingerprint: string
   actions: PlanAction[]
   summary: Record<PlanActionKind, number>
@@ -56,27 +68,9 @@ export async function loadDesired(env: ServerEnv, file?: string): Promise<Desire
     },
     env.workspace.path,
   )
-  for (const name of new Set(desired.servers.map((s) => s.provider))) {
-    const provider = await env.provider(name)
-    const problems = provider.validateConfig((providers[name] ?? {}) as Record<string, unknown>)
-    if (problems.length) throw configError(`provider '${name}' is misconfigured: ${problems[0]}`, { hint: 'see prov config show --explain' })
-    for (const spec of desired.servers.filter((s) => s.provider === name)) {
-      const specProblems = provider.validateSpec?.(spec, (providers[name] ?? {}) as Record<string, unknown>) ?? []
-      if (specProblems.length)
-        throw configError(`server '${spec.name}': ${specProblems[0]}`, { location: specLocation(desired, spec.name, env.workspace.path) })
-    }
-  }
-  // Fixed addresses must not collide with servers that already exist under other names.
-  const existing = listServers(env.workspace)
-  for (const spec of desired.servers) {
-    if (!spec.address) continue
-    const other = existing.find((s) => s.name !== spec.name && s.ip_address === spec.address && s.ssh.port === spec.ssh.port)
-    if (other) {
-      throw configError(`address ${spec.address} of server '${spec.name}' collides with existing server '${other.name}'`, {
-        location: specLocation(desired, spec.name, env.workspace.path),
-      })
-    }
-  }
+  const locate = (spec: ServerSpec) => specLocation(desired, spec.name, env.workspace.path)
+  await checkSpecsWithProviders(env, desired.servers, { locate, refuse: configError })
+  checkAddressCollisions(env, desired.servers, { locate, refuse: configError })
   return desired
 }
 
@@ -122,7 +116,6 @@ function diff(spec: ServerSpec, record: ServerRecord): Record<string, [unknown, 
 /** Compares desired with actual (live) state. */
 export async function computePlan(env: ServerEnv, desired: DesiredState): Promise<ServerPlan> {
   const stored = readServerState(env.workspace)
-  const fingerprint = stateFingerprint(Object.values(stored.servers))
   const live = new Map((await liveServers(env, Object.values(stored.servers))).map((r) => [r.name, r]))
   const actions: PlanAction[] = []
   const source = desired.file.startsWith(env.workspace.path) ? desired.file.slice(env.workspace.path.length + 1) : desired.file
@@ -211,61 +204,39 @@ export async function computePlan(env: ServerEnv, desired: DesiredState): Promis
       }
     }
   }
-  const all = [...deletes, ...actions]
-  const summary = { create: 0, delete: 0, keep: 0, update: 0 }
-  for (const action of all) summary[action.action]++
-  return {
-    schema: PLAN_SCHEMA,
+  return sealPlan(stored.servers, {
     workspace: env.workspace.path,
     infra: desired.infra,
     source,
+    actions: [...deletes, ...actions],
+  })
+}
+
+/** What the fingerprint covers besides the state: everything in a plan but the fingerprint itself. */
+export function coveredByFingerprint(plan: ServerPlan): Omit<ServerPlan, 'state_fingerprint' | 'schema'> {
+  const { schema: _schema, state_fingerprint: _fingerprint, ...covered } = plan
+  return covered
+}
+
+/** Completes a plan: summary, time, and the fingerprint over the state and the plan's content. */
+function sealPlan(servers: Record<string, ServerRecord>, parts: Pick<ServerPlan, 'workspace' | 'infra' | 'source' | 'actions'>): ServerPlan {
+  const summary = { create: 0, delete: 0, keep: 0, update: 0 }
+  for (const action of parts.actions) summary[action.action]++
+  const plan: ServerPlan = {
+    schema: PLAN_SCHEMA,
+    workspace: parts.workspace,
+    infra: parts.infra,
+    source: parts.source,
     created_at: new Date().toISOString(),
-    state_fingerprint: fingerprint,
-    actions: all,
+    state_fingerprint: '',
+    actions: parts.actions,
     summary,
   }
+  plan.state_fingerprint = stateFingerprint(Object.values(servers), coveredByFingerprint(plan))
+  return plan
 }
 
 /** A plan for explicit commands (create NAME..., delete NAME...) so --check can print it. */
 export function adHocPlan(env: ServerEnv, actions: PlanAction[], source: string): ServerPlan {
-  const summary = { create: 0, delete: 0, keep: 0, update: 0 }
-  for (const action of actions) summary[action.action]++
-  return {
-    schema: PLAN_SCHEMA,
-    workspace: env.workspace.path,
-    infra: env.common.infra ?? null,
-    source,
-    created_at: new Date().toISOString(),
-    state_fingerprint: stateFingerprint(Object.values(readServerState(env.workspace).servers)),
-    actions,
-    summary,
-  }
-}
-
-/** Validates a piped or read plan record (exit 2 on a wrong schema or shape). */
-export function parsePlan(record: unknown, source: string): ServerPlan {
-  if (!record || typeof record !== 'object' || Array.isArray(record)) throw usageError(`${source} is not a plan record`, { location: source })
-  const plan = record as Partial<ServerPlan>
-  if (plan.schema !== PLAN_SCHEMA) {
-    throw usageError(`${source} has schema ${plan.schema === undefined ? '(none)' : `'${String(plan.schema)}'`}, expected ${PLAN_SCHEMA}`, {
-      location: `${source}.schema`,
-      hint: 'pipe the output of prov-server plan',
-    })
-  }
-  if (!Array.isArray(plan.actions) || typeof plan.state_fingerprint !== 'string') {
-    throw usageError(`${source} is not a complete ${PLAN_SCHEMA} record (actions, state_fingerprint)`, { location: source })
-  }
-  const kinds = ['create', 'delete', 'keep', 'update']
-  plan.actions.forEach((action, index) => {
-    if (!action || !kinds.includes(action.action) || typeof action.server !== 'string') {
-      throw usageError(`${source} action ${index + 1} is malformed`, {
-        location: `${source}.actions[${index}]`,
-        hint: didYouMean(String(action?.action), kinds) ?? `actions are ${kinds.join(', ')}`,
-      })
-    }
-    if ((action.action === 'create' || action.action === 'update') && (!action.spec || typeof action.spec !== 'object')) {
-      throw usageError(`${source} action ${index + 1} (${action.action} ${action.server}) has no spec`, { location: `${source}.actions[${index}].spec` })
-    }
-  })
-  return plan as ServerPlan
+  return sealPlan(readServerState(env.workspace).servers, { workspace: env.workspace.path, infra: env.common.infra ?? null, source, actions })
 }

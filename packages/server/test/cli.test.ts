@@ -201,7 +201,7 @@ describe('ssh provider against a real sshd', () => {
     expect(unknown.stderr).toMatch(/did you mean 'byo-01'/)
     const info = await cli(['info', 'byo-01', '--out', 'json'])
     expect(info.json()).toMatchObject({ name: 'byo-01', provider_info: { address: '127.0.0.1' } })
-    const stop = await cli(['stop', 'byo-01'])
+    const stop = await cli(['stop', 'byo-01', '--yes'])
     expect(stop.code).toBe(1)
     const deleted = await cli(['delete', 'byo-01', '--yes', '--out', 'json'])
     expect(deleted.code, deleted.stderr).toBe(0)
@@ -276,7 +276,7 @@ export default provider
     const created = await cli(['create', 'f-01', '--provider', 'fake', '--out', 'json'])
     expect(created.code, created.stderr).toBe(0)
     expect(created.json()[0]).toMatchObject({ name: 'f-01', provider: 'fake', status: 'running', ip_address: '192.0.2.10' })
-    expect((await cli(['stop', 'f-01', '--out', 'json'])).json()[0].status).toBe('stopped')
+    expect((await cli(['stop', 'f-01', '--yes', '--out', 'json'])).json()[0].status).toBe('stopped')
     expect((await cli(['list', '--status', 'stopped', '--out', 'json'])).json()).toHaveLength(1)
     expect((await cli(['delete', 'f-01', '--yes', '-q'])).code).toBe(0)
     // Concurrent create commands in one workspace never lose a server (state lock).

@@ -122,11 +122,11 @@ describe.skipIf(!canSandbox)('local provider: real sandboxes (root)', () => {
   it('stop/start keeps the disk; a vanished sandbox (reboot) lists as stopped and comes back', async () => {
     const ip = await ipOf('web-01')
     expect(systemSsh(ws.path, ip, 'echo kept > /root/kept.txt').status).toBe(0)
-    const stopped = await cli(['stop', 'web-01', '--out', 'json'])
+    const stopped = await cli(['stop', 'web-01', '--yes', '--out', 'json'])
     expect(stopped.code, stopped.stderr).toBe(0)
     expect((await servers()).find((s) => s.name === 'web-01')?.status).toBe('stopped')
     expect(netnsWith(BRIDGE).filter((ns) => ns.startsWith(`${BRIDGE}-web-01-`))).toEqual([])
-    const started = await cli(['start', 'web-01', '--out', 'json'])
+    const started = await cli(['start', 'web-01', '--yes', '--out', 'json'])
     expect(started.code, started.stderr).toBe(0)
     expect(systemSsh(ws.path, ip, 'cat /root/kept.txt').stdout.trim()).toBe('kept')
 
@@ -147,7 +147,7 @@ describe.skipIf(!canSandbox)('local provider: real sandboxes (root)', () => {
   it('a plan of matching state keeps everything; a stale plan is refused', async () => {
     const plan = await cli(['plan', '--infra', 'demo', '-q'])
     expect(plan.json().summary).toMatchObject({ create: 0, update: 0, delete: 0, keep: 3 })
-    await cli(['stop', 'web-02', '-q'])
+    await cli(['stop', 'web-02', '--yes', '-q'])
     const stale = await cli(['apply', '--yes'], { input: plan.stdout })
     expect(stale.code).toBe(2)
     expect(stale.stderr).toMatch(/plan is stale.*plan --infra demo/)

@@ -5,7 +5,7 @@ import { isProvError, serversFromRecords } from '@prov/core'
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
 import { readDesired } from '../src/desired'
-import { parsePlan } from '../src/plan'
+import { parsePlan } from '../src/plan-input'
 
 const dir = mkdtempSync(join(tmpdir(), 'prov-server-prop-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -30,10 +30,12 @@ function attempt(text: string): unknown {
   try {
     return readDesired(file, options)
   } catch (error) {
-    // Only contract errors: configuration (3) naming file:line.
+    // Only contract errors naming file:line: configuration (3), or hostile input (2) for a value
+    // that would reach a command line (a cut address or login name).
     expect(isProvError(error), String(error)).toBe(true)
     if (isProvError(error)) {
-      expect(error.code).toBe(3)
+      if (error.code === 2) expect(error.message).toMatch(/is not an IP address or host name|neither a valid IPv4 address|is not a login name/)
+      else expect(error.code).toBe(3)
       expect(error.location).toMatch(/servers\.yaml:\d+$/)
     }
     return undefined

@@ -261,7 +261,7 @@ describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { t
     })
     const running = ts(['install', 'slow', '--servers', 'ts-web1,ts-web2', '--timeout', '6', '-o', 'json'])
     await new Promise((resolve) => setTimeout(resolve, 2000))
-    const stopped = await server(['stop', 'ts-web2', '-q'])
+    const stopped = await server(['stop', 'ts-web2', '--yes', '-q'])
     expect(stopped.code, stopped.stderr).toBe(0)
     const r = await running
     expect(r.stdout, r.stderr).toMatch(/ts-web1/)

@@ -1,9 +1,32 @@
-import { readFileSync } from 'node:fs'
-import { defineProvCommand, parseInput, readServerState, stateFingerprint, usageError } from '@prov/core'
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { defineProvCommand, notFoundError, parseInput, readServerState, usageError } from '@prov/core'
 import { confirmOrRefuse } from '../confirm'
-import { type ActionOutcome, createJob, deleteJob, failure, type Job, outcomeCode, parallelOf, preflight, runJobs, serverEnv } from '../engine'
-import { parsePlan, type ServerPlan } from '../plan'
+import { createJob, deleteJob, failure, type Job, outcomeCode, parallelOf, preflight, runJobs, serverEnv } from '../engine'
+import type { ServerPlan } from '../plan'
+import { checkPlan, parsePlan } from '../plan-input'
 import type { ServerSpec } from '../providers/types'
+
+/** Largest plan accepted (bytes): plans are small; anything bigger is not one. */
+const maxPlanBytes = 16 << 20
+
+function readPlanFile(file: string): string {
+  let fd: number
+  try {
+    fd = openSync(file, 'r')
+  } catch {
+    throw usageError(`cannot read plan file ${file}`, { location: file })
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw usageError(`plan file ${file} is not a regular file`, { location: file })
+    const buffer = Buffer.alloc(maxPlanBytes + 1)
+    let length = 0
+    for (let n = 1; n > 0 && length <= maxPlanBytes; length += n) n = readSync(fd, buffer, length, buffer.length - length, null)
+    if (length > maxPlanBytes) throw usageError(`plan file ${file} is larger than ${maxPlanBytes >> 20} MiB`, { location: file })
+    return buffer.subarray(0, length).toString('utf8')
+  } finally {
+    closeSync(fd)
+  }
+}
 
 export default defineProvCommand({
   meta: { name: 'apply', description: 'Carry out a prov.server.plan/v1 (file or stdin); streams prov.server/v1 results' },
@@ -15,14 +38,9 @@ export default defineProvCommand({
     let plan: ServerPlan
     const file = ctx.positionals[0]
     if (ctx.positionals.length > 1) throw usageError('apply takes one plan file', { hint: 'prov-server apply plan.json --yes' })
+    const source = file ?? 'stdin'
     if (file) {
-      let text: string
-      try {
-        text = readFileSync(file, 'utf8')
-      } catch {
-        throw usageError(`cannot read plan file ${file}`, { location: file })
-      }
-      const input = parseInput(text, file)
+      const input = parseInput(readPlanFile(file), file)
       if (input.records.length !== 1) throw usageError(`${file} must hold exactly one plan record`, { location: file })
       plan = parsePlan(input.records[0], file)
     } else {
@@ -32,23 +50,16 @@ export default defineProvCommand({
       plan = parsePlan(input.records[0], 'stdin')
     }
     const env = await serverEnv(ctx.common)
-    if (plan.workspace && plan.workspace !== env.workspace.path) {
-      throw usageError(`the plan is for workspace ${plan.workspace}, not ${env.workspace.path}`, {
-        hint: 'apply it with -w pointing to that workspace, or plan again here',
-      })
-    }
-    const current = stateFingerprint(Object.values(readServerState(env.workspace).servers))
-    if (current !== plan.state_fingerprint) {
-      throw usageError('the plan is stale: servers changed since it was computed', {
-        location: env.workspace.paths.servers,
-        hint: `run prov-server plan${plan.infra ? ` --infra ${plan.infra}` : ''} again and apply the new plan`,
-      })
-    }
+    await checkPlan(env, plan, source)
     const work = plan.actions.filter((a) => a.action !== 'keep')
     const s = plan.summary
-    if (ctx.common.check || !work.length) {
-      if (!work.length) ctx.log.info('nothing to do: servers match the plan')
+    if (ctx.common.check) {
       ctx.emit(plan)
+      return
+    }
+    if (!work.length) {
+      ctx.log.info('nothing to do: servers match the plan')
+      ctx.emit([])
       return
     }
     await preflight(
@@ -67,11 +78,10 @@ export default defineProvCommand({
         title: `delete ${a.server}`,
         run: async () => {
           const record = state()[a.server]
-          if (!record)
-            return {
-              ok: true,
-              record: { schema: 'prov.server/v1', name: a.server, provider: a.provider, status: 'stopped', action: 'delete', deleted: true },
-            } as unknown as ActionOutcome
+          if (!record) {
+            const gone = notFoundError(`server '${a.server}' no longer exists`, { location: env.workspace.paths.servers })
+            return failure({ name: a.server, provider: a.provider }, 'delete', gone)
+          }
           return deleteJob(env, record, false)
         },
       }))
@@ -84,7 +94,7 @@ export default defineProvCommand({
           const spec = a.spec as ServerSpec
           if (a.action === 'create') return createJob(env, spec)
           const record = state()[a.server]
-          if (!record) return createJob(env, spec)
+          if (!record) return failure({ name: a.server, provider: a.provider }, 'update', notFoundError(`server '${a.server}' no longer exists`))
           const provider = await env.provider(record.provider)
           const pctx = env.providerContext(record.provider)
           try {

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { configError, defineProvCommand, readServerState, serverNamePattern, usageError } from '@prov/core'
+import { configError, defineProvCommand, readServerState, serverNamePattern, serverSpecSchemas, usageError } from '@prov/core'
 import type { DesiredState } from '../desired'
 import { createJob, type Job, outcomeCode, parallelOf, preflight, runJobs, serverEnv } from '../engine'
 import { adHocPlan, loadDesired, type PlanAction } from '../plan'
@@ -113,6 +113,12 @@ async function resolveSpecs(env: Awaited<ReturnType<typeof serverEnv>>, names: s
       ssh: { user: String(args.user ?? ssh.user ?? 'root'), port },
       address: (args.address as string | undefined) ?? null,
       options: {},
+    }
+    const checked = serverSpecSchemas().spec.safeParse(spec)
+    if (!checked.success) {
+      const issue = checked.error.issues[0]
+      const flag = { address: '--address', ssh: issue.path[1] === 'port' ? '--port' : '--user', labels: '--label' }[String(issue.path[0])]
+      throw usageError(`server '${name}': ${issue.path.join('.')}: ${issue.message}`, { location: flag ?? String(issue.path[0]) })
     }
     const impl = await env.provider(provider)
     const problems = impl.validateSpec?.(spec, (providers[provider] ?? {}) as Record<string, unknown>) ?? []

@@ -1,4 +1,5 @@
-import { defineProvCommand } from '@prov/core'
+import { defineProvCommand, usageError } from '@prov/core'
+import { confirmOrRefuse } from '../confirm'
 import { type Job, outcomeCode, parallelOf, powerJob, preflight, runJobs, serverEnv, targetServers } from '../engine'
 import { adHocPlan } from '../plan'
 
@@ -23,6 +24,8 @@ function powerCommand(action: 'start' | 'stop' | 'restart') {
         env,
         targets.map((t) => t.provider),
       )
+      const ok = await confirmOrRefuse(`${action} ${targets.map((t) => t.name).join(', ')}?`, ctx.common.yes, `${action} servers`)
+      if (!ok) throw usageError(`${action} cancelled`)
       const jobs: Job[] = targets.map((record) => ({ title: `${action} ${record.name}`, run: () => powerJob(env, record, action) }))
       const writer = ctx.writer()
       const outcomes = await runJobs(jobs, { parallel: parallelOf(ctx.common), writer, quiet: ctx.common.quiet })

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
-import { defineProvCommand, deniedError, expandHome, getServer, pinnedHostKeys, systemSshArgs, targetOf, usageError } from '@prov/core'
-import { serverEnv } from '../engine'
+import { defineProvCommand, deniedError, expandHome, failedError, getServer, pinnedHostKeys, systemSshArgs, targetOf, usageError } from '@prov/core'
+import { liveServers, serverEnv } from '../engine'
 
 export default defineProvCommand({
   meta: { name: 'ssh', description: 'Open an SSH session (or run CMD after --) with the workspace key and the pinned host key' },
@@ -19,11 +19,19 @@ export default defineProvCommand({
         privateKeyPath: keyPath,
         connectTimeoutS: Number(sshConfig.connect_timeout ?? 10),
       }),
-      ...(ctx.dashArgs.length ? ['--', ...ctx.dashArgs] : []),
+      // systemSshArgs ends with `-- host`: what follows is the remote command, never an option.
+      ...ctx.dashArgs,
     ]
     if (ctx.common.check) {
       ctx.emit({ schema: 'prov.server.ssh/v1', server: name, command: ['ssh', ...args] })
       return
+    }
+    const [live] = await liveServers(env, [record])
+    if (live.status !== 'running' && live.status !== 'unknown') {
+      throw failedError(`server is ${live.status}`, {
+        location: name,
+        hint: live.status === 'stopped' ? `prov-server start ${name}` : `prov-server info ${name}`,
+      })
     }
     if (!pinnedHostKeys(env.workspace, target.host, target.port).length) {
       throw deniedError(`no pinned host key for ${name} (${target.host}:${target.port})`, {

@@ -1,24 +1,12 @@
-import type { ServerRecord, ServerStatus, Workspace } from '@prov/core'
+import type { ServerSpec as CoreServerSpec, ServerRecord, ServerStatus, Workspace } from '@prov/core'
 import type { ConsolaInstance } from 'consola'
 import type { Provision } from '../dayzero/provision'
 
-/** One desired server (an entry of infra/<name>/servers.yaml after defaults are applied). */
-export interface ServerSpec {
-  name: string
-  provider: string
-  infra: string | null
-  plan: string | null
-  cores: number | null
-  memory_mb: number | null
-  disk_gb: number | null
-  zone: string | null
-  image: string | null
-  labels: Record<string, string>
-  ssh: { user: string; port: number }
-  /** Fixed address (required by `ssh`, optional for `local`). */
-  address: string | null
-  /** Provider-specific settings (free-form, validated by the provider). */
-  options: Record<string, unknown>
+/**
+ * One desired server: the fields @prov/core checks (`ServerSpec` there), plus the first-boot
+ * fields of this package (docs/day-zero.md).
+ */
+export interface ServerSpec extends CoreServerSpec {
   /** First-boot configuration (`provision:` merged over defaults). */
   provision?: Provision
   /** Workspace-relative Butane file, instead of `provision:`. */
@@ -79,7 +67,7 @@ export interface DeleteOptions {
 }
 
 /**
- * The provider interface (PRODUCT.md §5). A workspace can add its own in
+ * The provider interface (docs/prov-server.md#providers). A workspace can add its own in
  * `extensions/providers/<name>/index.ts` (default export, loaded with jiti).
  */
 export interface Provider {

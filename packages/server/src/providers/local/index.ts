@@ -1,6 +1,6 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ensureWorkspaceKey, expandHome, failedError, forgetHostKey, recordHostKeys, type ServerRecord } from '@prov/core'
+import { ensureWorkspaceKey, expandHome, failedError, forgetHostKey, recordHostKeys, removeContained, type ServerRecord } from '@prov/core'
 import type { Provider, ProviderContext, ServerSpec } from '../types'
 import { allocateAddress, inSubnet, parseSubnet } from './net'
 import {
@@ -142,10 +142,11 @@ export const localProvider: Provider = {
     const settings = settingsFor(ctx, record)
     const { names, data } = runtimeOf(ctx, record, settings)
     await teardownRuntime(names, data, settings.bridge)
+    const sandboxes = join(ctx.workspace.paths.state, 'local')
     if (options.keepStorage) {
-      for (const sub of ['work', 'merged', 'init.sh']) rmSync(join(names.dir, sub), { recursive: true, force: true })
-    } else if (existsSync(names.dir)) {
-      rmSync(names.dir, { recursive: true, force: true })
+      for (const sub of ['work', 'merged', 'init.sh']) removeContained(sandboxes, [record.name, sub], { what: 'the sandboxes folder (.prov/local)' })
+    } else {
+      removeContained(sandboxes, record.name, { what: 'the sandboxes folder (.prov/local)' })
     }
     if (record.ip_address) await forgetHostKey(ctx.workspace, record.ip_address, record.ssh.port)
     // The bridge and NAT rules go with the last attached sandbox (checked under the bridge lock).

@@ -17,7 +17,7 @@ import {
 import { connect } from 'node:net'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { deniedError, failedError, serialised, withLock } from '@prov/core'
+import { assertPathSegment, containedPath, deniedError, failedError, mkdirContained, removeContained, serialised, withLock } from '@prov/core'
 import { hostAddress, must, type Subnet, sh } from './net'
 
 /** providers.local, parsed. */
@@ -65,7 +65,8 @@ export function sandboxNames(settings: LocalSettings, workspaceState: string, na
   const prefix = bridge.length <= 9 ? bridge : `${bridge.slice(0, 5)}${createHash('sha1').update(bridge).digest('hex').slice(0, 4)}`
   // The workspace hash lets two workspaces sharing a bridge use the same server names.
   const workspace = createHash('sha1').update(workspaceState).digest('hex').slice(0, 6)
-  return { netns: `${settings.bridge}-${name}-${workspace}`, veth: `${prefix}-${offset}`, dir: join(workspaceState, 'local', name) }
+  const dir = containedPath(join(workspaceState, 'local'), assertPathSegment(name, 'server name'), { what: 'the sandboxes folder (.prov/local)' })
+  return { netns: `${settings.bridge}-${name}-${workspace}`, veth: `${prefix}-${offset}`, dir }
 }
 
 /** Start time of a process (field 22 of /proc/pid/stat), or undefined when it does not exist. */
@@ -178,7 +179,9 @@ interface Claim {
   ip: string
 }
 
-const claimsDir = (bridge: string) => join(lockDir, 'local', bridge)
+const claimsDir = (bridge: string) => containedPath(lockDir, ['local', assertPathSegment(bridge, 'bridge name')], { what: lockDir })
+/** A claim file of the bridge; names come from state, so they are contained like any input. */
+const claimFile = (bridge: string, name: string) => containedPath(claimsDir(bridge), assertPathSegment(name, 'claim name'), { what: lockDir })
 
 function readClaim(file: string): Claim | undefined {
   try {
@@ -204,9 +207,8 @@ export function foreignAddresses(settings: LocalSettings, ownDir: string): Set<s
 }
 
 function foreignClaim(bridge: string, names: SandboxNames, ip?: string): { claim: Claim; what: string } | undefined {
-  const dir = claimsDir(bridge)
-  const files: [string, string][] = [[join(dir, `ns-${names.netns}`), `namespace ${names.netns}`]]
-  if (ip) files.push([join(dir, `ip-${ip}`), `address ${ip}`])
+  const files: [string, string][] = [[claimFile(bridge, `ns-${names.netns}`), `namespace ${names.netns}`]]
+  if (ip) files.push([claimFile(bridge, `ip-${ip}`), `address ${ip}`])
   for (const [file, what] of files) {
     const claim = readClaim(file)
     if (claim && claim.owner !== names.dir) return { claim, what }
@@ -225,11 +227,10 @@ export function assertNotForeign(settings: LocalSettings, names: SandboxNames, i
 }
 
 function writeClaim(settings: LocalSettings, names: SandboxNames, ip: string): void {
-  const dir = claimsDir(settings.bridge)
-  mkdirSync(dir, { recursive: true })
+  mkdirContained(lockDir, ['local', assertPathSegment(settings.bridge, 'bridge name')], { what: lockDir })
   const claim = JSON.stringify({ owner: names.dir, netns: names.netns, ip } satisfies Claim)
-  writeFileSync(join(dir, `ns-${names.netns}`), claim)
-  writeFileSync(join(dir, `ip-${ip}`), claim)
+  writeFileSync(claimFile(settings.bridge, `ns-${names.netns}`), claim)
+  writeFileSync(claimFile(settings.bridge, `ip-${ip}`), claim)
 }
 
 function releaseClaims(bridge: string, names: SandboxNames): void {
@@ -238,9 +239,9 @@ function releaseClaims(bridge: string, names: SandboxNames): void {
   for (const entry of readdirSync(dir)) {
     const file = join(dir, entry)
     try {
-      if ((JSON.parse(readFileSync(file, 'utf8')) as Claim).owner === names.dir) rmSync(file, { force: true })
+      if ((JSON.parse(readFileSync(file, 'utf8')) as Claim).owner === names.dir) removeContained(dir, entry)
     } catch {
-      rmSync(file, { force: true })
+      removeContained(dir, entry)
     }
   }
 }
