@@ -79,10 +79,13 @@ function buildServerRecordSchema() {
       if (problem) ctx.addIssue({ code: 'custom', message: problem, params: unsafeValueIssue })
     }),
     ssh: z.looseObject({
-      user: z.string().superRefine((value, ctx) => {
-        const problem = loginNameProblem(value)
-        if (problem) ctx.addIssue({ code: 'custom', message: problem, params: unsafeValueIssue })
-      }),
+      user: z
+        .string()
+        .min(1)
+        .superRefine((value, ctx) => {
+          const problem = loginNameProblem(value)
+          if (problem) ctx.addIssue({ code: 'custom', message: problem, params: unsafeValueIssue })
+        }),
       port: z.number().int().min(1).max(65535),
     }),
     labels: z.record(z.string(), z.string()),
