@@ -163,7 +163,11 @@ describe('plans are untrusted input', () => {
       ['spec for another server', (p) => Object.assign(p.actions[0].spec, { name: 'byo-01' }), /its spec is for ssh server 'byo-01'/],
       ['unknown provider', (p) => Object.assign(p.actions[0], { provider: 'sshh', spec: { ...p.actions[0].spec, provider: 'sshh' } }), /did you mean 'ssh'/],
       ['a delete with a spec', (p) => Object.assign(p.actions[0], { action: 'delete' }), /may not carry a spec/],
-      ['prototype key in options', (p) => Object.assign(p.actions[0].spec, { options: JSON.parse('{"__proto__": {"polluted": true}}') }), /'__proto__' is not allowed/],
+      [
+        'prototype key in options',
+        (p) => Object.assign(p.actions[0].spec, { options: JSON.parse('{"__proto__": {"polluted": true}}') }),
+        /'__proto__' is not allowed/,
+      ],
       ['deep options', (p) => Object.assign(p.actions[0].spec, { options: JSON.parse(`${'{"a":'.repeat(60)}1${'}'.repeat(60)}`) }), /nested more than/],
       ['negative cores', (p) => Object.assign(p.actions[0].spec, { cores: -1 }), /cores/],
       ['the same server twice', (p) => p.actions.push(structuredClone(p.actions[0])), /already has action 1/],
@@ -310,7 +314,9 @@ describe('create failures print the contract line', () => {
     const text = await cli(args, { env: { PROV_SSH__CONNECT_TIMEOUT: '1' } })
     expect(text.code).toBe(1)
     expect(oneErrorLine(text.stderr)).toMatch(
-      new RegExp(`^prov-server: error: create gone-01: timed out after 1 s waiting for SSH on 127\\.0\\.0\\.1:${port} .*\\(at 127\\.0\\.0\\.1:${port}\\); hint: `),
+      new RegExp(
+        `^prov-server: error: create gone-01: timed out after 1 s waiting for SSH on 127\\.0\\.0\\.1:${port} .*\\(at 127\\.0\\.0\\.1:${port}\\); hint: `,
+      ),
     )
     const json = await cli([...args, '--log-format', 'json'], { env: { PROV_SSH__CONNECT_TIMEOUT: '1' } })
     expect(json.code).toBe(1)
