@@ -96,16 +96,17 @@ export async function liveServers(env: ServerEnv, records: ServerRecord[] = list
 }
 
 /**
- * Target servers of a command: names (or `all`) from the arguments, else piped `prov.server/v1`
- * records. Unknown names exit 5 with the nearest.
+ * Target servers of a command: names, or the word `all` (every server of the workspace; with
+ * --infra, of that infra), from the arguments, else piped `prov.server/v1` records. Unknown names
+ * exit 5 with the nearest.
  */
-export async function targetServers<T extends ArgsDef>(
-  ctx: ProvContext<T>,
-  env: ServerEnv,
-  options: { allowAll?: boolean; allFlag?: boolean } = {},
-): Promise<ServerRecord[]> {
+export async function targetServers<T extends ArgsDef>(ctx: ProvContext<T>, env: ServerEnv, options: { allFlag?: boolean } = {}): Promise<ServerRecord[]> {
   let names = ctx.positionals
-  if (options.allFlag || (options.allowAll && names.length === 1 && names[0] === 'all')) return listServers(env.workspace)
+  if (names.includes('all') || options.allFlag) {
+    if (names.length > (options.allFlag ? 0 : 1)) throw usageError('give server names or all, not both', { hint: 'all already means every server' })
+    const every = listServers(env.workspace)
+    return ctx.common.infra ? every.filter((s) => s.infra === ctx.common.infra) : every
+  }
   if (!names.length) {
     const input = await ctx.stdin()
     if (input?.records.length) names = serversFromRecords(input.records).map((r) => r.name)

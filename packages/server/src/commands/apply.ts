@@ -5,6 +5,7 @@ import { createJob, deleteJob, failure, type Job, outcomeCode, parallelOf, prefl
 import type { ServerPlan } from '../plan'
 import { checkPlan, parsePlan } from '../plan-input'
 import type { ServerSpec } from '../providers/types'
+import { emitPlan, painter, renderPlan } from '../render'
 
 /** Largest plan accepted (bytes): plans are small; anything bigger is not one. */
 const maxPlanBytes = 16 << 20
@@ -54,7 +55,7 @@ export default defineProvCommand({
     const work = plan.actions.filter((a) => a.action !== 'keep')
     const s = plan.summary
     if (ctx.common.check) {
-      ctx.emit(plan)
+      emitPlan(ctx, plan)
       return
     }
     if (!work.length) {
@@ -66,7 +67,8 @@ export default defineProvCommand({
       env,
       work.map((a) => a.spec?.provider ?? a.provider),
     )
-    const ok = await confirmOrRefuse(`apply: ${s.create} create, ${s.update} update, ${s.delete} delete?`, ctx.common.yes, 'apply a plan')
+    const preview = renderPlan(plan, painter(process.stderr))
+    const ok = await confirmOrRefuse(`apply: ${s.create} create, ${s.update} update, ${s.delete} delete?`, ctx.common.yes, 'apply a plan', preview)
     if (!ok) throw usageError('apply cancelled')
     const writer = ctx.writer()
     const parallel = parallelOf(ctx.common)

@@ -6,11 +6,17 @@ import { createJob, type Job, outcomeCode, parallelOf, preflight, runJobs, serve
 import { adHocPlan, loadDesired, type PlanAction } from '../plan'
 import { providerNames } from '../providers/registry'
 import type { ServerSpec } from '../providers/types'
+import { emitPlan } from '../render'
 
 export default defineProvCommand({
   meta: { name: 'create', description: 'Create servers by name (from --infra / -f servers.yaml, any infra declaring them, or --provider flags)' },
   args: {
-    names: { type: 'positional', required: false, description: 'Server names', valueHint: 'NAME...' },
+    names: {
+      type: 'positional',
+      required: false,
+      description: 'Server names, or all (every server declared in --infra / -f, else in any infra)',
+      valueHint: 'NAME...',
+    },
     file: { type: 'string', alias: 'f', description: 'servers.yaml to take the servers from', valueHint: 'FILE' },
     provider: { type: 'string', description: 'Provider for servers not declared in any servers.yaml' },
     address: { type: 'string', description: 'Address (ssh provider; optional fixed IP for local)' },
@@ -21,11 +27,14 @@ export default defineProvCommand({
   async run(ctx) {
     const names = ctx.positionals
     if (!names.length) throw usageError('create needs server names', { hint: 'prov-server create web-01 --infra demo' })
+    const all = names.includes('all')
+    if (all && names.length > 1) throw usageError('give server names or all, not both', { hint: 'all already means every declared server' })
+    if (all && ctx.args.provider) throw usageError('create all takes the servers from servers.yaml, not --provider', { location: '--provider' })
     for (const name of names) {
-      if (!serverNamePattern.test(name)) throw usageError(`invalid server name '${name}'`, { hint: 'lower-case letters, digits and -, at most 63' })
+      if (!all && !serverNamePattern.test(name)) throw usageError(`invalid server name '${name}'`, { hint: 'lower-case letters, digits and -, at most 63' })
     }
     const env = await serverEnv(ctx.common)
-    const specs = await resolveSpecs(env, names, ctx.args as Record<string, unknown>)
+    const specs = await resolveSpecs(env, all ? undefined : names, ctx.args as Record<string, unknown>)
     const existing = readServerState(env.workspace).servers
     const actions: PlanAction[] = specs.map((spec) => ({
       action: existing[spec.name]?.status === 'running' ? 'keep' : 'create',
@@ -40,7 +49,7 @@ export default defineProvCommand({
       spec,
     }))
     if (ctx.common.check) {
-      ctx.emit(adHocPlan(env, actions, 'create'))
+      emitPlan(ctx, adHocPlan(env, actions, 'create'))
       return
     }
     await preflight(
@@ -58,7 +67,8 @@ export default defineProvCommand({
   },
 })
 
-async function resolveSpecs(env: Awaited<ReturnType<typeof serverEnv>>, names: string[], args: Record<string, unknown>): Promise<ServerSpec[]> {
+/** Specs of the named servers (every declared one when `names` is undefined). */
+async function resolveSpecs(env: Awaited<ReturnType<typeof serverEnv>>, wanted: string[] | undefined, args: Record<string, unknown>): Promise<ServerSpec[]> {
   const declared = new Map<string, ServerSpec>()
   const sources: DesiredState[] = []
   if (args.file || env.common.infra) sources.push(await loadDesired(env, args.file as string | undefined))
@@ -68,6 +78,8 @@ async function resolveSpecs(env: Awaited<ReturnType<typeof serverEnv>>, names: s
     for (const infra of infras) sources.push(await loadDesired({ ...env, common: { ...env.common, infra } }))
   }
   for (const source of sources) for (const spec of source.servers) if (!declared.has(spec.name)) declared.set(spec.name, spec)
+  const names = wanted ?? [...declared.keys()]
+  if (!names.length) throw configError('no servers are declared', { hint: 'declare them in infra/<name>/servers.yaml' })
   const config = env.config
   const ssh = (config.ssh ?? {}) as Record<string, unknown>
   const providers = (config.providers ?? {}) as Record<string, unknown>

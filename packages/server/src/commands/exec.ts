@@ -63,7 +63,7 @@ export default defineProvCommand({
   async run(ctx) {
     if (!ctx.dashArgs.length) throw usageError('exec needs a command after --', { hint: 'prov-server exec all -- hostname' })
     const env = await serverEnv(ctx.common)
-    const targets = await targetServers(ctx, env, { allowAll: true })
+    const targets = await targetServers(ctx, env)
     // One word after -- is the user's shell command as typed; several words are kept apart.
     const command = ctx.dashArgs.length === 1 ? ctx.dashArgs[0] : ctx.dashArgs.map(shellQuote).join(' ')
     const timeoutS =

@@ -1,21 +1,20 @@
-import { defineProvCommand, getServer, usageError } from '@prov/core'
-import { liveServers, serverEnv } from '../engine'
+import { defineProvCommand, usageError } from '@prov/core'
+import { liveServers, serverEnv, targetServers } from '../engine'
 
 export default defineProvCommand({
-  meta: { name: 'info', description: 'One server with provider details' },
-  args: { name: { type: 'positional', required: false, description: 'Server name' } },
+  meta: { name: 'info', description: 'Servers with provider details: one server prints one record; several or all print a list' },
+  args: { names: { type: 'positional', required: false, description: 'Server names or all (default: piped prov.server/v1 records)', valueHint: 'NAME...' } },
   async run(ctx) {
     const env = await serverEnv(ctx.common)
-    let name = ctx.positionals[0]
-    if (!name) {
-      const input = await ctx.stdin()
-      const { serversFromRecords } = await import('@prov/core')
-      if (input?.records.length === 1) name = serversFromRecords(input.records)[0].name
+    const targets = await targetServers(ctx, env).catch((error) => {
+      throw ctx.positionals.length ? error : usageError('info needs server names', { hint: 'prov-server info web-01' })
+    })
+    const out = []
+    for (const record of await liveServers(env, targets)) {
+      const provider = await env.provider(record.provider)
+      out.push({ ...record, provider_info: await provider.info(env.providerContext(record.provider), record) })
     }
-    if (!name || ctx.positionals.length > 1) throw usageError('info takes one server name', { hint: 'prov-server info web-01' })
-    const [record] = await liveServers(env, [getServer(env.workspace, name)])
-    const provider = await env.provider(record.provider)
-    const details = await provider.info(env.providerContext(record.provider), record)
-    ctx.emit({ ...record, provider_info: details })
+    // One server named (or piped) prints its record; all or several print a list.
+    ctx.emit(out.length === 1 && !ctx.positionals.includes('all') ? out[0] : out)
   },
 })

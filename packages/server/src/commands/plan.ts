@@ -1,6 +1,7 @@
 import { defineProvCommand } from '@prov/core'
 import { serverEnv } from '../engine'
 import { computePlan, loadDesired } from '../plan'
+import { emitPlan } from '../render'
 
 export default defineProvCommand({
   meta: { name: 'plan', description: 'Compare infra/<name>/servers.yaml with the actual servers; emit a prov.server.plan/v1 record' },
@@ -12,7 +13,8 @@ export default defineProvCommand({
     const desired = await loadDesired(env, ctx.args.file as string | undefined)
     const plan = await computePlan(env, desired)
     const s = plan.summary
-    ctx.log.info(`plan: ${s.create} to create, ${s.update} to update, ${s.delete} to delete, ${s.keep} unchanged`)
-    ctx.emit(plan)
+    // The human view ends with the same summary; pipes get it on stderr.
+    if (ctx.common.out !== 'table') ctx.log.info(`plan: ${s.create} to create, ${s.update} to update, ${s.delete} to delete, ${s.keep} unchanged`)
+    emitPlan(ctx, plan)
   },
 })

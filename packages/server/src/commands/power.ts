@@ -2,6 +2,7 @@ import { defineProvCommand, usageError } from '@prov/core'
 import { confirmOrRefuse } from '../confirm'
 import { type Job, outcomeCode, parallelOf, powerJob, preflight, runJobs, serverEnv, targetServers } from '../engine'
 import { adHocPlan } from '../plan'
+import { emitPlan, painter, renderTargets } from '../render'
 
 function powerCommand(action: 'start' | 'stop' | 'restart') {
   return defineProvCommand({
@@ -9,9 +10,10 @@ function powerCommand(action: 'start' | 'stop' | 'restart') {
     args: { names: { type: 'positional', required: false, description: 'Server names or all (default: piped prov.server/v1 records)', valueHint: 'NAME...' } },
     async run(ctx) {
       const env = await serverEnv(ctx.common)
-      const targets = await targetServers(ctx, env, { allowAll: true })
+      const targets = await targetServers(ctx, env)
       if (ctx.common.check) {
-        ctx.emit(
+        emitPlan(
+          ctx,
           adHocPlan(
             env,
             targets.map((s) => ({ action: 'update' as const, server: s.name, provider: s.provider, reason: action })),
@@ -20,11 +22,22 @@ function powerCommand(action: 'start' | 'stop' | 'restart') {
         )
         return
       }
+      if (!targets.length) {
+        ctx.log.info(`no servers to ${action}`)
+        ctx.emit([])
+        return
+      }
       await preflight(
         env,
         targets.map((t) => t.provider),
       )
-      const ok = await confirmOrRefuse(`${action} ${targets.map((t) => t.name).join(', ')}?`, ctx.common.yes, `${action} servers`)
+      const preview = renderTargets(action, targets, painter(process.stderr))
+      const ok = await confirmOrRefuse(
+        `${action} ${targets.length === 1 ? 'this server' : `these ${targets.length} servers`}?`,
+        ctx.common.yes,
+        `${action} servers`,
+        preview,
+      )
       if (!ok) throw usageError(`${action} cancelled`)
       const jobs: Job[] = targets.map((record) => ({ title: `${action} ${record.name}`, run: () => powerJob(env, record, action) }))
       const writer = ctx.writer()

@@ -8,6 +8,7 @@ export default defineProvCommand({
   async run(ctx) {
     const name = ctx.positionals[0]
     if (!name || ctx.positionals.length > 1) throw usageError('ssh takes one server name', { hint: 'prov-server ssh web-01 -- uptime' })
+    if (name === 'all') throw usageError('ssh connects to one server, not all', { hint: 'prov-server exec all -- CMD runs a command on every server' })
     const env = await serverEnv(ctx.common)
     const sshConfig = (env.config.ssh ?? {}) as Record<string, unknown>
     const keyPath = typeof sshConfig.key_path === 'string' && sshConfig.key_path ? expandHome(sshConfig.key_path) : undefined

@@ -1,0 +1,99 @@
+import { type OutputFormat, writeStdout } from '@prov/core'
+import type { PlanAction, ServerPlan } from './plan'
+import type { ServerSpec } from './providers/types'
+
+/**
+ * The human view of a plan (a terminal, or `--out table`): one line per change, like Terraform
+ * (`+ create web-01 (local, 1 core, 512 MB)`, `~ update`, `- delete`, `-/+ replace`), then a
+ * summary. Pipes keep getting the JSON record.
+ */
+
+type Paint = (text: string) => string
+
+const ansi =
+  (code: number): Paint =>
+  (text) =>
+    `\x1b[${code}m${text}\x1b[0m`
+
+/** Colours only for a terminal that wants them. */
+export function painter(stream: NodeJS.WriteStream): { add: Paint; change: Paint; remove: Paint; dim: Paint } {
+  const color = Boolean(stream.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb'
+  const plain: Paint = (text) => text
+  return color ? { add: ansi(32), change: ansi(33), remove: ansi(31), dim: ansi(2) } : { add: plain, change: plain, remove: plain, dim: plain }
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
+
+/** `local, 1 core, 512 MB, 10 GB disk` — what a created server gets. */
+export function describeSpec(provider: string, spec?: ServerSpec): string {
+  const parts = [provider]
+  if (spec?.plan) parts.push(`plan ${spec.plan}`)
+  if (spec?.cores) parts.push(plural(spec.cores, 'core'))
+  if (spec?.memory_mb) parts.push(`${spec.memory_mb} MB`)
+  if (spec?.disk_gb) parts.push(`${spec.disk_gb} GB disk`)
+  if (spec?.zone) parts.push(`zone ${spec.zone}`)
+  if (spec?.address) parts.push(spec.address)
+  return parts.join(', ')
+}
+
+function shown(value: unknown): string {
+  if (value === null || value === undefined) return '(none)'
+  if (typeof value !== 'object') return String(value)
+  if (Array.isArray(value)) return `[${value.map(shown).join(', ')}]`
+  return `{${Object.entries(value)
+    .map(([k, v]) => `${k}: ${shown(v)}`)
+    .join(', ')}}`
+}
+
+function updateLine(action: PlanAction): string {
+  const changes = Object.entries(action.changes ?? {}).map(([field, [from, to]]) => `${field} ${shown(from)} -> ${shown(to)}`)
+  if (action.start) changes.push('start it')
+  return `: ${changes.length ? changes.join('; ') : action.reason}`
+}
+
+/** The plan as lines for people; `paint` colours the markers. */
+export function renderPlan(plan: ServerPlan, paint: ReturnType<typeof painter>): string {
+  const lines: string[] = []
+  const deletes = new Map(plan.actions.filter((a) => a.action === 'delete').map((a) => [a.server, a]))
+  const replaced = new Set(plan.actions.filter((a) => a.action === 'create' && deletes.has(a.server)).map((a) => a.server))
+  for (const action of plan.actions) {
+    const name = action.server
+    switch (action.action) {
+      case 'create':
+        if (replaced.has(name)) {
+          const old = deletes.get(name) as PlanAction
+          lines.push(
+            `${paint.remove('-')}/${paint.add('+')} replace ${name} (${old.provider} -> ${describeSpec(action.provider, action.spec)}) ${paint.dim(`# ${action.reason}`)}`,
+          )
+        } else {
+          lines.push(`${paint.add('+')} create ${name} (${describeSpec(action.provider, action.spec)})`)
+        }
+        break
+      case 'update':
+        lines.push(`${paint.change('~')} update ${name} (${action.provider})${updateLine(action)}`)
+        break
+      case 'delete':
+        if (!replaced.has(name)) lines.push(`${paint.remove('-')} delete ${name} (${action.provider}) ${paint.dim(`# ${action.reason}`)}`)
+        break
+      case 'keep':
+        break
+    }
+  }
+  const s = plan.summary
+  if (!plan.actions.length) return 'Nothing to do: no servers.\n'
+  if (!lines.length) return `No changes: ${plural(s.keep, 'server')} ${s.keep === 1 ? 'matches' : 'match'} ${plan.source}.\n`
+  const summary = `Plan: ${s.create} to create, ${s.update} to update, ${s.delete} to delete, ${s.keep} unchanged.`
+  return `${lines.join('\n')}\n\n${summary}\n`
+}
+
+/** Lines for a confirmation of an action on existing servers: `- delete web-01 (local)`. */
+export function renderTargets(verb: string, servers: { name: string; provider: string }[], paint: ReturnType<typeof painter>): string {
+  const marker = verb === 'delete' ? paint.remove('-') : paint.change('~')
+  return `${servers.map((s) => `${marker} ${verb} ${s.name} (${s.provider})`).join('\n')}\n`
+}
+
+/** Prints a plan: the human view for `--out table` (a terminal by default), the record otherwise. */
+export function emitPlan(ctx: { common: { out: OutputFormat }; emit(data: unknown): void }, plan: ServerPlan): void {
+  if (ctx.common.out === 'table') writeStdout(renderPlan(plan, painter(process.stdout)))
+  else ctx.emit(plan)
+}
