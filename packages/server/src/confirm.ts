@@ -1,23 +1,46 @@
-import { createInterface } from 'node:readline/promises'
-import { usageError } from '@prov/core'
+import { type ArgsDef, confirmOrRefuse, type ProvContext, type ServerRecord, usageError } from '@prov/core'
+import { type ActionOutcome, preflight, runToCode, type ServerEnv } from './engine'
+import { painter, renderTargets } from './render'
 
 /**
- * Asks on the terminal (stderr) unless --yes, after showing `preview` (what would change).
- * Without a terminal on stdin there is nobody to ask: refuse (exit 2) rather than act unconfirmed.
+ * Confirms a change to existing servers with core's one confirmation (--yes, refused off a
+ * terminal with exit 2, asked on one). On a terminal the user first sees `preview`, what would
+ * change; answering no is exit 2 (`<verb> cancelled`).
  */
-export async function confirmOrRefuse(question: string, yes: boolean, what: string, preview?: string): Promise<boolean> {
-  if (yes) return true
-  if (!process.stdin.isTTY) {
-    throw usageError(`refusing to ${what} without --yes (stdin is not a terminal, so nobody can confirm)`, {
-      hint: 'add --yes, or run --check to see what would change',
-    })
+export async function confirmChange(yes: boolean, verb: string, what: string, question: string, preview: string): Promise<void> {
+  if (!yes && process.stdin.isTTY) process.stderr.write(`${preview}\n`)
+  if (!(await confirmOrRefuse({ yes, what, question }))) throw usageError(`${verb} cancelled`)
+}
+
+/** Confirms `verb` (delete, stop...) on existing servers, listing them: `- delete web-01 (local)`. */
+export async function confirmTargets(yes: boolean, verb: string, targets: { name: string; provider: string }[]): Promise<void> {
+  const question = `${verb} ${targets.length === 1 ? 'this server' : `these ${targets.length} servers`}?`
+  await confirmChange(yes, verb, `${verb} servers`, question, renderTargets(verb, targets, painter(process.stderr)))
+}
+
+/**
+ * `verb` on existing servers (delete, stop, start, restart): nothing named prints `[]`; otherwise
+ * root is checked where a provider needs it, the user confirms, and `job` runs per server.
+ */
+export async function actOnServers<T extends ArgsDef>(
+  ctx: ProvContext<T>,
+  env: ServerEnv,
+  verb: string,
+  targets: ServerRecord[],
+  job: (record: ServerRecord) => Promise<ActionOutcome>,
+): Promise<number | undefined> {
+  if (!targets.length) {
+    ctx.log.info(`no servers to ${verb}`)
+    ctx.emit([])
+    return undefined
   }
-  if (preview) process.stderr.write(`${preview}\n`)
-  const rl = createInterface({ input: process.stdin, output: process.stderr })
-  try {
-    const answer = await rl.question(`${question} [y/N] `)
-    return /^y(es)?$/i.test(answer.trim())
-  } finally {
-    rl.close()
-  }
+  await preflight(
+    env,
+    targets.map((t) => t.provider),
+  )
+  await confirmTargets(ctx.common.yes, verb, targets)
+  return runToCode(
+    ctx,
+    targets.map((record) => ({ title: `${verb} ${record.name}`, run: () => job(record) })),
+  )
 }

@@ -305,6 +305,14 @@ export async function powerJob(env: ServerEnv, record: ServerRecord, action: 'st
   }
 }
 
+/** Runs the jobs of a command (`--parallel` at a time), writes each record, and returns the exit code. */
+export async function runToCode<T extends ArgsDef>(ctx: ProvContext<T>, jobs: Job[]): Promise<number> {
+  const writer = ctx.writer()
+  const outcomes = await runJobs(jobs, { parallel: parallelOf(ctx.common), writer, quiet: ctx.common.quiet })
+  writer.end()
+  return outcomeCode(outcomes)
+}
+
 export function parallelOf(common: CommonOptions, fallback = 10): number {
   return common.parallel ?? fallback
 }

@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ensureWorkspaceKey } from '@prov/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { binDir, runCli, tempWorkspace } from '../../../tests/helpers/cli'
+import { binDir, runCli } from '../../../tests/helpers/cli'
 import { isRoot } from './helpers/local'
-import { freePort, type LoopbackSshd, startLoopbackSshd } from './helpers/sshd'
+import { freePort, type LoopbackSshd } from './helpers/sshd'
+import { type CliCall, type ServerTestWorkspace, serverTestWorkspace } from './helpers/workspace'
 
 // No sandboxes here: bad input, the ssh provider against a real loopback sshd, a workspace
 // provider loaded with jiti. Runs beside local.e2e.test.ts without touching its bridge.
@@ -13,36 +13,19 @@ import { freePort, type LoopbackSshd, startLoopbackSshd } from './helpers/sshd'
 const nobodyCanRun =
   isRoot && spawnSync(process.execPath, [join(binDir, 'prov-server'), '--help'], { uid: 65534, gid: 65534, cwd: '/tmp', encoding: 'utf8' }).status === 0
 
-type Ws = Awaited<ReturnType<typeof tempWorkspace>>
-let ws: Ws
+let ws: ServerTestWorkspace
 let sshd: LoopbackSshd
-const cli = (args: string[], options: { input?: string; env?: Record<string, string> } = {}) =>
-  runCli('prov-server', args, { env: { ...ws.env, ...options.env }, cwd: ws.path, input: options.input, timeoutMs: 120_000 })
-
-function writeInfra(name: string, text: string): string {
-  mkdirSync(join(ws.path, 'infra', name), { recursive: true })
-  const file = join(ws.path, 'infra', name, 'servers.yaml')
-  writeFileSync(file, text)
-  return file
-}
+const cli = (args: string[], options: CliCall = {}) => ws.cli(args, options)
+const writeInfra = (name: string, text: string) => ws.writeInfra(name, text)
 
 beforeAll(async () => {
-  ws = await tempWorkspace('clitest', 'full')
   // Its own subnet/bridge in case anything here ever reached the local provider.
-  const config = join(ws.path, 'prov.config.yaml')
-  writeFileSync(
-    config,
-    readFileSync(config, 'utf8')
-      .replace(/subnet: \S+/, 'subnet: 10.213.1.0/24')
-      .replace(/bridge: \S+/, 'bridge: provt1'),
-  )
-  const key = await ensureWorkspaceKey(ws.path)
-  sshd = await startLoopbackSshd(key.publicKey)
+  ws = await serverTestWorkspace('clitest', '10.213.1.0/24', 'provt1')
+  sshd = ws.sshd
 })
 
 afterAll(async () => {
-  await sshd?.stop()
-  ws?.cleanup()
+  await ws?.dispose()
 })
 
 describe('prov-server basics', () => {

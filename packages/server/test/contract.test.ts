@@ -1,37 +1,22 @@
 import { spawnSync } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
-import { ensureWorkspaceKey, newServerRecord } from '@prov/core'
+import { newServerRecord } from '@prov/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { binDir, runCli, tempWorkspace } from '../../../tests/helpers/cli'
-import { type LoopbackSshd, startLoopbackSshd } from './helpers/sshd'
+import { binDir } from '../../../tests/helpers/cli'
+import type { LoopbackSshd } from './helpers/sshd'
+import { type CliCall, type ServerTestWorkspace, serverTestWorkspace, treeHash } from './helpers/workspace'
 
 // The JSON contract for prov-server's commands: --check previews without changing a byte or
 // opening a connection, `all` names every server, plans read as a diff on a terminal.
 
-type Ws = Awaited<ReturnType<typeof tempWorkspace>>
-let ws: Ws
+let ws: ServerTestWorkspace
 let sshd: LoopbackSshd
 let trap: Server
 let trapPort = 0
 let trapConnections = 0
-const cli = (args: string[], options: { input?: string } = {}) =>
-  runCli('prov-server', args, { env: ws.env, cwd: ws.path, input: options.input, timeoutMs: 120_000 })
-
-/** sha256 over every path and file content below `dir`. */
-function treeHash(dir: string): string {
-  const hash = createHash('sha256')
-  const walk = (path: string) => {
-    const st = statSync(path)
-    hash.update(`${path} ${st.mode} ${st.isDirectory() ? '' : st.size}\n`)
-    if (st.isDirectory()) for (const entry of readdirSync(path).sort()) walk(join(path, entry))
-    else hash.update(readFileSync(path))
-  }
-  walk(dir)
-  return hash.digest('hex')
-}
+const cli = (args: string[], options: CliCall = {}) => ws.cli(args, options)
 
 /** Runs prov-server with a terminal on stdin and stdout (util-linux `script`), feeding `input`. */
 function onTerminal(args: string[], input = '') {
@@ -47,16 +32,8 @@ function onTerminal(args: string[], input = '') {
 }
 
 beforeAll(async () => {
-  ws = await tempWorkspace('contract', 'full')
-  const config = join(ws.path, 'prov.config.yaml')
-  writeFileSync(
-    config,
-    readFileSync(config, 'utf8')
-      .replace(/subnet: \S+/, 'subnet: 10.213.8.0/24')
-      .replace(/bridge: \S+/, 'bridge: provt8'),
-  )
-  const key = await ensureWorkspaceKey(ws.path)
-  sshd = await startLoopbackSshd(key.publicKey)
+  ws = await serverTestWorkspace('contract', '10.213.8.0/24', 'provt8')
+  sshd = ws.sshd
   // A listener that counts connections: a server whose address points here proves "no connection".
   trap = createServer((socket) => {
     trapConnections++
@@ -85,8 +62,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   trap?.close()
-  await sshd?.stop()
-  ws?.cleanup()
+  await ws?.dispose()
 })
 
 describe('--check previews every mutating command', () => {

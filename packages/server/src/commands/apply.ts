@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { defineProvCommand, notFoundError, parseInput, readServerState, usageError } from '@prov/core'
-import { confirmOrRefuse } from '../confirm'
+import { confirmChange } from '../confirm'
 import { createJob, deleteJob, failure, type Job, outcomeCode, parallelOf, preflight, runJobs, serverEnv } from '../engine'
 import type { ServerPlan } from '../plan'
 import { checkPlan, parsePlan } from '../plan-input'
@@ -67,9 +67,8 @@ export default defineProvCommand({
       env,
       work.map((a) => a.spec?.provider ?? a.provider),
     )
-    const preview = renderPlan(plan, painter(process.stderr))
-    const ok = await confirmOrRefuse(`apply: ${s.create} create, ${s.update} update, ${s.delete} delete?`, ctx.common.yes, 'apply a plan', preview)
-    if (!ok) throw usageError('apply cancelled')
+    const question = `apply: ${s.create} create, ${s.update} update, ${s.delete} delete?`
+    await confirmChange(ctx.common.yes, 'apply', 'apply a plan', question, renderPlan(plan, painter(process.stderr)))
     const writer = ctx.writer()
     const parallel = parallelOf(ctx.common)
     const state = () => readServerState(env.workspace).servers

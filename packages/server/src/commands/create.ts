@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { configError, defineProvCommand, readServerState, serverNamePattern, serverSpecSchemas, usageError } from '@prov/core'
 import type { DesiredState } from '../desired'
-import { createJob, type Job, outcomeCode, parallelOf, preflight, runJobs, serverEnv } from '../engine'
+import { createJob, preflight, runToCode, serverEnv } from '../engine'
 import { adHocPlan, loadDesired, type PlanAction } from '../plan'
 import { providerNames } from '../providers/registry'
 import type { ServerSpec } from '../providers/types'
@@ -56,14 +56,13 @@ export default defineProvCommand({
       env,
       actions.filter((a) => a.action === 'create').map((a) => a.provider),
     )
-    const jobs: Job[] = actions.map((a) => ({
-      title: `create ${a.server}`,
-      run: async () => (a.action === 'keep' ? { ok: true, record: { ...existing[a.server], action: 'keep' } } : createJob(env, a.spec as ServerSpec)),
-    }))
-    const writer = ctx.writer()
-    const outcomes = await runJobs(jobs, { parallel: parallelOf(ctx.common), writer, quiet: ctx.common.quiet })
-    writer.end()
-    return outcomeCode(outcomes)
+    return runToCode(
+      ctx,
+      actions.map((a) => ({
+        title: `create ${a.server}`,
+        run: async () => (a.action === 'keep' ? { ok: true, record: { ...existing[a.server], action: 'keep' } } : createJob(env, a.spec as ServerSpec)),
+      })),
+    )
   },
 })
 

@@ -1,8 +1,8 @@
-import { defineProvCommand, type ServerRecord, usageError } from '@prov/core'
-import { confirmOrRefuse } from '../confirm'
-import { deleteJob, type Job, outcomeCode, parallelOf, preflight, runJobs, serverEnv, targetServers } from '../engine'
+import { defineProvCommand, type ServerRecord } from '@prov/core'
+import { actOnServers } from '../confirm'
+import { deleteJob, serverEnv, targetServers } from '../engine'
 import { adHocPlan } from '../plan'
-import { emitPlan, painter, renderTargets } from '../render'
+import { emitPlan } from '../render'
 
 export default defineProvCommand({
   meta: { name: 'delete', description: 'Delete servers (names, all, or piped prov.server/v1 records); local sandboxes are removed completely' },
@@ -23,28 +23,7 @@ export default defineProvCommand({
       emitPlan(ctx, plan)
       return
     }
-    if (!targets.length) {
-      ctx.log.info('no servers to delete')
-      ctx.emit([])
-      return
-    }
-    await preflight(
-      env,
-      targets.map((t) => t.provider),
-    )
-    const preview = renderTargets('delete', targets, painter(process.stderr))
-    const ok = await confirmOrRefuse(
-      `delete ${targets.length === 1 ? 'this server' : `these ${targets.length} servers`}?`,
-      ctx.common.yes,
-      'delete servers',
-      preview,
-    )
-    if (!ok) throw usageError('delete cancelled')
     const keepStorage = Boolean(ctx.args['keep-storage'])
-    const jobs: Job[] = targets.map((record) => ({ title: `delete ${record.name}`, run: () => deleteJob(env, record, keepStorage) }))
-    const writer = ctx.writer()
-    const outcomes = await runJobs(jobs, { parallel: parallelOf(ctx.common), writer, quiet: ctx.common.quiet })
-    writer.end()
-    return outcomeCode(outcomes)
+    return actOnServers(ctx, env, 'delete', targets, (record) => deleteJob(env, record, keepStorage))
   },
 })

@@ -1,8 +1,8 @@
-import { defineProvCommand, usageError } from '@prov/core'
-import { confirmOrRefuse } from '../confirm'
-import { type Job, outcomeCode, parallelOf, powerJob, preflight, runJobs, serverEnv, targetServers } from '../engine'
+import { defineProvCommand } from '@prov/core'
+import { actOnServers } from '../confirm'
+import { powerJob, serverEnv, targetServers } from '../engine'
 import { adHocPlan } from '../plan'
-import { emitPlan, painter, renderTargets } from '../render'
+import { emitPlan } from '../render'
 
 function powerCommand(action: 'start' | 'stop' | 'restart') {
   return defineProvCommand({
@@ -22,28 +22,7 @@ function powerCommand(action: 'start' | 'stop' | 'restart') {
         )
         return
       }
-      if (!targets.length) {
-        ctx.log.info(`no servers to ${action}`)
-        ctx.emit([])
-        return
-      }
-      await preflight(
-        env,
-        targets.map((t) => t.provider),
-      )
-      const preview = renderTargets(action, targets, painter(process.stderr))
-      const ok = await confirmOrRefuse(
-        `${action} ${targets.length === 1 ? 'this server' : `these ${targets.length} servers`}?`,
-        ctx.common.yes,
-        `${action} servers`,
-        preview,
-      )
-      if (!ok) throw usageError(`${action} cancelled`)
-      const jobs: Job[] = targets.map((record) => ({ title: `${action} ${record.name}`, run: () => powerJob(env, record, action) }))
-      const writer = ctx.writer()
-      const outcomes = await runJobs(jobs, { parallel: parallelOf(ctx.common), writer, quiet: ctx.common.quiet })
-      writer.end()
-      return outcomeCode(outcomes)
+      return actOnServers(ctx, env, action, targets, (record) => powerJob(env, record, action))
     },
   })
 }
