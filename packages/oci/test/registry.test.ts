@@ -184,7 +184,13 @@ describe('bad input', () => {
     expect(piped.code, piped.stderr).toBe(0)
     expect(piped.json()[0]).toMatchObject({ name: 'redis', layer: 'registry' })
     const cacheDir = join(dst.root, 'stdin-cache')
-    for (const input of ['{"reference": ', '[{"name": "redis"}]', '- [unclosed', '[42]']) {
+    const refusals: [string, RegExp][] = [
+      ['{"reference": ', /stdin is not valid JSON/],
+      ['[{"name": "redis"}]', /stdin record 1 has no 'reference' string \(at stdin\[0\]\)/],
+      ['- [unclosed', /stdin is not JSON, NDJSON or YAML/],
+      ['[42]', /stdin record 1 has no 'reference' string/],
+    ]
+    for (const [input, reason] of refusals) {
       const result = await runCli('prov-oci', ['pull'], {
         env: { ...dst.env, XDG_CACHE_HOME: join(dst.root, 'cache'), PROV_OCI_CACHE: cacheDir },
         cwd: dst.path,
@@ -192,6 +198,7 @@ describe('bad input', () => {
       })
       expect(result.code, input).toBe(2)
       expect(result.stderr.trim().split('\n'), input).toHaveLength(1)
+      expect(result.stderr, input).toMatch(new RegExp(`^prov-oci: error: ${reason.source}`))
     }
     expect(existsSync(cacheDir)).toBe(false)
     const planned = await oci(dst, ['pull', `${host}/prov/taskservs/redis:7.0.0`, '--check'], { env: { PROV_OCI_CACHE: cacheDir } })
