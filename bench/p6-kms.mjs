@@ -2,10 +2,11 @@
 // (target: prov/age <= 1.5); the same with process start subtracted, to show the crypto itself.
 // (2) 1,000 secrets through one NDJSON stream (`prov-kms encrypt --field password`) vs 1,000
 // `age -r` runs (target: >= 20x faster). (3) for information: 10 MB as plain age files
-// (`encrypt --format age`, and decrypting what `age -r` wrote) vs age itself.
-import { spawnSync } from 'node:child_process'
+// (`encrypt --format age`, and decrypting what `age -r` wrote) vs age itself. (4) peak memory of
+// a 64 MiB `encrypt | decrypt` pipe (streamed: target under 200 MB per process), beside age's.
+import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { median } from './lib.mjs'
@@ -16,6 +17,38 @@ function run(command, args, { input, env } = {}) {
   const ms = Number(process.hrtime.bigint() - start) / 1e6
   if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} exited ${result.status}: ${String(result.stderr).slice(0, 300)}`)
   return { ms, stdout: result.stdout }
+}
+
+/** Pipes `size` bytes through `first | second`; the larger peak RSS (VmHWM, MB) of the two processes. */
+export async function peakOfPipe([cmd1, args1], [cmd2, args2], env, size) {
+  const opts = { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] }
+  const first = spawn(cmd1, args1, opts)
+  const second = spawn(cmd2, args2, opts)
+  first.stdout.pipe(second.stdin)
+  let peak = 0
+  const poll = setInterval(() => {
+    for (const child of [first, second]) {
+      try {
+        const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1]
+        if (hwm) peak = Math.max(peak, Number(hwm))
+      } catch {
+        // exited
+      }
+    }
+  }, 10)
+  let total = 0
+  second.stdout.on('data', (chunk) => {
+    total += chunk.length
+  })
+  const block = Buffer.alloc(1024 * 1024, 0x5a)
+  for (let sent = 0; sent < size; sent += block.length) {
+    if (!first.stdin.write(block)) await new Promise((resolve) => first.stdin.once('drain', resolve))
+  }
+  first.stdin.end()
+  await Promise.all([new Promise((resolve) => first.on('close', resolve)), new Promise((resolve) => second.on('close', resolve))])
+  clearInterval(poll)
+  if (first.exitCode !== 0 || second.exitCode !== 0 || total !== size) throw new Error(`${cmd1} | ${cmd2}: pipe failed or lost data`)
+  return peak / 1024
 }
 
 export default async function p6({ root, log }) {
@@ -93,6 +126,10 @@ export default async function p6({ root, log }) {
     for (const secret of secrets) run('age', ['-r', recipient], { input: secret })
     const ageLoopMs = Number(process.hrtime.bigint() - startAge) / 1e6
     const speedup = ageLoopMs / streamMs
+    log('64 MiB encrypt | decrypt: peak memory per process')
+    const size = 64 * 1024 * 1024
+    const provPeak = await peakOfPipe([node, [kms, 'encrypt', '--binary']], [node, [kms, 'decrypt']], env, size)
+    const agePeak = await peakOfPipe(['age', ['-r', recipient]], ['age', ['-d', '-i', identity]], {}, size)
     writeFileSync(join(dir, 'done'), '')
     return {
       id: 'P6',
@@ -137,6 +174,16 @@ export default async function p6({ root, log }) {
           ratio: speedup,
           target: '>= 20 (x faster)',
           pass: speedup >= 20,
+        },
+        {
+          metric: '64 MiB encrypt | decrypt: peak RSS of the larger process',
+          prov: provPeak,
+          peer: agePeak,
+          peerName: 'age',
+          unit: 'MB',
+          ratio: provPeak / agePeak,
+          target: 'prov < 200 MB',
+          pass: provPeak < 200,
         },
       ],
     }
