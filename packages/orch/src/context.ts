@@ -131,15 +131,32 @@ export function positiveInt(value: string | undefined, flag: string, fallback: n
 
 export const workflowExitCode = (status: string) => (status === 'succeeded' ? ExitCode.OK : ExitCode.FAILED)
 
+const UNSERVED_GRACE_MS = 2000
+
+/** The warning for work queued on a store that no engine or worker serves. */
+export function unservedMessage(store: OrchStore, id: string): string {
+  return `no prov-orch engine or worker serves ${store.location}: workflow ${id} waits until one does; start 'prov-orch serve' or 'prov-orch worker --until-idle' on this store`
+}
+
+/** Warns (once, now) when no engine or worker serves the store that `id` was queued on. */
+export async function warnIfUnserved(store: OrchStore, id: string): Promise<void> {
+  if (!(await store.engineServing())) log().warn(unservedMessage(store, id))
+}
+
 /** Follows a workflow's events (polling the store) until it is finished; returns its final status. */
 export async function followEvents(
   store: OrchStore,
   id: string,
   onEvent: (event: OrchEvent) => void,
-  options: { pollMs?: number; signal?: AbortSignal } = {},
+  options: { pollMs?: number; signal?: AbortSignal; onUnserved?: (message: string) => void } = {},
 ): Promise<string> {
   const { isTerminalEvent } = await import('./store/store')
   let after = 0
+  // Waiting on a store nobody serves would wait forever in silence: say so once, after a grace
+  // period in which an engine that is just starting takes its lock.
+  let unservedSince: number | undefined
+  let lastServingCheck = 0
+  let told = false
   for (;;) {
     const events = await store.events(id, after)
     for (const e of events) {
@@ -156,6 +173,16 @@ export async function followEvents(
         return wf.status
       }
       if (options.signal?.aborted) return wf.status
+      const now = Date.now()
+      if (options.onUnserved && !told && now - lastServingCheck >= 1000) {
+        lastServingCheck = now
+        if (await store.engineServing()) unservedSince = undefined
+        else if (unservedSince === undefined) unservedSince = now
+        else if (now - unservedSince >= UNSERVED_GRACE_MS) {
+          told = true
+          options.onUnserved(unservedMessage(store, id))
+        }
+      }
       await new Promise((r) => setTimeout(r, options.pollMs ?? 100))
     }
   }

@@ -194,6 +194,7 @@ describe('prov-orch CLI', () => {
       const waited = await orch(['submit', file('ok2.yaml', 'name: ok2\nsteps:\n  - {id: a, run: "echo 7"}\n'), '--wait', '--store', store])
       expect(waited.code).toBe(0)
       expect(waited.json()).toMatchObject({ status: 'succeeded', steps: [{ id: 'a', output: 7 }] })
+      expect(waited.stderr).not.toMatch(/no prov-orch engine or worker serves/)
       // Two engines on one SQLite file: refused.
       const second = await orch(['run', long, '--store', store])
       expect(second.code).toBe(3)
@@ -292,4 +293,34 @@ describe('prov-orch CLI', () => {
       t.cleanup()
     }
   })
+
+  it('submit, submit --wait, watch, retry and rollback say when no engine or worker serves the store', async () => {
+    const store = `sqlite:${join(tmp.dir, 'idle.db')}`
+    const unserved =
+      /no prov-orch engine or worker serves \S*idle\.db: workflow wf-\S+ waits until one does; start 'prov-orch serve' or 'prov-orch worker --until-idle'/
+    const wf = file('idle.yaml', 'name: idle\nsteps:\n  - {id: a, run: "true"}\n')
+    const sub = await orch(['submit', wf, '--store', store])
+    expect(sub.code).toBe(0)
+    expect(sub.stderr).toMatch(unserved)
+    for (const args of [
+      ['submit', wf, '--store', store, '--wait'],
+      ['watch', sub.json().workflow_id, '--store', store],
+    ]) {
+      const waiting = startOrch(args, devEnv)
+      try {
+        await waitFor(() => unserved.test(waiting.stderrText()), 60_000, 100)
+      } finally {
+        waiting.kill('SIGTERM')
+        await waitExit(waiting)
+      }
+    }
+    const failing = JSON.stringify({ name: 'f', steps: [{ id: 'a', run: 'exit 3', rollback: 'true' }] })
+    for (const command of ['retry', 'rollback']) {
+      const failed = await orch(['run', '-', '--store', store], failing)
+      expect(failed.code).toBe(1)
+      const r = await orch([command, failed.json().id, '--store', store, '--yes'])
+      expect(r.code).toBe(0)
+      expect(r.stderr).toMatch(unserved)
+    }
+  }, 120_000)
 })

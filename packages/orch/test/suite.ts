@@ -48,6 +48,16 @@ export function engineSuite(h: Harness) {
   const run = (raw: unknown, options: RunOptions = {}) => runWorkflow(h, raw, options)
   const log = (name: string) => join(h.dir(), name)
 
+  it('knows whether an engine serves the store: from its start (lock, heartbeat) until its clean end', async () => {
+    const [store] = h.stores()
+    expect(await store.engineServing()).toBe(false)
+    await store.begin('probe-engine', () => {})
+    await store.heartbeat('probe-engine', 30_000)
+    expect(await store.engineServing()).toBe(true)
+    await store.end('probe-engine')
+    expect(await store.engineServing()).toBe(false)
+  })
+
   it('runs a batch across providers: servers -> services, parallel_limit 5', async () => {
     const trace = log(`e8-${Date.now()}`)
     const wf = {

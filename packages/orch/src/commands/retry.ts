@@ -1,5 +1,5 @@
 import { defineProvCommand } from '@prov/core'
-import { idArg, requireId, storeArg, withWorkflowStore } from '../context'
+import { idArg, requireId, storeArg, warnIfUnserved, withWorkflowStore } from '../context'
 
 export default defineProvCommand({
   meta: {
@@ -12,7 +12,9 @@ export default defineProvCommand({
   async run({ args, positionals, common, emit }) {
     const id = requireId(positionals, 'retry')
     await withWorkflowStore(common, args.store, id, async (store) => {
-      emit(common.check ? await store.preview('retry', id, args.step) : await store.retry(id, args.step))
+      if (common.check) return emit(await store.preview('retry', id, args.step))
+      emit(await store.retry(id, args.step))
+      await warnIfUnserved(store, id)
     })
   },
 })

@@ -1,5 +1,5 @@
 import { confirmOrRefuse, defineProvCommand, usageError } from '@prov/core'
-import { idArg, requireId, storeArg, withWorkflowStore } from '../context'
+import { idArg, requireId, storeArg, warnIfUnserved, withWorkflowStore } from '../context'
 
 export default defineProvCommand({
   meta: {
@@ -18,6 +18,7 @@ export default defineProvCommand({
         throw usageError('rollback not confirmed; nothing changed')
       }
       emit(await store.rollback(id))
+      await warnIfUnserved(store, id)
     })
   },
 })

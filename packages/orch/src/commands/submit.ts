@@ -1,5 +1,5 @@
 import { defineProvCommand } from '@prov/core'
-import { compiledRecord, followEvents, openStore, readWorkflowArg, storeArg, workflowExitCode, workflowFileArg } from '../context'
+import { compiledRecord, followEvents, openStore, readWorkflowArg, storeArg, warnIfUnserved, workflowExitCode, workflowFileArg } from '../context'
 
 export default defineProvCommand({
   meta: {
@@ -22,10 +22,13 @@ export default defineProvCommand({
       const id = await store.submit(workflow, `cli:${process.env.USER ?? 'unknown'}`)
       log.success(`submitted ${id} (${workflow.steps.length} steps)`)
       if (!common.wait) {
+        await warnIfUnserved(store, id)
         emit({ schema: 'prov.orch.submission/v1', workflow_id: id, name: workflow.name, status: 'queued', steps: workflow.steps.length })
         return
       }
-      const status = await followEvents(store, id, (event) => log.info(`${event.type}${event.step ? ` ${event.step}` : ''}`))
+      const status = await followEvents(store, id, (event) => log.info(`${event.type}${event.step ? ` ${event.step}` : ''}`), {
+        onUnserved: (m) => log.warn(m),
+      })
       emit({ ...(await store.get(id)), steps: await store.steps(id) })
       return workflowExitCode(status)
     } finally {

@@ -9,11 +9,11 @@ export default defineProvCommand({
     mutating: false,
   },
   args: { id: idArg, store: storeArg },
-  async run({ args, positionals, common }) {
+  async run({ args, positionals, common, log }) {
     const id = requireId(positionals, 'watch')
     return withWorkflowStore(common, args.store, id, async (store) => {
       await store.get(id)
-      return workflowExitCode(await followEvents(store, id, printEventLine))
+      return workflowExitCode(await followEvents(store, id, printEventLine, { onUnserved: (m) => log.warn(m) }))
     })
   },
 })

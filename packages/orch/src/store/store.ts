@@ -14,7 +14,7 @@ import { readAudit, writeAudit } from './sql/audit'
 import { cancel, cancelRequested } from './sql/cancel'
 import { claim } from './sql/claim'
 import { complete, recordProcesses } from './sql/complete'
-import { acquireEngineLock, releaseEngineLock } from './sql/engine-lock'
+import { acquireEngineLock, engineServing, releaseEngineLock } from './sql/engine-lock'
 import { readEvents } from './sql/events'
 import { heartbeat } from './sql/heartbeat'
 import { getWorkflow, listSteps, listWorkflows, metrics, readLogs, unfinished } from './sql/read'
@@ -121,6 +121,11 @@ export class OrchStore implements EngineStore {
 
   async end(owner: string): Promise<void> {
     await releaseEngineLock(this.db, owner)
+  }
+
+  /** Whether an engine or worker serves this store now (queued work will run). */
+  engineServing() {
+    return engineServing(this.db)
   }
 
   heartbeat(owner: string, leaseMs: number) {

@@ -28,4 +28,22 @@ export async function acquireEngineLock(db: Db, owner: string): Promise<{ takenO
 
 export async function releaseEngineLock(db: Db, owner: string): Promise<void> {
   if (db.exclusiveEngine) await db.run('DELETE FROM orch_engine_lock WHERE id = 1 AND owner = ?', [owner])
+  // A worker that stopped cleanly no longer counts as serving the store.
+  await db.run('DELETE FROM orch_workers WHERE id = ?', [owner])
+}
+
+/** Engines heartbeat every third of their lease (30 s by default): a minute of silence means gone. */
+const WORKER_SILENCE_MS = 60_000
+
+/**
+ * Whether an engine or worker serves the store now: on an exclusive store the holder of the
+ * engine lock (alive, when it runs on this host); elsewhere a worker with a recent heartbeat.
+ */
+export async function engineServing(db: Db, now = Date.now()): Promise<boolean> {
+  if (db.exclusiveEngine) {
+    const [row] = await db.all<{ host: string; pid: number }>('SELECT host, pid FROM orch_engine_lock WHERE id = 1')
+    return Boolean(row) && (row.host !== hostname() || pidAlive(Number(row.pid)))
+  }
+  const [row] = await db.all<{ n: number }>('SELECT count(*) AS n FROM orch_workers WHERE heartbeat_at > ?', [now - WORKER_SILENCE_MS])
+  return Number(row.n) > 0
 }
