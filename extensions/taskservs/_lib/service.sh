@@ -77,7 +77,8 @@ svc_start() {
   __log="$SVC_LOG_DIR/$__name.log"
   if [ -n "$__user" ]; then
     touch "$__log" && chown "$__user" "$__log"
-    __run="setpriv --reuid=$__user --regid=$(id -g "$__user") --init-groups"
+    # The recorded user is quoted like the command: both are run through eval below.
+    __run="setpriv $(svc__quote "--reuid=$__user" "--regid=$(id -g "$__user")")--init-groups"
   else
     __run=""
   fi

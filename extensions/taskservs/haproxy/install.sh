@@ -2,6 +2,8 @@
 # Installs haproxy from Debian packages; balances $PROV_SETTING_PORT over $PROV_SETTING_BACKENDS
 # (comma-separated host:port); /healthz on $PROV_SETTING_MONITOR_PORT answers when it runs.
 set -eu
+# The backends list is split on commas; no word of it is ever a glob pattern.
+set -f
 . "$PROV_LIB/service.sh"
 port=${PROV_SETTING_PORT:-80}
 mon=${PROV_SETTING_MONITOR_PORT:-8404}
@@ -27,10 +29,12 @@ mkdir -p /etc/prov/haproxy
   echo "  balance roundrobin"
   echo "  option httpchk GET /health"
   i=0
-  for b in $(echo "${PROV_SETTING_BACKENDS:-127.0.0.1:8080}" | tr ',' ' '); do
+  IFS=,
+  for b in ${PROV_SETTING_BACKENDS:-127.0.0.1:8080}; do
     i=$((i + 1))
     echo "  server app$i $b check"
   done
+  unset IFS
 } > /etc/prov/haproxy/haproxy.cfg.new
 haproxy -c -q -f /etc/prov/haproxy/haproxy.cfg.new
 changed=0

@@ -31,15 +31,26 @@ if svc_running postgres && ! "$bin/pg_isready" -q -h "$sock" -p "$port"; then sv
 SVC_USER=postgres svc_start postgres "$bin/postgres" -D "$data"
 svc_wait 30 "$bin/pg_isready" -q -h "$sock" -p "$port"
 psql_admin() { setpriv --reuid=postgres --regid=postgres --init-groups psql -X -q -v ON_ERROR_STOP=1 -h "$sock" -p "$port" -d postgres "$@"; }
+# Names and the password reach SQL as psql variables read from the environment (\getenv) and quoted
+# by psql (:'x' literal, format(%I/%L) identifier/literal): a value never becomes SQL, and the
+# password is neither in argv nor in a file.
 if [ -n "${PROV_SETTING_DB_USER:-}" ]; then
-  user=$PROV_SETTING_DB_USER
-  # The password travels on stdin, never in argv or a file.
-  printf '%s\n' "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$user') THEN CREATE ROLE \"$user\" LOGIN; END IF; END \$\$;" \
-    "ALTER ROLE \"$user\" PASSWORD '$(printf '%s' "${PROV_SETTING_DB_PASSWORD:-}" | sed "s/'/''/g")';" | psql_admin -f - >/dev/null
+  PROV_SETTING_DB_PASSWORD=${PROV_SETTING_DB_PASSWORD:-}
+  export PROV_SETTING_DB_PASSWORD
+  psql_admin -f - >/dev/null <<'SQL'
+\getenv db_user PROV_SETTING_DB_USER
+\getenv db_password PROV_SETTING_DB_PASSWORD
+SELECT format('CREATE ROLE %I LOGIN', :'db_user') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'db_user') \gexec
+SELECT format('ALTER ROLE %I PASSWORD %L', :'db_user', :'db_password') \gexec
+SQL
 fi
 if [ -n "${PROV_SETTING_DB_NAME:-}" ]; then
-  db=$PROV_SETTING_DB_NAME
-  exists=$(psql_admin -tA -c "SELECT 1 FROM pg_database WHERE datname = '$db'")
-  [ "$exists" = 1 ] || psql_admin -c "CREATE DATABASE \"$db\" OWNER \"${PROV_SETTING_DB_USER:-postgres}\"" >/dev/null
+  PROV_DB_OWNER=${PROV_SETTING_DB_USER:-postgres}
+  export PROV_DB_OWNER
+  psql_admin -f - >/dev/null <<'SQL'
+\getenv db_name PROV_SETTING_DB_NAME
+\getenv db_owner PROV_DB_OWNER
+SELECT format('CREATE DATABASE %I OWNER %I', :'db_name', :'db_owner') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db_name') \gexec
+SQL
 fi
 echo "postgres $("$bin/postgres" --version | awk '{print $3}') listening on $port (data $data)"

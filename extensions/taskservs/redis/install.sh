@@ -3,13 +3,14 @@
 set -eu
 . "$PROV_LIB/service.sh"
 port=${PROV_SETTING_PORT:-6379}
+bind=$(printf '%s' "${PROV_SETTING_BIND:-0.0.0.0}" | tr ',' ' ')
 pkg_install redis-server redis-tools
 svc_disable_packaged redis-server
 mkdir -p /etc/prov/redis /var/lib/prov/redis
 chown redis:redis /var/lib/prov/redis
 cat > /etc/prov/redis/redis.conf <<CONF
 # managed by prov (taskserv redis $PROV_VERSION)
-bind ${PROV_SETTING_BIND:-0.0.0.0}
+bind $bind
 protected-mode no
 port $port
 daemonize no
@@ -24,5 +25,6 @@ if svc_running redis && ! redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; 
 if [ -f /var/lib/prov/redis/.conf.sum ] && ! cksum /etc/prov/redis/redis.conf | cmp -s - /var/lib/prov/redis/.conf.sum; then svc_stop redis; fi
 cksum /etc/prov/redis/redis.conf > /var/lib/prov/redis/.conf.sum
 SVC_USER=redis svc_start redis /usr/bin/redis-server /etc/prov/redis/redis.conf
-svc_wait 20 sh -c "redis-cli -p $port ping | grep -q PONG"
+redis_pong() { redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; }
+svc_wait 20 redis_pong
 echo "redis $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') listening on $port"

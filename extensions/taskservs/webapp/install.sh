@@ -9,9 +9,11 @@ pkg_install python3-minimal postgresql-client
 id prov-webapp >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /var/lib/prov/webapp --shell /usr/sbin/nologin prov-webapp
 mkdir -p /opt/prov-webapp /var/lib/prov/webapp
 cp "$PROV_DIR/files/app.py" /opt/prov-webapp/app.py
+# .pgpass fields escape '\' and ':' with a backslash (the password may hold both).
+pgpass_field() { printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/:/\\:/g'; }
 umask 077
-printf '%s:%s:%s:%s:%s\n' "${PROV_SETTING_DB_HOST:-127.0.0.1}" "${PROV_SETTING_DB_PORT:-5432}" "${PROV_SETTING_DB_NAME:-app}" \
-  "${PROV_SETTING_DB_USER:-app}" "${PROV_SETTING_DB_PASSWORD:-}" > /var/lib/prov/webapp/.pgpass
+printf '%s:%s:%s:%s:%s\n' "$(pgpass_field "${PROV_SETTING_DB_HOST:-127.0.0.1}")" "${PROV_SETTING_DB_PORT:-5432}" "$(pgpass_field "${PROV_SETTING_DB_NAME:-app}")" \
+  "$(pgpass_field "${PROV_SETTING_DB_USER:-app}")" "$(pgpass_field "${PROV_SETTING_DB_PASSWORD:-}")" > /var/lib/prov/webapp/.pgpass
 umask 022
 chown -R prov-webapp /var/lib/prov/webapp
 want="$port ${PROV_SETTING_DB_HOST:-127.0.0.1} ${PROV_SETTING_DB_PORT:-5432} ${PROV_SETTING_DB_NAME:-app} ${PROV_SETTING_DB_USER:-app}"

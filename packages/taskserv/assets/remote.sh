@@ -1,16 +1,45 @@
 # shellcheck shell=sh
 # The remote side of prov-taskserv: one run of one action of one taskserv on this host.
 #
-# prov sends this program on the stdin of `sh -s`, after a generated prelude that sets the
-# environment (PROV_TASKSERV, PROV_ACTION, PROV_VERSION, PROV_SETTING_*, ...) and defines
-# __prov_files DIR, which writes the taskserv folder (and _lib/) into DIR. It writes the folder
-# under $PROV_ROOT, runs the action's scripts under `timeout` with stdin from /dev/null (the rest
-# of stdin is this program), records the installed version in $PROV_ROOT/<name>.json and ends
-# with one result line:
+# prov sends this program on the stdin of `sh -s`, followed by data and one call:
+#   __prov_env <<'__PROV_ENV__'     the environment, one `NAME r VALUE` or `NAME b BASE64` line per
+#   ...                             variable (PROV_TASKSERV, PROV_ACTION, PROV_VERSION,
+#   __PROV_ENV__                    PROV_SETTING_*, ...): read as data, never parsed as shell
+#   __prov_files() { ... }          writes the taskserv folder (and _lib/) into the folder $1
+#   __prov_main </dev/null
+# It writes the folder under $PROV_ROOT, runs the action's scripts under `timeout` with stdin from
+# /dev/null (the rest of stdin is this program), records the installed version in
+# $PROV_ROOT/<name>.json and ends with one result line:
 #   @@PROV_RESULT@@ status=ok|changed|failed|skipped phase=P rc=N version=V previous=V [flag=value...]
 # Flags: installed=0|1 healthy=0|1 timeout=1 rolled_back=0|1 attempted=V
 #        reason=unsupported|not_installed|no_script (with status=skipped).
+set -u
+umask 022
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+DEBIAN_FRONTEND=noninteractive
+export PATH DEBIAN_FRONTEND
 
+# Reads the environment section: each value is assigned as data (`read -r`, base64 -d), each
+# name checked again; a line that is not NAME KIND VALUE stops the run.
+__prov_env() {
+  while read -r __prov_n __prov_k __prov_v; do
+    case "$__prov_n" in
+    '' | [!A-Za-z_]* | *[!A-Za-z0-9_]*) echo "prov: invalid variable name in the environment section" >&2; return 1 ;;
+    esac
+    case "$__prov_k" in
+    r) ;;
+    b) __prov_v=$(printf '%s' "$__prov_v" | base64 -d && printf x) || return 1; __prov_v=${__prov_v%x} ;;
+    *) echo "prov: invalid line for $__prov_n in the environment section" >&2; return 1 ;;
+    esac
+    export "$__prov_n=$__prov_v"
+  done
+  unset __prov_n __prov_k __prov_v
+}
+__prov_abort() {
+  echo "prov: $1" >&2
+  printf '\n@@PROV_RESULT@@ status=failed phase=upload rc=1 version= previous= \n'
+  exit 0
+}
 __prov_result() { printf '\n@@PROV_RESULT@@ status=%s phase=%s rc=%s version=%s previous=%s %s\n' "$1" "$2" "$3" "${4:-}" "${5:-}" "${6:-}"; }
 __prov_run() {
   [ -f "./$1.sh" ] || return 127
@@ -156,7 +185,3 @@ __prov_main() {
   esac
   return 0
 }
-
-# Everything run from here on reads /dev/null: the rest of stdin is this program.
-__prov_main </dev/null
-exit 0

@@ -1,5 +1,5 @@
 // prov-taskserv without servers: catalog, plans, --check (no SSH) and every kind of bad input.
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
@@ -220,6 +220,76 @@ describe('bad input', () => {
     const r = await ts(['cluster', 'deploy', 'wbe', '--check'])
     expect(r.code).toBe(5)
     expect(r.stderr).toMatch(/web/)
+  })
+})
+
+describe('settings are data, checked before anything connects', () => {
+  const one = () => JSON.stringify([server('a-01')])
+  const expectRefused = (r: { code: number; stdout: string; stderr: string }, code: number, message: RegExp) => {
+    expect(r.code, r.stderr).toBe(code)
+    expect(r.stderr).toMatch(message)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    expect(r.stdout).toBe('')
+  }
+
+  it('a value that does not fit its declared type: exit 2 for --set, naming the setting and the type, never echoing the value', async () => {
+    for (const value of ['6379; touch /tmp/p', '$(id)', '`id`', '6379\nbind 0.0.0.0', '70000']) {
+      const r = await ts(['install', 'redis', '--check', '--set', `port=${value}`], one())
+      expectRefused(r, 2, /--set: setting 'port' of redis must be a port \(1-65535\)/)
+      if (value.length > 4) expect(r.stderr).not.toContain(value)
+    }
+    expectRefused(await ts(['install', 'hello', '--check', '--set', 'path=/'], one()), 2, /setting 'path' of hello must be an absolute path/)
+    expectRefused(await ts(['install', 'hello', '--check', '--set', 'path=/etc/../root'], one()), 2, /setting 'path' of hello/)
+    expectRefused(
+      await ts(['install', 'postgres', '--check', '--set', "db_name=app'; DROP DATABASE x; --"], one()),
+      2,
+      /setting 'db_name' of postgres must be a name/,
+    )
+  })
+
+  it('free text where the type allows it: accepted as it is (it reaches the scripts as data)', async () => {
+    const r = await ts(['install', 'hello', '--check', '--set', 'message=x; touch /tmp/p $(id) `id`', '-o', 'json'], one())
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.json().check).toBe(true)
+  })
+
+  it('unknown and invalid setting names: exit 2 with the nearest name', async () => {
+    expectRefused(await ts(['install', 'redis', '--check', '--set', 'prot=6380'], one()), 2, /unknown setting 'prot' for taskserv redis; did you mean 'port'/)
+    expectRefused(await ts(['install', 'redis', '--check', '--set', 'a.b=1'], one()), 2, /--set: invalid setting name 'a\.b'/)
+    expectRefused(await ts(['install', 'redis', '--check', '--set', '__proto__=1'], one()), 2, /invalid setting name '__proto__'/)
+    expectRefused(await ts(['install', 'redis', '--check', '--set', 'x;y=1'], one()), 2, /--set expects key=value/)
+  })
+
+  it('--version is one plain word: exit 2 otherwise', async () => {
+    expectRefused(await ts(['install', 'hello', '--check', '--version', '1.0; id'], one()), 2, /--version must be a version/)
+    expectRefused(await ts(['install', 'hello', '--check', '--version', '1.0"}x'], one()), 2, /--version must be a version/)
+  })
+
+  it('a bad value in taskservs.yaml or a manifest: exit 3 naming where', async () => {
+    const infra = join(ws.path, 'infra', 'typed')
+    mkdirSync(infra, { recursive: true })
+    writeFileSync(
+      join(infra, 'taskservs.yaml'),
+      'taskservs:\n  - name: haproxy\n    servers: all\n    settings: { backends: "10.0.0.1:80 check\\n  server evil 1.2.3.4:80" }\n',
+    )
+    expectRefused(await ts(['plan', '--infra', 'typed']), 3, /setting 'backends' of haproxy must be host:port pairs/)
+    writeFileSync(join(infra, 'taskservs.yaml'), 'taskservs:\n  - name: hello\n    version: "1; id"\n    servers: all\n')
+    expectRefused(await ts(['plan', '--infra', 'typed']), 3, /'taskservs\.0\.version': a version such as 1\.2\.3 .*taskservs\.yaml:3/)
+    extension('typo-types', 'name: typo-types\nkind: taskserv\nversion: 1.0.0\nsettings: { port: 80 }\nsetting_types: { port: prot }\n')
+    expectRefused(await ts(['plan', 'hello'], one()), 3, /taskserv 'typo-types': setting_types\.port: unknown type 'prot'.*typo-types\/manifest\.yaml/)
+    rmSync(join(ws.path, 'extensions', 'taskservs', 'typo-types'), { recursive: true })
+    extension('bad-service', 'name: bad-service\nkind: taskserv\nversion: 1.0.0\nservices: ["../../etc"]\n')
+    expectRefused(await ts(['plan', 'hello'], one()), 3, /taskserv 'bad-service': services must be a list of names/)
+    rmSync(join(ws.path, 'extensions', 'taskservs', 'bad-service'), { recursive: true })
+  })
+
+  it('a variable name in taskservs.env that no shell can hold: exit 3', async () => {
+    const r = await runCli('prov-taskserv', ['install', 'hello', '--check'], {
+      env: { ...env(), 'PROV_TASKSERVS__ENV__HTTP-PROXY': 'x' },
+      input: one(),
+      cwd: ws.path,
+    })
+    expectRefused(r, 3, /invalid variable name '.*' in taskservs\.env/)
   })
 })
 

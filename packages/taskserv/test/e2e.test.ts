@@ -161,6 +161,38 @@ describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { t
     expect((await onServer('ts-db', 'pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1 && echo up || echo down')).stdout.trim()).toBe('down')
   })
 
+  it('settings with shell and SQL metacharacters reach the scripts and PostgreSQL as data over SSH', async () => {
+    const message = 'x; touch /tmp/prov-p $(touch /tmp/prov-p) `touch /tmp/prov-p` \'q\' "dq" \\\nsecond line'
+    const hello = await ts(['install', 'hello', '--servers', 'ts-web1', '--set', `message=${message}`, '--set', 'path=/etc/prov-hello-data', '-o', 'json'])
+    expect(hello.code, hello.stderr).toBe(0)
+    expect((await onServer('ts-web1', 'cat /etc/prov-hello-data/message')).stdout).toBe(`${message}\n`)
+    const password = `pa:ss'w"o$(touch /tmp/prov-p)rd\\`
+    const pg = await ts([
+      'install',
+      'postgres',
+      '--servers',
+      'ts-db',
+      '--set',
+      'db_name=data_app',
+      '--set',
+      'db_user=data_user',
+      '--set',
+      `db_password=${password}`,
+      '-o',
+      'json',
+    ])
+    expect(pg.code, pg.stderr).toBe(0)
+    expect(pg.stdout + pg.stderr).not.toContain(password)
+    const login = await onServer(
+      'ts-db',
+      `PGPASSWORD="$(printf %s ${Buffer.from(password).toString('base64')} | base64 -d)" psql -h 127.0.0.1 -U data_user -d data_app -tAc 'select current_user'`,
+    )
+    expect(login.stdout.trim()).toBe('data_user')
+    for (const name of ['ts-web1', 'ts-db']) expect((await onServer(name, 'test -e /tmp/prov-p && echo injected || echo clean')).stdout.trim()).toBe('clean')
+    expect((await ts(['remove', 'postgres', '--servers', 'ts-db', '--yes', '-q'])).code).toBe(0)
+    expect((await ts(['remove', 'hello', '--servers', 'ts-web1', '--yes', '-q'])).code).toBe(0)
+  })
+
   it('a failing script: exit 6, the other hosts continue, the failing host has its log tail in the result; secrets never on disk', async () => {
     extension('flaky', 'name: flaky\nkind: taskserv\nversion: 0.1.0\nsettings:\n  token: { secret: e2e/token }\n', {
       'check.sh': '#!/bin/sh\n[ -f /etc/prov-flaky ]\n',

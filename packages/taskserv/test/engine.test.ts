@@ -2,7 +2,7 @@
 // `sh -s` on this machine instead of over SSH, so levels, skips, timeouts and secrets are checked
 // fast and without root. The SSH path itself is covered by e2e.test.ts.
 import { spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -157,14 +157,108 @@ describe('taskrun engine', () => {
     expect(r.status).toBe('skipped')
   })
 
+  it('settings reach the scripts byte for byte and are never run as shell', async () => {
+    const marker = join(root, 'injected')
+    const out = join(root, 'received')
+    mkdirSync(out, { recursive: true })
+    const values: Record<string, unknown> = {
+      semicolon: `x; touch ${marker}`,
+      substitution: `$(touch ${marker})`,
+      backticks: `\`touch ${marker}\``,
+      newlines: `a\nb; touch ${marker}\n\n`,
+      edges: `  spaces and\ttabs at the edges\t `,
+      quotes: `'single' "double" \\back\\slash \\n`,
+      dash: '-n',
+      inner: 'a  b   c \\ d',
+      empty: '',
+      terminator: '__PROV_ENV__',
+      unicode: 'ünï çødé ✓ \u00a0nbsp',
+      carriage: 'a\rb',
+      object: { run: `$(touch ${marker})`, list: [1, 'two'] },
+    }
+    const names = Object.keys(values)
+    const dir = taskserv('echoes', {
+      'check.sh': DONE,
+      'install.sh': names
+        .map((n) => `printf '%s' "$PROV_SETTING_${n.toUpperCase()}" > "$PROV_SETTING_OUT/${n}"`)
+        .concat(MARK)
+        .join('\n'),
+    })
+    const [r] = await runTaskLevels([[item('h1', unit('echoes', dir, { ...values, out }))]], options())
+    expect(r.status, JSON.stringify(r)).toBe('changed')
+    for (const n of names) {
+      const value = values[n]
+      expect(readFileSync(join(out, n), 'utf8'), n).toBe(typeof value === 'string' ? value : JSON.stringify(value))
+    }
+    expect(existsSync(marker)).toBe(false)
+  })
+
+  it('host variables (labels, addresses from server records) are data too', async () => {
+    const marker = join(root, 'label-injected')
+    const dir = taskserv('labels', { 'check.sh': DONE, 'install.sh': `printf '%s|%s' "$PROV_LABEL_ROLE" "$PROV_SERVER_IP"; ${MARK}` })
+    const host = { name: 'h1', target: 'h1', env: { PROV_LABEL_ROLE: `web'; touch ${marker}; '`, PROV_SERVER_IP: `$(touch ${marker})` } }
+    const [r] = await runTaskLevels([[{ host, unit: unit('labels', dir), action: 'install' as const }]], options())
+    expect(r.output).toBe(`web'; touch ${marker}; '|$(touch ${marker})`)
+    expect(existsSync(marker)).toBe(false)
+  })
+
+  it('a setting name or value no variable can carry fails the item before anything runs', async () => {
+    const dir = taskserv('badnames', { 'check.sh': 'exit 1', 'install.sh': 'true' })
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ 'a;b': 1 }, /invalid setting name 'a;b'/],
+      [{ 'x$(id)': 1 }, /invalid setting name 'x\$\(id\)'/],
+      [{ 'db-port': 1, db_port: 2 }, /settings 'db-port' and 'db_port' both become PROV_SETTING_DB_PORT/],
+      [{ nul: 'a\0b' }, /PROV_SETTING_NUL .*NUL character/],
+      [{ big: 'x'.repeat(200 * 1024) }, /PROV_SETTING_BIG .*larger than 128 KiB/],
+    ]
+    for (const [settings, message] of cases) {
+      commands.length = 0
+      const [r] = await runTaskLevels([[item('h1', unit('badnames', dir, settings))]], options())
+      expect(r.status).toBe('failed')
+      expect(r.error).toMatch(message)
+      expect(commands).toEqual([])
+    }
+    commands.length = 0
+    const [r] = await runTaskLevels([[item('h1', unit('badnames', dir))]], options({ env: { 'http-proxy': 'x' } }))
+    expect(r.error).toMatch(/invalid variable name 'http-proxy' in taskservs.env/)
+    expect(commands).toEqual([])
+  })
+
+  it('a plain password-like setting and every line of a multi-line secret are redacted', async () => {
+    const dir = taskserv('redact', {
+      'check.sh': DONE,
+      'install.sh': `echo "pw $PROV_SETTING_ADMIN_PASSWORD"; printf '%s\n' "$PROV_SETTING_TLS_KEY"; ${MARK}`,
+    })
+    const key = 'line-one-aaaa\nline-two-bbbb'
+    const resolver = { get: async () => key }
+    const [r] = await runTaskLevels(
+      [[item('h1', unit('redact', dir, { admin_password: 'plain-pass-9f8e', tls_key: { secret: 'tls/key' } }))]],
+      options({ resolver }),
+    )
+    expect(r.status, JSON.stringify(r)).toBe('changed')
+    expect(r.output).toBe('pw [redacted]\n[redacted]\n[redacted]')
+  })
+
+  it('a file whose name is not a plain word fails the item before anything is sent', async () => {
+    const dir = taskserv('oddfile', { 'check.sh': 'exit 1', 'install.sh': 'true' })
+    writeFileSync(join(dir, "x'; touch y; '.txt"), 'data')
+    commands.length = 0
+    const [r] = await runTaskLevels([[item('h1', unit('oddfile', dir))]], options())
+    expect(r.status).toBe('failed')
+    expect(r.error).toMatch(/unsupported file name 'x'; touch y; '\.txt' in a taskserv folder/)
+    expect(commands).toEqual([])
+  })
+
   it('bundles the folder plus _lib and parses the result line', () => {
     const lib = join(root, 'lib')
     mkdirSync(lib, { recursive: true })
     writeFileSync(join(lib, 'service.sh'), 'svc_start() { :; }\n')
     const bundle = taskservBundle(taskserv('bundle', { 'check.sh': 'exit 0' }), lib)
     expect(bundle.files.map((f) => f.path).sort()).toEqual(['_lib/service.sh', 'check.sh', 'manifest.yaml'])
-    const program = buildRemoteProgram({ PROV_TASKSERV: 'bundle', PROV_SETTING_X: "it's" }, bundle)
-    expect(program).toContain(`PROV_SETTING_X='it'\\''s'`)
+    const program = buildRemoteProgram({ PROV_TASKSERV: 'bundle', PROV_SETTING_X: "it's", PROV_SETTING_Y: 'two\nlines' }, bundle)
+    // Values are data lines of the environment section, never shell words.
+    expect(program).toContain("\nPROV_SETTING_X r it's\n")
+    expect(program).toContain(`\nPROV_SETTING_Y b ${Buffer.from('two\nlines').toString('base64')}\n`)
     expect(parseRemoteResult('noise\n@@PROV_RESULT@@ status=changed phase=install rc=0 version=1.2.3 previous=1.2.2 installed=1\n')).toMatchObject({
       status: 'changed',
       version: '1.2.3',

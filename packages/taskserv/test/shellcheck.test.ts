@@ -40,9 +40,14 @@ describe('shellcheck', () => {
     mkdirSync(join(dir, 'files'), { recursive: true })
     writeFileSync(join(dir, 'manifest.yaml'), 'name: unit\nkind: taskserv\nversion: 1.0.0\n')
     writeFileSync(join(dir, 'install.sh'), '#!/bin/sh\ntrue\n', { mode: 0o755 })
-    writeFileSync(join(dir, 'files', "it's here.txt"), 'data\n')
+    writeFileSync(join(dir, 'files', 'data@1.0+x.txt'), 'data\n')
     const program = buildRemoteProgram(
-      { PROV_TASKSERV: 'unit', PROV_SETTING_MESSAGE: 'hello world', PROV_SETTING_EMPTY: '' },
+      {
+        PROV_TASKSERV: 'unit',
+        PROV_SETTING_MESSAGE: 'x; touch /tmp/p $(id) `id`\nnext line',
+        PROV_SETTING_QUOTES: 'it\'s "quoted" \\',
+        PROV_SETTING_EMPTY: '',
+      },
       taskservBundle(dir, join(repoRoot, 'extensions', 'taskservs', '_lib')),
     )
     // The helper it sources is checked on its own (next test); here it cannot be followed from stdin.

@@ -2,6 +2,13 @@
 import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import { configError } from '@prov/core'
+
+/**
+ * File and folder names a taskserv folder may hold: they are written on the target under the
+ * taskserv's folder, so they stay plain words (no quotes, spaces or control characters).
+ */
+export const BUNDLE_NAME_PATTERN = /^[A-Za-z0-9_.][A-Za-z0-9_.@+-]*$/
 
 export interface BundleFile {
   path: string
@@ -20,6 +27,12 @@ const bundleCache = new Map<string, TaskservBundle>()
 function collectFiles(root: string, prefix: string, out: BundleFile[]): void {
   for (const entry of readdirSync(root, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     const full = join(root, entry.name)
+    if (!BUNDLE_NAME_PATTERN.test(entry.name)) {
+      throw configError(`unsupported file name '${prefix}${entry.name}' in a taskserv folder`, {
+        location: full,
+        hint: 'use letters, digits and _ . @ + - (not starting with -)',
+      })
+    }
     if (entry.isDirectory()) collectFiles(full, `${prefix}${entry.name}/`, out)
     else if (entry.isFile()) {
       out.push({ path: `${prefix}${entry.name}`, mode: statSync(full).mode & 0o777, base64: readFileSync(full).toString('base64') })

@@ -4,6 +4,7 @@
  * events).
  */
 import type { SecretResolver } from '@prov/core'
+import type { SettingType } from './setting-types'
 
 export const TASKSERV_RESULT_SCHEMA = 'prov.taskserv.result/v1'
 /** Where taskserv folders and their state files live on a target. */
@@ -57,6 +58,8 @@ export interface TaskUnit {
   settings?: Record<string, unknown>
   /** Daemons the taskserv runs (for restart/logs without own scripts). */
   services?: string[]
+  /** Types of settings (the manifest's `setting_types`): values are checked once resolved. */
+  settingTypes?: Record<string, SettingType>
 }
 
 export interface TaskItem<T> {

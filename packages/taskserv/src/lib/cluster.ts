@@ -2,13 +2,13 @@ import { join } from 'node:path'
 import { findExtension, type Workspace } from '@prov/core'
 import { z } from 'zod/v4'
 import type { PlacedTaskserv } from './plan'
-import { placementSchema, placeServers, readYamlFile, type ServerRecord } from './targets'
+import { placementSchema, placeServers, readYamlFile, type ServerRecord, VERSION_PATTERN } from './targets'
 
 export const componentSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'a taskserv name'),
   role: z.string().optional(),
   type: z.literal('taskserv').default('taskserv'),
-  version: z.string().optional(),
+  version: z.string().regex(VERSION_PATTERN, 'a version such as 1.2.3').optional(),
   enabled: z.boolean().default(true),
   placement: placementSchema.optional(),
   settings: z.record(z.string(), z.unknown()).optional(),

@@ -1,11 +1,11 @@
-import { type ArgsDef, type ProvContext, type SshTarget, usageError, type Workspace } from '@prov/core'
+import { type ArgsDef, configError, type ProvContext, type SshTarget, usageError, type Workspace } from '@prov/core'
 import { type CommandConfig, loadCommandConfig, parseSetFlags } from '@prov/core/config'
-import type { TaskAction, TaskResult } from '../engine'
+import { ENV_NAME_PATTERN, settingKeyProblem, type TaskAction, type TaskResult } from '../engine'
 import { type Catalog, loadCatalog } from './catalog'
 import { type BuiltPlan, buildPlan, type PlacedTaskserv } from './plan'
 import { sshTarget } from './remote'
 import { readState, type TaskservState } from './state'
-import { placeServers, readTaskservsFile, resolveTargets, type ServerRecord, workspaceServers } from './targets'
+import { placeServers, readTaskservsFile, resolveTargets, type ServerRecord, VERSION_PATTERN, workspaceServers } from './targets'
 
 /** Flags shared by the commands that act on servers. */
 export const targetArgs = {
@@ -28,6 +28,11 @@ export interface Prepared {
 
 export async function prepare(ctx: ProvContext<any>): Promise<Prepared> {
   const config = await loadCommandConfig(ctx.common)
+  // Every script gets these variables: a name no shell variable can have is a configuration error.
+  for (const key of Object.keys(config.config.taskservs.env)) {
+    if (!ENV_NAME_PATTERN.test(key))
+      throw configError(`invalid variable name '${key}' in taskservs.env`, { location: 'taskservs.env', hint: 'letters, digits and _' })
+  }
   const workspace = config.workspace
   const catalog = loadCatalog(workspace?.path, ctx.common.infra)
   return { config, workspace, catalog, state: readState(workspace?.paths) }
@@ -44,7 +49,18 @@ export function parseSettings(value: unknown): Record<string, unknown> | undefin
   if (value === undefined) return undefined
   const words = (Array.isArray(value) ? value : [value]).flatMap((v) => String(v).split(/,(?=[A-Za-z0-9_.-]+=)/))
   for (const w of words) if (!/^[A-Za-z0-9_.-]+=/.test(w)) throw usageError(`--set expects key=value, got '${w}'`, { location: '--set' })
+  const keys = Object.fromEntries(words.map((w) => [w.slice(0, w.indexOf('=')), true]))
+  const problem = settingKeyProblem(keys)
+  if (problem) throw usageError(`--set: ${problem}`, { location: '--set' })
   return parseSetFlags(words)
+}
+
+export function parseVersion(value: unknown): string | undefined {
+  if (value === undefined) return undefined
+  const version = String(value)
+  if (!VERSION_PATTERN.test(version))
+    throw usageError(`--version must be a version such as 1.2.3, got '${version}'`, { location: '--version', hint: 'letters, digits and . _ + ~ -' })
+  return version
 }
 
 /** Servers from stdin / --servers / --where (or, with --infra, the servers of taskservs.yaml). */
@@ -96,7 +112,7 @@ export async function planFor(
         action,
         requests: [],
         placements,
-        version: ctx.args.version as string | undefined,
+        version: parseVersion(ctx.args.version),
         settings: parseSettings(ctx.args.set),
         state: prepared.state,
         expand: options.expand,
@@ -114,7 +130,7 @@ export async function planFor(
       action,
       requests: names,
       servers,
-      version: ctx.args.version as string | undefined,
+      version: parseVersion(ctx.args.version),
       settings: parseSettings(ctx.args.set),
       state: prepared.state,
       expand: options.expand,

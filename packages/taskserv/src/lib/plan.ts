@@ -1,6 +1,6 @@
-import { configError, type DependencyNode, PROV_VERSION, parseRequest, resolveDependencies, usageError } from '@prov/core'
-import type { TaskAction, TaskItem, TaskUnit } from '../engine'
-import { type Catalog, catalogNodes, requireKnown } from './catalog'
+import { configError, type DependencyNode, didYouMean, PROV_VERSION, parseRequest, resolveDependencies, usageError } from '@prov/core'
+import { settingKeyProblem, settingTypeProblem, type TaskAction, type TaskItem, type TaskUnit } from '../engine'
+import { type Catalog, type CatalogEntry, catalogNodes, requireKnown } from './catalog'
 import type { TaskservState } from './state'
 import type { ServerRecord } from './targets'
 
@@ -95,6 +95,28 @@ export function interpolateSettings(settings: Record<string, unknown>, placed: M
   return out
 }
 
+/**
+ * Why settings do not suit a taskserv, or undefined: names no variable can carry, and — when its
+ * manifest declares `setting_types` — names it does not know and values that do not fit their type.
+ * A value is never repeated in the message (it may be a password).
+ */
+export function settingsProblem(entry: CatalogEntry | undefined, settings: Record<string, unknown>): string | undefined {
+  const keyProblem = settingKeyProblem(settings)
+  if (keyProblem || !entry) return keyProblem && `${keyProblem}${entry ? ` (taskserv ${entry.name})` : ''}`
+  const types = entry.settingTypes
+  if (!types) return undefined
+  for (const [key, value] of Object.entries(settings)) {
+    const type = types[key]
+    if (!type && !(key in entry.settings)) {
+      const known = [...new Set([...Object.keys(entry.settings), ...Object.keys(types)])]
+      return `unknown setting '${key}' for taskserv ${entry.name}; ${didYouMean(key, known) ?? `it knows ${known.join(', ')}`}`
+    }
+    const problem = type && settingTypeProblem(type, value)
+    if (problem) return `setting '${key}' of ${entry.name} ${problem}`
+  }
+  return undefined
+}
+
 /** Expands, orders and places taskservs; the result is a plan record and the engine's levels. */
 export function buildPlan<T>(input: PlanInput, targetOf: (server: ServerRecord) => T): BuiltPlan<T> {
   const { catalog } = input
@@ -139,7 +161,11 @@ export function buildPlan<T>(input: PlanInput, targetOf: (server: ServerRecord) 
   }
   for (const name of requestedNames) {
     if (input.version) versionOf.set(name, input.version)
-    if (input.settings) settingsOf.set(name, { ...settingsOf.get(name), ...input.settings })
+    if (input.settings) {
+      const problem = settingsProblem(catalog.get(name), input.settings)
+      if (problem) throw usageError(`--set: ${problem}`, { location: '--set' })
+      settingsOf.set(name, { ...settingsOf.get(name), ...input.settings })
+    }
   }
 
   // Conflicts with what each server already has (from the workspace state; no SSH).
@@ -169,8 +195,17 @@ export function buildPlan<T>(input: PlanInput, targetOf: (server: ServerRecord) 
     const level = levelOf.get(name) ?? 0
     const version = versionOf.get(name) ?? entry.version
     const settings = interpolateSettings({ ...entry.settings, ...settingsOf.get(name) }, placed, `taskserv ${name}`)
+    const problem = settingsProblem(entry, settings)
+    if (problem) throw configError(problem, { hint: `see the manifest of ${name}: ${entry.dir}/manifest.yaml` })
     placedEnv.set(name, settings)
-    const unit: TaskUnit = { name, version, dir: entry.dir, settings, services: entry.services }
+    const unit: TaskUnit = {
+      name,
+      version,
+      dir: entry.dir,
+      settings,
+      services: entry.services,
+      ...(entry.settingTypes ? { settingTypes: entry.settingTypes } : {}),
+    }
     const requires = Object.keys(entry.manifest.requires ?? {}).filter((d) => placed.has(d))
     for (const server of placed.get(name) ?? []) {
       const known = input.state.servers[server.name]?.[name]

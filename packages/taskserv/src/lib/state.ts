@@ -38,6 +38,8 @@ export async function recordResults(
     for (const r of results) {
       const server = (state.servers[r.server] ??= {})
       const now = new Date().toISOString()
+      const settings = settingsOf(r.server, r.taskserv)
+      const recorded = settings && Object.keys(settings).length ? { settings } : {}
       if (r.action === 'install' && (r.status === 'ok' || r.status === 'changed') && r.version) {
         server[r.taskserv] = {
           ...server[r.taskserv],
@@ -45,6 +47,7 @@ export async function recordResults(
           updated_at: now,
           ...(r.previous_version ? { previous_version: r.previous_version } : {}),
           ...(cluster ? { cluster } : {}),
+          ...recorded,
         }
       } else if (r.action === 'update' && r.version && (r.status !== 'failed' || r.rolled_back)) {
         server[r.taskserv] = {
@@ -52,6 +55,7 @@ export async function recordResults(
           version: r.version,
           updated_at: now,
           ...(r.previous_version ? { previous_version: r.previous_version } : {}),
+          ...(r.status === 'failed' ? {} : recorded),
         }
       } else if (r.action === 'remove' && (r.status === 'ok' || r.status === 'changed')) {
         delete server[r.taskserv]

@@ -21,6 +21,9 @@ export interface ServerRecord {
 
 export const SERVER_SCHEMA = 'prov.server/v1'
 
+/** A version asked for (`--version`, `version:` in taskservs.yaml or a cluster): one plain word. */
+export const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+~-]{0,63}$/
+
 /** Servers from piped records: only `prov.server/v1` is accepted (anything else: exit 2). */
 export function serversFromInput(input: ParsedInput): ServerRecord[] {
   return serversFromRecords(input.records) as unknown as ServerRecord[]
@@ -138,7 +141,7 @@ export function placeServers(placement: Placement | undefined, pool: ServerRecor
 
 export const taskservEntrySchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'a taskserv name'),
-  version: z.string().optional(),
+  version: z.string().regex(VERSION_PATTERN, 'a version such as 1.2.3').optional(),
   servers: placementSchema.optional(),
   settings: z.record(z.string(), z.unknown()).optional(),
   role: z.string().optional(),
