@@ -212,7 +212,7 @@ describe('bad input', () => {
   it('plan --action outside its fixed set: exit 2 naming the choices', async () => {
     const r = await ts(['plan', 'redis', '--action', 'destroy', '--servers', 'web-01'])
     expect(r.code).toBe(2)
-    expect(r.stderr).toMatch(/--action.*destroy.*install, remove, update/)
+    expect(r.stderr).toMatch(/invalid value 'destroy' for '--action'.*one of install, remove, update/)
     expect(r.stdout).toBe('')
   })
 
@@ -256,6 +256,8 @@ describe('settings are data, checked before anything connects', () => {
   it('unknown and invalid setting names: exit 2 with the nearest name', async () => {
     expectRefused(await ts(['install', 'redis', '--check', '--set', 'prot=6380'], one()), 2, /unknown setting 'prot' for taskserv redis; did you mean 'port'/)
     expectRefused(await ts(['install', 'redis', '--check', '--set', 'a.b=1'], one()), 2, /--set: invalid setting name 'a\.b'/)
+    // Every --set counts, not only the last one.
+    expectRefused(await ts(['install', 'redis', '--check', '--set', 'prot=6380', '--set', 'port=6380'], one()), 2, /unknown setting 'prot'/)
     expectRefused(await ts(['install', 'redis', '--check', '--set', '__proto__=1'], one()), 2, /invalid setting name '__proto__'/)
     expectRefused(await ts(['install', 'redis', '--check', '--set', 'x;y=1'], one()), 2, /--set expects key=value/)
   })

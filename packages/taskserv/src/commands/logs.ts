@@ -1,5 +1,5 @@
 import { defineProvCommand, usageError } from '@prov/core'
-import { settingArgs } from '../lib/common'
+import { settingArgs, targetArgs } from '../lib/common'
 import { runQuery } from '../lib/query'
 
 export default defineProvCommand({
@@ -7,10 +7,8 @@ export default defineProvCommand({
   args: {
     name: { type: 'positional', description: 'Taskserv', required: true },
     server: { type: 'string', description: 'One server (same as --servers S)' },
-    servers: { type: 'string', description: 'Target servers by name: a,b' },
-    where: { type: 'string', description: 'Target servers by label: role=db' },
+    ...targetArgs,
     tail: { type: 'string', description: 'Lines (default 50)', valueHint: 'N' },
-    timeout: { type: 'string', description: 'Seconds a script may run' },
     set: settingArgs.set,
   },
   run(ctx) {

@@ -10,7 +10,7 @@
  */
 export { type BundleFile, type TaskservBundle, taskservBundle } from './bundle'
 export { ENV_NAME_PATTERN, envValue, SETTING_KEY_PATTERN, settingEnvName, settingKeyProblem, taskEnvironment } from './environment'
-export { blocksDependents, mapLimit, runTaskLevels } from './levels'
+export { blocksDependents, runTaskLevels } from './levels'
 export { buildRemoteProgram, type ParsedRemoteResult, parseRemoteResult, RESULT_MARK, remoteScriptPath } from './program'
 export { runTaskItem } from './run-item'
 export { SETTING_TYPE_RULES, SETTING_TYPES, type SettingType, settingTypeProblem } from './setting-types'

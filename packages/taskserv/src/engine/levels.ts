@@ -2,22 +2,9 @@
  * Levels of items: a level starts when the previous one has finished on every host; inside a
  * level, up to `parallel` hosts work at once and one host's items run side by side.
  */
+import { mapLimit } from '@prov/core'
 import { runTaskItem } from './run-item'
 import { NOT_RUN_REASONS, notRunResult, type TaskItem, type TaskResult, type TaskRunOptions } from './types'
-
-/** Runs fn over items with at most `limit` calls in flight; results keep the items' order. */
-export async function mapLimit<I, O>(items: I[], limit: number, fn: (item: I) => Promise<O>): Promise<O[]> {
-  const out: O[] = new Array(items.length)
-  let next = 0
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++
-      out[index] = await fn(items[index])
-    }
-  }
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker))
-  return out
-}
 
 /** True when the result keeps the items that depend on it from running. */
 export function blocksDependents(result: TaskResult): boolean {

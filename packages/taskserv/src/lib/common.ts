@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { type ArgsDef, configError, type ProvContext, type SshTarget, usageError, type Workspace } from '@prov/core'
 import { type CommandConfig, loadCommandConfig, parseSetFlags } from '@prov/core/config'
 import { ENV_NAME_PATTERN, settingKeyProblem, type TaskAction, type TaskResult } from '../engine'
@@ -104,34 +106,17 @@ export async function planFor(
   const infra = ctx.common.infra
   const stdin = await ctx.stdin()
   const direct = stdin !== undefined || ctx.args.servers !== undefined || ctx.args.where !== undefined
-  if (infra && prepared.workspace && !direct && (await import('node:fs')).existsSync(`${prepared.workspace.paths.infra}/${infra}/taskservs.yaml`)) {
-    const placements = infraPlacements(prepared, infra, names)
-    const built = buildPlan<SshTarget>(
-      {
-        catalog: prepared.catalog,
-        action,
-        requests: [],
-        placements,
-        version: parseVersion(ctx.args.version),
-        settings: parseSettings(ctx.args.set),
-        state: prepared.state,
-        expand: options.expand,
-        check: ctx.common.check,
-        itemEnv: options.itemEnv,
-      },
-      sshTarget,
-    )
-    return { ...built, placed: true }
-  }
-  const servers = await targetsOf(ctx, prepared)
+  const placed = Boolean(infra && prepared.workspace && !direct && existsSync(join(prepared.workspace.paths.infra, infra, 'taskservs.yaml')))
+  const targets = placed
+    ? { requests: [], placements: infraPlacements(prepared, infra as string, names) }
+    : { requests: names, servers: await targetsOf(ctx, prepared) }
   const built = buildPlan<SshTarget>(
     {
       catalog: prepared.catalog,
       action,
-      requests: names,
-      servers,
+      ...targets,
       version: parseVersion(ctx.args.version),
-      settings: parseSettings(ctx.args.set),
+      settings: parseSettings(ctx.args.set === undefined ? undefined : ctx.values('set')),
       state: prepared.state,
       expand: options.expand,
       check: ctx.common.check,
@@ -139,7 +124,7 @@ export async function planFor(
     },
     sshTarget,
   )
-  return { ...built, placed: false }
+  return { ...built, placed }
 }
 
 /** Streams results with --out ndjson, collects them otherwise. */

@@ -1,5 +1,15 @@
 import { join } from 'node:path'
-import { ExitCode, isSecretFieldName, isSecretRef, type ProvContext, SshPool, type SshTarget, secretResolverFor, type Workspace } from '@prov/core'
+import {
+  ExitCode,
+  isSecretFieldName,
+  isSecretRef,
+  type ProvContext,
+  SshPool,
+  type SshTarget,
+  secretResolverFor,
+  sshConnectionOptions,
+  type Workspace,
+} from '@prov/core'
 import type { CommandConfig } from '@prov/core/config'
 import { notRunResult, runTaskLevels, type TaskEvent, type TaskItem, type TaskResult } from '../engine'
 import { libDir } from './catalog'
@@ -136,12 +146,7 @@ async function listrProgress(items: TaskItem<SshTarget>[]): Promise<{ onEvent: (
 
 /** The SSH connection pool of a command, as the `ssh` config section says. */
 export function sshPoolFor(config: CommandConfig): SshPool {
-  return new SshPool(config.workspace?.path ?? process.cwd(), {
-    connectTimeoutMs: config.config.ssh.connect_timeout * 1000,
-    retries: config.config.ssh.retries,
-    idleTimeoutMs: config.config.ssh.idle_timeout * 1000,
-    privateKeyPath: config.config.ssh.key_path,
-  })
+  return new SshPool(config.workspace?.path ?? process.cwd(), sshConnectionOptions(config.config.ssh))
 }
 
 /** Runs the levels over SSH; returns the results (already written and recorded). */
