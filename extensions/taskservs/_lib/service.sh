@@ -13,6 +13,8 @@
 #   svc_wait SECONDS CMD [ARGS...] retry CMD every 0.5 s until it succeeds or SECONDS pass
 #   pkg_install PKG...             apt-get install (serialised, packaged services not auto-started)
 #   pkg_purge PKG...               apt-get purge of the installed ones
+#   prov_unsupported REASON...     stop here: this taskserv cannot run on this host (result skipped,
+#                                  not failed); the only way to say so (exit 113 + the reason file)
 SVC_RUN_DIR=${SVC_RUN_DIR:-/var/lib/prov/run}
 SVC_STATE_DIR=${SVC_STATE_DIR:-/var/lib/prov/services}
 SVC_LOG_DIR=${SVC_LOG_DIR:-/var/log/prov}
@@ -205,3 +207,12 @@ pkg__purge() {
 
 pkg_install() { pkg__locked pkg__install "$@"; }
 pkg_purge() { pkg__locked pkg__purge "$@"; }
+
+# "Unsupported on this host" needs two things no common tool does by accident: exit code 113 and
+# the reason written to $PROV_UNSUPPORTED_FILE (set by prov for each script). Anything else that
+# fails, apt-get's exit 100 included, is a failure.
+prov_unsupported() {
+  echo "prov: unsupported on this host: $*"
+  if [ -n "${PROV_UNSUPPORTED_FILE:-}" ]; then printf '%s\n' "$*" > "$PROV_UNSUPPORTED_FILE"; fi
+  exit 113
+}

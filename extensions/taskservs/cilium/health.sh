@@ -1,4 +1,4 @@
 #!/bin/sh
-# cilium needs a running Kubernetes control plane, which this catalog does not provide: exit 100 = unsupported here.
-echo "cilium: no Kubernetes control plane on $PROV_SERVER; unsupported" >&2
-exit 100
+# cilium needs a running Kubernetes control plane, which this catalog does not provide.
+. "$PROV_LIB/service.sh"
+prov_unsupported "cilium needs a Kubernetes control plane, which $PROV_SERVER does not run"

@@ -12,7 +12,11 @@
 # $PROV_ROOT/<name>.json and ends with one result line:
 #   @@PROV_RESULT@@ status=ok|changed|failed|skipped phase=P rc=N version=V previous=V [flag=value...]
 # Flags: installed=0|1 healthy=0|1 timeout=1 rolled_back=0|1 attempted=V
-#        reason=unsupported|not_installed|no_script (with status=skipped).
+#        reason=unsupported|not_installed|no_script (with status=skipped) note=BASE64 (why unsupported).
+#
+# "Unsupported on this host" is exit 113 from a script that also wrote the reason to
+# $PROV_UNSUPPORTED_FILE (the prov_unsupported helper of _lib/service.sh does both): no common tool
+# does that by accident. Any other non-zero exit, 100 from apt-get included, is a failure.
 set -u
 umask 022
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -43,8 +47,13 @@ __prov_abort() {
 __prov_result() { printf '\n@@PROV_RESULT@@ status=%s phase=%s rc=%s version=%s previous=%s %s\n' "$1" "$2" "$3" "${4:-}" "${5:-}" "${6:-}"; }
 __prov_run() {
   [ -f "./$1.sh" ] || return 127
+  rm -f "$PROV_UNSUPPORTED_FILE"
   timeout -k 5 "$PROV_TIMEOUT" sh "./$1.sh" </dev/null
 }
+# True when the last script said "unsupported on this host" (exit code $1).
+__prov_unsupported() { [ "$1" = 113 ] && [ -f "$PROV_UNSUPPORTED_FILE" ]; }
+# The reason it gave, one base64 word for the result line.
+__prov_note() { head -c 2000 "$PROV_UNSUPPORTED_FILE" 2>/dev/null | base64 | tr -d '\n'; }
 __prov_state() {
   mkdir -p "$R" && printf '{"name":"%s","version":"%s","previous_version":"%s","server":"%s","installed_at":"%s"}\n' \
     "$PROV_TASKSERV" "$1" "$2" "$PROV_SERVER" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$S.tmp" && mv "$S.tmp" "$S"
@@ -55,7 +64,7 @@ __prov_health() {
   while :; do
     __prov_run health && return 0
     __rc=$?
-    [ "$__rc" = 124 ] || [ "$__rc" = 137 ] && return "$__rc"
+    if [ "$__rc" = 124 ] || [ "$__rc" = 137 ] || __prov_unsupported "$__rc"; then return "$__rc"; fi
     __n=$((__n + 1))
     [ "$__n" -ge "${PROV_HEALTH_RETRIES:-3}" ] && return "$__rc"
     sleep "${PROV_HEALTH_INTERVAL:-1}"
@@ -65,8 +74,8 @@ __prov_fail() { # phase rc
   if [ "$2" = 124 ] || [ "$2" = 137 ]; then
     echo "prov: $1.sh timed out after ${PROV_TIMEOUT}s and was killed on $PROV_SERVER" >&2
     __prov_result failed "$1" "$2" "$PROV_VERSION" "$PROV_INSTALLED_VERSION" timeout=1
-  elif [ "$2" = 100 ]; then
-    __prov_result skipped "$1" "$2" "$PROV_VERSION" "$PROV_INSTALLED_VERSION" reason=unsupported
+  elif __prov_unsupported "$2"; then
+    __prov_result skipped "$1" "$2" "$PROV_VERSION" "$PROV_INSTALLED_VERSION" "reason=unsupported note=$(__prov_note)"
   else
     __prov_result failed "$1" "$2" "$PROV_VERSION" "$PROV_INSTALLED_VERSION"
   fi
@@ -76,6 +85,9 @@ __prov_main() {
   D="$R/$PROV_TASKSERV"
   S="$R/$PROV_TASKSERV.json"
   T="$R/.upload-$PROV_TASKSERV-$$"
+  PROV_UNSUPPORTED_FILE="$R/.unsupported-$PROV_TASKSERV-$$"
+  export PROV_UNSUPPORTED_FILE
+  trap 'rm -f "$PROV_UNSUPPORTED_FILE"' EXIT
   mkdir -p "$R" || { __prov_result failed upload 1 "$PROV_VERSION" "" ; return 1; }
   if ! { rm -rf "$T" && mkdir -p "$T" && __prov_files "$T"; }; then
     echo "prov: cannot write $T" >&2
@@ -132,6 +144,8 @@ __prov_main() {
       __prov_state "$PROV_VERSION" "$__prev"
       __prov_result changed "$__s" 0 "$PROV_VERSION" "$__prev" installed=1; return 0
     fi
+    # Unsupported here: nothing was changed, so there is nothing to roll back.
+    if __prov_unsupported "$__rc"; then __prov_fail "$__phase" "$__rc"; return 0; fi
     echo "prov: $__phase failed (exit $__rc) for $PROV_TASKSERV $PROV_VERSION on $PROV_SERVER" >&2
     if [ -n "$__prev" ]; then
       echo "prov: rolling back $PROV_TASKSERV to $__prev" >&2
@@ -147,11 +161,17 @@ __prov_main() {
     case "$__rc" in
     0) __prov_result ok health 0 "$PROV_INSTALLED_VERSION" "" healthy=1 ;;
     127) __prov_result skipped health 127 "$PROV_INSTALLED_VERSION" "" reason=no_script ;;
-    *) __prov_result failed health "$__rc" "$PROV_INSTALLED_VERSION" "" healthy=0 ;;
+    *)
+      if __prov_unsupported "$__rc"; then __prov_result skipped health "$__rc" "$PROV_INSTALLED_VERSION" "" "reason=unsupported note=$(__prov_note)"
+      else __prov_result failed health "$__rc" "$PROV_INSTALLED_VERSION" "" healthy=0; fi
+      ;;
     esac
     ;;
   status|check)
-    if __prov_run check; then
+    __prov_run check; __rc=$?
+    if __prov_unsupported "$__rc"; then
+      __prov_result skipped check "$__rc" "" "" "installed=0 reason=unsupported note=$(__prov_note)"
+    elif [ "$__rc" = 0 ]; then
       __h=""
       if [ "$PROV_ACTION" = status ] && [ -f ./health.sh ]; then
         PROV_HEALTH_RETRIES=1; if __prov_health; then __h=healthy=1; else __h=healthy=0; fi

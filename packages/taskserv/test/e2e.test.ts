@@ -4,7 +4,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
-import { canSandbox, cleanupPrefix, netnsWith, processesRootedIn } from '../../server/test/helpers/local'
+import { canSandbox, cleanupPrefix, hasTools, isRoot, netnsWith, processesRootedIn } from '../../server/test/helpers/local'
 
 const SUBNET = '10.213.2.0/24'
 const BRIDGE = 'provt2'
@@ -48,6 +48,23 @@ function extension(name: string, manifest: string, scripts: Record<string, strin
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((e) => (statSync(join(dir, e)).isDirectory() ? filesUnder(join(dir, e)) : [join(dir, e)]))
 }
+
+// Without root, the tools or working namespaces these tests cannot run: in CI that fails the run
+// (a silent skip would hide them), locally it is a skip that says why.
+const missing = canSandbox
+  ? undefined
+  : !isRoot
+    ? 'local sandboxes need root'
+    : !hasTools
+      ? 'local sandboxes need ip, unshare, nsenter, iptables, sshd and ssh-keygen'
+      : 'namespaces do not work here (unshare --net --mount --uts --pid failed)'
+if (missing && process.env.CI) {
+  describe('prov-taskserv on real sandbox servers (prerequisites)', () => {
+    it('has what the sandbox end-to-end tests need', () => {
+      throw new Error(`cannot run the taskserv end-to-end tests: ${missing}`)
+    })
+  })
+} else if (missing) console.warn(`skipping the taskserv end-to-end tests: ${missing}`)
 
 describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { timeout: 420_000 }, () => {
   let serverList = ''
@@ -98,7 +115,7 @@ describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { t
     expect(logs.code, logs.stderr).toBe(0)
     expect(logs.json<Result[]>()[0].output).toMatch(/Ready to accept connections/)
     const pidBefore = (await onServer('ts-db', 'cat /var/lib/prov/run/redis.pid')).stdout.trim()
-    const restart = await ts(['restart', 'redis', '--servers', 'ts-db', '-o', 'json'])
+    const restart = await ts(['restart', 'redis', '--servers', 'ts-db', '--yes', '-o', 'json'])
     expect(restart.json<Result[]>()[0].status, restart.stderr).toBe('changed')
     expect((await onServer('ts-db', 'cat /var/lib/prov/run/redis.pid')).stdout.trim()).not.toBe(pidBefore)
     expect((await onServer('ts-db', 'redis-cli ping')).stdout.trim()).toBe('PONG')
@@ -116,7 +133,7 @@ describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { t
   })
 
   it('remove removes it (daemon stopped, package purged); removing again is ok', async () => {
-    const r = await ts(['remove', 'redis', '-o', 'json'], serverList)
+    const r = await ts(['remove', 'redis', '--yes', '-o', 'json'], serverList)
     expect(r.code, r.stderr).toBe(0)
     expect(r.json<Result[]>().map((x) => x.status)).toEqual(['changed', 'changed', 'changed'])
     const gone = await onServer(
@@ -124,7 +141,7 @@ describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { t
       'redis-cli ping 2>&1; dpkg-query -W -f="${Status}" redis-server 2>&1; test -e /var/lib/prov/taskservs/redis.json && echo state-left',
     )
     expect(gone.stdout).not.toMatch(/PONG|install ok installed|state-left/)
-    const again = await ts(['remove', 'redis', '--servers', 'ts-web2', '-o', 'json'])
+    const again = await ts(['remove', 'redis', '--servers', 'ts-web2', '--yes', '-o', 'json'])
     expect(again.json<Result[]>()[0].status).toBe('ok')
     expect((await ts(['list', '--installed', '-o', 'json'])).json()).toEqual([])
   })
@@ -154,7 +171,7 @@ describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { t
   })
 
   it('cluster remove removes the components, dependents first', async () => {
-    const removed = await ts(['cluster', 'remove', 'web', '-o', 'json'])
+    const removed = await ts(['cluster', 'remove', 'web', '--yes', '-o', 'json'])
     expect(removed.code, removed.stderr).toBe(0)
     const order = removed.json<Result[]>().map((x) => x.taskserv)
     expect(order.indexOf('haproxy')).toBeLessThan(order.indexOf('postgres'))
@@ -229,7 +246,7 @@ describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { t
     expect((await onServer('ts-db', 'grep -rl tok-3f9a7c21 /var/lib/prov /etc /tmp 2>/dev/null | head -n 3')).stdout.trim()).toBe('')
     // The log file of the failing host holds its output.
     expect(readFileSync(failed.log as string, 'utf8')).toMatch(/boom on ts-web2/)
-    await ts(['remove', 'flaky', '-q'], serverList)
+    await ts(['remove', 'flaky', '--yes', '-q'], serverList)
   })
 
   it('a cluster deploy that fails at a step rolls back what it installed', async () => {
@@ -272,14 +289,22 @@ describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { t
     expect(statuses).toEqual(['ts-db:failed', 'ts-web1:skipped', 'ts-web2:skipped'])
   })
 
+  it('a script that fails because apt-get failed (exit 100) is failed, exit 1 — not skipped', async () => {
+    extension('aptfail', 'name: aptfail\nkind: taskserv\nversion: 0.1.0\n', {
+      'check.sh': '#!/bin/sh\nexit 1\n',
+      'install.sh': '#!/bin/sh\nset -e\napt-get install -y -q --no-install-recommends prov-no-such-package\n',
+    })
+    const r = await ts(['install', 'aptfail', '--servers', 'ts-web1', '-o', 'json'])
+    expect(r.code, r.stderr).toBe(1)
+    expect(r.json<Result[]>()[0]).toMatchObject({ status: 'failed', error: 'install.sh failed with exit code 100' })
+  })
+
   it('a hanging script is killed on the server at the timeout', async () => {
     extension('hang', 'name: hang\nkind: taskserv\nversion: 0.1.0\n', {
       'check.sh': '#!/bin/sh\nexit 1\n',
       'install.sh': '#!/bin/sh\necho $$ > /tmp/prov-hang.pid\nsleep 600\n',
     })
-    const started = Date.now()
     const r = await ts(['install', 'hang', '--servers', 'ts-web1', '--timeout', '2', '-o', 'json'])
-    expect(Date.now() - started).toBeLessThan(60_000)
     expect(r.json<Result[]>()[0].error, r.stderr).toMatch(/timed out after 2s/)
     expect(r.code).toBe(1)
     const alive = await onServer('ts-web1', 'kill -0 "$(cat /tmp/prov-hang.pid)" 2>/dev/null && echo alive || echo gone; ps -eo args= | grep -cx "sleep 600"')

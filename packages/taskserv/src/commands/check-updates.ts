@@ -6,13 +6,13 @@ export default defineProvCommand({
   meta: { name: 'check-updates', description: 'Installed versions (workspace state) against the catalog; no connection opened' },
   args: {
     names: { type: 'positional', description: 'Taskservs (default: all installed)', required: false },
-    server: { type: 'string', description: 'Only this server' },
+    server: { type: 'string', description: "Only this server ('all': every one)" },
   },
   async run(ctx) {
     const prepared = await prepare(ctx)
     const rows = []
     for (const [server, entries] of Object.entries(prepared.state.servers).sort(([a], [b]) => a.localeCompare(b))) {
-      if (ctx.args.server && server !== ctx.args.server) continue
+      if (ctx.args.server && ctx.args.server !== 'all' && server !== ctx.args.server) continue
       for (const [name, entry] of Object.entries(entries).sort(([a], [b]) => a.localeCompare(b))) {
         if (ctx.positionals.length && !ctx.positionals.includes(name)) continue
         const available = prepared.catalog.get(name)?.version

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { type CommandDef, defineProvCommand, notFoundError, type ProvContext, type SshTarget, updateJsonFile } from '@prov/core'
 import type { TaskItem, TaskResult } from '../engine'
 import { clusterPlacements, loadCluster } from '../lib/cluster'
-import { parseTimeout, prepare, resultWriter, targetsOf } from '../lib/common'
+import { confirmAction, parseTimeout, prepare, resultWriter, targetsOf } from '../lib/common'
 import { buildPlan } from '../lib/plan'
 import { sshTarget } from '../lib/remote'
 import { executeLevels, exitCodeOf } from '../lib/run'
@@ -10,7 +10,7 @@ import { workspaceServers } from '../lib/targets'
 
 const clusterArgs = {
   name: { type: 'positional', description: 'Cluster name (extensions/clusters/<name>)', required: true },
-  servers: { type: 'string', description: 'Narrow the server pool by name: a,b' },
+  servers: { type: 'string', description: "Narrow the server pool by name: a,b ('all': no narrowing)" },
   where: { type: 'string', description: 'Narrow the server pool by label: env=prod' },
   timeout: { type: 'string', description: 'Seconds a script may run' },
 } as const
@@ -95,6 +95,7 @@ const remove = defineProvCommand({
       ctx.emit({ ...built.plan, cluster: cluster.manifest.name })
       return 0
     }
+    await confirmAction(ctx, 'remove', built.levels.flat(), `cluster ${cluster.manifest.name}`)
     const keep = ctx.args['keep-data'] ? '1' : '0'
     const levels = built.levels.map((l) => l.map((i) => ({ ...i, env: { ...i.env, PROV_KEEP_DATA: keep } })))
     const out = resultWriter(ctx)

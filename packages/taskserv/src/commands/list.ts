@@ -6,14 +6,14 @@ export default defineProvCommand({
   args: {
     available: { type: 'boolean', description: 'The catalog across extension layers (default)' },
     installed: { type: 'boolean', description: 'What the workspace records as installed, per server' },
-    server: { type: 'string', description: 'With --installed: only this server' },
+    server: { type: 'string', description: "With --installed: only this server ('all': every one)" },
   },
   async run(ctx) {
     if (ctx.args.available && ctx.args.installed) throw usageError('choose one of --available and --installed')
     const prepared = await prepare(ctx)
     if (ctx.args.installed) {
       const rows = Object.entries(prepared.state.servers)
-        .filter(([server]) => !ctx.args.server || server === ctx.args.server)
+        .filter(([server]) => !ctx.args.server || ctx.args.server === 'all' || server === ctx.args.server)
         .sort(([a], [b]) => a.localeCompare(b))
         .flatMap(([server, entries]) =>
           Object.entries(entries)

@@ -6,7 +6,7 @@ export default defineProvCommand({
   meta: { name: 'logs', description: 'The last lines of a taskserv daemon log on servers (journal with systemd)' },
   args: {
     name: { type: 'positional', description: 'Taskserv', required: true },
-    server: { type: 'string', description: 'One server (same as --servers S)' },
+    server: { type: 'string', description: "One server (same as --servers S; 'all': every one)" },
     ...targetArgs,
     tail: { type: 'string', description: 'Lines (default 50)', valueHint: 'N' },
     set: settingArgs.set,

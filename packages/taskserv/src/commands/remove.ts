@@ -1,5 +1,5 @@
 import { defineProvCommand } from '@prov/core'
-import { parseTimeout, planFor, prepare, settingArgs, targetArgs } from '../lib/common'
+import { confirmAction, parseTimeout, planFor, prepare, settingArgs, targetArgs } from '../lib/common'
 import { executeAndReport } from '../lib/run'
 
 export default defineProvCommand({
@@ -20,6 +20,7 @@ export default defineProvCommand({
       ctx.emit(plan)
       return 0
     }
+    await confirmAction(ctx, 'remove', levels.flat())
     return executeAndReport({
       ctx,
       config: prepared.config,

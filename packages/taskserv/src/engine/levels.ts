@@ -6,9 +6,13 @@ import { mapLimit } from '@prov/core'
 import { runTaskItem } from './run-item'
 import { NOT_RUN_REASONS, notRunResult, type TaskItem, type TaskResult, type TaskRunOptions } from './types'
 
-/** True when the result keeps the items that depend on it from running. */
+/**
+ * True when the result keeps the items that depend on it from running: it failed, never ran, or
+ * is unsupported on that host — in each case the requirement is not there.
+ */
 export function blocksDependents(result: TaskResult): boolean {
-  return result.status === 'failed' || (result.status === 'skipped' && result.reason !== undefined && NOT_RUN_REASONS.has(result.reason))
+  if (result.status === 'failed') return true
+  return result.status === 'skipped' && result.reason !== undefined && (NOT_RUN_REASONS.has(result.reason) || result.reason === 'unsupported')
 }
 
 /**
@@ -40,7 +44,12 @@ export async function runTaskLevels<T>(levels: TaskItem<T>[][], options: TaskRun
           if (blockedBy || dependency) {
             const skipped = blockedBy
               ? notRunResult(item, 'host_failed', `not run: ${blockedBy} failed earlier on ${item.host.name}`, level)
-              : notRunResult(item, 'requirement_failed', `not run: its requirement '${dependency}' failed`, level)
+              : notRunResult(
+                  item,
+                  'requirement_failed',
+                  `not run: its requirement '${dependency}' is not there (it failed, was not run or is unsupported)`,
+                  level,
+                )
             options.onEvent?.({ type: 'end', result: skipped })
             return skipped
           }

@@ -18,6 +18,16 @@ function errorOf(parsed: ParsedRemoteResult, timeoutSec: number): string {
   return `${script} failed with exit code ${parsed.rc}${parsed.flags.rolled_back === '1' ? `; rolled back to ${parsed.version}` : ''}`
 }
 
+/** The reason a script gave with prov_unsupported (base64 in the result line), redacted, one line. */
+function unsupportedReason(parsed: ParsedRemoteResult): string {
+  const text =
+    Buffer.from(parsed.flags.note ?? '', 'base64')
+      .toString('utf8')
+      .trim()
+      .split('\n')[0] ?? ''
+  return redactString(text) || `${parsed.phase}.sh gave no reason`
+}
+
 /** Runs one item on its host; never throws (a lost connection is a failed result). */
 export async function runTaskItem<T>(item: TaskItem<T>, options: TaskRunOptions<T>, level = 0): Promise<TaskResult> {
   const started = Date.now()
@@ -85,6 +95,7 @@ export async function runTaskItem<T>(item: TaskItem<T>, options: TaskRunOptions<
         ...(parsed.flags.healthy !== undefined ? { healthy: parsed.flags.healthy === '1' } : {}),
       }
       if (parsed.status === 'failed') result.error = errorOf(parsed, timeoutSec)
+      if (parsed.reason === 'unsupported') result.error = `unsupported on this host: ${unsupportedReason(parsed)}`
     }
   } catch (error) {
     tail.flush()

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { type ArgsDef, configError, type ProvContext, type SshTarget, usageError, type Workspace } from '@prov/core'
+import { type ArgsDef, configError, confirmOrRefuse, type ProvContext, type SshTarget, usageError, type Workspace } from '@prov/core'
 import { type CommandConfig, loadCommandConfig, parseSetFlags } from '@prov/core/config'
-import { ENV_NAME_PATTERN, settingKeyProblem, type TaskAction, type TaskResult } from '../engine'
+import { ENV_NAME_PATTERN, settingKeyProblem, type TaskAction, type TaskItem, type TaskResult } from '../engine'
 import { type Catalog, loadCatalog } from './catalog'
 import { type BuiltPlan, buildPlan, type PlacedTaskserv } from './plan'
 import { sshTarget } from './remote'
@@ -11,7 +11,7 @@ import { placeServers, readTaskservsFile, resolveTargets, type ServerRecord, VER
 
 /** Flags shared by the commands that act on servers. */
 export const targetArgs = {
-  servers: { type: 'string', description: 'Target servers by name: a,b', valueHint: 'a,b' },
+  servers: { type: 'string', description: "Target servers by name: a,b ('all': every server of the workspace)", valueHint: 'a,b|all' },
   where: { type: 'string', description: 'Target servers by label: role=db[,zone=x]', valueHint: 'label=value' },
   timeout: { type: 'string', description: 'Seconds a script may run (default taskservs.timeout)', valueHint: 'S' },
 } as const satisfies ArgsDef
@@ -65,16 +65,20 @@ export function parseVersion(value: unknown): string | undefined {
   return version
 }
 
-/** Servers from stdin / --servers / --where (or, with --infra, the servers of taskservs.yaml). */
-export async function targetsOf(ctx: ProvContext<any>, prepared: Prepared, required = true): Promise<ServerRecord[]> {
+export interface TargetChoice {
+  /** Fail when nothing selects a target (default true). */
+  required?: boolean
+  /** Nothing selects a target: every server of the workspace (status, health). */
+  defaultAll?: boolean
+}
+
+/** Servers from stdin / --servers / --where (`--servers all`: every one); see TargetChoice for none. */
+export async function targetsOf(ctx: ProvContext<any>, prepared: Prepared, choice: TargetChoice = {}): Promise<ServerRecord[]> {
   const stdin = await ctx.stdin()
-  return resolveTargets({
-    stdin,
-    servers: ctx.args.servers as string | undefined,
-    where: ctx.args.where as string | undefined,
-    workspace: prepared.workspace,
-    required,
-  })
+  const servers = ctx.args.servers as string | undefined
+  const where = ctx.args.where as string | undefined
+  if (choice.defaultAll && stdin === undefined && servers === undefined && where === undefined) return workspaceServers(prepared.workspace)
+  return resolveTargets({ stdin, servers, where, workspace: prepared.workspace, required: choice.required })
 }
 
 /** taskservs.yaml placements of an infra (names filter the entries; the server pool may be narrowed). */
@@ -100,7 +104,7 @@ export async function planFor(
   ctx: ProvContext<any>,
   prepared: Prepared,
   action: TaskAction,
-  options: { expand: boolean; itemEnv?: Record<string, string>; names?: string[] } = { expand: false },
+  options: { expand: boolean; itemEnv?: Record<string, string>; names?: string[]; defaultAll?: boolean } = { expand: false },
 ): Promise<BuiltPlan<SshTarget> & { placed: boolean }> {
   const names = options.names ?? ctx.positionals
   const infra = ctx.common.infra
@@ -109,7 +113,7 @@ export async function planFor(
   const placed = Boolean(infra && prepared.workspace && !direct && existsSync(join(prepared.workspace.paths.infra, infra, 'taskservs.yaml')))
   const targets = placed
     ? { requests: [], placements: infraPlacements(prepared, infra as string, names) }
-    : { requests: names, servers: await targetsOf(ctx, prepared) }
+    : { requests: names, servers: await targetsOf(ctx, prepared, { defaultAll: options.defaultAll }) }
   const built = buildPlan<SshTarget>(
     {
       catalog: prepared.catalog,
@@ -125,6 +129,17 @@ export async function planFor(
     sshTarget,
   )
   return { ...built, placed }
+}
+
+/**
+ * Confirmation of a destructive action (remove, restart) before anything connects: --yes goes on,
+ * no terminal on stdin refuses (exit 2), a terminal is asked what will happen where.
+ */
+export async function confirmAction(ctx: ProvContext<any>, verb: string, items: TaskItem<SshTarget>[], subject = 'taskservs'): Promise<void> {
+  const where = new Map<string, string[]>()
+  for (const item of items) where.set(item.unit.name, [...(where.get(item.unit.name) ?? []), item.host.name])
+  const question = `${verb} ${[...where].map(([name, servers]) => `${name} on ${servers.join(', ')}`).join('; ')}?`
+  if (!(await confirmOrRefuse({ yes: ctx.common.yes, what: `${verb} ${subject}`, question }))) throw usageError(`${verb} cancelled: nothing changed`)
 }
 
 /** Streams results with --out ndjson, collects them otherwise. */

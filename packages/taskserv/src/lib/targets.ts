@@ -45,6 +45,9 @@ export function parseWhere(where: string | undefined): Record<string, string> | 
 export const matchesLabels = (server: ServerRecord, where: Record<string, string>) =>
   Object.entries(where).every(([k, v]) => (k === 'name' ? server.name === v : String(server.labels?.[k] ?? '') === v))
 
+/** `all` alone, wherever servers are named: every server (of the workspace, or of the piped records). */
+export const isAll = (names: readonly string[]) => names.length === 1 && names[0] === 'all'
+
 export function pickByName(all: ServerRecord[], names: string[], source = '--servers'): ServerRecord[] {
   return names.map((name) => {
     const hit = all.find((s) => s.name === name)
@@ -82,7 +85,8 @@ export function resolveTargets(options: TargetOptions): ServerRecord[] {
       .map((s) => s.trim())
       .filter(Boolean)
     if (!names.length) throw usageError('--servers is empty', { location: '--servers' })
-    servers = pickByName(servers ?? workspaceServers(options.workspace), names)
+    const pool = servers ?? workspaceServers(options.workspace)
+    servers = isAll(names) ? pool : pickByName(pool, names)
   }
   if (where) {
     const pool = servers ?? workspaceServers(options.workspace)
@@ -128,8 +132,8 @@ export type Placement = z.infer<typeof placementSchema>
 /** Servers of a placement among a pool. */
 export function placeServers(placement: Placement | undefined, pool: ServerRecord[], source: string): ServerRecord[] {
   if (placement === undefined || placement === 'all') return pool
-  if (Array.isArray(placement)) return pickByName(pool, placement, source)
-  let servers = placement.names ? pickByName(pool, placement.names, source) : pool
+  if (Array.isArray(placement)) return isAll(placement) ? pool : pickByName(pool, placement, source)
+  let servers = placement.names && !isAll(placement.names) ? pickByName(pool, placement.names, source) : pool
   if (placement.where) servers = servers.filter((s) => matchesLabels(s, placement.where as Record<string, string>))
   servers = [...servers].sort((a, b) => a.name.localeCompare(b.name))
   if (placement.count) servers = servers.slice(0, placement.count)
