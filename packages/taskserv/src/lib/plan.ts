@@ -117,6 +117,14 @@ export function settingsProblem(entry: CatalogEntry | undefined, settings: Recor
   return undefined
 }
 
+/** Settings with their placement references resolved, checked against the taskserv (exit 3). */
+function checkedSettings(entry: CatalogEntry, merged: Record<string, unknown>, placed: Map<string, ServerRecord[]>): Record<string, unknown> {
+  const settings = interpolateSettings(merged, placed, `taskserv ${entry.name}`)
+  const problem = settingsProblem(entry, settings)
+  if (problem) throw configError(problem, { hint: `see the manifest of ${entry.name}: ${entry.dir}/manifest.yaml` })
+  return settings
+}
+
 /** Expands, orders and places taskservs; the result is a plan record and the engine's levels. */
 export function buildPlan<T>(input: PlanInput, targetOf: (server: ServerRecord) => T): BuiltPlan<T> {
   const { catalog } = input
@@ -194,9 +202,7 @@ export function buildPlan<T>(input: PlanInput, targetOf: (server: ServerRecord) 
     if (!entry) continue
     const level = levelOf.get(name) ?? 0
     const version = versionOf.get(name) ?? entry.version
-    const settings = interpolateSettings({ ...entry.settings, ...settingsOf.get(name) }, placed, `taskserv ${name}`)
-    const problem = settingsProblem(entry, settings)
-    if (problem) throw configError(problem, { hint: `see the manifest of ${name}: ${entry.dir}/manifest.yaml` })
+    const settings = checkedSettings(entry, { ...entry.settings, ...settingsOf.get(name) }, placed)
     placedEnv.set(name, settings)
     const unit: TaskUnit = {
       name,
@@ -223,8 +229,9 @@ export function buildPlan<T>(input: PlanInput, targetOf: (server: ServerRecord) 
       list.push({ name, version, level, action: input.action === 'install' && known?.version === version ? 'check' : input.action, reason })
       perServer.set(server.name, list)
       // Other actions use the settings recorded at install (secret references stay references).
+      // manifest defaults < what the install used (recorded) < what is given now, interpolated and checked alike.
       const recorded = input.action !== 'install' && known?.settings ? known.settings : undefined
-      const hostUnit = recorded ? { ...unit, settings: { ...entry.settings, ...recorded, ...settingsOf.get(name) } } : unit
+      const hostUnit = recorded ? { ...unit, settings: checkedSettings(entry, { ...entry.settings, ...recorded, ...settingsOf.get(name) }, placed) } : unit
       items[level].push({
         host: { name: server.name, target: targetOf(server), env: hostEnv(server) },
         unit: hostUnit,
