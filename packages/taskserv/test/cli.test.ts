@@ -3,33 +3,14 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
+import { serverRecord } from './records'
 
 type Ws = Awaited<ReturnType<typeof tempWorkspace>>
 let ws: Ws
 const env = () => ({ ...ws.env, PROV_DEV: process.env.PROV_TEST_BUILT ? undefined : '1' })
 const ts = (args: string[], input?: string) => runCli('prov-taskserv', args, { env: env(), input, cwd: ws.path })
 
-/** A server record nobody answers at (TEST-NET-1 is never routed). */
-function server(name: string, labels: Record<string, string> = {}, ip = '192.0.2.10') {
-  return {
-    schema: 'prov.server/v1',
-    name,
-    provider: 'ssh',
-    status: 'running',
-    hostname: name,
-    ip_address: ip,
-    ssh: { user: 'root', port: 22 },
-    labels,
-    infra: null,
-    cores: null,
-    memory_mb: null,
-    disk_gb: null,
-    zone: null,
-    plan: null,
-    image: null,
-    created_at: '2026-01-01T00:00:00Z',
-  }
-}
+const server = (name: string, labels: Record<string, string> = {}, ip = '192.0.2.10') => serverRecord(name, { labels, ip_address: ip })
 
 function extension(name: string, manifest: string, scripts: Record<string, string> = {}) {
   const dir = join(ws.path, 'extensions', 'taskservs', name)

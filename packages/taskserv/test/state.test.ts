@@ -9,6 +9,7 @@ import { TASKSERV_RESULT_SCHEMA, type TaskResult } from '../src/engine'
 import { loadCatalog } from '../src/lib/catalog'
 import { buildPlan } from '../src/lib/plan'
 import { readState, recordResults, statePath } from '../src/lib/state'
+import { serverRecord } from './records'
 
 const root = mkdtempSync(join(tmpdir(), 'prov-ts-state-'))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -40,7 +41,7 @@ describe('taskserv state', () => {
   })
 
   it('later actions use the recorded settings under what is given now, placement references resolved and checked', () => {
-    const server = (name: string, ip: string) => ({ name, ip_address: ip, labels: {} })
+    const server = (name: string, ip: string) => serverRecord(name, { ip_address: ip })
     const [db, web] = [server('db-01', '10.0.0.5'), server('web-01', '10.0.0.6')]
     const state = {
       schema: 'prov.taskserv.state/v1' as const,

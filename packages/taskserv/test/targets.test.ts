@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
 import { connectionCounter } from '../../../tests/helpers/net'
 import { ensureWorkspaceKey, recordHostKeys } from '../../core/src/index'
+import { serverRecord } from './records'
 
 type Ws = Awaited<ReturnType<typeof tempWorkspace>>
 let ws: Ws
@@ -15,26 +16,7 @@ let listener: Awaited<ReturnType<typeof connectionCounter>>
 const env = () => ({ ...ws.env, PROV_DEV: process.env.PROV_TEST_BUILT ? undefined : '1', PROV_SSH__RETRIES: '0', PROV_SSH__CONNECT_TIMEOUT: '5' })
 const ts = (args: string[], input?: string) => runCli('prov-taskserv', args, { env: env(), input, cwd: ws.path })
 
-function server(name: string, role: string) {
-  return {
-    schema: 'prov.server/v1',
-    name,
-    provider: 'ssh',
-    status: 'running',
-    hostname: name,
-    ip_address: '127.0.0.1',
-    ssh: { user: 'root', port: listener.port },
-    labels: { role },
-    infra: null,
-    cores: null,
-    memory_mb: null,
-    disk_gb: null,
-    zone: null,
-    plan: null,
-    image: null,
-    created_at: '2026-01-01T00:00:00Z',
-  }
-}
+const server = (name: string, role: string) => serverRecord(name, { ip_address: '127.0.0.1', ssh: { user: 'root', port: listener.port }, labels: { role } })
 
 /** An ssh-ed25519 public key blob (random: nothing will ever present it). */
 function hostKey(): string {

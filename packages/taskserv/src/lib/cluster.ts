@@ -1,8 +1,8 @@
 import { join } from 'node:path'
-import { findExtension, type Workspace } from '@prov/core'
+import { findExtension, type ServerRecord, type Workspace } from '@prov/core'
 import { z } from 'zod/v4'
 import type { PlacedTaskserv } from './plan'
-import { placementSchema, placeServers, readYamlFile, type ServerRecord, VERSION_PATTERN } from './targets'
+import { placementSchema, placeServers, readYamlFile, VERSION_PATTERN } from './targets'
 
 export const componentSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'a taskserv name'),

@@ -1,13 +1,13 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { type ArgsDef, configError, confirmOrRefuse, type ProvContext, type SshTarget, usageError, type Workspace } from '@prov/core'
+import { type ArgsDef, configError, confirmOrRefuse, type ProvContext, type ServerRecord, type SshTarget, usageError, type Workspace } from '@prov/core'
 import { type CommandConfig, loadCommandConfig, parseSetFlags } from '@prov/core/config'
 import { ENV_NAME_PATTERN, settingKeyProblem, type TaskAction, type TaskItem, type TaskResult } from '../engine'
 import { type Catalog, loadCatalog } from './catalog'
 import { type BuiltPlan, buildPlan, type PlacedTaskserv } from './plan'
 import { sshTarget } from './remote'
 import { readState, type TaskservState } from './state'
-import { placeServers, readTaskservsFile, resolveTargets, type ServerRecord, VERSION_PATTERN, workspaceServers } from './targets'
+import { placeServers, readTaskservsFile, resolveTargets, VERSION_PATTERN, workspaceServers } from './targets'
 
 /** Flags shared by the commands that act on servers. */
 export const targetArgs = {

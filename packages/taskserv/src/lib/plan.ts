@@ -1,8 +1,7 @@
-import { configError, type DependencyNode, didYouMean, PROV_VERSION, parseRequest, resolveDependencies, usageError } from '@prov/core'
+import { configError, type DependencyNode, didYouMean, PROV_VERSION, parseRequest, resolveDependencies, type ServerRecord, usageError } from '@prov/core'
 import { settingKeyProblem, settingTypeProblem, type TaskAction, type TaskItem, type TaskUnit } from '../engine'
 import { type Catalog, type CatalogEntry, catalogNodes, requireKnown } from './catalog'
 import type { TaskservState } from './state'
-import type { ServerRecord } from './targets'
 
 export const PLAN_SCHEMA = 'prov.taskserv.plan/v1'
 

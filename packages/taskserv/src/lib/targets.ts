@@ -1,32 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { configError, didYouMean, notFoundError, type ParsedInput, serversFromRecords, usageError, type Workspace } from '@prov/core'
+import { configError, didYouMean, notFoundError, type ParsedInput, type ServerRecord, serversFromRecords, usageError, type Workspace } from '@prov/core'
 import { type Document, LineCounter, parseDocument } from 'yaml'
 import { z } from 'zod/v4'
 import { loadWorkspaceServers } from './remote'
-
-/** The parts of a `prov.server/v1` record prov-taskserv uses. */
-export interface ServerRecord {
-  schema?: string
-  name: string
-  provider?: string
-  status?: string
-  hostname?: string
-  ip_address?: string
-  ssh?: { user?: string; port?: number }
-  labels?: Record<string, string>
-  infra?: string
-  [key: string]: unknown
-}
-
-export const SERVER_SCHEMA = 'prov.server/v1'
 
 /** A version asked for (`--version`, `version:` in taskservs.yaml or a cluster): one plain word. */
 export const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+~-]{0,63}$/
 
 /** Servers from piped records: only `prov.server/v1` is accepted (anything else: exit 2). */
 export function serversFromInput(input: ParsedInput): ServerRecord[] {
-  return serversFromRecords(input.records) as unknown as ServerRecord[]
+  return serversFromRecords(input.records)
 }
 
 /** `role=db,zone=a` -> {role: 'db', zone: 'a'} */
