@@ -1,5 +1,6 @@
 // prov-taskserv without servers: catalog, plans, --check (no SSH) and every kind of bad input.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
@@ -280,7 +281,33 @@ describe('generate', () => {
     expect(r.json().files.some((f: string) => f.endsWith('install.sh'))).toBe(true)
     const list = (await ts(['list', '-o', 'json'])).json<{ name: string; layer: string }[]>()
     expect(list.find((e) => e.name === 'myapp')?.layer).toBe('workspace')
-    expect((await ts(['generate', 'myapp'])).code).toBe(2)
-    expect((await ts(['generate', 'Bad Name'])).code).toBe(2)
+    const again = await ts(['generate', 'myapp'])
+    expect(again.code).toBe(2)
+    expect(again.stderr).toMatch(/myapp already exists/)
+    const bad = await ts(['generate', 'Bad Name'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/invalid taskserv name 'Bad Name'/)
+  })
+
+  it('never writes through a symlink that points out of the taskservs folder (exit 4, nothing written)', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'prov-ts-outside-'))
+    try {
+      const parent = join(ws.path, 'extensions', 'taskservs')
+      mkdirSync(parent, { recursive: true })
+      symlinkSync(outside, join(parent, 'linked'))
+      const r = await ts(['generate', 'linked'])
+      expect(r.code, r.stderr).toBe(4)
+      expect(r.stderr).toMatch(/refusing a path outside/)
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      symlinkSync(join(outside, 'later'), join(parent, 'dangling'))
+      const dangling = await ts(['generate', 'dangling'])
+      expect(dangling.code, dangling.stderr).toBe(2)
+      expect(dangling.stderr).toMatch(/dangling already exists/)
+      expect(existsSync(join(outside, 'later'))).toBe(false)
+      expect(readdirSync(outside)).toEqual([])
+    } finally {
+      for (const link of ['linked', 'dangling']) rmSync(join(ws.path, 'extensions', 'taskservs', link), { force: true })
+      rmSync(outside, { recursive: true, force: true })
+    }
   })
 })

@@ -279,6 +279,9 @@ describe('taskrun engine', () => {
     expect(bundle.files.map((f) => f.path).sort()).toEqual(['_lib/service.sh', 'check.sh', 'manifest.yaml'])
     const program = buildRemoteProgram({ PROV_TASKSERV: 'bundle', PROV_SETTING_X: "it's", PROV_SETTING_Y: 'two\nlines' }, bundle)
     // Values are data lines of the environment section, never shell words.
+    for (const path of ['../escape.sh', 'a/../../b', './x', "x'y"]) {
+      expect(() => buildRemoteProgram({}, { files: [{ path, mode: 0o644, base64: '' }] }), path).toThrow(/unsupported bundle path/)
+    }
     expect(program).toContain("\nPROV_SETTING_X r it's\n")
     expect(program).toContain(`\nPROV_SETTING_Y b ${Buffer.from('two\nlines').toString('base64')}\n`)
     expect(parseRemoteResult('noise\n@@PROV_RESULT@@ status=changed phase=install rc=0 version=1.2.3 previous=1.2.2 installed=1\n')).toMatchObject({

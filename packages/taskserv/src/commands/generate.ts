@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { defineProvCommand, notFoundError, resolveWorkspace, templatesDir, usageError } from '@prov/core'
+import { containedPath, defineProvCommand, notFoundError, resolveWorkspace, templatesDir, usageError } from '@prov/core'
 
 function scaffold(from: string, to: string, vars: Record<string, string>): string[] {
   mkdirSync(to, { recursive: true })
@@ -11,11 +11,21 @@ function scaffold(from: string, to: string, vars: Record<string, string>): strin
     if (statSync(source).isDirectory()) written.push(...scaffold(source, target, vars))
     else {
       const text = readFileSync(source, 'utf8').replace(/\{\{\s*template\.(\w+)\s*\}\}/g, (m, k: string) => vars[k] ?? m)
-      writeFileSync(target, text, { mode: statSync(source).mode })
+      // 'wx': never write through something that appeared in the new folder meanwhile.
+      writeFileSync(target, text, { mode: statSync(source).mode, flag: 'wx' })
       written.push(target)
     }
   }
   return written
+}
+
+function exists(path: string): boolean {
+  try {
+    lstatSync(path)
+    return true
+  } catch {
+    return false
+  }
 }
 
 export default defineProvCommand({
@@ -30,8 +40,9 @@ export default defineProvCommand({
     const workspace = resolveWorkspace(ctx.common.workspace)
     const parent = ctx.args.path ? resolve(String(ctx.args.path)) : workspace ? join(workspace.paths.extensions, 'taskservs') : undefined
     if (!parent) throw usageError('no workspace to put the taskserv in', { hint: 'run in a workspace or pass --path' })
-    const target = join(parent, name)
-    if (existsSync(target)) throw usageError(`${target} already exists`)
+    // The new folder stays inside its parent even when a symlink of that name points elsewhere.
+    const target = containedPath(parent, name, { what: parent })
+    if (exists(target)) throw usageError(`${target} already exists`, { location: target, hint: 'choose another name or remove it first' })
     const template = join(templatesDir(), 'extensions', 'taskserv')
     if (!existsSync(template)) throw notFoundError('no taskserv template', { location: template })
     const files = ctx.common.check ? [] : scaffold(template, target, { name, kind: 'taskserv' })

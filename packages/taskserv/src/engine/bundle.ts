@@ -6,9 +6,10 @@ import { configError } from '@prov/core'
 
 /**
  * File and folder names a taskserv folder may hold: they are written on the target under the
- * taskserv's folder, so they stay plain words (no quotes, spaces or control characters).
+ * taskserv's folder, so they stay plain words (no quotes, spaces or control characters) and never
+ * `.` or `..` (which would write beside or above it).
  */
-export const BUNDLE_NAME_PATTERN = /^[A-Za-z0-9_.][A-Za-z0-9_.@+-]*$/
+export const BUNDLE_NAME_PATTERN = /^(?!\.\.?$)[A-Za-z0-9_.][A-Za-z0-9_.@+-]*$/
 
 export interface BundleFile {
   path: string
