@@ -10,6 +10,7 @@ import { withLock, writeFileAtomic } from './state'
 import { containedPath, mkdirContained } from './util/contain'
 import { serialised } from './util/queue'
 import { shellQuote } from './util/shell'
+import { type SshConnectionOptions, type SshSettings, sshConnectionOptions } from './util/ssh-options'
 
 /** Where to connect: one SSH endpoint. `name` is for messages (the server name). */
 export interface SshTarget {
@@ -361,6 +362,11 @@ export class SshPool {
   private readonly paths: WorkspacePaths
   private readonly options: Required<Omit<SshPoolOptions, 'privateKeyPath'>> & { privateKeyPath?: string }
   private readonly connections = new Map<string, Promise<PooledConnection>>()
+
+  /** A pool with the options of the `ssh` configuration section (`overrides` win, e.g. fewer retries). */
+  static fromConfig(workspace: WorkspaceRef, ssh: SshSettings, overrides: Partial<SshConnectionOptions> = {}): SshPool {
+    return new SshPool(workspace, sshConnectionOptions(ssh, overrides))
+  }
 
   constructor(workspace: WorkspaceRef, options: SshPoolOptions = {}) {
     this.paths = pathsOf(workspace)

@@ -22,26 +22,25 @@ import {
   usageError,
   type Workspace,
 } from '@prov/core'
+import type { ProvConfig } from '@prov/core/config'
 import type { ArgsDef } from 'citty'
 import { loadProvider } from './providers/registry'
-import type { Provider, ProviderContext, ServerSpec } from './providers/types'
+import type { Provider, ProviderConfig, ProviderContext, ServerSpec } from './providers/types'
 
 export interface ServerEnv {
   workspace: Workspace
-  config: Record<string, unknown>
+  /** The resolved configuration, validated by its schema (defaults applied). */
+  config: ProvConfig
   common: CommonOptions
   provider(name: string): Promise<Provider>
   providerContext(name: string): ProviderContext
 }
 
-/** Workspace + resolved config (loaded lazily: `list` on an empty workspace never needs it). */
-export async function serverEnv(common: CommonOptions, options: { config?: boolean } = {}): Promise<ServerEnv> {
+/** Workspace + resolved configuration (`list` on an empty workspace answers before needing it). */
+export async function serverEnv(common: CommonOptions): Promise<ServerEnv> {
   const workspace = requireWorkspace(common.workspace)
-  let config: Record<string, unknown> = {}
-  if (options.config !== false) {
-    const { loadCommandConfig } = await import('@prov/core/config')
-    config = (await loadCommandConfig(common)).config as unknown as Record<string, unknown>
-  }
+  const { loadCommandConfig } = await import('@prov/core/config')
+  const { config } = await loadCommandConfig(common)
   const lookup = { workspacePath: workspace.path, infra: common.infra }
   const env: ServerEnv = {
     workspace,
@@ -53,11 +52,18 @@ export async function serverEnv(common: CommonOptions, options: { config?: boole
   return env
 }
 
-export function providerContext(workspace: Workspace, config: Record<string, unknown>, name: string): ProviderContext {
-  const providers = (config.providers ?? {}) as Record<string, unknown>
+/**
+ * The section `providers.<name>`: for bundled providers the schema has validated it (the local
+ * provider types it as `LocalProviderConfig`), a workspace provider's own section is free-form.
+ */
+export function providerConfig(config: ProvConfig, name: string): ProviderConfig {
+  return ((config.providers as Record<string, unknown>)[name] ?? {}) as ProviderConfig
+}
+
+export function providerContext(workspace: Workspace, config: ProvConfig, name: string): ProviderContext {
   return {
     workspace,
-    config: (providers[name] ?? {}) as Record<string, unknown>,
+    config: providerConfig(config, name),
     rootConfig: config,
     log: log(),
     getData: (server) => readServerState(workspace).provider_data[server],

@@ -53,17 +53,15 @@ export async function loadDesired(env: ServerEnv, file?: string): Promise<Desire
   const infra = env.common.infra
   if (!file && !infra) throw usageError('which servers? give --infra NAME or -f FILE', { hint: 'prov-server plan --infra demo' })
   const path = file ?? infraServersFile(env.workspace.path, infra as string)
-  const config = env.config
-  const ssh = (config.ssh ?? {}) as Record<string, unknown>
-  const providers = (config.providers ?? {}) as Record<string, unknown>
+  const { ssh, providers, servers } = env.config
   const known = providerNames({ workspacePath: env.workspace.path, infra })
   const desired = readDesired(
     path,
     {
-      configDefaults: ((config.servers as Record<string, unknown> | undefined)?.defaults ?? {}) as Record<string, unknown>,
-      defaultProvider: String(providers.default ?? 'local'),
-      defaultSshUser: String(ssh.user ?? 'root'),
-      defaultSshPort: Number(ssh.port ?? 22),
+      configDefaults: servers.defaults,
+      defaultProvider: providers.default,
+      defaultSshUser: ssh.user,
+      defaultSshPort: ssh.port,
       knownProviders: known,
     },
     env.workspace.path,

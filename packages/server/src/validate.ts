@@ -1,5 +1,5 @@
 import { configError, listServers, type ProvError, type ProvErrorOptions, type ServerRecord } from '@prov/core'
-import type { ServerEnv } from './engine'
+import { providerConfig, type ServerEnv } from './engine'
 import type { ServerSpec } from './providers/types'
 
 /**
@@ -17,10 +17,9 @@ export interface SpecChecks {
 
 /** Problems a provider reports with its config (exit 3) or with one server (`checks.refuse`). */
 export async function checkSpecsWithProviders(env: ServerEnv, specs: ServerSpec[], checks: SpecChecks): Promise<void> {
-  const providers = (env.config.providers ?? {}) as Record<string, unknown>
   for (const name of new Set(specs.map((s) => s.provider))) {
     const provider = await env.provider(name)
-    const config = (providers[name] ?? {}) as Record<string, unknown>
+    const config = providerConfig(env.config, name)
     const problems = provider.validateConfig(config)
     if (problems.length) throw configError(`provider '${name}' is misconfigured: ${problems[0]}`, { hint: 'see prov config show --explain' })
     for (const spec of specs.filter((s) => s.provider === name)) {

@@ -297,3 +297,18 @@ describe('create failures print the contract line', () => {
     expect(error.hint).toBeTruthy()
   })
 })
+
+describe('provider configuration is checked by the configuration schema', () => {
+  it('a bridge name sandboxes cannot derive names from is exit 3 naming the key; nothing changes', async () => {
+    const before = treeHash(ws.path)
+    for (const bridge of ['bad name!', 'a-very-long-bridge', '../x']) {
+      for (const args of [['providers'], ['plan', '--infra', 'byo', '-q'], ['create', 'cfg-01', '--provider', 'local', '--check']]) {
+        const r = await cli(args, { env: { PROV_PROVIDERS__LOCAL__BRIDGE: bridge } })
+        expect(r.code, `${args.join(' ')} ${bridge}: ${r.stderr}`).toBe(3)
+        expect(oneErrorLine(r.stderr)).toMatch(/providers\.local\.bridge.*1-12 letters, digits, - or _/)
+        expect(r.stdout).toBe('')
+      }
+    }
+    expect(treeHash(ws.path)).toBe(before)
+  })
+})

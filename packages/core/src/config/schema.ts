@@ -56,8 +56,8 @@ export const configSchema = z.strictObject({
     local: z.strictObject({
       /** Dedicated subnet of local sandbox servers (the bridge takes .1). */
       subnet: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'a CIDR such as 10.213.0.0/24'),
-      /** Linux bridge name. */
-      bridge: z.string().min(1).max(15),
+      /** Linux bridge name; namespaces and veth names are derived from it, hence short and plain. */
+      bridge: z.string().regex(/^[A-Za-z0-9_-]{1,12}$/, '1-12 letters, digits, - or _'),
       /** NAT sandbox traffic to the outside (package mirrors). */
       nat: z.boolean(),
     }),

@@ -1,12 +1,12 @@
 import { defineProvCommand, usageError } from '@prov/core'
-import { serverEnv } from '../engine'
+import { providerConfig, serverEnv } from '../engine'
 import { providerExtensions, providerNames } from '../providers/registry'
 
 const providerArg = { provider: { type: 'string', description: 'Provider (default providers.default)' } } as const
 
 async function chosen(ctx: { args: Record<string, unknown>; common: Parameters<typeof serverEnv>[0] }) {
   const env = await serverEnv(ctx.common)
-  const name = String(ctx.args.provider ?? (env.config.providers as Record<string, unknown> | undefined)?.default ?? 'local')
+  const name = String(ctx.args.provider ?? env.config.providers.default)
   const provider = await env.provider(name)
   return { env, name, provider, pctx: env.providerContext(name) }
 }
@@ -28,7 +28,7 @@ export const providers = defineProvCommand({
         description: ext?.manifest.description ?? '',
         layer: ext?.layer ?? 'bundled',
         capabilities: provider.capabilities,
-        problems: provider.validateConfig(((env.config.providers as Record<string, unknown>)?.[name] ?? {}) as Record<string, unknown>),
+        problems: provider.validateConfig(providerConfig(env.config, name)),
       })
     }
     ctx.emit(out)

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { configError, defineProvCommand, readServerState, serverNamePattern, serverSpecSchemas, usageError } from '@prov/core'
 import type { DesiredState } from '../desired'
-import { createJob, preflight, runToCode, serverEnv } from '../engine'
+import { createJob, preflight, providerConfig, runToCode, serverEnv } from '../engine'
 import { adHocPlan, loadDesired, type PlanAction } from '../plan'
 import { providerNames } from '../providers/registry'
 import type { ServerSpec } from '../providers/types'
@@ -79,9 +79,7 @@ async function resolveSpecs(env: Awaited<ReturnType<typeof serverEnv>>, wanted: 
   for (const source of sources) for (const spec of source.servers) if (!declared.has(spec.name)) declared.set(spec.name, spec)
   const names = wanted ?? [...declared.keys()]
   if (!names.length) throw configError('no servers are declared', { hint: 'declare them in infra/<name>/servers.yaml' })
-  const config = env.config
-  const ssh = (config.ssh ?? {}) as Record<string, unknown>
-  const providers = (config.providers ?? {}) as Record<string, unknown>
+  const { ssh, providers } = env.config
   const specs: ServerSpec[] = []
   for (const name of names) {
     const found = declared.get(name)
@@ -94,13 +92,13 @@ async function resolveSpecs(env: Awaited<ReturnType<typeof serverEnv>>, wanted: 
         hint: 'declare it in servers.yaml, or pass --provider (and --address for ssh)',
       })
     }
-    const provider = String(args.provider ?? providers.default ?? 'local')
+    const provider = String(args.provider ?? providers.default)
     const known = providerNames({ workspacePath: env.workspace.path, infra: env.common.infra })
     if (!known.includes(provider)) {
       const { didYouMean } = await import('@prov/core')
       throw usageError(`unknown provider '${provider}'`, { location: '--provider', hint: didYouMean(provider, known) ?? `providers: ${known.join(', ')}` })
     }
-    const port = args.port === undefined ? Number(ssh.port ?? 22) : Number(args.port)
+    const port = args.port === undefined ? ssh.port : Number(args.port)
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw usageError(`invalid --port '${String(args.port)}'`, { location: '--port' })
     const labels: Record<string, string> = {}
     for (const pair of String(args.label ?? '')
@@ -121,7 +119,7 @@ async function resolveSpecs(env: Awaited<ReturnType<typeof serverEnv>>, wanted: 
       zone: null,
       image: null,
       labels,
-      ssh: { user: String(args.user ?? ssh.user ?? 'root'), port },
+      ssh: { user: String(args.user ?? ssh.user), port },
       address: (args.address as string | undefined) ?? null,
       options: {},
     }
@@ -132,7 +130,7 @@ async function resolveSpecs(env: Awaited<ReturnType<typeof serverEnv>>, wanted: 
       throw usageError(`server '${name}': ${issue.path.join('.')}: ${issue.message}`, { location: flag ?? String(issue.path[0]) })
     }
     const impl = await env.provider(provider)
-    const problems = impl.validateSpec?.(spec, (providers[provider] ?? {}) as Record<string, unknown>) ?? []
+    const problems = impl.validateSpec?.(spec, providerConfig(env.config, provider)) ?? []
     if (problems.length) throw usageError(`server '${name}': ${problems[0]}`)
     specs.push(spec)
   }

@@ -2,7 +2,6 @@ import {
   defineProvCommand,
   ExitCode,
   emit,
-  expandHome,
   isProvError,
   type OutputFormat,
   type ServerRecord,
@@ -66,8 +65,7 @@ export default defineProvCommand({
     const targets = await targetServers(ctx, env)
     // One word after -- is the user's shell command as typed; several words are kept apart.
     const command = ctx.dashArgs.length === 1 ? ctx.dashArgs[0] : ctx.dashArgs.map(shellQuote).join(' ')
-    const timeoutS =
-      ctx.args.timeout === undefined ? Number((env.config.taskservs as Record<string, unknown> | undefined)?.timeout ?? 600) : Number(ctx.args.timeout)
+    const timeoutS = ctx.args.timeout === undefined ? env.config.taskservs.timeout : Number(ctx.args.timeout)
     if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw usageError(`invalid --timeout '${String(ctx.args.timeout)}'`, { location: '--timeout' })
     const maxOutput = ctx.args['max-output'] === undefined ? defaultMaxOutput : parseSize(String(ctx.args['max-output']), '--max-output')
     if (ctx.common.check) {
@@ -75,13 +73,7 @@ export default defineProvCommand({
       return
     }
     const status = new Map((await liveServers(env, targets)).map((s) => [s.name, s.status]))
-    const ssh = (env.config.ssh ?? {}) as Record<string, unknown>
-    const pool = new SshPool(env.workspace, {
-      connectTimeoutMs: Number(ssh.connect_timeout ?? 10) * 1000,
-      retries: Number(ssh.retries ?? 3),
-      idleTimeoutMs: Number(ssh.idle_timeout ?? 30) * 1000,
-      privateKeyPath: typeof ssh.key_path === 'string' && ssh.key_path ? expandHome(ssh.key_path) : undefined,
-    })
+    const pool = SshPool.fromConfig(env.workspace, env.config.ssh)
     const writer = ctx.writer()
     const results = new Map<string, ExecRecord>()
     let failed = 0

@@ -22,7 +22,7 @@ export default defineProvCommand({
       ctx.emit([])
       return
     }
-    const env = await serverEnv(ctx.common, { config: false })
+    const env = await serverEnv(ctx.common)
     // Fast path: no state file, nothing to load (cold-start benchmark P1).
     let servers = existsSync(env.workspace.paths.servers) ? listServers(env.workspace) : []
     if (servers.length) servers = await liveServers(env, servers)

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { defineProvCommand, deniedError, expandHome, failedError, getServer, pinnedHostKeys, systemSshArgs, targetOf, usageError } from '@prov/core'
+import { defineProvCommand, deniedError, failedError, getServer, pinnedHostKeys, sshConnectionOptions, systemSshArgs, targetOf, usageError } from '@prov/core'
 import { liveServers, serverEnv } from '../engine'
 
 export default defineProvCommand({
@@ -10,15 +10,14 @@ export default defineProvCommand({
     if (!name || ctx.positionals.length > 1) throw usageError('ssh takes one server name', { hint: 'prov-server ssh web-01 -- uptime' })
     if (name === 'all') throw usageError('ssh connects to one server, not all', { hint: 'prov-server exec all -- CMD runs a command on every server' })
     const env = await serverEnv(ctx.common)
-    const sshConfig = (env.config.ssh ?? {}) as Record<string, unknown>
-    const keyPath = typeof sshConfig.key_path === 'string' && sshConfig.key_path ? expandHome(sshConfig.key_path) : undefined
+    const { privateKeyPath } = sshConnectionOptions(env.config.ssh)
     const record = getServer(env.workspace, name)
     const target = targetOf(record)
     const args = [
       ...systemSshArgs(env.workspace, target, {
         batch: !process.stdin.isTTY,
-        privateKeyPath: keyPath,
-        connectTimeoutS: Number(sshConfig.connect_timeout ?? 10),
+        privateKeyPath,
+        connectTimeoutS: env.config.ssh.connect_timeout,
       }),
       // systemSshArgs ends with `-- host`: what follows is the remote command, never an option.
       ...ctx.dashArgs,

@@ -1,11 +1,6 @@
 import { ensureWorkspaceKey, forgetHostKey, pinHostKey, type ServerRecord, SshPool, usageError } from '@prov/core'
 import type { Provider } from './types'
 
-function sshTimeouts(rootConfig: Record<string, unknown>) {
-  const ssh = (rootConfig.ssh ?? {}) as Record<string, unknown>
-  return { connectTimeoutMs: Number(ssh.connect_timeout ?? 10) * 1000, retries: Number(ssh.retries ?? 3) }
-}
-
 /** `ssh`: existing hosts by address (bring your own servers). create pins and checks; delete forgets. */
 export const sshProvider: Provider = {
   name: 'ssh',
@@ -25,10 +20,11 @@ export const sshProvider: Provider = {
 
   async create(ctx, spec, record) {
     const address = spec.address as string
-    const { connectTimeoutMs, retries } = sshTimeouts(ctx.rootConfig)
+    const connectTimeoutMs = ctx.rootConfig.ssh.connect_timeout * 1000
     await ensureWorkspaceKey(ctx.workspace)
     await pinHostKey(ctx.workspace, address, spec.ssh.port, { timeoutMs: connectTimeoutMs })
-    const pool = new SshPool(ctx.workspace, { connectTimeoutMs, retries: Math.min(retries, 1) })
+    // One retry at most: the host just answered ssh-keyscan, a login failure will not heal.
+    const pool = SshPool.fromConfig(ctx.workspace, ctx.rootConfig.ssh, { retries: Math.min(ctx.rootConfig.ssh.retries, 1) })
     const next: ServerRecord = { ...record, ip_address: address, hostname: address, status: 'creating', zone: spec.zone, image: spec.image }
     try {
       const result = await pool.exec({ name: spec.name, host: address, port: spec.ssh.port, user: spec.ssh.user }, 'hostname', { timeoutMs: connectTimeoutMs })

@@ -1,4 +1,5 @@
 import type { ServerSpec as CoreServerSpec, ServerRecord, ServerStatus, Workspace } from '@prov/core'
+import type { ProvConfig } from '@prov/core/config'
 import type { ConsolaInstance } from 'consola'
 import type { Provision } from '../dayzero/provision'
 
@@ -12,6 +13,12 @@ export interface ServerSpec extends CoreServerSpec {
   /** Workspace-relative Butane file, instead of `provision:`. */
   butane?: string
 }
+
+/** `providers.local` as the configuration schema validated it (defaults applied). */
+export type LocalProviderConfig = ProvConfig['providers']['local']
+
+/** A provider's own section `providers.<name>`: typed for bundled providers, free-form for others. */
+export type ProviderConfig = Record<string, unknown>
 
 export interface ProviderCapabilities {
   start_stop: boolean
@@ -44,17 +51,21 @@ export interface ProviderPrice {
   monthly: number
 }
 
-/** What a provider gets: workspace, its own config section, logger, and state access. */
-export interface ProviderContext {
+/**
+ * What a provider gets: workspace, its own config section, logger, and state access. `C` is the
+ * type of its section; the configuration was validated before, so a provider reads it as it is
+ * (no defaults of its own).
+ */
+export interface ProviderContext<C = ProviderConfig> {
   workspace: Workspace
   /** `providers.<name>` of the resolved configuration. */
-  config: Record<string, unknown>
+  config: C
   /** The whole resolved configuration (ssh timeouts...). */
-  rootConfig: Record<string, unknown>
+  rootConfig: ProvConfig
   log: ConsolaInstance
   /** Provider-private runtime data of a server (stored in .prov/servers.json). */
   getData(name: string): Record<string, unknown> | undefined
-  /** Writes a record (and provider data) under the state lock; `mutate` sees the whole state. */
+  /** Writes a record (and provider data, when given) under the state lock. */
   save(record: ServerRecord, data?: Record<string, unknown>): Promise<void>
   /** Every server record of the workspace (all providers), for address allocation. */
   allServers(): ServerRecord[]
@@ -70,24 +81,24 @@ export interface DeleteOptions {
  * The provider interface (docs/prov-server.md#providers). A workspace can add its own in
  * `extensions/providers/<name>/index.ts` (default export, loaded with jiti).
  */
-export interface Provider {
+export interface Provider<C = ProviderConfig> {
   name: string
   capabilities: ProviderCapabilities
   /** Problems with the provider's config section (empty when fine). */
-  validateConfig(config: Record<string, unknown>): string[]
+  validateConfig(config: C): string[]
   /** Problems with one desired server for this provider (empty when fine). */
-  validateSpec?(spec: ServerSpec, config: Record<string, unknown>): string[]
+  validateSpec?(spec: ServerSpec, config: C): string[]
   /** Live status of known servers of this provider (cheap: called by `list`). */
-  list(ctx: ProviderContext, records: ServerRecord[]): Promise<ServerRecord[]>
+  list(ctx: ProviderContext<C>, records: ServerRecord[]): Promise<ServerRecord[]>
   /** Creates a server and returns its record once it is reachable over SSH. */
-  create(ctx: ProviderContext, spec: ServerSpec, record: ServerRecord): Promise<ServerRecord>
-  delete(ctx: ProviderContext, record: ServerRecord, options: DeleteOptions): Promise<void>
-  start(ctx: ProviderContext, record: ServerRecord): Promise<ServerRecord>
-  stop(ctx: ProviderContext, record: ServerRecord): Promise<ServerRecord>
-  info(ctx: ProviderContext, record: ServerRecord): Promise<Record<string, unknown>>
-  plans(ctx: ProviderContext): Promise<ProviderPlan[]>
-  zones(ctx: ProviderContext): Promise<ProviderZone[]>
-  price(ctx: ProviderContext, plan: string, zone: string | null): Promise<ProviderPrice | null>
+  create(ctx: ProviderContext<C>, spec: ServerSpec, record: ServerRecord): Promise<ServerRecord>
+  delete(ctx: ProviderContext<C>, record: ServerRecord, options: DeleteOptions): Promise<void>
+  start(ctx: ProviderContext<C>, record: ServerRecord): Promise<ServerRecord>
+  stop(ctx: ProviderContext<C>, record: ServerRecord): Promise<ServerRecord>
+  info(ctx: ProviderContext<C>, record: ServerRecord): Promise<Record<string, unknown>>
+  plans(ctx: ProviderContext<C>): Promise<ProviderPlan[]>
+  zones(ctx: ProviderContext<C>): Promise<ProviderZone[]>
+  price(ctx: ProviderContext<C>, plan: string, zone: string | null): Promise<ProviderPrice | null>
 }
 
 export type { ServerRecord, ServerStatus }

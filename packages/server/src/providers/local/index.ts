@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ensureWorkspaceKey, expandHome, failedError, forgetHostKey, recordHostKeys, removeContained, type ServerRecord } from '@prov/core'
-import type { Provider, ProviderContext, ServerSpec } from '../types'
+import type { LocalProviderConfig, Provider, ProviderContext, ServerSpec } from '../types'
 import { allocateAddress, inSubnet, parseSubnet } from './net'
 import {
   assertNotForeign,
@@ -19,33 +19,31 @@ import {
   waitForSsh,
 } from './sandbox'
 
-export function localSettings(config: Record<string, unknown>): LocalSettings {
-  return {
-    subnet: parseSubnet(String(config.subnet ?? '10.213.0.0/24')),
-    bridge: String(config.bridge ?? 'provbr0'),
-    nat: config.nat !== false,
-  }
+/** `providers.local` as the configuration validated it (defaults applied there). */
+export function localSettings(config: LocalProviderConfig): LocalSettings {
+  return { subnet: parseSubnet(config.subnet), bridge: config.bridge, nat: config.nat }
 }
 
+type LocalContext = ProviderContext<LocalProviderConfig>
+
 /** Settings a server was made with (kept in its runtime data), else the configured ones. */
-function settingsFor(ctx: ProviderContext, record: ServerRecord): LocalSettings {
+function settingsFor(ctx: LocalContext, record: ServerRecord): LocalSettings {
   const data = ctx.getData(record.name) as Partial<SandboxRuntime> | undefined
   if (data?.bridge && typeof data.subnet === 'string') return { subnet: parseSubnet(data.subnet), bridge: data.bridge, nat: data.nat !== false }
   return localSettings(ctx.config)
 }
 
-function runtimeOf(ctx: ProviderContext, record: ServerRecord, settings: LocalSettings) {
+function runtimeOf(ctx: LocalContext, record: ServerRecord, settings: LocalSettings) {
   const data = ctx.getData(record.name) as Partial<SandboxRuntime> | undefined
   const names = sandboxNames(settings, ctx.workspace.paths.state, record.name, record.ip_address)
   return { data, names: { ...names, netns: data?.netns ?? names.netns, veth: data?.veth ?? names.veth } }
 }
 
-async function boot(ctx: ProviderContext, record: ServerRecord, settings: LocalSettings): Promise<ServerRecord> {
+async function boot(ctx: LocalContext, record: ServerRecord, settings: LocalSettings): Promise<ServerRecord> {
   const key = await ensureWorkspaceKey(ctx.workspace)
   // ssh.key_path (a key of the user's) is authorised too, so connections made with it work.
-  const keyPath = (ctx.rootConfig.ssh as Record<string, unknown> | undefined)?.key_path
-  const extraKey =
-    typeof keyPath === 'string' && keyPath && existsSync(`${expandHome(keyPath)}.pub`) ? readFileSync(`${expandHome(keyPath)}.pub`, 'utf8').trim() : ''
+  const keyPath = ctx.rootConfig.ssh.key_path
+  const extraKey = keyPath && existsSync(`${expandHome(keyPath)}.pub`) ? readFileSync(`${expandHome(keyPath)}.pub`, 'utf8').trim() : ''
   const { names, data } = runtimeOf(ctx, record, settings)
   // Never tear down a namespace another workspace sharing the bridge uses.
   assertNotForeign(settings, names, record.ip_address)
@@ -72,7 +70,7 @@ async function boot(ctx: ProviderContext, record: ServerRecord, settings: LocalS
   }
   // Save the pids before waiting: an interrupted command still leaves state that finds them.
   await ctx.save({ ...record, status: 'creating' }, runtime)
-  const connectTimeout = Number((ctx.rootConfig.ssh as Record<string, unknown> | undefined)?.connect_timeout ?? 10)
+  const connectTimeout = ctx.rootConfig.ssh.connect_timeout
   await waitForSsh(record.ip_address, record.ssh.port, Math.max(30, connectTimeout) * 1000, () => sandboxRunning(runtime))
   const running: ServerRecord = { ...record, status: 'running' }
   await ctx.save(running, runtime)
@@ -80,26 +78,24 @@ async function boot(ctx: ProviderContext, record: ServerRecord, settings: LocalS
 }
 
 /** `local`: Linux sandboxes (net/mount/uts/pid namespaces, overlay root, real sshd) on a bridge. */
-export const localProvider: Provider = {
+export const localProvider: Provider<LocalProviderConfig> = {
   name: 'local',
   capabilities: { start_stop: true, keep_storage: true, plans: true, zones: true, price: true, root: true },
 
+  // The schema checked the shapes (subnet is a CIDR, bridge 1-12 safe characters); the prefix range is the provider's own rule.
   validateConfig(config) {
-    const problems: string[] = []
     try {
-      parseSubnet(String(config.subnet ?? '10.213.0.0/24'))
+      parseSubnet(config.subnet)
+      return []
     } catch (error) {
-      problems.push(`providers.local.subnet: ${(error as Error).message}`)
+      return [`providers.local.subnet: ${(error as Error).message}`]
     }
-    const bridge = String(config.bridge ?? 'provbr0')
-    if (!/^[a-zA-Z0-9_-]{1,12}$/.test(bridge)) problems.push('providers.local.bridge: 1-12 letters, digits, - or _')
-    return problems
   },
 
   validateSpec(spec, config) {
     const problems: string[] = []
     if (spec.address) {
-      const subnet = parseSubnet(String(config.subnet ?? '10.213.0.0/24'))
+      const subnet = parseSubnet(config.subnet)
       if (!inSubnet(subnet, spec.address)) problems.push(`address ${spec.address} is not a sandbox address in ${subnet.cidr} (.1 is the host's)`)
     }
     if (spec.image && spec.image !== 'host') problems.push(`image '${spec.image}' is not available; the local provider has 'host' (an overlay of this machine)`)
