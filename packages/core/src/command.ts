@@ -3,11 +3,12 @@ import type { ConsolaInstance } from 'consola'
 import { allowedFlagNames, type CommonArgs, commonArgs, optionValues, parseParallel, unknownOptionError } from './cli/args'
 import { exitState } from './cli/exit'
 import type { ProvCommandMeta } from './cli/help'
-import { configError, ExitCode } from './errors'
+import { configError, ExitCode, failedError } from './errors'
 import { inputLimitConfigured } from './limits'
 import { type LogFormat, log } from './log'
 import { emit, type OutputFormat, outputFormats, RecordWriter, resolveOutputFormat } from './output'
 import { type ParsedInput, readStdinRecords } from './stdin'
+import { confirmOrRefuse } from './util/confirm'
 import { runViaOrchestrator, viaOrchArgs } from './via-orch'
 
 export { alwaysGlobal, type CommonArgs, commonArgs, type OptionalGlobal, type ResolvedArgv, resolveArgv, valueOptionOf } from './cli/args'
@@ -47,8 +48,11 @@ export interface ProvContext<T extends ArgsDef> {
   values(name: keyof T & string): string[]
 }
 
+/** A leaf command's metadata: examples and whether it changes state are required (the conformance suite reads them). */
+export type LeafCommandMeta = ProvCommandMeta & Required<Pick<ProvCommandMeta, 'examples' | 'mutating'>>
+
 export interface ProvCommandDef<T extends ArgsDef> {
-  meta: ProvCommandMeta
+  meta: LeafCommandMeta
   args?: T
   /**
    * Operation name for the execution rules (`server.apply`): adds `--via-orch` / `--direct`, and
@@ -147,6 +151,11 @@ export function defineProvCommand<T extends ArgsDef = ArgsDef>(def: ProvCommandD
         emit: (data) => emit(data, common.out),
         writer: () => new RecordWriter(common.out),
         values: (name) => optionValues(citty.rawArgs, name, args),
+      }
+      if (def.meta.destructive && !def.meta.confirms && !common.check) {
+        const command = exitState.command || def.meta.name
+        const confirmed = await confirmOrRefuse({ yes: common.yes, what: `run '${command}'`, question: `${command}: ${def.meta.description}. Proceed?` })
+        if (!confirmed) throw failedError('cancelled: nothing was changed', { hint: 'answer y to proceed, or pass --yes' })
       }
       if (def.orchestrated) {
         const relayed = await runViaOrchestrator({

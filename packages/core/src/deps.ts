@@ -259,6 +259,31 @@ export function dependencyTree(root: string, catalog: Map<string, DependencyNode
   return build(parseRequest(root).name, [root])
 }
 
+/**
+ * A requirement tree drawn for a terminal, one extension per line:
+ *
+ *     kubernetes 1.30.0
+ *     ├── containerd 1.7.0
+ *     └── etcd 3.5.0 (optional: tls)
+ *
+ * `ascii` uses only ASCII (for terminals that cannot show box-drawing characters).
+ */
+export function drawDependencyTree(tree: DependencyTree, options: { ascii?: boolean } = {}): string {
+  const [branch, last, pipe] = options.ascii ? ['|-- ', '`-- ', '|   '] : ['├── ', '└── ', '│   ']
+  const label = (node: DependencyTree) => `${node.name} ${node.version}${node.optional.length ? ` (optional: ${node.optional.join(', ')})` : ''}`
+  const lines = [label(tree)]
+  const stack: { node: DependencyTree; prefix: string; isLast: boolean }[] = tree.requires
+    .map((node, index) => ({ node, prefix: '', isLast: index === tree.requires.length - 1 }))
+    .reverse()
+  while (stack.length) {
+    const { node, prefix, isLast } = stack.pop() as { node: DependencyTree; prefix: string; isLast: boolean }
+    lines.push(`${prefix}${isLast ? last : branch}${label(node)}`)
+    const childPrefix = `${prefix}${isLast ? '    ' : pipe}`
+    for (let i = node.requires.length - 1; i >= 0; i--) stack.push({ node: node.requires[i], prefix: childPrefix, isLast: i === node.requires.length - 1 })
+  }
+  return `${lines.join('\n')}\n`
+}
+
 export interface ValidationProblem {
   extension: string
   problem: string

@@ -99,7 +99,7 @@ export function assertOptionValues(rawArgs: string[], args: ArgsDef): void {
       throw usageError(`option '${flag}' needs a value`, { location: flag, hint: describeValues(arg) })
     }
     if (arg.type === 'enum' && arg.options?.length && !arg.options.includes(value)) {
-      throw usageError(`invalid value '${value}' for '${flag}'`, { location: flag, hint: `${describeValues(arg)}${suggestValue(value, arg.options)}` })
+      throw usageError(`invalid value for '${flag}': '${value}'`, { location: flag, hint: `${describeValues(arg)}${suggestValue(value, arg.options)}` })
     }
   }
 }

@@ -1,2 +1,7 @@
-/** The exit code a command's `run` returned, handed from the command to the binary's runner. */
-export const exitState = { code: 0 }
+/** State handed between the binary's runner and the command it runs. */
+export const exitState = {
+  /** The exit code the command's `run` returned. */
+  code: 0,
+  /** The full command line's command words (`prov-server delete`), for messages. */
+  command: '',
+}

@@ -11,8 +11,13 @@ export interface ProvCommandMeta {
   examples?: string[]
   /** Changes state somewhere (files, servers, a registry, a store): `--check` must preview. */
   mutating?: boolean
-  /** Deletes, stops, overwrites or cancels: refuses without `--yes` off a terminal, asks on one. */
+  /** Deletes, stops, overwrites, rotates or cancels: refuses without `--yes` off a terminal, asks on one. */
   destructive?: boolean
+  /**
+   * The command confirms by itself (with confirmOrRefuse, after showing what it will do, or only
+   * when there is something to do); otherwise the runner confirms a destructive command before `run`.
+   */
+  confirms?: boolean
   /** Common flags the command uses beyond the ones every command has (shown in its help). */
   uses?: OptionalGlobal[]
   /** The words after the command path in USAGE, when positionals are variadic (`NAME...`). */

@@ -154,6 +154,7 @@ export async function runProvMain(root: CommandDef<any>, argv: string[] = proces
         const args = await argsOf(resolved.command)
         precheck(resolved.rest, args, full)
         exitState.code = ExitCode.OK
+        exitState.command = full
         await runCommand(root, { rawArgs: resolved.argv })
         code = exitState.code
       }

@@ -13,6 +13,8 @@ export default defineProvCommand({
   meta: {
     name: 'datakey',
     description: 'A fresh data key for envelope encryption: plaintext (base64) and its wrapped form (decrypt it with prov-kms decrypt)',
+    examples: ['prov-kms datakey', 'prov-kms datakey --context env=prod'],
+    mutating: false,
   },
   args: {
     ...cryptArgs,

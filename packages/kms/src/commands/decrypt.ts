@@ -11,7 +11,12 @@ import { identityArg, kmsContext } from '../lib/settings'
 const describePlace = (place: FieldPlace) => (place.record === undefined ? `field ${place.path}` : `field ${place.path} of record '${place.record}'`)
 
 export default defineProvCommand({
-  meta: { name: 'decrypt', description: 'Decrypt a prov, Vault or age ciphertext (backend chosen by its prefix); --field decrypts one field of each record' },
+  meta: {
+    name: 'decrypt',
+    description: 'Decrypt a prov, Vault or age ciphertext (backend chosen by its prefix); --field decrypts one field of each record',
+    examples: ['prov-kms decrypt --context env=prod < secret.enc', 'prov-server list | prov-kms encrypt --field ssh | prov-kms decrypt --field ssh'],
+    mutating: false,
+  },
   args: {
     data: { type: 'positional', description: "Ciphertext ('-' or nothing: stdin)", required: false },
     context: cryptArgs.context,

@@ -8,7 +8,12 @@ import { outputFileArg, previewOutputFile, writeAllToFile } from '../lib/output-
 import { kmsContext } from '../lib/settings'
 
 export default defineProvCommand({
-  meta: { name: 'encrypt', description: 'Encrypt DATA or stdin (binary-safe, streamed); --field encrypts one field of each JSON/NDJSON record' },
+  meta: {
+    name: 'encrypt',
+    description: 'Encrypt DATA or stdin (binary-safe, streamed); --field encrypts one field of each JSON/NDJSON record',
+    examples: ['echo s3cret | prov-kms encrypt --context env=prod', 'prov-kms encrypt --format age -r age1... < backup.tar > backup.tar.age'],
+    mutating: false,
+  },
   args: {
     data: { type: 'positional', description: "Plain text to encrypt ('-' or nothing: stdin)", required: false },
     recipient: { type: 'string', alias: 'r', description: 'age recipient age1... (repeatable; default: kms.recipients, else the own key)' },

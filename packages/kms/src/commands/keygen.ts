@@ -7,6 +7,7 @@ export default defineProvCommand({
   meta: {
     name: 'keygen',
     description: 'Create the age identity (0600) of the workspace, or of the user outside a workspace; never overwrites',
+    examples: ['prov-kms keygen', 'prov-kms keygen --out json'],
     mutating: true,
   },
   args: {

@@ -11,7 +11,12 @@ import { detectFormat } from '../sops/formats'
 import { openDocument, otherMetadataForNewKey, readSopsDocument, rulesOf, sealDocument, writeSopsDocument } from '../sops/index'
 
 const list = defineProvCommand({
-  meta: { name: 'list', description: 'The age identities: the active one and the retired ones (public recipients only)' },
+  meta: {
+    name: 'list',
+    description: 'The age identities: the active one and the retired ones (public recipients only)',
+    examples: ['prov-kms keys list'],
+    mutating: false,
+  },
   async run({ common, emit }) {
     const ctx = await kmsContext(common)
     const records = [await describeIdentity(ctx.identityPath, 'active')]
@@ -39,6 +44,7 @@ const rotate = defineProvCommand({
     name: 'rotate',
     description:
       "New age identity; re-encrypt the workspace's secrets and SOPS files; the old key is kept as a retired one (asks; --yes when nobody can answer)",
+    examples: ['prov-kms keys rotate --yes', 'prov-kms keys rotate --check'],
     mutating: true,
     destructive: true,
   },

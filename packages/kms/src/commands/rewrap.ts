@@ -8,7 +8,12 @@ import { bufferSource, readAll, stdinSource, writeOut } from '../lib/io'
 import { kmsContext } from '../lib/settings'
 
 export default defineProvCommand({
-  meta: { name: 'rewrap', description: 'Re-encrypt a Vault ciphertext with the latest key version (the plaintext never leaves Vault)' },
+  meta: {
+    name: 'rewrap',
+    description: 'Re-encrypt a Vault ciphertext with the latest key version (the plaintext never leaves Vault)',
+    examples: ['prov-kms rewrap vault:v1:abc...'],
+    mutating: false,
+  },
   args: { data: { type: 'positional', description: "vault:vN:... ciphertext ('-' or nothing: stdin)", required: false }, context: cryptArgs.context },
   async run({ args, common }) {
     const ctx = await kmsContext(common)

@@ -5,7 +5,12 @@ import { scanDir } from '../lib/scan'
 import { kmsContext } from '../lib/settings'
 
 export default defineProvCommand({
-  meta: { name: 'scan', description: 'Find plain-text secrets (secret-named fields, private keys, tokens); exit 6 when any is found (pre-commit hook)' },
+  meta: {
+    name: 'scan',
+    description: 'Find plain-text secrets (secret-named fields, private keys, tokens); exit 6 when any is found (pre-commit hook)',
+    examples: ['prov-kms scan', 'prov-kms scan infra/'],
+    mutating: false,
+  },
   args: { dir: { type: 'positional', description: 'Folder or file (default: the workspace, else the current folder)', required: false } },
   async run({ args, common, emit, log }) {
     const ctx = await kmsContext(common)

@@ -27,6 +27,7 @@ const set = defineProvCommand({
   meta: {
     name: 'set',
     description: "Store a secret encrypted (age) under <workspace>/secrets/NAME.age; VALUE or '-'/nothing for stdin",
+    examples: ['echo s3cret | prov-kms secret set db/password', 'prov-kms secret set api/token "$TOKEN"'],
     mutating: true,
   },
   args: { name: nameArg, value: { type: 'positional', description: "The value ('-' or nothing: stdin, one trailing newline dropped)", required: false } },
@@ -51,7 +52,12 @@ const set = defineProvCommand({
 })
 
 const get = defineProvCommand({
-  meta: { name: 'get', description: 'Print the value of a secret on stdout (the one command that reveals it)' },
+  meta: {
+    name: 'get',
+    description: 'Print the value of a secret on stdout (the one command that reveals it)',
+    examples: ['prov-kms secret get db/password'],
+    mutating: false,
+  },
   args: { name: nameArg },
   async run({ args, common }) {
     const name = validateSecretName(String(args.name))
@@ -65,7 +71,7 @@ const get = defineProvCommand({
 })
 
 const list = defineProvCommand({
-  meta: { name: 'list', description: 'Names of the stored secrets (never values)' },
+  meta: { name: 'list', description: 'Names of the stored secrets (never values)', examples: ['prov-kms secret list'], mutating: false },
   async run({ common, emit }) {
     const { workspace } = await storeContext(common)
     secretsRoot(workspace)
@@ -74,7 +80,13 @@ const list = defineProvCommand({
 })
 
 const rm = defineProvCommand({
-  meta: { name: 'rm', description: 'Delete a stored secret (asks; --yes when nobody can answer)', mutating: true, destructive: true },
+  meta: {
+    name: 'rm',
+    description: 'Delete a stored secret (asks; --yes when nobody can answer)',
+    examples: ['prov-kms secret rm db/old --yes', 'prov-kms secret rm db/old --check'],
+    mutating: true,
+    destructive: true,
+  },
   args: { name: nameArg },
   async run({ args, common, emit, log }) {
     const name = validateSecretName(String(args.name))

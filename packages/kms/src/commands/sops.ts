@@ -49,6 +49,7 @@ const encrypt = defineProvCommand({
   meta: {
     name: 'encrypt',
     description: 'Encrypt the values of FILE in place of the cleartext (keys stay readable); recipients from --age, .sops.yaml, kms.recipients or the own key',
+    examples: ['prov-kms sops encrypt secrets/app.yaml', 'prov-kms sops encrypt secrets/app.yaml --age age1...'],
     mutating: true,
   },
   args: {
@@ -94,6 +95,7 @@ const decrypt = defineProvCommand({
   meta: {
     name: 'decrypt',
     description: "Decrypt FILE (verifying its MAC: a tampered file is refused with exit 4); printed in FILE's format unless --out asks for another",
+    examples: ['prov-kms sops decrypt secrets/app.yaml', 'prov-kms sops decrypt secrets/app.yaml --out json'],
     mutating: true,
   },
   args: { file: fileArg, 'input-type': inputType, 'in-place': inPlace, identity: identityArg },
@@ -139,6 +141,7 @@ const edit = defineProvCommand({
   meta: {
     name: 'edit',
     description: 'Open FILE decrypted in $EDITOR (temp file in a 0700 folder), re-encrypt on save, wipe the temp file',
+    examples: ['prov-kms sops edit secrets/app.yaml'],
     mutating: true,
   },
   args: { file: fileArg, 'input-type': inputType, age: { type: 'string', description: 'Recipients for a new file' } },
@@ -192,6 +195,7 @@ const rotate = defineProvCommand({
   meta: {
     name: 'rotate',
     description: 'New data key for FILE, all values re-encrypted; --add-age / --rm-age change the recipients (asks; --yes when nobody can answer)',
+    examples: ['prov-kms sops rotate secrets/app.yaml --yes', 'prov-kms sops rotate secrets/app.yaml --add-age age1... --yes'],
     mutating: true,
     destructive: true,
   },

@@ -6,7 +6,12 @@ import { describeIdentity, retiredIdentityFiles } from '../lib/keyfile'
 import { type BackendName, backendNames, kmsContext } from '../lib/settings'
 
 export default defineProvCommand({
-  meta: { name: 'status', description: 'Backend reachability and key health, as JSON (exit 0 even when something is unhealthy)' },
+  meta: {
+    name: 'status',
+    description: 'Backend reachability and key health, as JSON (exit 0 even when something is unhealthy)',
+    examples: ['prov-kms status'],
+    mutating: false,
+  },
   args: {
     probe: { type: 'string', description: 'Also probe these remote backends: vault,awskms (default: the configured backend)' },
   },

@@ -6,7 +6,12 @@ import { ociContext, transportArgs } from '../context'
 import { formatReference } from '../ref'
 
 export default defineProvCommand({
-  meta: { name: 'bundle', description: 'Pack a workspace (config, infra, extensions, encrypted secrets) as one artifact or a single .tar' },
+  meta: {
+    name: 'bundle',
+    description: 'Pack a workspace (config, infra, extensions, encrypted secrets) as one artifact or a single .tar',
+    examples: ['prov-oci bundle --to spore.tar', 'prov-oci bundle --to layout:./bundles'],
+    mutating: true,
+  },
   args: {
     to: { type: 'string', description: 'REF, layout:PATH[:tag] or FILE.tar (default: layout <workspace>/.prov/oci, tag bundle)' },
     created: { type: 'string', description: 'org.opencontainers.image.created annotation' },

@@ -5,7 +5,12 @@ import { planPull } from '../pull'
 import { formatReference } from '../ref'
 
 export default defineProvCommand({
-  meta: { name: 'copy', description: 'Copy an artifact between any two targets (registry, layout:PATH, cache)' },
+  meta: {
+    name: 'copy',
+    description: 'Copy an artifact between any two targets (registry, layout:PATH, cache)',
+    examples: ['prov-oci copy 127.0.0.1:5000/prov/taskservs/redis:7.0.0 layout:./mirror'],
+    mutating: true,
+  },
   args: {
     src: { type: 'positional', description: 'Source reference', required: true },
     dst: { type: 'positional', description: 'Destination reference (tag defaults to the source tag)', required: true },

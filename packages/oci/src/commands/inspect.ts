@@ -6,7 +6,12 @@ import { formatReference } from '../ref'
 import { PROV_BUNDLE_CONFIG, PROV_CONFIG } from '../types'
 
 export default defineProvCommand({
-  meta: { name: 'inspect', description: 'Manifest, config, layers, size and annotations of an artifact' },
+  meta: {
+    name: 'inspect',
+    description: 'Manifest, config, layers, size and annotations of an artifact',
+    examples: ['prov-oci inspect 127.0.0.1:5000/prov/taskservs/redis:7.0.0'],
+    mutating: false,
+  },
   args: {
     ref: { type: 'positional', description: 'Reference (registry or layout:PATH:tag)', required: true },
     ...transportArgs,

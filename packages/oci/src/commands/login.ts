@@ -20,7 +20,12 @@ async function readStdinText(): Promise<string> {
 }
 
 export const login = defineProvCommand({
-  meta: { name: 'login', description: 'Check credentials against a registry and store them (0600 file in the user config dir)' },
+  meta: {
+    name: 'login',
+    description: 'Check credentials against a registry and store them (0600 file in the user config dir)',
+    examples: ['echo "$TOKEN" | prov-oci login 127.0.0.1:5000 --username ci --password-stdin'],
+    mutating: true,
+  },
   args: {
     registry: { type: 'positional', description: 'host[:port]', required: true },
     username: { type: 'string', alias: 'u', description: 'User name', required: true },
@@ -46,7 +51,7 @@ export const login = defineProvCommand({
 })
 
 export const logout = defineProvCommand({
-  meta: { name: 'logout', description: 'Forget the stored credentials of a registry' },
+  meta: { name: 'logout', description: 'Forget the stored credentials of a registry', examples: ['prov-oci logout 127.0.0.1:5000'], mutating: true },
   args: { registry: { type: 'positional', description: 'host[:port]', required: true } },
   async run({ args, common, emit }) {
     const registry = registryArg(args.registry)

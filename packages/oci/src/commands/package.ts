@@ -5,7 +5,12 @@ import { LayoutTarget } from '../layout'
 import { parseReference } from '../ref'
 
 export default defineProvCommand({
-  meta: { name: 'package', description: 'Build an extension folder into a reproducible OCI artifact (into a layout, or --file for the layer)' },
+  meta: {
+    name: 'package',
+    description: 'Build an extension folder into a reproducible OCI artifact (into a layout, or --file for the layer)',
+    examples: ['prov-oci package extensions/taskservs/redis'],
+    mutating: true,
+  },
   args: {
     dir: { type: 'positional', description: 'Extension folder (with manifest.yaml)', required: true },
     to: { type: 'string', description: 'Store it in an OCI layout: layout:PATH[:tag] (default: digests only)' },

@@ -20,7 +20,12 @@ function referencesFrom(records: unknown[]): string[] {
 }
 
 export default defineProvCommand({
-  meta: { name: 'pull', description: 'Pull an artifact into the cache and install it (workspace registry layer, or --to DIR); REF or piped records' },
+  meta: {
+    name: 'pull',
+    description: 'Pull an artifact into the cache and install it (workspace registry layer, or --to DIR); REF or piped records',
+    examples: ['prov-oci pull 127.0.0.1:5000/prov/taskservs/redis:7.0.0', 'prov-oci pull 127.0.0.1:5000/prov/taskservs/redis:7.0.0 --to ./redis'],
+    mutating: true,
+  },
   args: {
     ref: {
       type: 'positional',

@@ -6,7 +6,12 @@ import { ociContext, transportArgs } from '../context'
 import { formatReference } from '../ref'
 
 export default defineProvCommand({
-  meta: { name: 'push', description: 'Package an extension folder and push it to a registry or layout' },
+  meta: {
+    name: 'push',
+    description: 'Package an extension folder and push it to a registry or layout',
+    examples: ['prov-oci push 127.0.0.1:5000/prov/taskservs/redis:7.0.0 extensions/taskservs/redis'],
+    mutating: true,
+  },
   args: {
     ref: { type: 'positional', description: 'host[:port]/ns/name:tag or layout:PATH:tag', required: true },
     dir: { type: 'positional', description: 'Extension folder (default: current folder)', required: false },

@@ -4,7 +4,12 @@ import { planPull } from '../pull'
 import { formatReference } from '../ref'
 
 export const tags = defineProvCommand({
-  meta: { name: 'tags', description: 'Tags of a repository (registry or layout), newest semver first' },
+  meta: {
+    name: 'tags',
+    description: 'Tags of a repository (registry or layout), newest semver first',
+    examples: ['prov-oci tags 127.0.0.1:5000/prov/taskservs/redis'],
+    mutating: false,
+  },
   args: {
     repo: { type: 'positional', description: 'host[:port]/ns/name or layout:PATH', required: true },
     all: { type: 'boolean', description: 'Also list the sha256-<hex> referrer tags (signatures)' },
@@ -29,7 +34,7 @@ export const tags = defineProvCommand({
 })
 
 export const catalog = defineProvCommand({
-  meta: { name: 'catalog', description: 'Repositories of a registry (default: oci.registry)' },
+  meta: { name: 'catalog', description: 'Repositories of a registry (default: oci.registry)', examples: ['prov-oci catalog 127.0.0.1:5000'], mutating: false },
   args: {
     registry: { type: 'positional', description: 'host[:port]', required: false },
     ...transportArgs,
@@ -44,7 +49,14 @@ export const catalog = defineProvCommand({
 })
 
 export const remove = defineProvCommand({
-  meta: { name: 'delete', description: 'Delete a manifest (by tag or digest) from a registry or layout; asks first (--yes off a terminal)' },
+  meta: {
+    name: 'delete',
+    description: 'Delete a manifest (by tag or digest) from a registry or layout; asks first (--yes off a terminal)',
+    examples: ['prov-oci delete 127.0.0.1:5000/prov/taskservs/redis:7.0.0 --yes'],
+    mutating: true,
+    destructive: true,
+    confirms: true,
+  },
   args: {
     ref: { type: 'positional', description: 'Reference', required: true },
     ...transportArgs,

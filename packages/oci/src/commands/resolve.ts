@@ -3,7 +3,12 @@ import { ociContext, transportArgs } from '../context'
 import { checkUpdates as findUpdates, resolveFromRegistries } from '../resolve'
 
 export const resolve = defineProvCommand({
-  meta: { name: 'resolve', description: 'Pull and install dependencies.extensions (recursively, semver ranges, lock file)' },
+  meta: {
+    name: 'resolve',
+    description: 'Pull and install dependencies.extensions (recursively, semver ranges, lock file)',
+    examples: ['prov-oci resolve', 'prov-oci resolve --check'],
+    mutating: true,
+  },
   args: {
     update: { type: 'boolean', description: 'Ignore prov.lock.json and pick the newest matching tags' },
     'dry-run': { type: 'boolean', description: 'Resolve against the registries and show what would be installed, writing nothing' },
@@ -24,7 +29,12 @@ export const resolve = defineProvCommand({
 })
 
 export const checkUpdates = defineProvCommand({
-  meta: { name: 'check-updates', description: 'Newer (and compatible) tags of the registry extensions of the workspace' },
+  meta: {
+    name: 'check-updates',
+    description: 'Newer (and compatible) tags of the registry extensions of the workspace',
+    examples: ['prov-oci check-updates'],
+    mutating: false,
+  },
   args: { ...transportArgs },
   async run({ args, common, emit }) {
     const oci = await ociContext(common, args)

@@ -3,7 +3,12 @@ import { ociContext, transportArgs } from '../context'
 import { seedServer } from '../seed'
 
 export default defineProvCommand({
-  meta: { name: 'seed', description: 'Unpack a workspace bundle on a server over SSH and run its bootstrap (so the host can run prov)' },
+  meta: {
+    name: 'seed',
+    description: 'Unpack a workspace bundle on a server over SSH and run its bootstrap (so the host can run prov)',
+    examples: ['prov-oci seed spore.tar --server web-01', 'prov-oci seed spore.tar --server web-01 --check'],
+    mutating: true,
+  },
   args: {
     bundle: { type: 'positional', description: 'REF, layout:PATH[:tag] or FILE.tar', required: true },
     server: { type: 'string', alias: 's', description: 'Server name (from this workspace)', required: true },

@@ -5,7 +5,12 @@ import { formatReference } from '../ref'
 import { readKey, signingKey, signManifest, trustedKeys, verifyManifest } from '../sign'
 
 export const signCommand = defineProvCommand({
-  meta: { name: 'sign', description: 'Sign an artifact (ed25519 or ECDSA P-256); the signature is an OCI 1.1 referrer' },
+  meta: {
+    name: 'sign',
+    description: 'Sign an artifact (ed25519 or ECDSA P-256); the signature is an OCI 1.1 referrer',
+    examples: ['prov-oci sign 127.0.0.1:5000/prov/taskservs/redis:7.0.0 --key signing.pem'],
+    mutating: true,
+  },
   args: {
     ref: { type: 'positional', description: 'Reference', required: true },
     key: { type: 'string', description: 'Private key (PEM)', required: true },
@@ -28,7 +33,12 @@ export const signCommand = defineProvCommand({
 })
 
 export const verifyCommand = defineProvCommand({
-  meta: { name: 'verify', description: 'Verify that an artifact carries a valid signature by a trusted key (exit 4 if not)' },
+  meta: {
+    name: 'verify',
+    description: 'Verify that an artifact carries a valid signature by a trusted key (exit 4 if not)',
+    examples: ['prov-oci verify 127.0.0.1:5000/prov/taskservs/redis:7.0.0'],
+    mutating: false,
+  },
   args: {
     ref: { type: 'positional', description: 'Reference', required: true },
     key: { type: 'string', description: 'Public key (PEM); default oci.trusted_keys' },

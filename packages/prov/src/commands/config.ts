@@ -4,7 +4,13 @@ import { loadCommandConfig, parseSetFlags } from '@prov/core/config'
 const setArg = { type: 'string', description: 'Override a key (layer 8), e.g. --set debug.enabled=true (repeatable)', valueHint: 'key=value' } as const
 
 const show = defineProvCommand({
-  meta: { name: 'show', description: 'Print the resolved configuration (--explain: every key with its layer, file and line)' },
+  meta: {
+    name: 'show',
+    description: 'Print the resolved configuration (--explain: every key with its layer, file and line)',
+    examples: ['prov config show --explain', 'prov config show ssh.port', 'prov config show --set debug.enabled=true --out yaml'],
+    mutating: false,
+    uses: ['infra'],
+  },
   args: {
     explain: { type: 'boolean', description: 'One record per key with the layer it came from' },
     key: { type: 'positional', description: 'Only this key (dotted path)', required: false },
@@ -43,7 +49,13 @@ const show = defineProvCommand({
 })
 
 const validate = defineProvCommand({
-  meta: { name: 'validate', description: 'Load and validate every layer; exit 3 with file:line on the first problem' },
+  meta: {
+    name: 'validate',
+    description: 'Load and validate every layer; exit 3 with file:line on the first problem',
+    examples: ['prov config validate', 'prov config validate --env prod --infra web'],
+    mutating: false,
+    uses: ['infra'],
+  },
   args: { set: setArg },
   async run({ common, emit, log, values }) {
     const resolved = await loadCommandConfig(common, parseSetFlags(values('set')))
@@ -58,7 +70,12 @@ const validate = defineProvCommand({
 })
 
 const path = defineProvCommand({
-  meta: { name: 'path', description: 'The files of each layer, in priority order (lowest first)' },
+  meta: {
+    name: 'path',
+    description: 'The files of each layer, in priority order (lowest first)',
+    examples: ['prov config path', 'prov config path --env prod --out yaml'],
+    mutating: false,
+  },
   async run({ common, emit }) {
     const resolved = await loadCommandConfig(common)
     emit(resolved.layers.map((l, i) => ({ schema: 'prov.config.layer/v1', priority: i + 1, layer: l.name, source: l.source ?? null })))

@@ -5,6 +5,7 @@ import {
   defineProvCommand,
   dependencyTree,
   discoverExtensions,
+  drawDependencyTree,
   type ExtensionKind,
   extensionKinds,
   type ParsedInput,
@@ -13,6 +14,7 @@ import {
   resolveWorkspace,
   usageError,
   validateCatalog,
+  writeStdout,
 } from '@prov/core'
 
 const kindArg = { type: 'enum' as const, options: [...extensionKinds] as string[], description: 'Extension kind', default: 'taskserv' }
@@ -35,7 +37,14 @@ async function namesFromStdin(stdin: () => Promise<ParsedInput | undefined>): Pr
 }
 
 const resolve = defineProvCommand({
-  meta: { name: 'resolve', description: 'Order a set of extensions (and their requirements) in levels; each level can run in parallel' },
+  meta: {
+    name: 'resolve',
+    description: 'Order a set of extensions (and their requirements) in levels; each level can run in parallel',
+    usage: '[NAME...]',
+    examples: ['prov deps resolve kubernetes cilium', 'prov ext list --kind taskserv --out json | prov deps resolve'],
+    mutating: false,
+    uses: ['infra'],
+  },
   args: { kind: kindArg },
   async run({ args, positionals, common, emit, stdin }) {
     const names = positionals.length ? positionals : await namesFromStdin(stdin)
@@ -46,19 +55,39 @@ const resolve = defineProvCommand({
 })
 
 const tree = defineProvCommand({
-  meta: { name: 'tree', description: 'The requirement tree of extensions' },
+  meta: {
+    name: 'tree',
+    description: 'The requirement tree of extensions',
+    usage: 'NAME...',
+    examples: ['prov deps tree kubernetes', 'prov deps tree cilium --out json'],
+    mutating: false,
+    uses: ['infra'],
+  },
   args: { kind: kindArg },
   run({ args, positionals, common, emit }) {
     if (!positionals.length) throw usageError('name at least one extension', { hint: 'prov deps tree kubernetes' })
     const ws = resolveWorkspace(common.workspace)
     const catalog = catalogFor(args.kind, ws?.path, common.infra)
     const trees = positionals.map((name) => ({ schema: 'prov.deps.tree/v1', ...dependencyTree(name, catalog) }))
+    if (common.out === 'table') {
+      // A person at a terminal: the tree drawn, ASCII-only where the terminal cannot draw lines.
+      const ascii = process.env.TERM === 'dumb' || !/UTF-?8/i.test(`${process.env.LC_ALL ?? ''}${process.env.LC_CTYPE ?? ''}${process.env.LANG ?? ''}`)
+      writeStdout(trees.map((t) => drawDependencyTree(t, { ascii })).join('\n'))
+      return
+    }
     emit(trees.length === 1 ? trees[0] : trees)
   },
 })
 
 const validate = defineProvCommand({
-  meta: { name: 'validate', description: 'Check manifests: requirements exist and match, no cycles or conflicts (exit 3 if not)' },
+  meta: {
+    name: 'validate',
+    description: 'Check manifests: requirements exist and match, no cycles or conflicts (exit 3 if not)',
+    usage: '[NAME...]',
+    examples: ['prov deps validate', 'prov deps validate redis postgres'],
+    mutating: false,
+    uses: ['infra'],
+  },
   args: { kind: kindArg },
   run({ args, positionals, common, emit, log }) {
     const ws = resolveWorkspace(common.workspace)

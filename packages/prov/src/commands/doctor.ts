@@ -55,7 +55,12 @@ export function runChecks(): Check[] {
 }
 
 export default defineProvCommand({
-  meta: { name: 'doctor', description: 'Check what this host needs (node, root, sshd, ip, overlayfs, ...) and say what is missing' },
+  meta: {
+    name: 'doctor',
+    description: 'Check what this host needs (node, root, sshd, ip, overlayfs, ...) and say what is missing',
+    examples: ['prov doctor', "prov doctor --out json | jq '.[] | select(.ok | not)'"],
+    mutating: false,
+  },
   run({ emit, log }) {
     const checks = runChecks()
     for (const c of checks) if (!c.ok) log.warn(`${c.check}: ${c.detail} — needed for ${c.needed_for}${c.fix ? `; fix: ${c.fix}` : ''}`)

@@ -37,7 +37,13 @@ function record(ext: Extension, shadowed = false) {
 }
 
 const list = defineProvCommand({
-  meta: { name: 'list', description: 'Extensions across the layers (infra, workspace, registry, bundled)' },
+  meta: {
+    name: 'list',
+    description: 'Extensions across the layers (infra, workspace, registry, bundled)',
+    examples: ['prov ext list', 'prov ext list --kind taskserv --all'],
+    mutating: false,
+    uses: ['infra'],
+  },
   args: {
     kind: { type: 'enum', options: [...extensionKinds], description: 'Only this kind (default: all)' },
     all: { type: 'boolean', description: 'Also show extensions shadowed by a higher layer' },
@@ -56,7 +62,13 @@ const list = defineProvCommand({
 })
 
 const info = defineProvCommand({
-  meta: { name: 'info', description: 'Manifest and files of one extension' },
+  meta: {
+    name: 'info',
+    description: 'Manifest and files of one extension',
+    examples: ['prov ext info redis', 'prov ext info local --kind provider'],
+    mutating: false,
+    uses: ['infra'],
+  },
   args: {
     name: { type: 'positional', description: 'Extension name', required: true },
     kind: { type: 'enum', options: [...extensionKinds], description: 'Only this kind (default: search all)' },
@@ -91,7 +103,12 @@ function scaffold(templateDir: string, target: string, vars: Record<string, stri
 }
 
 const create = defineProvCommand({
-  meta: { name: 'new', description: 'Scaffold a new extension from templates (into the workspace, or --path)' },
+  meta: {
+    name: 'new',
+    description: 'Scaffold a new extension from templates (into the workspace, or --path)',
+    examples: ['prov ext new taskserv my-svc', 'prov ext new provider my-cloud --path ./extensions'],
+    mutating: true,
+  },
   args: {
     kind: { type: 'positional', description: 'provider|taskserv|cluster', required: true },
     name: { type: 'positional', description: 'Extension name', required: true },

@@ -25,7 +25,12 @@ function describe(workspace: Workspace, active?: string) {
 }
 
 const init = defineProvCommand({
-  meta: { name: 'init', description: 'Create a workspace from a template, register and activate it' },
+  meta: {
+    name: 'init',
+    description: 'Create a workspace from a template, register and activate it',
+    examples: ['prov workspace init demo', 'prov workspace init lab --template full --path ~/lab --no-activate'],
+    mutating: true,
+  },
   args: {
     name: { type: 'positional', description: 'Workspace name', required: true },
     template: { type: 'enum', options: workspaceTemplates(), description: 'Workspace template', default: 'minimal' },
@@ -49,7 +54,7 @@ const init = defineProvCommand({
 })
 
 const list = defineProvCommand({
-  meta: { name: 'list', description: 'List registered workspaces' },
+  meta: { name: 'list', description: 'List registered workspaces', examples: ['prov workspace list', 'prov workspace list --out ndjson'], mutating: false },
   run({ emit }) {
     const registry = readRegistry()
     emit(
@@ -66,7 +71,7 @@ const list = defineProvCommand({
 })
 
 const use = defineProvCommand({
-  meta: { name: 'use', description: 'Make a workspace the active one' },
+  meta: { name: 'use', description: 'Make a workspace the active one', examples: ['prov workspace use demo', 'prov workspace use ./lab'], mutating: true },
   args: { name: { type: 'positional', description: 'Workspace name (or path)', required: true } },
   async run({ args, emit, log }) {
     const entry = await useWorkspace(args.name)
@@ -76,7 +81,12 @@ const use = defineProvCommand({
 })
 
 const current = defineProvCommand({
-  meta: { name: 'current', description: 'Show the workspace commands here would use' },
+  meta: {
+    name: 'current',
+    description: 'Show the workspace commands here would use',
+    examples: ['prov workspace current', 'prov workspace current --out json'],
+    mutating: false,
+  },
   run({ emit, common }) {
     const workspace = resolveWorkspace(common.workspace)
     if (!workspace) throw notFoundError('no current workspace', { hint: 'prov workspace init NAME or prov workspace use NAME' })
@@ -94,7 +104,12 @@ function listDir(dir: string): string[] {
 }
 
 const info = defineProvCommand({
-  meta: { name: 'info', description: 'Details of a workspace: paths, infrastructures, extensions' },
+  meta: {
+    name: 'info',
+    description: 'Details of a workspace: paths, infrastructures, extensions',
+    examples: ['prov workspace info', 'prov workspace info demo'],
+    mutating: false,
+  },
   args: { name: { type: 'positional', description: 'Workspace (default: current)', required: false } },
   run({ args, emit, common }) {
     const workspace = args.name ? lookupWorkspace(args.name) : requireWorkspace(common.workspace)
@@ -125,7 +140,13 @@ const info = defineProvCommand({
 })
 
 const remove = defineProvCommand({
-  meta: { name: 'remove', description: 'Forget a workspace (--delete-files also removes its folder)' },
+  meta: {
+    name: 'remove',
+    description: 'Forget a workspace (--delete-files also removes its folder)',
+    examples: ['prov workspace remove old-lab', 'prov workspace remove old-lab --delete-files --yes'],
+    mutating: true,
+    destructive: true,
+  },
   args: {
     name: { type: 'positional', description: 'Workspace name', required: true },
     'delete-files': { type: 'boolean', description: 'Also delete the workspace folder' },

@@ -30,7 +30,15 @@ function readPlanFile(file: string): string {
 }
 
 export default defineProvCommand({
-  meta: { name: 'apply', description: 'Carry out a prov.server.plan/v1 (file or stdin); streams prov.server/v1 results' },
+  meta: {
+    name: 'apply',
+    description: 'Carry out a prov.server.plan/v1 (file or stdin); streams prov.server/v1 results',
+    examples: ['prov-server plan --infra demo | prov-server apply --yes', 'prov-server apply plan.json --check'],
+    mutating: true,
+    destructive: true,
+    confirms: true,
+    uses: ['infra', 'parallel'],
+  },
   orchestrated: 'server.apply',
   args: {
     plan: { type: 'positional', required: false, description: 'Plan file (default: stdin)', valueHint: 'PLAN_FILE' },

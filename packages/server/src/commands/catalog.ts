@@ -12,7 +12,12 @@ async function chosen(ctx: { args: Record<string, unknown>; common: Parameters<t
 }
 
 export const providers = defineProvCommand({
-  meta: { name: 'providers', description: 'Providers visible from the workspace, with capabilities and layer' },
+  meta: {
+    name: 'providers',
+    description: 'Providers visible from the workspace, with capabilities and layer',
+    examples: ['prov-server providers'],
+    mutating: false,
+  },
   async run(ctx) {
     const env = await serverEnv(ctx.common)
     const lookup = { workspacePath: env.workspace.path, infra: ctx.common.infra }
@@ -36,7 +41,7 @@ export const providers = defineProvCommand({
 })
 
 export const plans = defineProvCommand({
-  meta: { name: 'plans', description: 'Server plans (sizes) of a provider' },
+  meta: { name: 'plans', description: 'Server plans (sizes) of a provider', examples: ['prov-server plans --provider local'], mutating: false },
   args: providerArg,
   async run(ctx) {
     const { name, provider, pctx } = await chosen(ctx)
@@ -45,7 +50,7 @@ export const plans = defineProvCommand({
 })
 
 export const zones = defineProvCommand({
-  meta: { name: 'zones', description: 'Zones of a provider' },
+  meta: { name: 'zones', description: 'Zones of a provider', examples: ['prov-server zones --provider local'], mutating: false },
   args: providerArg,
   async run(ctx) {
     const { name, provider, pctx } = await chosen(ctx)
@@ -54,7 +59,12 @@ export const zones = defineProvCommand({
 })
 
 export const price = defineProvCommand({
-  meta: { name: 'price', description: 'Price of a plan (PLAN [--zone Z] --provider P); all plans when none is named' },
+  meta: {
+    name: 'price',
+    description: 'Price of a plan (PLAN [--zone Z] --provider P); all plans when none is named',
+    examples: ['prov-server price --provider local'],
+    mutating: false,
+  },
   args: { ...providerArg, zone: { type: 'string', description: 'Zone' } },
   async run(ctx) {
     const { name, provider, pctx } = await chosen(ctx)

@@ -9,7 +9,13 @@ import type { ServerSpec } from '../providers/types'
 import { emitPlan } from '../render'
 
 export default defineProvCommand({
-  meta: { name: 'create', description: 'Create servers by name (from --infra / -f servers.yaml, any infra declaring them, or --provider flags)' },
+  meta: {
+    name: 'create',
+    description: 'Create servers by name (from --infra / -f servers.yaml, any infra declaring them, or --provider flags)',
+    examples: ['prov-server create web-01 --infra demo', 'prov-server create web-01 --infra demo --check'],
+    mutating: true,
+    uses: ['infra', 'parallel'],
+  },
   args: {
     names: {
       type: 'positional',

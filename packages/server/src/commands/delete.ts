@@ -5,7 +5,15 @@ import { adHocPlan } from '../plan'
 import { emitPlan } from '../render'
 
 export default defineProvCommand({
-  meta: { name: 'delete', description: 'Delete servers (names, all, or piped prov.server/v1 records); local sandboxes are removed completely' },
+  meta: {
+    name: 'delete',
+    description: 'Delete servers (names, all, or piped prov.server/v1 records); local sandboxes are removed completely',
+    examples: ['prov-server delete web-01 --yes', 'prov-server list | prov-server delete --yes'],
+    mutating: true,
+    destructive: true,
+    confirms: true,
+    uses: ['infra', 'parallel'],
+  },
   args: {
     names: { type: 'positional', required: false, description: 'Server names or all (default: piped prov.server/v1 records)', valueHint: 'NAME...' },
     all: { type: 'boolean', description: 'Delete every server of the workspace (with --infra: of that infra); same as the name all' },

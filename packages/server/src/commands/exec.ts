@@ -53,7 +53,13 @@ function unreachable(server: ServerRecord, error: string, durationMs = 0): ExecR
 }
 
 export default defineProvCommand({
-  meta: { name: 'exec', description: 'Run a command on servers in parallel (NAME... | all | piped records) -- CMD; one prov.server.exec/v1 record each' },
+  meta: {
+    name: 'exec',
+    description: 'Run a command on servers in parallel (NAME... | all | piped records) -- CMD; one prov.server.exec/v1 record each',
+    examples: ['prov-server exec all -- hostname', 'prov-server exec web-01 web-02 -- uptime'],
+    mutating: true,
+    uses: ['infra', 'parallel'],
+  },
   args: {
     names: { type: 'positional', required: false, description: 'Server names or all (default: piped prov.server/v1 records)', valueHint: 'NAME...' },
     timeout: { type: 'string', description: 'Seconds before the command is killed (default taskservs.timeout)' },

@@ -2,7 +2,12 @@ import { defineProvCommand, usageError } from '@prov/core'
 import { liveServers, serverEnv, targetServers } from '../engine'
 
 export default defineProvCommand({
-  meta: { name: 'info', description: 'Servers with provider details: one server prints one record; several or all print a list' },
+  meta: {
+    name: 'info',
+    description: 'Servers with provider details: one server prints one record; several or all print a list',
+    examples: ['prov-server info web-01'],
+    mutating: false,
+  },
   args: { names: { type: 'positional', required: false, description: 'Server names or all (default: piped prov.server/v1 records)', valueHint: 'NAME...' } },
   async run(ctx) {
     const env = await serverEnv(ctx.common)

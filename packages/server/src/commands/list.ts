@@ -4,7 +4,13 @@ import { defineProvCommand, isWorkspaceDir, listServers, serverStatuses, usageEr
 import { liveServers, serverEnv } from '../engine'
 
 export default defineProvCommand({
-  meta: { name: 'list', description: 'List servers (prov.server/v1 records) with their live status' },
+  meta: {
+    name: 'list',
+    description: 'List servers (prov.server/v1 records) with their live status',
+    examples: ['prov-server list', 'prov-server list --status running --out json'],
+    mutating: false,
+    uses: ['infra'],
+  },
   args: {
     provider: { type: 'string', description: 'Only servers of this provider' },
     status: { type: 'string', description: `Only servers in this status (${serverStatuses.join('|')})` },

@@ -4,7 +4,13 @@ import { computePlan, loadDesired } from '../plan'
 import { emitPlan } from '../render'
 
 export default defineProvCommand({
-  meta: { name: 'plan', description: 'Compare infra/<name>/servers.yaml with the actual servers; emit a prov.server.plan/v1 record' },
+  meta: {
+    name: 'plan',
+    description: 'Compare infra/<name>/servers.yaml with the actual servers; emit a prov.server.plan/v1 record',
+    examples: ['prov-server plan --infra demo', 'prov-server plan --infra demo > plan.json'],
+    mutating: false,
+    uses: ['infra'],
+  },
   args: {
     file: { type: 'string', alias: 'f', description: 'A servers.yaml file instead of --infra', valueHint: 'FILE' },
   },

@@ -6,7 +6,15 @@ import { emitPlan } from '../render'
 
 function powerCommand(action: 'start' | 'stop' | 'restart') {
   return defineProvCommand({
-    meta: { name: action, description: `${action[0].toUpperCase()}${action.slice(1)} servers (names, all, or piped prov.server/v1 records)` },
+    meta: {
+      name: action,
+      description: `${action[0].toUpperCase()}${action.slice(1)} servers (names, all, or piped prov.server/v1 records)`,
+      examples: [`prov-server ${action} web-01 --yes`, `prov-server list | prov-server ${action} --yes`],
+      mutating: true,
+      destructive: true,
+      confirms: true,
+      uses: ['infra', 'parallel'],
+    },
     args: { names: { type: 'positional', required: false, description: 'Server names or all (default: piped prov.server/v1 records)', valueHint: 'NAME...' } },
     async run(ctx) {
       const env = await serverEnv(ctx.common)

@@ -3,7 +3,12 @@ import { defineProvCommand, deniedError, failedError, getServer, pinnedHostKeys,
 import { liveServers, serverEnv } from '../engine'
 
 export default defineProvCommand({
-  meta: { name: 'ssh', description: 'Open an SSH session (or run CMD after --) with the workspace key and the pinned host key' },
+  meta: {
+    name: 'ssh',
+    description: 'Open an SSH session (or run CMD after --) with the workspace key and the pinned host key',
+    examples: ['prov-server ssh web-01', 'prov-server ssh web-01 -- uptime'],
+    mutating: false,
+  },
   args: { name: { type: 'positional', required: false, description: 'Server name' } },
   async run(ctx) {
     const name = ctx.positionals[0]

@@ -3,7 +3,13 @@ import semver from 'semver'
 import { prepare } from '../lib/common'
 
 export default defineProvCommand({
-  meta: { name: 'check-updates', description: 'Installed versions (workspace state) against the catalog; no connection opened' },
+  meta: {
+    name: 'check-updates',
+    description: 'Installed versions (workspace state) against the catalog; no connection opened',
+    examples: ['prov-taskserv check-updates'],
+    mutating: false,
+    uses: ['infra'],
+  },
   args: {
     names: { type: 'positional', description: 'Taskservs (default: all installed)', required: false },
     server: { type: 'string', description: "Only this server ('all': every one)" },

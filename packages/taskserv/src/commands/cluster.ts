@@ -37,7 +37,13 @@ async function setup(ctx: ProvContext<any>, action: 'install' | 'remove' | 'stat
 const clustersFile = (statePath: string) => join(statePath, 'clusters.json')
 
 const deploy = defineProvCommand({
-  meta: { name: 'deploy', description: 'Install the components of a cluster in dependency order; roll back what this deploy installed when a step fails' },
+  meta: {
+    name: 'deploy',
+    description: 'Install the components of a cluster in dependency order; roll back what this deploy installed when a step fails',
+    examples: ['prov-taskserv cluster deploy web --infra demo', 'prov-taskserv cluster deploy web --infra demo --check'],
+    mutating: true,
+    uses: ['infra', 'parallel'],
+  },
   orchestrated: 'cluster.deploy',
   args: { ...clusterArgs, 'no-rollback': { type: 'boolean', description: 'Keep what was installed when a step fails' } },
   async run(ctx) {
@@ -87,7 +93,14 @@ const deploy = defineProvCommand({
 })
 
 const remove = defineProvCommand({
-  meta: { name: 'remove', description: 'Remove the components of a cluster (dependents first)' },
+  meta: {
+    name: 'remove',
+    description: 'Remove the components of a cluster (dependents first)',
+    examples: ['prov-taskserv cluster remove web --infra demo --yes'],
+    mutating: true,
+    destructive: true,
+    uses: ['infra', 'parallel'],
+  },
   args: { ...clusterArgs, 'keep-data': { type: 'boolean', description: 'Keep data directories' } },
   async run(ctx) {
     const { prepared, cluster, built } = await setup(ctx, 'remove')
@@ -122,7 +135,13 @@ const remove = defineProvCommand({
 })
 
 const status = defineProvCommand({
-  meta: { name: 'status', description: 'State and health of every component of a cluster on its servers' },
+  meta: {
+    name: 'status',
+    description: 'State and health of every component of a cluster on its servers',
+    examples: ['prov-taskserv cluster status web --infra demo'],
+    mutating: false,
+    uses: ['infra', 'parallel'],
+  },
   args: clusterArgs,
   async run(ctx) {
     const { prepared, cluster, built } = await setup(ctx, 'status')

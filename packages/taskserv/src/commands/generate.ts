@@ -29,7 +29,12 @@ function exists(path: string): boolean {
 }
 
 export default defineProvCommand({
-  meta: { name: 'generate', description: 'Scaffold a new taskserv from templates/extensions/taskserv (into the workspace, or --path)' },
+  meta: {
+    name: 'generate',
+    description: 'Scaffold a new taskserv from templates/extensions/taskserv (into the workspace, or --path)',
+    examples: ['prov-taskserv generate my-svc', 'prov-taskserv generate my-svc --path ./extensions/taskservs'],
+    mutating: true,
+  },
   args: {
     name: { type: 'positional', description: 'Taskserv name', required: true },
     path: { type: 'string', description: 'Parent folder (default: <workspace>/extensions/taskservs)' },

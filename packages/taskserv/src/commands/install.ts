@@ -3,7 +3,13 @@ import { parseTimeout, planFor, prepare, settingArgs, targetArgs } from '../lib/
 import { executeAndReport } from '../lib/run'
 
 export default defineProvCommand({
-  meta: { name: 'install', description: 'Install taskservs (and their requirements) on servers, in dependency order, in parallel' },
+  meta: {
+    name: 'install',
+    description: 'Install taskservs (and their requirements) on servers, in dependency order, in parallel',
+    examples: ['prov-server list | prov-taskserv install redis', 'prov-taskserv install --infra demo --check'],
+    mutating: true,
+    uses: ['infra', 'parallel'],
+  },
   orchestrated: 'taskserv.install',
   args: {
     names: { type: 'positional', description: 'Taskservs (name or name@range); with --infra: default all of taskservs.yaml', required: false },

@@ -2,7 +2,13 @@ import { defineProvCommand, usageError } from '@prov/core'
 import { prepare } from '../lib/common'
 
 export default defineProvCommand({
-  meta: { name: 'list', description: 'Taskservs of the catalog (--available, default) or recorded as installed on servers (--installed)' },
+  meta: {
+    name: 'list',
+    description: 'Taskservs of the catalog (--available, default) or recorded as installed on servers (--installed)',
+    examples: ['prov-taskserv list', 'prov-taskserv list --installed'],
+    mutating: false,
+    uses: ['infra'],
+  },
   args: {
     available: { type: 'boolean', description: 'The catalog across extension layers (default)' },
     installed: { type: 'boolean', description: 'What the workspace records as installed, per server' },

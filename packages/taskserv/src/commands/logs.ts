@@ -3,7 +3,13 @@ import { settingArgs, targetArgs } from '../lib/common'
 import { runQuery } from '../lib/query'
 
 export default defineProvCommand({
-  meta: { name: 'logs', description: 'The last lines of a taskserv daemon log on servers (journal with systemd)' },
+  meta: {
+    name: 'logs',
+    description: 'The last lines of a taskserv daemon log on servers (journal with systemd)',
+    examples: ['prov-taskserv logs redis'],
+    mutating: false,
+    uses: ['infra', 'parallel'],
+  },
   args: {
     name: { type: 'positional', description: 'Taskserv', required: true },
     server: { type: 'string', description: "One server (same as --servers S; 'all': every one)" },

@@ -2,7 +2,13 @@ import { defineProvCommand } from '@prov/core'
 import { planFor, prepare, settingArgs, targetArgs } from '../lib/common'
 
 export default defineProvCommand({
-  meta: { name: 'plan', description: 'What install would do: requirements, order in levels, per-server actions (never connects)' },
+  meta: {
+    name: 'plan',
+    description: 'What install would do: requirements, order in levels, per-server actions (never connects)',
+    examples: ['prov-taskserv plan redis --infra demo'],
+    mutating: false,
+    uses: ['infra'],
+  },
   args: {
     names: { type: 'positional', description: 'Taskservs (name or name@range)', required: false },
     action: { type: 'enum', options: ['install', 'remove', 'update'], description: 'The action to plan (default install)' },

@@ -3,7 +3,14 @@ import { confirmAction, parseTimeout, planFor, prepare, settingArgs, targetArgs 
 import { executeAndReport } from '../lib/run'
 
 export default defineProvCommand({
-  meta: { name: 'remove', description: 'Remove taskservs from servers (dependents first)' },
+  meta: {
+    name: 'remove',
+    description: 'Remove taskservs from servers (dependents first)',
+    examples: ['prov-taskserv remove redis --yes', 'prov-taskserv remove redis --check'],
+    mutating: true,
+    destructive: true,
+    uses: ['infra', 'parallel'],
+  },
   args: {
     names: { type: 'positional', description: 'Taskservs', required: false },
     'keep-data': { type: 'boolean', description: 'Keep data directories (PROV_KEEP_DATA=1)' },

@@ -3,7 +3,14 @@ import { settingArgs, targetArgs } from '../lib/common'
 import { runQuery } from '../lib/query'
 
 export default defineProvCommand({
-  meta: { name: 'restart', description: 'Restart the daemons of taskservs (restart.sh, else the service helper)' },
+  meta: {
+    name: 'restart',
+    description: 'Restart the daemons of taskservs (restart.sh, else the service helper)',
+    examples: ['prov-taskserv restart redis --yes'],
+    mutating: true,
+    destructive: true,
+    uses: ['infra', 'parallel'],
+  },
   args: {
     names: { type: 'positional', description: 'Taskservs', required: true },
     ...targetArgs,

@@ -3,7 +3,13 @@ import { settingArgs, targetArgs } from '../lib/common'
 import { runQuery } from '../lib/query'
 
 export default defineProvCommand({
-  meta: { name: 'status', description: 'Is each taskserv in its desired state on each server (check.sh), its version and health' },
+  meta: {
+    name: 'status',
+    description: 'Is each taskserv in its desired state on each server (check.sh), its version and health',
+    examples: ['prov-taskserv status redis', 'prov-server list | prov-taskserv status'],
+    mutating: false,
+    uses: ['infra', 'parallel'],
+  },
   args: {
     names: { type: 'positional', description: 'Taskservs (default: those recorded on each server)', required: false },
     ...targetArgs,
