@@ -17,5 +17,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // A test that asserts nothing proves nothing: every test must make at least one assertion.
+    expect: { requireAssertions: true },
   },
 })

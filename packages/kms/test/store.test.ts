@@ -54,7 +54,7 @@ describe('prov-kms secret store, keys rotate and scan (workspace)', () => {
     expect((await run(['secret', 'set', 'tmp/x', 'value-x'])).code).toBe(0)
     expect((await run(['secret', 'rm', 'tmp/x', '--yes'])).code).toBe(0)
     expect(existsSync(join(ws.path, 'secrets/tmp'))).toBe(false)
-    expectOneErrorLine(await run(['secret', 'rm', 'tmp/x']), 5)
+    expectOneErrorLine(await run(['secret', 'rm', 'tmp/x', '--yes']), 5)
   })
 
   it('core resolves {"secret": ...} references through the workspace store and redacts the values', async () => {

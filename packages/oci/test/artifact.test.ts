@@ -7,6 +7,7 @@ import { gzipSync } from 'node:zlib'
 import { ProvError } from '@prov/core'
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
+import { prerequisitesMet, root } from '../../../tests/helpers/prerequisites'
 import { buildArtifact, copyGraph, packageExtension, pushBuilt } from '../src/artifact'
 import { writeBlobFile } from '../src/blob-file'
 import { descriptorFor, sha256 } from '../src/digest'
@@ -315,7 +316,7 @@ describe('OCI layout target', () => {
   })
 })
 
-describe.skipIf(process.getuid?.() !== 0)('full disk (tmpfs, needs root)', () => {
+describe.skipIf(!prerequisitesMet('full disk (tmpfs)', [root]))('full disk (tmpfs, needs root)', () => {
   it('a full cache is a clear error and leaves no half-written blob', () => {
     const mount = join(temp, 'tiny')
     mkdirSync(mount)

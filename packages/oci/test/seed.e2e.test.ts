@@ -1,7 +1,10 @@
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
-import { canSandbox, cleanupPrefix, hasTools, isRoot, systemSsh, useSubnet } from '../../server/test/helpers/local'
+import { prerequisitesMet, sandboxPrerequisites } from '../../../tests/helpers/prerequisites'
+import { cleanupPrefix, systemSsh, useSubnet } from '../../server/test/helpers/local'
+
+const canSandbox = prerequisitesMet('prov-oci seed on a local sandbox server', sandboxPrerequisites)
 
 // Own subnet and bridge for the seed test: nothing clashes with other suites.
 const SUBNET = '10.213.3.0/24'
@@ -11,14 +14,6 @@ type Ws = Awaited<ReturnType<typeof tempWorkspace>>
 let ws: Ws
 let ip: string
 const oci = (args: string[]) => runCli('prov-oci', args, { env: { ...ws.env, XDG_CACHE_HOME: join(ws.root, 'cache') }, cwd: ws.path, timeoutMs: 240_000 })
-
-// In CI a missing prerequisite fails the run (a skip would hide that seed is untested); locally
-// the skip says why.
-if (!canSandbox) {
-  const reason = !isRoot ? 'not root' : !hasTools ? 'ip, unshare, nsenter, iptables, sshd or ssh-keygen is missing' : 'unshare does not work here'
-  if (process.env.CI) it('seed e2e prerequisites: local sandboxes can be created', () => expect.fail(`seed e2e cannot run: ${reason}`))
-  else console.warn(`seed e2e skipped: ${reason}`)
-}
 
 describe.skipIf(!canSandbox)('seed: a bundle seeds a fresh local sandbox server over SSH', () => {
   beforeAll(async () => {

@@ -41,7 +41,7 @@ describe('prov workspace', () => {
       expect(use.json()).toMatchObject({ name: 'w2', active: true })
       const info = await runCli('prov', ['workspace', 'info', 'w1'], { env: t.env })
       expect(info.json()).toMatchObject({ name: 'w1', infras: [], config_file: join(t.root, 'w1/prov.config.yaml') })
-      const removed = await runCli('prov', ['workspace', 'remove', 'w1'], { env: t.env })
+      const removed = await runCli('prov', ['workspace', 'remove', 'w1', '--yes'], { env: t.env })
       expect(removed.json()).toMatchObject({ name: 'w1', removed: true })
       expect(existsSync(join(t.root, 'w1'))).toBe(true)
       expect((await runCli('prov', ['workspace', 'list'], { env: t.env })).json().map((w: { name: string }) => w.name)).toEqual(['w2'])
@@ -58,7 +58,7 @@ describe('prov workspace', () => {
     expect(viaFlag.code).toBe(5)
     const template = await prov(['workspace', 'init', 'x', '--template', 'fulll', '--path', join(ws.root, 'x')])
     expect(template.code).toBe(2)
-    oneLine(template.stderr, /invalid value 'fulll' for '--template'.*did you mean 'full'/)
+    oneLine(template.stderr, /invalid value for '--template': 'fulll'.*did you mean 'full'/)
     const badName = await prov(['workspace', 'init', '../evil'])
     expect(badName.code).toBe(2)
     const occupied = await prov(['workspace', 'init', 'again', '--path', ws.path])
@@ -225,7 +225,7 @@ describe('the JSON contract of prov', () => {
     oneLine(flag.stderr, /unknown option '--explian'.*did you mean '--explain'/)
     const out = await prov(['config', 'show', '--out', 'xml'])
     expect(out.code).toBe(2)
-    oneLine(out.stderr, /invalid value 'xml' for '--out'.*one of json, ndjson, yaml, table/)
+    oneLine(out.stderr, /invalid value for '--out': 'xml'.*one of json, ndjson, yaml, table/)
   })
 
   it('emits ndjson, yaml and a table; --log-format json makes stderr NDJSON', async () => {

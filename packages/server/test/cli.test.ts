@@ -2,16 +2,17 @@ import { spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { binDir, runCli } from '../../../tests/helpers/cli'
-import { isRoot } from './helpers/local'
+import { binDirRunnableBy } from '../../../tests/helpers/checkout'
+import { runCli } from '../../../tests/helpers/cli'
+import { prerequisitesMet, root } from '../../../tests/helpers/prerequisites'
 import { freePort, type LoopbackSshd } from './helpers/sshd'
 import { type CliCall, type ServerTestWorkspace, serverTestWorkspace } from './helpers/workspace'
 
 // No sandboxes here: bad input, the ssh provider against a real loopback sshd, a workspace
 // provider loaded with jiti. Runs beside local.e2e.test.ts without touching its bridge.
-// The non-root test runs the CLI as nobody: only where nobody can read the checkout.
-const nobodyCanRun =
-  isRoot && spawnSync(process.execPath, [join(binDir, 'prov-server'), '--help'], { uid: 65534, gid: 65534, cwd: '/tmp', encoding: 'utf8' }).status === 0
+// The non-root test runs the CLI as nobody, from a copy of the checkout nobody can read when this
+// one is not (a clone under /root); it needs root to switch users.
+const nobodyCanRun = prerequisitesMet('running prov as nobody', [root])
 
 let ws: ServerTestWorkspace
 let sshd: LoopbackSshd
@@ -210,7 +211,7 @@ describe('other bad input', () => {
 
   it.skipIf(!nobodyCanRun)('the local provider without root: exit 4, clear message, nothing changed', async () => {
     for (const dir of [ws.root, ws.path, join(ws.root, 'xdg'), join(ws.root, 'xdg', 'prov')]) if (existsSync(dir)) chmodSync(dir, 0o755)
-    const result = spawnSync(process.execPath, [join(binDir, 'prov-server'), 'create', 'web-01', '--infra', 'demo'], {
+    const result = spawnSync(process.execPath, [join(binDirRunnableBy(65534), 'prov-server'), 'create', 'web-01', '--infra', 'demo'], {
       env: { ...process.env, ...ws.env, HOME: '/tmp' } as NodeJS.ProcessEnv,
       cwd: '/tmp',
       uid: 65534,

@@ -4,8 +4,11 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { binDir, runCli, tempWorkspace } from '../../../tests/helpers/cli'
+import { prerequisitesMet, sandboxPrerequisites } from '../../../tests/helpers/prerequisites'
 import { nuPath } from '../../../tests/helpers/tools'
-import { canSandbox, cleanupPrefix, linksWith, mountsUnder, netnsWith, processesRootedIn, systemSsh, useSubnet } from './helpers/local'
+import { cleanupPrefix, linksWith, mountsUnder, netnsWith, processesRootedIn, systemSsh, useSubnet } from './helpers/local'
+
+const canSandbox = prerequisitesMet('local provider: real sandboxes', sandboxPrerequisites)
 
 // Real sandboxes: own subnet and bridge so nothing clashes with the main job or other helpers.
 const SUBNET = '10.213.1.0/24'

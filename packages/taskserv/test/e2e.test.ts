@@ -4,7 +4,10 @@ import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
-import { canSandbox, cleanupPrefix, hasTools, isRoot, netnsWith, processesRootedIn } from '../../server/test/helpers/local'
+import { prerequisitesMet, sandboxPrerequisites } from '../../../tests/helpers/prerequisites'
+import { cleanupPrefix, netnsWith, processesRootedIn } from '../../server/test/helpers/local'
+
+const canSandbox = prerequisitesMet('prov-taskserv on real sandbox servers', sandboxPrerequisites)
 
 const SUBNET = '10.213.2.0/24'
 const BRIDGE = 'provt2'
@@ -48,23 +51,6 @@ function extension(name: string, manifest: string, scripts: Record<string, strin
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((e) => (statSync(join(dir, e)).isDirectory() ? filesUnder(join(dir, e)) : [join(dir, e)]))
 }
-
-// Without root, the tools or working namespaces these tests cannot run: in CI that fails the run
-// (a silent skip would hide them), locally it is a skip that says why.
-const missing = canSandbox
-  ? undefined
-  : !isRoot
-    ? 'local sandboxes need root'
-    : !hasTools
-      ? 'local sandboxes need ip, unshare, nsenter, iptables, sshd and ssh-keygen'
-      : 'namespaces do not work here (unshare --net --mount --uts --pid failed)'
-if (missing && process.env.CI) {
-  describe('prov-taskserv on real sandbox servers (prerequisites)', () => {
-    it('has what the sandbox end-to-end tests need', () => {
-      throw new Error(`cannot run the taskserv end-to-end tests: ${missing}`)
-    })
-  })
-} else if (missing) console.warn(`skipping the taskserv end-to-end tests: ${missing}`)
 
 describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { timeout: 420_000 }, () => {
   let serverList = ''
