@@ -3,7 +3,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSy
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { CommandDef } from 'citty'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, type ExpectStatic, expect, it } from 'vitest'
 import { parseAllDocuments } from 'yaml'
 import { runProvMain } from '../packages/core/src/cli/main'
 import { binDir, type CliResult, runCli, tempEnv, tempWorkspace } from './helpers/cli'
@@ -25,8 +25,11 @@ const spy = pathToFileURL(join(import.meta.dirname, 'helpers', 'spawn-spy.mjs'))
  */
 const knownFailures: Record<string, string> = {}
 
-const ruleTest = (name: string, fn: () => Promise<void>, timeout = 120_000) =>
-  knownFailures[name] ? it.fails(`${name} [known failure: lane ${knownFailures[name]}]`, fn, timeout) : it(name, fn, timeout)
+type Check = (expect: ExpectStatic) => Promise<void>
+const ruleTest = (name: string, fn: Check, timeout = 120_000) =>
+  knownFailures[name]
+    ? it.fails(`${name} [known failure: lane ${knownFailures[name]}]`, ({ expect }) => fn(expect), timeout)
+    : it(name, ({ expect }) => fn(expect), timeout)
 
 type Ws = Awaited<ReturnType<typeof tempWorkspace>>
 let ws: Ws
@@ -67,14 +70,14 @@ function run(leaf: LeafCommand, args: string[], options: { cwd?: string; env?: R
 }
 
 /** Exit codes of the contract; a timeout (killed: 128+) or a crash is none of them. */
-const contractCode = (result: CliResult) => expect(result.code, `${result.stderr}`).toBeLessThanOrEqual(6)
+const contractCode = (expect: ExpectStatic, result: CliResult) => expect(result.code, `${result.stderr}`).toBeLessThanOrEqual(6)
 
 describe('command metadata', () => {
   it('every binary has commands', () => {
     expect(new Set(leaves.map((l) => l.bin)).size).toBe(6)
   })
   for (const leaf of leaves) {
-    ruleTest(`${leaf.full}: declares mutating, examples (1-3, of this command), and destructive only when mutating`, async () => {
+    ruleTest(`${leaf.full}: declares mutating, examples (1-3, of this command), and destructive only when mutating`, async (expect) => {
       expect(typeof leaf.meta.mutating, 'meta.mutating').toBe('boolean')
       expect(leaf.meta.examples?.length ?? 0, 'meta.examples').toBeGreaterThanOrEqual(1)
       expect(leaf.meta.examples?.length ?? 0).toBeLessThanOrEqual(3)
@@ -109,15 +112,17 @@ async function inProcess(leaf: LeafCommand, args: string[]): Promise<{ code: num
 
 describe('help and options', () => {
   for (const leaf of leaves) {
-    ruleTest(`${leaf.full} --help: exit 0, full path in USAGE, examples`, async () => {
+    ruleTest(`${leaf.full} --help: exit 0, full path in USAGE, examples`, async (expect) => {
       const help = await inProcess(leaf, ['--help'])
       expect(help.code, help.stderr).toBe(0)
       expect(help.stdout).toContain(`USAGE\n  ${leaf.full}`)
       expect(help.stdout).toContain(`EXAMPLES\n  ${leaf.meta.examples?.[0]}`)
-      for (const [name, arg] of Object.entries(leaf.args)) if (arg.type === 'positional' && !leaf.meta.usage) expect(help.stdout).toContain(name.toUpperCase())
+      for (const [name, arg] of Object.entries(leaf.args)) {
+        if (arg.type === 'positional' && !leaf.meta.usage) expect(help.stdout).toContain(('valueHint' in arg && arg.valueHint) || name.toUpperCase())
+      }
     })
 
-    ruleTest(`${leaf.full}: an unknown option is exit 2 with a suggestion`, async () => {
+    ruleTest(`${leaf.full}: an unknown option is exit 2 with a suggestion`, async (expect) => {
       const result = await inProcess(leaf, ['--quiett'])
       expect(result.code).toBe(2)
       expect(result.stderr.trim().split('\n')).toHaveLength(1)
@@ -126,7 +131,7 @@ describe('help and options', () => {
   }
 })
 
-describe('--out json|yaml|ndjson parse', () => {
+describe.concurrent('--out json|yaml|ndjson parse', () => {
   const parsers: Record<string, (text: string) => unknown> = {
     json: (text) => JSON.parse(text),
     yaml: (text) =>
@@ -144,10 +149,10 @@ describe('--out json|yaml|ndjson parse', () => {
   for (const leaf of leaves) {
     const args = exampleArgs(leaf)
     if (!args) continue
-    ruleTest(`${leaf.full}: --out json, yaml and ndjson are honoured`, async () => {
+    ruleTest(`${leaf.full}: --out json, yaml and ndjson are honoured`, async (expect) => {
       for (const format of ['json', 'yaml', 'ndjson']) {
         const result = await run(leaf, [...args, ...(leaf.meta.mutating ? ['--check'] : []), '--out', format])
-        contractCode(result)
+        contractCode(expect, result)
         // Nothing printed (a refusal, an unknown name in the fixture): the other formats would say the same.
         if (result.code !== 0 || !result.stdout.trim()) break
         expect(() => parsers[format](result.stdout), `${format} output of ${leaf.full}:\n${result.stdout.slice(0, 400)}`).not.toThrow()
@@ -158,12 +163,12 @@ describe('--out json|yaml|ndjson parse', () => {
 
 describe('mutating commands under --check change nothing and start no process', () => {
   for (const leaf of leaves.filter((l) => l.meta.mutating)) {
-    ruleTest(`${leaf.full} --check: the workspace stays byte-identical, no process starts`, async () => {
+    ruleTest(`${leaf.full} --check: the workspace stays byte-identical, no process starts`, async (expect) => {
       const args = exampleArgs(leaf) ?? []
       const spawnLog = join(ws.root, `spawned-${leaf.full.replace(/\W+/g, '-')}.log`)
       const before = treeDigest(ws.path)
       const result = await run(leaf, [...args, '--check'], { env: { PROV_SPAWN_LOG: spawnLog, NODE_OPTIONS: `--import ${spy}` } })
-      contractCode(result)
+      contractCode(expect, result)
       expect(treeDigest(ws.path), `${leaf.full} --check changed the workspace (exit ${result.code}: ${result.stderr})`).toBe(before)
       expect(existsSync(spawnLog) ? readFileSync(spawnLog, 'utf8') : '', `${leaf.full} --check started processes`).toBe('')
       if (result.code === 2) expect(result.stderr).toMatch(/--check|needs|missing|unknown|invalid|no |not /)
@@ -173,7 +178,7 @@ describe('mutating commands under --check change nothing and start no process', 
 
 describe('destructive commands refuse without --yes off a terminal', () => {
   for (const leaf of leaves.filter((l) => l.meta.destructive)) {
-    ruleTest(`${leaf.full} without --yes (stdin not a TTY): exit 2, nothing changed`, async () => {
+    ruleTest(`${leaf.full} without --yes (stdin not a TTY): exit 2, nothing changed`, async (expect) => {
       const before = treeDigest(ws.path)
       const result = await run(leaf, exampleArgs(leaf) ?? [])
       expect(treeDigest(ws.path)).toBe(before)
@@ -184,15 +189,15 @@ describe('destructive commands refuse without --yes off a terminal', () => {
   }
 })
 
-describe('read-only commands outside a workspace create nothing', () => {
+describe.concurrent('read-only commands outside a workspace create nothing', () => {
   for (const leaf of leaves.filter((l) => !l.meta.mutating)) {
-    ruleTest(`${leaf.full} outside any workspace: no .prov/ in the current folder`, async () => {
+    ruleTest(`${leaf.full} outside any workspace: no .prov/ in the current folder`, async (expect) => {
       const outside = tempEnv('prov-outside-')
       try {
         const cwd = join(outside.root, 'here')
         mkdirSync(cwd)
         const result = await run(leaf, exampleArgs(leaf) ?? [], { cwd, env: outside.env })
-        contractCode(result)
+        contractCode(expect, result)
         expect(readdirSync(cwd), `${leaf.full} wrote into the current folder`).toEqual([])
       } finally {
         outside.cleanup()

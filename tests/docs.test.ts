@@ -49,8 +49,13 @@ function shellBlocks(page: string): Block[] {
     const before = text.slice(0, match.index)
     const marker = /<!--\s*illustrative:\s*([^>]*?)\s*-->\s*$/.exec(before)
     const code = match[2]
-    const first = code.split('\n')[0].replace(/\s+#.*$/, '').trim()
-    const elsewhere = Object.entries(illustrativeElsewhere).find(([key]) => key === `${page}: ${first}` || key.replace(/\s+#.*$/, '').trim() === `${page}: ${first}`)
+    const first = code
+      .split('\n')[0]
+      .replace(/\s+#.*$/, '')
+      .trim()
+    const elsewhere = Object.entries(illustrativeElsewhere).find(
+      ([key]) => key === `${page}: ${first}` || key.replace(/\s+#.*$/, '').trim() === `${page}: ${first}`,
+    )
     blocks.push({ page, line: before.split('\n').length, code, illustrative: marker?.[1] ?? elsewhere?.[1] })
   }
   return blocks

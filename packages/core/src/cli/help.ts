@@ -76,9 +76,11 @@ export function renderHelp(input: HelpInput, meta: ProvCommandMeta, args: ArgsDe
   const full = [input.program, ...input.path].join(' ')
   const lines: string[] = [`${full} — ${meta.description}${input.version ? ` (v${input.version})` : ''}`, '']
   const positionals = Object.entries(args).filter(([, arg]) => arg.type === 'positional')
+  // A positional's value hint (`NAME...`) says more than its key (`names`).
+  const shownName = (name: string, arg: ArgsDef[string]) => ('valueHint' in arg && arg.valueHint ? arg.valueHint : name.toUpperCase())
   const usageWords =
     meta.usage ??
-    positionals.map(([name, arg]) => (arg.required === false || 'default' in arg ? `[${name.toUpperCase()}]` : `<${name.toUpperCase()}>`)).join(' ')
+    positionals.map(([name, arg]) => (arg.required === false || 'default' in arg ? `[${shownName(name, arg)}]` : `<${shownName(name, arg)}>`)).join(' ')
   if (input.subCommands) {
     lines.push('USAGE', `  ${full} <command> [OPTIONS]`, '', 'COMMANDS')
     lines.push(columns(input.subCommands.map(([name, sub]) => [name, sub.description])), '')
@@ -89,7 +91,7 @@ export function renderHelp(input: HelpInput, meta: ProvCommandMeta, args: ArgsDe
   lines.push('USAGE', `  ${full}${usageWords ? ` ${usageWords}` : ''} [OPTIONS]`, '')
   if (positionals.length) {
     lines.push('ARGUMENTS')
-    lines.push(columns(positionals.map(([name, arg]) => [name.toUpperCase(), arg.description ?? ''])), '')
+    lines.push(columns(positionals.map(([name, arg]) => [shownName(name, arg), arg.description ?? ''])), '')
   }
   const common = new Set(Object.keys(commonArgs))
   const own = Object.entries(args).filter(([name, arg]) => arg.type !== 'positional' && !common.has(name))
