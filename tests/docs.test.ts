@@ -14,6 +14,8 @@ import { nuPath } from './helpers/tools'
 
 /** Blocks of pages kept by other lanes that cannot run here, by page and first line, with the reason. */
 const illustrativeElsewhere: Record<string, string> = {
+  "docs/nushell.md: nu -n --plugins '[/path/to/prov/bin/nu_plugin_prov]' -c 'prov config show | get debug.enabled'":
+    'the path of your checkout (/path/to/prov) is a placeholder',
   'docs/prov-kms.md: prov-kms keygen': 'placeholders ($TOKEN, age1..., pw.txt) and a Vault/SOPS setup',
   'docs/prov-kms.md: prov-kms secret set db/password -': 'the first line reads the value from a terminal or a pipe',
   'docs/prov-oci.md: openssl genpkey -algorithm ed25519 -out sign.pem && openssl pkey -in sign.pem -pubout -out sign.pub':
