@@ -23,7 +23,16 @@ const spy = pathToFileURL(join(import.meta.dirname, 'helpers', 'spawn-spy.mjs'))
  * Commands whose behaviour in another lane's package does not keep a rule yet, by the rule's test
  * name and the lane that fixes it. `it.fails` keeps them honest: once fixed, the entry must go.
  */
-const knownFailures: Record<string, string> = {}
+const knownFailures: Record<string, string> = {
+  'prov-kms sops encrypt: --out json, yaml and ndjson are honoured': 'kms (prints the SOPS file as YAML whatever --out says)',
+  'prov-kms keys rotate --check: the workspace stays byte-identical, no process starts': 'kms (rotates under --check)',
+  'prov-orch run --check: the workspace stays byte-identical, no process starts': 'orch (runs the workflow under --check)',
+  'prov-orch submit --check: the workspace stays byte-identical, no process starts': 'orch (submits under --check)',
+  'prov-orch status outside any workspace: no .prov/ in the current folder': 'orch (creates .prov/ for its store)',
+  'prov-orch list outside any workspace: no .prov/ in the current folder': 'orch (creates .prov/ for its store)',
+  'prov-orch watch outside any workspace: no .prov/ in the current folder': 'orch (creates .prov/ for its store)',
+  'prov-orch logs outside any workspace: no .prov/ in the current folder': 'orch (creates .prov/ for its store)',
+}
 
 type Check = (expect: ExpectStatic) => Promise<void>
 const ruleTest = (name: string, fn: Check, timeout = 120_000) =>
@@ -146,7 +155,8 @@ describe.concurrent('--out json|yaml|ndjson parse', () => {
         .filter(Boolean)
         .map((line) => JSON.parse(line)),
   }
-  for (const leaf of leaves) {
+  // Hidden commands answer the completion scripts in plain lines; they print no data for people.
+  for (const leaf of leaves.filter((l) => !l.meta.hidden)) {
     const args = exampleArgs(leaf)
     if (!args) continue
     ruleTest(`${leaf.full}: --out json, yaml and ndjson are honoured`, async (expect) => {
@@ -171,7 +181,7 @@ describe('mutating commands under --check change nothing and start no process', 
       contractCode(expect, result)
       expect(treeDigest(ws.path), `${leaf.full} --check changed the workspace (exit ${result.code}: ${result.stderr})`).toBe(before)
       expect(existsSync(spawnLog) ? readFileSync(spawnLog, 'utf8') : '', `${leaf.full} --check started processes`).toBe('')
-      if (result.code === 2) expect(result.stderr).toMatch(/--check|needs|missing|unknown|invalid|no |not /)
+      if (result.code === 2) expect(result.stderr).toMatch(/--check|needs|missing|unknown|invalid|no |not |already|refus/)
     })
   }
 })
