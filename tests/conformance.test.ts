@@ -155,8 +155,7 @@ describe.concurrent('--out json|yaml|ndjson parse', () => {
         .filter(Boolean)
         .map((line) => JSON.parse(line)),
   }
-  // Hidden commands answer the completion scripts in plain lines; they print no data for people.
-  for (const leaf of leaves.filter((l) => !l.meta.hidden)) {
+  for (const leaf of leaves) {
     const args = exampleArgs(leaf)
     if (!args) continue
     ruleTest(`${leaf.full}: --out json, yaml and ndjson are honoured`, async (expect) => {

@@ -125,7 +125,7 @@ describe.each(NU_VERSIONS)('nu %s with nu_plugin_prov', (version) => {
     const r = await nu(`prov workspace remove extra-${version.replaceAll('.', '-')} --delete-files`)
     expect(r.code).not.toBe(0)
     expect(r.stderr).toContain('prov::exit::2')
-    expect(r.stderr).toMatch(/refusing to delete files without --yes/)
+    expect(r.stderr).toMatch(/refusing to .*workspace remove.* without --yes/)
     expect(existsSync(join(extra, 'prov.config.yaml'))).toBe(true)
   })
 })

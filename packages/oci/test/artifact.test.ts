@@ -87,8 +87,16 @@ describe('references', () => {
   })
 
   it('never throws anything but a usage error on random input (property)', () => {
+    // Random text alone almost never parses: reference-shaped input reaches the round-trip check too.
+    const referenceLike = fc
+      .tuple(
+        fc.constantFrom('', 'localhost:5000/', 'registry.example:443/'),
+        fc.array(fc.stringMatching(/^[a-z0-9]+([._-][a-z0-9]+)*$/), { minLength: 1, maxLength: 3 }),
+        fc.option(fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,20}$/)),
+      )
+      .map(([registry, parts, tag]) => `${registry}${parts.join('/')}${tag ? `:${tag}` : ''}`)
     fc.assert(
-      fc.property(fc.string({ maxLength: 80 }), (input) => {
+      fc.property(fc.oneof(fc.string({ maxLength: 80 }), referenceLike), (input) => {
         const code = exitCode(() => {
           const ref = parseReference(input, { defaultRegistry: 'localhost:5000' })
           // what parses, formats back to something that parses to the same value

@@ -18,7 +18,6 @@ const values = defineProvCommand({
     name: 'values',
     description: 'Names for completing arguments, one per line: servers, taskservs, clusters, workspaces or infras (local files only)',
     hidden: true,
-    examples: ['prov completion values servers'],
     mutating: false,
     usage: '<KIND>',
     examples: ['prov completion values servers', 'prov completion values taskservs --out json'],
