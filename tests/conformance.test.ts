@@ -25,13 +25,6 @@ const spy = pathToFileURL(join(import.meta.dirname, 'helpers', 'spawn-spy.mjs'))
  */
 const knownFailures: Record<string, string> = {
   'prov-kms sops encrypt: --out json, yaml and ndjson are honoured': 'kms (prints the SOPS file as YAML whatever --out says)',
-  'prov-kms keys rotate --check: the workspace stays byte-identical, no process starts': 'kms (rotates under --check)',
-  'prov-orch run --check: the workspace stays byte-identical, no process starts': 'orch (runs the workflow under --check)',
-  'prov-orch submit --check: the workspace stays byte-identical, no process starts': 'orch (submits under --check)',
-  'prov-orch status outside any workspace: no .prov/ in the current folder': 'orch (creates .prov/ for its store)',
-  'prov-orch list outside any workspace: no .prov/ in the current folder': 'orch (creates .prov/ for its store)',
-  'prov-orch watch outside any workspace: no .prov/ in the current folder': 'orch (creates .prov/ for its store)',
-  'prov-orch logs outside any workspace: no .prov/ in the current folder': 'orch (creates .prov/ for its store)',
 }
 
 type Check = (expect: ExpectStatic) => Promise<void>
