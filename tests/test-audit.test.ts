@@ -33,14 +33,10 @@ const conditionalSkip = /\b(describe|it|test)\.(skipIf|runIf)\(/
 
 /** Files still breaking a rule, with the lane that fixes them; the final state has none. */
 const knownViolations: Record<string, string> = {
-  'packages/kms/test/crypt.test.ts': 'kms (peak RSS assertion -> bench)',
   'packages/orch/test/suite.ts': 'orch (elapsed-time assertion)',
   'packages/orch/test/api-security.test.ts': 'orch (own root check: use prerequisitesMet)',
   'packages/server/test/cli.test.ts': 'server (elapsed-time assertion)',
   'packages/server/test/core-ssh.test.ts': 'server (elapsed-time assertion)',
-  'packages/taskserv/test/cli.test.ts': 'taskserv (--check proven by time: count connections on a loopback listener)',
-  'packages/taskserv/test/e2e.test.ts': 'taskserv (elapsed-time assertion)',
-  'packages/taskserv/test/engine.test.ts': 'taskserv (elapsed-time assertion)',
 }
 
 describe('test audit', () => {

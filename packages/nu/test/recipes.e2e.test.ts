@@ -2,16 +2,16 @@ import { copyFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { binDir, repoRoot, runCli, runProcess, tempWorkspace } from '../../../tests/helpers/cli'
+import { prerequisitesMet, sandboxPrerequisites } from '../../../tests/helpers/prerequisites'
 import { justPath, NU_VERSIONS } from '../../../tests/helpers/tools'
-import { canSandbox, cleanupPrefix, useSubnet } from '../../server/test/helpers/local'
+import { cleanupPrefix, useSubnet } from '../../server/test/helpers/local'
 import { runNu } from './helpers'
 
 // Real sandboxes on a subnet and bridge of their own (run under flock /tmp/prov-e2e.lock).
 const SUBNET = '10.213.6.0/24'
 const BRIDGE = 'provt6'
 
-if (!canSandbox && process.env.CI) throw new Error('the recipes end-to-end test needs root, namespaces, ip, iptables and sshd (scripts/setup.sh)')
-if (!canSandbox) process.stderr.write('recipes.e2e: skipped: needs root and Linux namespaces\n')
+const canSandbox = prerequisitesMet('templates/recipes against local sandboxes', sandboxPrerequisites)
 
 type Ws = Awaited<ReturnType<typeof tempWorkspace>>
 let ws: Ws
