@@ -33,6 +33,24 @@ export interface ProvErrorOptions {
   details?: Record<string, unknown>
 }
 
+/** How much of one quoted value an error line shows; a whole megabyte argument helps nobody. */
+const quotedValueLimit = 200
+/** How long one part of an error (message, location, hint) may be at most. */
+const errorPartLimit = 2000
+
+function clip(text: string, limit: number): string {
+  return text.length > limit ? `${text.slice(0, limit)}…` : text
+}
+
+/**
+ * An error text with every quoted value (`'…'`, `"…"`, `` `…` ``) cut to its first 200
+ * characters and the whole text to 2000: error lines quote what the user gave, which may be huge.
+ */
+export function boundedErrorText(text: string): string {
+  const quoted = text.replace(/(['"`])([^'"`\n]{201,})\1/g, (_all, quote: string, value: string) => `${quote}${clip(value, quotedValueLimit)}${quote}`)
+  return clip(quoted, errorPartLimit)
+}
+
 /** The one error type binaries throw; the runner turns it into one stderr line and an exit code. */
 export class ProvError extends Error {
   readonly code: ExitCode
@@ -41,11 +59,11 @@ export class ProvError extends Error {
   readonly details?: Record<string, unknown>
 
   constructor(code: ExitCode, message: string, options: ProvErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    super(boundedErrorText(message), options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'ProvError'
     this.code = code
-    this.location = options.location
-    this.hint = options.hint
+    this.location = options.location === undefined ? undefined : boundedErrorText(options.location)
+    this.hint = options.hint === undefined ? undefined : boundedErrorText(options.hint)
     this.details = options.details
   }
 

@@ -183,4 +183,16 @@ describe('error lines', () => {
     expect(shown.toLine()).toBe('first second third; hint: a b')
     expect(shown.toJSON()).toMatchObject({ code: 1, kind: 'failed' })
   })
+
+  it('quote at most the first 200 characters of a value, and stay short whatever they quote', () => {
+    const huge = 'x'.repeat(3_000_000)
+    const error = new ProvError(3, `unknown config key '${huge}'`, { location: `"${huge}"`, hint: `did you mean \`${huge}\`?` })
+    expect(error.message).toBe(`unknown config key '${'x'.repeat(200)}…'`)
+    expect(error.location).toBe(`"${'x'.repeat(200)}…"`)
+    expect(error.hint).toBe(`did you mean \`${'x'.repeat(200)}…\`?`)
+    const unquoted = new ProvError(2, `bad words ${'y '.repeat(5000)}`)
+    expect(unquoted.message.length).toBe(2001)
+    expect(new ProvError(2, "short 'value' stays").message).toBe("short 'value' stays")
+    expect(presentableError(error).toLine().length).toBeLessThan(700)
+  })
 })

@@ -298,7 +298,7 @@ export class Plugin {
       const positionals = found.spec.positionals
       const argument = flag ?? (index !== undefined ? (positionals[Math.min(index, positionals.length - 1)]?.name ?? '') : '')
       const kind = dynamicKindOf(found.spec, argument, flag !== undefined)
-      if (kind) values = await dynamicValues(kind)
+      if (kind) values = await dynamicValues(kind, await this.completionContext(id))
     }
     this.respond(id, {
       CompletionItems:
@@ -313,6 +313,25 @@ export class Plugin {
           kind: null,
         })) ?? null,
     })
+  }
+
+  /**
+   * The workspace and folder the shell is in while completing: the plugin process stays where it
+   * was started (and `cd` in Nushell does not move it), so both come from the engine.
+   */
+  private async completionContext(id: number): Promise<{ workspace?: string; cwd?: string }> {
+    const asked = Promise.all([this.engineCall(id, 'GetEnvVars'), this.engineCall(id, 'GetCurrentDir')]).then(
+      ([envResponse, cwdResponse]) => {
+        const env = envFromNu((envResponse.ValueMap ?? {}) as Record<string, NuValue>)
+        const cwdValue = pipelineValue(cwdResponse)
+        const cwd = cwdValue ? Object.values(cwdValue)[0]?.val : undefined
+        return { workspace: env.PROV_WORKSPACE || undefined, cwd: typeof cwd === 'string' ? cwd : undefined }
+      },
+      () => ({}),
+    )
+    // An engine that does not answer engine calls while completing leaves the plugin's own view.
+    const late = new Promise<Record<string, never>>((resolve) => setTimeout(() => resolve({}), 2000).unref())
+    return Promise.race([asked, late])
   }
 
   private async run(id: number, run: RunCall): Promise<void> {
@@ -338,20 +357,21 @@ export class Plugin {
       const value = pipelineValue(help)
       return this.respond(id, { PipelineData: { Value: [value ?? toNu('', head), null] } })
     }
+    const [envResponse, cwdResponse] = await Promise.all([this.engineCall(id, 'GetEnvVars'), this.engineCall(id, 'GetCurrentDir')])
+    const env = envFromNu((envResponse.ValueMap ?? {}) as Record<string, NuValue>)
     let argv: string[]
     let streaming: boolean
+    let logFormat: 'text' | 'json'
     try {
-      ;({ argv, streaming } = commandLine(spec, run.call))
+      ;({ argv, streaming, logFormat } = commandLine(spec, run.call, env))
     } catch (error) {
       return refuse(labeled((error as Error).message, (error as ValueError).span ?? head, { code: 'prov::exit::2' }))
     }
-    const [envResponse, cwdResponse] = await Promise.all([this.engineCall(id, 'GetEnvVars'), this.engineCall(id, 'GetCurrentDir')])
-    const env = envFromNu((envResponse.ValueMap ?? {}) as Record<string, NuValue>)
     const cwdValue = pipelineValue(cwdResponse)
     const cwd = cwdValue ? String(Object.values(cwdValue)[0]?.val ?? process.cwd()) : process.cwd()
     const execution = execute({ tree: await loadTree(binary), spec, argv, env, cwd, stdin, streaming })
     const raw = rawOutput.has([spec.program, ...spec.path].join(' ')) && !run.call.named.some(([name]) => flagName(name) === 'field')
-    await this.answer(id, head, spec, execution, { raw, streaming })
+    await this.answer(id, head, spec, execution, { raw, streaming, logFormat })
   }
 
   /** The command's stdin: the pipeline input as raw text/bytes, JSON, or NDJSON lines of a stream. */
@@ -402,7 +422,7 @@ export class Plugin {
     head: Span,
     spec: CommandSpec,
     execution: ReturnType<typeof execute>,
-    options: { raw: boolean; streaming: boolean },
+    options: { raw: boolean; streaming: boolean; logFormat: 'text' | 'json' },
   ): Promise<void> {
     const program = spec.program
     let errorRecord: ErrorRecord | undefined
@@ -411,6 +431,7 @@ export class Plugin {
       const record = parseJsonLine(line) as (ErrorRecord & { level?: string }) | undefined
       if (record && typeof record === 'object' && typeof record.level === 'string') {
         if (record.level === 'error' || record.level === 'fatal') errorRecord = record
+        else if (options.logFormat === 'json') this.errors.write(`${line}\n`)
         else this.errors.write(`${program}: ${record.level === 'warn' ? 'warning: ' : record.level === 'debug' ? 'debug: ' : ''}${record.message ?? ''}\n`)
         return
       }
@@ -548,23 +569,55 @@ function forEachLine(stream: Readable, onLine: (line: string) => void): Promise<
 }
 
 /**
+ * The longest single argument a process may be given (Linux refuses longer ones with E2BIG), and
+ * a bound for all of them together with the environment (well below the usual 2 MiB).
+ */
+const argumentLimit = 128 * 1024 - 1
+const commandLineLimit = 1536 * 1024
+
+/** Refuses a word no process can be given: a NUL byte ends it early, an oversized one fails to start. */
+function checkWord(word: string, span: Span, what: string): void {
+  if (word.includes('\0')) throw new ValueError(`${what} holds a NUL byte, which a command line cannot carry; pass such data on stdin`, span)
+  if (Buffer.byteLength(word) > argumentLimit) {
+    throw new ValueError(`${what} is longer than a command line allows (${argumentLimit} bytes); pass large data on stdin`, span)
+  }
+}
+
+function spanOf(value: NuValue | null, fallback: Span): Span {
+  return (value && (Object.values(value)[0]?.span as Span | undefined)) ?? fallback
+}
+
+/**
  * The binary's command line for a Nushell call: its command path, the positional values, the
  * flags by their long names (`--name=value`, so values starting with `-` stay values), and the
  * output and log formats the plugin reads.
  */
-export function commandLine(spec: CommandSpec, call: EvaluatedCall): { argv: string[]; streaming: boolean } {
+export function commandLine(
+  spec: CommandSpec,
+  call: EvaluatedCall,
+  env: Record<string, string> = {},
+): { argv: string[]; streaming: boolean; logFormat: 'text' | 'json' } {
   const words: string[] = []
+  let largest = { bytes: 0, span: call.head }
+  const note = (word: string, span: Span) => {
+    const bytes = Buffer.byteLength(word)
+    if (bytes > largest.bytes) largest = { bytes, span }
+  }
   for (const value of call.positional) {
+    const span = spanOf(value, call.head)
     for (const word of valueToWords(value)) {
       if (word.startsWith('-')) {
-        const span = (Object.values(value)[0]?.span as Span | undefined) ?? call.head
-        throw new ValueError(`'${word}' looks like a flag; pass values that start with '-' on stdin or as a flag value`, span)
+        const shown = word.length > 200 ? `${word.slice(0, 200)}…` : word
+        throw new ValueError(`'${shown}' looks like a flag; pass values that start with '-' on stdin or as a flag value`, span)
       }
+      checkWord(word, span, 'this argument')
+      note(word, span)
       words.push(word)
     }
   }
   const flags: string[] = []
   let streaming = false
+  let logFormat: 'text' | 'json' = 'text'
   for (const [spanned, value] of call.named) {
     const name = flagName(spanned)
     const flag = spec.flags.find((f) => f.long === name)
@@ -573,12 +626,31 @@ export function commandLine(spec: CommandSpec, call: EvaluatedCall): { argv: str
       streaming = value !== null && valueToWords(value)[0] === 'ndjson'
       continue
     }
+    if (name === 'log-format') {
+      // The plugin always reads the command's JSON log lines; this only chooses how it relays them.
+      logFormat = value !== null && valueToWords(value)[0] === 'json' ? 'json' : 'text'
+      continue
+    }
     if (flag.type === 'boolean') {
       if (value === null || Object.values(value)[0]?.val !== false) flags.push(`--${name}`)
       continue
     }
     if (value === null) continue
-    for (const word of valueToWords(value)) flags.push(`--${name}=${word}`)
+    const span = spanOf(value, call.head)
+    for (const word of valueToWords(value)) {
+      checkWord(word, span, `the value of --${name}`)
+      note(word, span)
+      flags.push(`--${name}=${word}`)
+    }
   }
-  return { argv: [...spec.path, ...words, ...flags, `--out=${streaming ? 'ndjson' : 'json'}`, '--log-format=json'], streaming }
+  const argv = [...spec.path, ...words, ...flags, `--out=${streaming ? 'ndjson' : 'json'}`, '--log-format=json']
+  const environment = Object.entries(env).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(v) + 2, 0)
+  const total = argv.reduce((sum, word) => sum + Buffer.byteLength(word) + 1, environment)
+  if (total > commandLineLimit) {
+    throw new ValueError(
+      `the arguments are longer than a command line allows (${commandLineLimit} bytes with the environment); pass large data on stdin`,
+      largest.span,
+    )
+  }
+  return { argv, streaming, logFormat }
 }

@@ -8,9 +8,6 @@ import type { Span } from './values'
 
 const noSpan: Span = { start: 0, end: 0 }
 
-/** Flags that make no sense in Nushell: output is always a Nushell value, logs are the plugin's. */
-const hiddenFlags = new Set(['log-format'])
-
 /** Output formats the plugin understands: `ndjson` streams records; the others return one value. */
 export const pluginOutputs = ['json', 'ndjson', 'yaml', 'table', 'wide']
 
@@ -18,7 +15,10 @@ type SyntaxShape = string | Record<string, unknown>
 
 function flagShape(flag: FlagSpec): SyntaxShape | null {
   if (flag.type === 'boolean') return null
-  return flag.repeatable ? { OneOf: ['String', { List: 'String' }] } : 'String'
+  // The list shape comes first: Nushell tries the shapes in order, and a string shape would take
+  // a bracket literal typed on the command line (`--set [a=1 b=2]`) as one string.
+  if (flag.repeatable) return { OneOf: [{ List: 'String' }, 'String'] }
+  return flag.integer ? 'Int' : 'String'
 }
 
 function flagCompletion(flag: FlagSpec): unknown {
@@ -31,13 +31,14 @@ function namedOf(flags: FlagSpec[]): Record<string, unknown>[] {
   const shorts = new Set<string>(['h'])
   const named: Record<string, unknown>[] = []
   for (const flag of flags) {
-    if (hiddenFlags.has(flag.long)) continue
     const short = flag.short && !shorts.has(flag.short) ? flag.short : null
     if (short) shorts.add(short)
     const description =
       flag.long === 'out'
         ? 'ndjson: stream records as they arrive (a list stream); otherwise one value (the plugin returns data, never text)'
-        : flag.description
+        : flag.long === 'log-format'
+          ? 'Format of the log lines the command prints to stderr (errors always become Nushell errors)'
+          : flag.description
     named.push({
       long: flag.long,
       short,

@@ -46,6 +46,8 @@ export interface FlagSpec {
   options?: string[]
   /** May be given more than once (the definition says "repeatable"). */
   repeatable: boolean
+  /** Takes a whole number (the definition's value hint is `N`). */
+  integer?: boolean
   /** One of the flags every prov command has (`--workspace`, `--out`, …). */
   common: boolean
 }
@@ -136,6 +138,7 @@ function flagSpecs(args: ArgsDef): FlagSpec[] {
       default: 'default' in arg && (typeof arg.default === 'string' || typeof arg.default === 'boolean') ? arg.default : undefined,
       options,
       repeatable: /\brepeat(able|ed)?\b/i.test(description),
+      integer: 'valueHint' in arg && arg.valueHint === 'N' ? true : undefined,
       common: commonFlagNames.has(long),
     })
   }

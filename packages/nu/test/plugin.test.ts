@@ -1,9 +1,9 @@
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
 import { NU_VERSIONS } from '../../../tests/helpers/tools'
-import { markedProcessesAfter, runNu } from './helpers'
+import { completionsInNu, markedProcessesAfter, runNu } from './helpers'
 
 type Ws = Awaited<ReturnType<typeof tempWorkspace>>
 let ws: Ws
@@ -34,7 +34,7 @@ describe.each(NU_VERSIONS)('nu %s with nu_plugin_prov', (version) => {
     expect(r.stdout).toContain('List servers')
     expect(r.stdout).toMatch(/--provider <string>: Only servers of this provider/)
     expect(r.stdout).toMatch(/-w, --workspace <string>: Workspace name or path/)
-    expect(r.stdout).not.toContain('--log-format')
+    expect(r.stdout).toContain('--log-format')
     const groups = await nu('help prov kms secret')
     expect(groups.stdout).toMatch(/Subcommands:[\s\S]*prov kms secret get/)
   })
@@ -118,6 +118,65 @@ describe.each(NU_VERSIONS)('nu %s with nu_plugin_prov', (version) => {
     expect(unknown.stderr).toMatch(/nosuch/)
   })
 
+  it('takes a bracket list for a repeatable flag, as well as one value', async () => {
+    const list = await nu('prov config show --set [debug.enabled=true output.format=yaml] | select debug.enabled output.format | to json --raw')
+    expect(list.code, list.stderr).toBe(0)
+    expect(JSON.parse(list.stdout)).toEqual({ 'debug.enabled': true, 'output.format': 'yaml' })
+    const variable = await nu('let sets = ["debug.enabled=true"]; prov config show debug --set $sets | get enabled | to json')
+    expect(variable.code, variable.stderr).toBe(0)
+    expect(variable.stdout.trim()).toBe('true')
+    const one = await nu('prov config show debug --set debug.enabled=true | get enabled | to json')
+    expect(one.code, one.stderr).toBe(0)
+    expect(one.stdout.trim()).toBe('true')
+    // A quoted string stays one value: the bracket is then part of the key, which the command refuses.
+    const quoted = await nu('prov config show debug --set "[debug.enabled=true]"')
+    expect(quoted.code).not.toBe(0)
+    expect(quoted.stderr).toContain("unknown config key '[debug'")
+  })
+
+  it('types whole-number flags as int and relays --log-format', async () => {
+    const help = await nu('help prov server list')
+    expect(help.stdout).toMatch(/-p, --parallel <int>: How many targets at once/)
+    expect(help.stdout).toMatch(/--log-format <string>: Format of the log lines/)
+    const notInt = await nu('prov server list --parallel x')
+    expect(notInt.code).not.toBe(0)
+    expect(notInt.stderr).toMatch(/parse_mismatch/)
+    const listed = await nu('prov server list --parallel 2 --log-format json | to json --raw')
+    expect(listed.code, listed.stderr).toBe(0)
+    expect(JSON.parse(listed.stdout)).toEqual([])
+  })
+
+  it('shows at most the first 200 characters of a huge value in an error', async () => {
+    const r = await nu('prov config show ("x" | fill -c x -w 100000)')
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toContain('prov::exit::5')
+    // Nushell wraps the message: join its lines before reading the quoted value.
+    const message = r.stderr.replace(/\n\s*\|\s*/g, '')
+    expect(message).toContain(`'${'x'.repeat(200)}…'`)
+    expect(message).not.toContain('x'.repeat(201))
+  })
+
+  it('refuses arguments no process can take (NUL byte, oversized) as a usage error at the argument', async () => {
+    const nul = await nu('prov kms secret get ("a" + (char -u "0") + "b")')
+    expect(nul.code).not.toBe(0)
+    expect(nul.stderr).toContain('prov::exit::2')
+    expect(nul.stderr).toContain('this argument holds a NUL byte, which a command line cannot carry')
+    expect(nul.stderr).not.toMatch(/null bytes|ERR_INVALID_ARG/)
+    const nulFlag = await nu('"s" | prov kms encrypt --recipient ("age1" + (char -u "0"))')
+    expect(nulFlag.code).not.toBe(0)
+    expect(nulFlag.stderr).toContain('the value of --recipient holds a NUL byte')
+    const huge = await nu('prov kms secret get ("y" | fill -c y -w 200000)')
+    expect(huge.code).not.toBe(0)
+    expect(huge.stderr).toContain('prov::exit::2')
+    expect(huge.stderr).toMatch(/this argument is longer than a command line allows/)
+    expect(huge.stderr).not.toMatch(/E2BIG/)
+    const many = await nu('"s" | prov kms encrypt --recipient (1..15 | each {"y" | fill -c y -w 120000})')
+    expect(many.code).not.toBe(0)
+    expect(many.stderr).toContain('prov::exit::2')
+    expect(many.stderr).toMatch(/the arguments are longer than a command line allows/)
+    expect(many.stderr).not.toMatch(/E2BIG/)
+  })
+
   it('keeps the --yes rule of destructive commands', async () => {
     const extra = join(ws.root, `extra-${version}`)
     const init = await nu(`prov workspace init extra-${version.replaceAll('.', '-')} --path ${extra} --no-activate | get name`)
@@ -127,5 +186,21 @@ describe.each(NU_VERSIONS)('nu %s with nu_plugin_prov', (version) => {
     expect(r.stderr).toContain('prov::exit::2')
     expect(r.stderr).toMatch(/refusing to .*workspace remove.* without --yes/)
     expect(existsSync(join(extra, 'prov.config.yaml'))).toBe(true)
+  })
+})
+
+// Nushell asks plugins for argument values from 0.109 on.
+const completingVersions = NU_VERSIONS.filter((v) => Number(v.split('.')[1]) >= 109)
+
+describe.each(completingVersions)('nu %s completion through nu_plugin_prov', (version) => {
+  it('offers the names of the workspace the shell is in after cd, not where the plugin started', async () => {
+    mkdirSync(join(ws.path, 'infra', 'demo'), { recursive: true })
+    const env = { ...ws.env, PROV_WORKSPACE: undefined }
+    const options = { env, cwd: ws.root, before: `cd ${ws.path}; prov config show debug | ignore` }
+    const infra = await completionsInNu(version, 'prov server list --infra ', options)
+    expect(infra).toMatch(/--infra demo\b/)
+    expect(infra).not.toMatch(/prov\.config\.yaml|extensions\//)
+    const workspace = await completionsInNu(version, 'prov server list --workspace ', options)
+    expect(workspace).toMatch(/--workspace (.*\s)?nuws\b/)
   })
 })
