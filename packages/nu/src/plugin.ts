@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { PassThrough, type Readable, type Writable } from 'node:stream'
 import { dynamicKindOf, dynamicValues } from './dynamic'
-import { anyVersionEnv, type Message, MessageReader, MessageWriter, supportedRange, versionProblem } from './protocol'
+import { anyVersionEnv, LineSplitter, type Message, MessageReader, MessageWriter, supportedRange, versionProblem } from './protocol'
 import { execute, interruptChildren, stopAllChildren } from './runner'
 import { signatureOf } from './signatures'
 import { type CommandSpec, commandSpecs, findCommand, installRoot, loadTree } from './spec'
@@ -547,24 +547,18 @@ function collect(stream: Readable): Promise<Buffer> {
 /** Calls `onLine` for each line of a text stream; resolves at its end. */
 function forEachLine(stream: Readable, onLine: (line: string) => void): Promise<void> {
   return new Promise((resolve) => {
-    let buffer = ''
+    const lines = new LineSplitter(onLine)
     stream.setEncoding('utf8')
-    stream.on('data', (chunk: string) => {
-      buffer += chunk
-      let newline = buffer.indexOf('\n')
-      while (newline >= 0) {
-        onLine(buffer.slice(0, newline))
-        buffer = buffer.slice(newline + 1)
-        newline = buffer.indexOf('\n')
-      }
-    })
-    const done = () => {
-      if (buffer) onLine(buffer)
-      buffer = ''
+    stream.on('data', (chunk: string) => lines.push(chunk))
+    let done = false
+    const finish = () => {
+      if (done) return
+      done = true
+      lines.end()
       resolve()
     }
-    stream.on('end', done)
-    stream.on('error', done)
+    stream.on('end', finish)
+    stream.on('error', finish)
   })
 }
 

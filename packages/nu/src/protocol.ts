@@ -25,29 +25,54 @@ export function versionProblem(version: string, env: NodeJS.ProcessEnv = process
 
 export type Message = Record<string, unknown> | string
 
+/**
+ * Cuts a text stream into lines. A line may arrive in thousands of chunks (one 16 MB value is one
+ * message): the pieces wait in a list and only the new chunk is searched for the line end, so the
+ * work stays linear in the size of the input.
+ */
+export class LineSplitter {
+  private pieces: string[] = []
+  constructor(private readonly onLine: (line: string) => void) {}
+
+  push(chunk: string): void {
+    let start = 0
+    let newline = chunk.indexOf('\n')
+    while (newline >= 0) {
+      this.pieces.push(chunk.slice(start, newline))
+      const line = this.pieces.length === 1 ? this.pieces[0] : this.pieces.join('')
+      this.pieces = []
+      this.onLine(line)
+      start = newline + 1
+      newline = chunk.indexOf('\n', start)
+    }
+    if (start < chunk.length) this.pieces.push(chunk.slice(start))
+  }
+
+  /** The last line, when the stream did not end with a newline. */
+  end(): void {
+    if (!this.pieces.length) return
+    const line = this.pieces.join('')
+    this.pieces = []
+    if (line) this.onLine(line)
+  }
+}
+
 /** Reads newline-separated JSON messages; the engine writes one per line. */
 export class MessageReader {
-  private buffer = ''
   constructor(input: Readable, onMessage: (message: Message) => void, onEnd: () => void, onBadMessage: (line: string, error: Error) => void) {
-    input.setEncoding('utf8')
-    input.on('data', (chunk: string) => {
-      this.buffer += chunk
-      let newline = this.buffer.indexOf('\n')
-      while (newline >= 0) {
-        const line = this.buffer.slice(0, newline).trim()
-        this.buffer = this.buffer.slice(newline + 1)
-        if (line) {
-          let message: Message | undefined
-          try {
-            message = JSON.parse(line) as Message
-          } catch (error) {
-            onBadMessage(line, error as Error)
-          }
-          if (message !== undefined) onMessage(message)
-        }
-        newline = this.buffer.indexOf('\n')
+    const lines = new LineSplitter((raw) => {
+      const line = raw.trim()
+      if (!line) return
+      let message: Message | undefined
+      try {
+        message = JSON.parse(line) as Message
+      } catch (error) {
+        onBadMessage(line, error as Error)
       }
+      if (message !== undefined) onMessage(message)
     })
+    input.setEncoding('utf8')
+    input.on('data', (chunk: string) => lines.push(chunk))
     input.on('end', onEnd)
     input.on('close', onEnd)
   }

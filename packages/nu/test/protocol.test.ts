@@ -1,6 +1,7 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
+import { LineSplitter } from '../src/protocol'
 import { pluginPath } from './helpers'
 
 /**
@@ -190,5 +191,22 @@ describe('plugin protocol', () => {
       engine.send('Goodbye')
       expect(await engine.close()).toBe(0)
     })
+  })
+})
+
+describe('LineSplitter', () => {
+  it('gives each line once, whatever the chunks, and the unterminated last line at the end', () => {
+    const lines: string[] = []
+    const splitter = new LineSplitter((line) => lines.push(line))
+    const big = 'x'.repeat(100_000)
+    // One long line in many small chunks, then several lines in one chunk.
+    for (let i = 0; i < big.length; i += 1000) splitter.push(big.slice(i, i + 1000))
+    splitter.push('\na\n\nb')
+    splitter.push('c\nd')
+    expect(lines).toEqual([big, 'a', '', 'bc'])
+    splitter.end()
+    expect(lines).toEqual([big, 'a', '', 'bc', 'd'])
+    splitter.end()
+    expect(lines).toHaveLength(5)
   })
 })
