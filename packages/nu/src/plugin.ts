@@ -1,28 +1,19 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { PassThrough, type Readable, type Writable } from 'node:stream'
+import { commandLine, type EvaluatedCall, flagName } from './command-line'
 import { dynamicKindOf, dynamicValues } from './dynamic'
+import { OutputStream } from './output-stream'
 import { anyVersionEnv, LineSplitter, type Message, MessageReader, MessageWriter, supportedRange, versionProblem } from './protocol'
 import { execute, interruptChildren, stopAllChildren } from './runner'
 import { signatureOf } from './signatures'
 import { type CommandSpec, commandSpecs, findCommand, installRoot, loadTree } from './spec'
-import { bytesToNu, type LabeledError, type NuValue, type Span, toNu, ValueError, valueToLine, valueToStdin, valueToWords } from './values'
+import { bytesToNu, type LabeledError, type NuValue, type Span, toNu, ValueError, valueToLine, valueToStdin } from './values'
 
 /**
  * nu_plugin_prov: the prov commands as Nushell commands. Each call runs the command the binary
  * would run (same definitions, same flags, same exit codes) and answers with Nushell values.
  */
-
-interface EvaluatedCall {
-  head: Span
-  positional: NuValue[]
-  /** Flags by long name: a spanned name (`{item, span}`) in the engine versions covered, a bare string in older ones. */
-  named: [string | { item: string; span?: Span }, NuValue | null][]
-}
-
-function flagName(name: string | { item: string }): string {
-  return typeof name === 'string' ? name : String(name?.item ?? '')
-}
 
 interface RunCall {
   name: string
@@ -30,76 +21,12 @@ interface RunCall {
   input: unknown
 }
 
-/** Records in flight before the plugin waits for the engine's acknowledgements. */
-const streamWindow = 32
-
 /** Commands whose stdout is the bytes they produce (ciphertext, plaintext), not JSON records. */
 const rawOutput = new Set(['prov-kms encrypt', 'prov-kms decrypt', 'prov-kms rewrap', 'prov-kms secret get', 'prov-kms sops decrypt', 'prov-kms sops encrypt'])
 
 interface InputStream {
   data(item: { List?: NuValue; Raw?: { Ok?: number[]; Err?: unknown } }): void
   end(): void
-}
-
-/**
- * A list stream to the engine: at most `streamWindow` records wait for the engine's Ack; beyond
- * that, records queue here and the command's output is paused until the engine catches up.
- */
-class OutputStream {
-  private unacked = 0
-  private readonly queue: NuValue[] = []
-  private ending = false
-  ended = false
-  dropped = false
-  constructor(
-    readonly id: number,
-    private readonly plugin: Plugin,
-    private readonly flow: { pause(): void; resume(): void; stop(): void },
-  ) {}
-
-  push(value: NuValue): void {
-    if (this.ended || this.dropped) return
-    if (this.unacked < streamWindow) this.sendData(value)
-    else {
-      this.queue.push(value)
-      this.flow.pause()
-    }
-  }
-
-  private sendData(value: NuValue): void {
-    this.unacked++
-    this.plugin.send({ Data: [this.id, { List: value }] })
-  }
-
-  ack(): void {
-    this.unacked = Math.max(0, this.unacked - 1)
-    while (this.unacked < streamWindow && this.queue.length) this.sendData(this.queue.shift()!)
-    if (!this.queue.length) {
-      if (this.ending) this.end()
-      else this.flow.resume()
-    }
-  }
-
-  /** The engine wants no more: stop the command, forget what is queued, end the stream. */
-  drop(): void {
-    this.dropped = true
-    this.queue.length = 0
-    this.flow.stop()
-    this.flow.resume()
-    this.end()
-  }
-
-  /** Ends the stream once every queued record is sent. */
-  end(): void {
-    if (this.ended) return
-    if (this.queue.length) {
-      this.ending = true
-      return
-    }
-    this.ended = true
-    this.plugin.send({ End: this.id })
-    this.plugin.streamEnded(this.id)
-  }
 }
 
 function labeled(msg: string, span: Span, options: { label?: string; code?: string; help?: string; inner?: LabeledError[] } = {}): LabeledError {
@@ -560,91 +487,4 @@ function forEachLine(stream: Readable, onLine: (line: string) => void): Promise<
     stream.on('end', finish)
     stream.on('error', finish)
   })
-}
-
-/**
- * The longest single argument a process may be given (Linux refuses longer ones with E2BIG), and
- * a bound for all of them together with the environment (well below the usual 2 MiB).
- */
-const argumentLimit = 128 * 1024 - 1
-const commandLineLimit = 1536 * 1024
-
-/** Refuses a word no process can be given: a NUL byte ends it early, an oversized one fails to start. */
-function checkWord(word: string, span: Span, what: string): void {
-  if (word.includes('\0')) throw new ValueError(`${what} holds a NUL byte, which a command line cannot carry; pass such data on stdin`, span)
-  if (Buffer.byteLength(word) > argumentLimit) {
-    throw new ValueError(`${what} is longer than a command line allows (${argumentLimit} bytes); pass large data on stdin`, span)
-  }
-}
-
-function spanOf(value: NuValue | null, fallback: Span): Span {
-  return (value && (Object.values(value)[0]?.span as Span | undefined)) ?? fallback
-}
-
-/**
- * The binary's command line for a Nushell call: its command path, the positional values, the
- * flags by their long names (`--name=value`, so values starting with `-` stay values), and the
- * output and log formats the plugin reads.
- */
-export function commandLine(
-  spec: CommandSpec,
-  call: EvaluatedCall,
-  env: Record<string, string> = {},
-): { argv: string[]; streaming: boolean; logFormat: 'text' | 'json' } {
-  const words: string[] = []
-  let largest = { bytes: 0, span: call.head }
-  const note = (word: string, span: Span) => {
-    const bytes = Buffer.byteLength(word)
-    if (bytes > largest.bytes) largest = { bytes, span }
-  }
-  for (const value of call.positional) {
-    const span = spanOf(value, call.head)
-    for (const word of valueToWords(value)) {
-      if (word.startsWith('-')) {
-        const shown = word.length > 200 ? `${word.slice(0, 200)}…` : word
-        throw new ValueError(`'${shown}' looks like a flag; pass values that start with '-' on stdin or as a flag value`, span)
-      }
-      checkWord(word, span, 'this argument')
-      note(word, span)
-      words.push(word)
-    }
-  }
-  const flags: string[] = []
-  let streaming = false
-  let logFormat: 'text' | 'json' = 'text'
-  for (const [spanned, value] of call.named) {
-    const name = flagName(spanned)
-    const flag = spec.flags.find((f) => f.long === name)
-    if (!flag) continue
-    if (name === 'out') {
-      streaming = value !== null && valueToWords(value)[0] === 'ndjson'
-      continue
-    }
-    if (name === 'log-format') {
-      // The plugin always reads the command's JSON log lines; this only chooses how it relays them.
-      logFormat = value !== null && valueToWords(value)[0] === 'json' ? 'json' : 'text'
-      continue
-    }
-    if (flag.type === 'boolean') {
-      if (value === null || Object.values(value)[0]?.val !== false) flags.push(`--${name}`)
-      continue
-    }
-    if (value === null) continue
-    const span = spanOf(value, call.head)
-    for (const word of valueToWords(value)) {
-      checkWord(word, span, `the value of --${name}`)
-      note(word, span)
-      flags.push(`--${name}=${word}`)
-    }
-  }
-  const argv = [...spec.path, ...words, ...flags, `--out=${streaming ? 'ndjson' : 'json'}`, '--log-format=json']
-  const environment = Object.entries(env).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(v) + 2, 0)
-  const total = argv.reduce((sum, word) => sum + Buffer.byteLength(word) + 1, environment)
-  if (total > commandLineLimit) {
-    throw new ValueError(
-      `the arguments are longer than a command line allows (${commandLineLimit} bytes with the environment); pass large data on stdin`,
-      largest.span,
-    )
-  }
-  return { argv, streaming, logFormat }
 }
