@@ -25,9 +25,19 @@ const secretValuePatterns: RegExp[] = [
 /** Known secret values registered at run time (for example a secret just resolved). */
 const knownSecrets = new Set<string>()
 
-/** Registers a value to be redacted from every later log line (values shorter than 4 chars are ignored). */
+/**
+ * Registers a value to be redacted from every later log line (values shorter than 4 chars are
+ * ignored). Each line of a multi-line value is registered too: output is often read line by
+ * line (a last stderr line in an error, a log chunk), so the whole value never appears there.
+ */
 export function registerSecretValue(value: string): void {
-  if (value && value.length >= 4) knownSecrets.add(value)
+  if (!value || value.length < 4) return
+  knownSecrets.add(value)
+  if (!/[\r\n]/.test(value)) return
+  for (const line of value.split(/\r?\n|\r/)) {
+    const trimmed = line.trim()
+    if (trimmed.length >= 4) knownSecrets.add(trimmed)
+  }
 }
 
 export function isSecretFieldName(name: string): boolean {

@@ -321,15 +321,17 @@ export class Engine {
     }
     const truncated = r.overflowed
     if (truncated) entry.logs.push({ stream: 'engine', text: `stdout truncated: kept ${maxOutput} of ${r.stdoutBytes} bytes (max_output)\n` })
+    // Error texts quote stderr: built from redacted text, so a secret (or a line of one) never reaches them.
+    const stderrTail = r.stderr ? lastLine(redactKnownSecrets(r.stderr)) : ''
     if (r.notFound && (r.error || r.code === SHELL_COMMAND_NOT_FOUND)) {
-      return { status: 'failed', error: `command not found: ${display}${r.stderr ? ` (${lastLine(r.stderr)})` : ''}`, exitCode: r.code, retryable: false }
+      return { status: 'failed', error: `command not found: ${display}${stderrTail ? ` (${stderrTail})` : ''}`, exitCode: r.code, retryable: false }
     }
     if (r.error) return { status: 'failed', error: r.error }
     if (r.code !== 0) {
       // A failed command's stdout (partial results, exit 6) is kept in the step log: `--via-orch` relays it.
       return {
         status: 'failed',
-        error: `exit ${r.code ?? r.signal}${r.stderr ? `: ${lastLine(r.stderr)}` : ''}`,
+        error: `exit ${r.code ?? r.signal}${stderrTail ? `: ${stderrTail}` : ''}`,
         exitCode: r.code,
         retryable: true,
         logs: r.stdout ? [{ stream: 'stdout', text: r.stdout }] : undefined,

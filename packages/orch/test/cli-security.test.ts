@@ -56,6 +56,23 @@ describe('prov-orch run in a workspace: secrets, files, errors', () => {
     expect(files.map((f) => readFileSync(f).toString('latin1')).join('')).toContain('db/password')
   })
 
+  it('a multi-line secret is redacted line by line: a failing step that prints it leaves no line in the step error, the CLI error, the logs or the store', async () => {
+    const tag = Math.random().toString(36).slice(2, 8)
+    const multi = `line1-SECRETAAA${tag}\nline2-SECRETBBB${tag}`
+    const wf = file(
+      'multiline.yaml',
+      ['name: multiline', 'steps:', '  - id: a', '    run: printf "%s\\n" "$M" >&2; exit 9', '    env: {M: {secret: t/ml}}', ''].join('\n'),
+    )
+    const r = await orch(['run', wf], { env: { PROV_SECRET_T_ML: multi } })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/exit 9: \[redacted\]/)
+    const all = r.stdout + r.stderr + (await orch(['logs', r.json().id])).stdout
+    for (const line of multi.split('\n')) expect(all).not.toContain(line)
+    const state = join(ws.path, '.prov')
+    for (const f of ['orch.db', 'orch.db-wal'].map((f) => join(state, f)).filter((f) => existsSync(f)))
+      for (const line of multi.split('\n')) expect(readFileSync(f).includes(line), f).toBe(false)
+  })
+
   it('an invalid secret reference: exit 2, one line whose location survives redaction (text and --log-format json)', async () => {
     const wf = file('secret.yaml', 'name: bad\nsteps:\n  - id: a\n    run: "true"\n    env: {PW: {secret: ../x}}\n')
     let r = await orch(['run', wf])
