@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
-import { describeStoreUrl, failedError, usageError } from '@prov/core'
-import { ensurePrivateDir, ensurePrivateFile, restrictFile } from '../files'
+import { describeStoreUrl, failedError, isProvError, usageError } from '@prov/core'
+import { assertPrivateStore, ensurePrivateDir, ensurePrivateFile, restrictFile } from '../files'
 
 /** The few SQL operations the store needs; `?` placeholders in both dialects. */
 export interface Sql {
@@ -74,6 +74,7 @@ export function openSqlite(spec: string): Db {
     // Step outputs and logs are in here: 0600 in a 0700 folder. SQLite gives the -wal and -shm
     // files the mode of the database; they are checked too, in case an older build made them.
     ensurePrivateDir(dirname(path))
+    assertPrivateStore(path)
     ensurePrivateFile(path)
     db = new Database(path, { timeout: 10_000 })
     db.pragma('journal_mode = WAL')
@@ -81,6 +82,7 @@ export function openSqlite(spec: string): Db {
     db.pragma('busy_timeout = 10000')
     for (const suffix of ['-wal', '-shm']) restrictFile(`${path}${suffix}`)
   } catch (error) {
+    if (isProvError(error)) throw error
     throw failedError(`store unreachable: cannot open SQLite database ${path}: ${(error as Error).message}`, { location: path })
   }
   const statements = new Map<string, import('better-sqlite3').Statement>()
