@@ -35,7 +35,13 @@ describe.runIf(canRun)('a SQLite store another user could write is refused', () 
     const planted = asNobody(`cd ${shared} && touch orch.db orch.db-wal orch.db-shm && chmod 666 orch.db*`)
     expect(planted.status, planted.stderr).toBe(0)
     const store = `sqlite:${join(shared, 'orch.db')}`
-    for (const args of [['serve', '--store', store], ['worker', '--store', store], ['run', wf, '--store', store], ['submit', wf, '--store', store], ['list', '--store', store]]) {
+    for (const args of [
+      ['serve', '--store', store],
+      ['worker', '--store', store],
+      ['run', wf, '--store', store],
+      ['submit', wf, '--store', store],
+      ['list', '--store', store],
+    ]) {
       const r = await orch(args)
       expect(r.code, `${args[0]}: ${r.stderr}`).toBe(4)
       const lines = r.stderr.trim().split('\n')
