@@ -74,11 +74,6 @@ export function getServer(workspace: WorkspaceRef, name: string): ServerRecord {
   return record
 }
 
-/** Provider-private data of a server (e.g. sandbox pids). */
-export function getProviderData<T extends Record<string, unknown>>(workspace: WorkspaceRef, name: string): T | undefined {
-  return readServerState(workspace).provider_data[name] as T | undefined
-}
-
 /** Adds or replaces a server record (and optionally its provider data) under the lock. */
 export async function putServer(workspace: WorkspaceRef, record: ServerRecord, providerData?: Record<string, unknown>): Promise<void> {
   await updateServerState(workspace, (state) => {

@@ -13,6 +13,7 @@ import {
   ProvError,
   type RecordWriter,
   readServerState,
+  removeServer,
   reportError,
   requireWorkspace,
   type ServerRecord,
@@ -263,10 +264,7 @@ export async function createJob(env: ServerEnv, spec: ServerSpec): Promise<Actio
     const current = readServerState(env.workspace).servers[spec.name] ?? record
     // A failed create leaves nothing behind: what exists is what state says.
     await provider.delete(ctx, current, { keepStorage: false }).catch(() => undefined)
-    await updateServerState(env.workspace, (state) => {
-      delete state.servers[spec.name]
-      delete state.provider_data[spec.name]
-    })
+    await removeServer(env.workspace, spec.name)
     return failure(current, 'create', error)
   }
 }
@@ -288,10 +286,7 @@ export async function deleteJob(env: ServerEnv, record: ServerRecord, keepStorag
     const provider = await env.provider(record.provider)
     const ctx = env.providerContext(record.provider)
     await provider.delete(ctx, record, { keepStorage })
-    await updateServerState(env.workspace, (state) => {
-      delete state.servers[record.name]
-      delete state.provider_data[record.name]
-    })
+    await removeServer(env.workspace, record.name)
     return { ok: true, record: { ...record, status: 'stopped', action: 'delete', deleted: true } }
   } catch (error) {
     return failure(record, 'delete', error)
