@@ -166,8 +166,8 @@ describe('prov-kms secret store through symlinks, modes of keys and secrets, sca
         ['secret', 'set', 'db/x', 'value-x'],
         ['secret', 'list'],
         ['secret', 'get', 'victim'],
-        ['secret', 'rm', 'victim'],
-        ['keys', 'rotate'],
+        ['secret', 'rm', 'victim', '--yes'],
+        ['keys', 'rotate', '--yes'],
       ]) {
         expectOneErrorLine(await run(args), 4, /refusing a path outside/)
       }
@@ -182,7 +182,7 @@ describe('prov-kms secret store through symlinks, modes of keys and secrets, sca
     expectOneErrorLine(await run(['secret', 'set', 'linked/y', 'value-y']), 4, /outside the secret store/)
     symlinkSync(join(outside, 'victim.age'), join(secrets(), 'db', 'evil.age'))
     expectOneErrorLine(await run(['secret', 'set', 'db/evil', 'value-z']), 4, /outside the secret store/)
-    expectOneErrorLine(await run(['secret', 'rm', 'db/evil']), 4, /outside the secret store/)
+    expectOneErrorLine(await run(['secret', 'rm', 'db/evil', '--yes']), 4, /outside the secret store/)
     expect(readdirSync(outside)).toEqual(['victim.age'])
     expect(readFileSync(join(outside, 'victim.age'), 'utf8')).toBe('untouched\n')
     // Names that climb out are refused before any path is built.

@@ -191,7 +191,8 @@ describe('bad input', () => {
   it('plan --action outside its fixed set: exit 2 naming the choices', async () => {
     const r = await ts(['plan', 'redis', '--action', 'destroy', '--servers', 'web-01'])
     expect(r.code).toBe(2)
-    expect(r.stderr).toMatch(/invalid value 'destroy' for '--action'.*one of install, remove, update/)
+    expect(r.stderr).toMatch(/^prov-taskserv: error: invalid value\b.*'destroy'/)
+    expect(r.stderr).toMatch(/--action.*one of install, remove, update/)
     expect(r.stdout).toBe('')
   })
 
