@@ -18,15 +18,42 @@ export function resolveInput(input: unknown, scope: RefScope): unknown {
 export const DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024
 const SHELLS = /^(ba|da|k|z|a)?sh$/
 
-/** Index of the script of `sh -c SCRIPT` (also `bash -ec SCRIPT`), or -1. */
-function shellScriptIndex(argv: string[]): number {
+/** Index of the script of `sh -c SCRIPT` (also `bash -ec SCRIPT`, `bash -c -- SCRIPT`), or -1. */
+export function shellScriptIndex(argv: string[]): number {
   if (!SHELLS.test(basename(argv[0]))) return -1
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]
     if (!a.startsWith('-') || a === '--') return -1
-    if (/^-[a-z]*c[a-z]*$/i.test(a)) return i + 1 < argv.length ? i + 1 : -1
+    if (/^-[a-z]*c[a-z]*$/i.test(a)) {
+      const script = argv[i + 1] === '--' ? i + 2 : i + 1
+      return script < argv.length ? script : -1
+    }
   }
   return -1
+}
+
+const WHOLE_TEMPLATE = /^\{\{\s*[^}]+?\s*\}\}$/
+/** Flags after which many programs read code: sh/bash/python -c, perl/node/ruby -e, --command, --eval. */
+const SCRIPT_FLAG = /^(-[A-Za-z]*[ce]|--(command|eval|exec|execute|script|expression)(=.*)?)$/
+
+/**
+ * Why argument `i` of an argv command may not hold a template, if it may not. A value is one
+ * argument, and stays data only if it is the whole argument: inside a larger argument (`echo
+ * {{x}}` given to `env sh -c`, `python -c`, `xargs sh -c` ...) whatever program receives it may
+ * parse it as code. Only the script of a shell run directly (`sh -c SCRIPT`) may mix templates
+ * and text, because there the values travel in environment variables. A whole value right after
+ * a script flag would be the code itself.
+ */
+export function argvTemplateProblem(argv: string[], i: number, hasTemplate: (text: string) => boolean): string | undefined {
+  const arg = argv[i]
+  if (!hasTemplate(arg)) return undefined
+  if (i === 0) return 'the program of an argv command cannot come from a template'
+  const script = shellScriptIndex(argv)
+  const afterScriptFlag = SCRIPT_FLAG.test(argv[i - 1]) || (argv[i - 1] === '--' && i > 1 && SCRIPT_FLAG.test(argv[i - 2]))
+  if (i === script) return WHOLE_TEMPLATE.test(arg.trim()) ? 'a template cannot be the whole script of a shell' : undefined
+  if (afterScriptFlag) return `a template cannot be (part of) the code after '${argv[i - 1]}'`
+  if (!WHOLE_TEMPLATE.test(arg)) return 'a template inside a larger argument may be parsed as code by the program that receives it'
+  return undefined
 }
 
 /**

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { assertSafeStructure, didYouMean, parseInput, type SecretRef, usageError, validateSecretName } from '@prov/core'
 import { z } from 'zod'
+import { argvTemplateProblem } from './command'
 import { parseCondition, refStep, templateRefs } from './expr'
 import { parseDuration, parseSize } from './units'
 
@@ -283,8 +284,19 @@ export function compileWorkflow(raw: unknown, { source = 'workflow', baseDir = p
     return env
   }
   const argvProgram = (run: z.infer<typeof runSpec>, path: string) => {
-    if (Array.isArray(run) && templateRefs(run[0]).length)
-      throw fail(`${path}[0]`, 'the program of an argv command cannot come from a template', 'name the program; pass values as arguments or in env')
+    if (!Array.isArray(run)) return
+    const argv = run.map(String)
+    for (let i = 0; i < argv.length; i++) {
+      const problem = argvTemplateProblem(argv, i, (text) => templateRefs(text).length > 0)
+      if (problem)
+        throw fail(
+          `${path}[${i}]`,
+          problem,
+          i === 0
+            ? 'name the program; pass values as arguments or in env'
+            : 'make the template a whole argument ("{{steps.a.output.x}}"), or pass the value in env: {X: "{{...}}"} and read "$X"',
+        )
+    }
   }
   envOf(defaults.env, 'defaults.env')
   const build = (id: string, s: StepFields, path: string, extra: Partial<CompiledStep> = {}): CompiledStep => {

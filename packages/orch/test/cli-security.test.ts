@@ -73,6 +73,48 @@ describe('prov-orch run in a workspace: secrets, files, errors', () => {
       for (const line of multi.split('\n')) expect(readFileSync(f).includes(line), f).toBe(false)
   })
 
+  it('argv: a template inside a larger argument or after a script flag is refused at validation (exit 2, naming the step, hint env:)', async () => {
+    const cases: [string, string][] = [
+      ['[env, sh, -c, "echo {{steps.a.output.x}}"]', 'run[3]'],
+      ['[/usr/bin/env, bash, -c, "echo {{steps.a.output.x}}"]', 'run[3]'],
+      ['[env, A=1, sh, -c, "echo {{steps.a.output.x}}"]', 'run[4]'],
+      ['[nice, sh, -c, "echo {{steps.a.output.x}}"]', 'run[3]'],
+      ['[timeout, "5", sh, -c, "echo {{steps.a.output.x}}"]', 'run[4]'],
+      ['[setsid, sh, -c, "echo {{steps.a.output.x}}"]', 'run[3]'],
+      ['[stdbuf, -o0, sh, -c, "echo {{steps.a.output.x}}"]', 'run[4]'],
+      ['[python3, -c, "print({{steps.a.output.x}})"]', 'run[2]'],
+      ['[perl, -e, "{{steps.a.output.x}}"]', 'run[2]'],
+      ['[xargs, sh, -c, "echo {{steps.a.output.x}}"]', 'run[3]'],
+      ['[sh, -c, "{{steps.a.output.x}}"]', 'run[2]'],
+      ['[echo, "--name={{steps.a.output.x}}"]', 'run[1]'],
+    ]
+    for (const [run, at] of cases) {
+      const wf = file('inject.yaml', `name: inject\nsteps:\n  - id: a\n    run: "true"\n  - id: b\n    depends_on: [a]\n    run: ${run}\n`)
+      const r = await orch(['validate', wf])
+      expect(r.code, `${run}: ${r.stderr}`).toBe(2)
+      expect(r.stderr.trim().split('\n'), run).toHaveLength(1)
+      expect(r.stderr, run).toContain(`steps[1].${at}`)
+      expect(r.stderr, run).toMatch(/hint: .*env: \{X: /)
+    }
+    // Rolling targets too.
+    const rolling = file(
+      'rolling.yaml',
+      'name: r\nstrategy:\n  targets: [a, b]\n  step:\n    run: [env, sh, -c, "echo {{target}}"]\n  rolling: {batch_size: 1}\n',
+    )
+    const rr = await orch(['validate', rolling])
+    expect(rr.code, rr.stderr).toBe(2)
+    expect(rr.stderr).toContain('strategy.step.run[3]')
+    // Still allowed: whole-argument values, and templates in the script of a shell run directly (values in env).
+    const ok = file(
+      'ok.yaml',
+      'name: ok\nsteps:\n  - id: a\n    run: {builtin: noop}\n    input: {x: "a; touch /tmp/p"}\n  - id: b\n    depends_on: [a]\n    run: [sh, -c, "echo {{steps.a.output.x}}"]\n  - id: c\n    depends_on: [a]\n    run: [echo, "{{steps.a.output.x}}"]\n  - id: d\n    depends_on: [a]\n    run: [bash, -c, --, "echo {{steps.a.output.x}}"]\n',
+    )
+    const r = await orch(['run', ok])
+    expect(r.code, r.stderr).toBe(0)
+    const steps = r.json().steps as { id: string; output: unknown }[]
+    expect(steps.map((s) => s.output)).toEqual([{ x: 'a; touch /tmp/p' }, 'a; touch /tmp/p', 'a; touch /tmp/p', 'a; touch /tmp/p'])
+  })
+
   it('an invalid secret reference: exit 2, one line whose location survives redaction (text and --log-format json)', async () => {
     const wf = file('secret.yaml', 'name: bad\nsteps:\n  - id: a\n    run: "true"\n    env: {PW: {secret: ../x}}\n')
     let r = await orch(['run', wf])

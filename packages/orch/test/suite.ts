@@ -108,7 +108,7 @@ export function engineSuite(h: Harness) {
       steps: [
         { id: 'create', run: `echo '{"servers":[{"name":"web-1","ip":"10.0.0.5"}],"count":1}'`, expect_json: true },
         { id: 'name', run: 'cat', input: { from: 'steps.create.output.servers[0].name' } },
-        { id: 'greet', run: ['echo', 'hello {{steps.create.output.servers[0].ip}}'] },
+        { id: 'greet', run: ['echo', 'hello', '{{steps.create.output.servers[0].ip}}'] },
         { id: 'big', run: 'echo never', when: 'steps.create.output.count > 5' },
         { id: 'small', run: 'echo yes', when: 'steps.create.output.count == 1' },
         { id: 'missing', run: 'cat', input: { from: 'steps.create.output.servers[3].name' }, retries: { max: 2, backoff: 10 } },
