@@ -8,6 +8,7 @@ export default defineProvCommand({
     examples: ['prov-orch cancel wf-20261130-abc123 --yes', 'prov-orch cancel wf-20261130-abc123 --check'],
     mutating: true,
     destructive: true,
+    confirms: true,
   },
   args: { id: idArg, store: storeArg },
   async run({ args, positionals, common, emit }) {
