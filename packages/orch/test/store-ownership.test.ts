@@ -3,13 +3,11 @@ import { chmodSync, chownSync, existsSync, mkdirSync, statSync, writeFileSync } 
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli } from '../../../tests/helpers/cli'
+import { prerequisitesMet, root, tool } from '../../../tests/helpers/prerequisites'
 import { devEnv, tempDir } from './helpers'
 
 // Another local user (nobody) plants the store files; only root can play both users.
-const isRoot = process.getuid?.() === 0
-const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0
-const canRun = isRoot && hasSetpriv
-if (process.env.CI && !canRun) throw new Error('store ownership tests need root and setpriv under CI')
+const canRun = prerequisitesMet('store ownership', [root, tool('setpriv')])
 
 const NOBODY = 65534
 const asNobody = (script: string) =>
