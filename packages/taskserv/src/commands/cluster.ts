@@ -99,6 +99,7 @@ const remove = defineProvCommand({
     examples: ['prov-taskserv cluster remove web --infra demo --yes'],
     mutating: true,
     destructive: true,
+    confirms: true,
     uses: ['infra', 'parallel'],
   },
   args: { ...clusterArgs, 'keep-data': { type: 'boolean', description: 'Keep data directories' } },

@@ -9,6 +9,7 @@ export default defineProvCommand({
     examples: ['prov-taskserv remove redis --yes', 'prov-taskserv remove redis --check'],
     mutating: true,
     destructive: true,
+    confirms: true,
     uses: ['infra', 'parallel'],
   },
   args: {

@@ -9,6 +9,7 @@ export default defineProvCommand({
     examples: ['prov-taskserv restart redis --yes'],
     mutating: true,
     destructive: true,
+    confirms: true,
     uses: ['infra', 'parallel'],
   },
   args: {
