@@ -6,7 +6,7 @@ export default defineProvCommand({
   meta: {
     name: 'health',
     description: 'Run the health checks (health.sh) of taskservs on servers',
-    examples: ['prov-taskserv health redis', 'prov-server list | prov-taskserv health'],
+    examples: ['prov-taskserv health postgres --infra demo', 'prov-server list | prov-taskserv health'],
     mutating: false,
     uses: ['infra', 'parallel'],
   },

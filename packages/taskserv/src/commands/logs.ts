@@ -6,7 +6,7 @@ export default defineProvCommand({
   meta: {
     name: 'logs',
     description: 'The last lines of a taskserv daemon log on servers (journal with systemd)',
-    examples: ['prov-taskserv logs redis'],
+    examples: ['prov-taskserv logs postgres --infra demo'],
     mutating: false,
     uses: ['infra', 'parallel'],
   },

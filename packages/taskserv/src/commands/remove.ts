@@ -6,7 +6,7 @@ export default defineProvCommand({
   meta: {
     name: 'remove',
     description: 'Remove taskservs from servers (dependents first)',
-    examples: ['prov-taskserv remove redis --yes', 'prov-taskserv remove redis --check'],
+    examples: ['prov-taskserv remove postgres --infra demo --yes', 'prov-taskserv remove postgres --infra demo --check'],
     mutating: true,
     destructive: true,
     confirms: true,

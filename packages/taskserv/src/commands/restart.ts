@@ -6,7 +6,7 @@ export default defineProvCommand({
   meta: {
     name: 'restart',
     description: 'Restart the daemons of taskservs (restart.sh, else the service helper)',
-    examples: ['prov-taskserv restart redis --yes'],
+    examples: ['prov-taskserv restart postgres --infra demo --yes'],
     mutating: true,
     destructive: true,
     confirms: true,

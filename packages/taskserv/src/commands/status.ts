@@ -6,7 +6,7 @@ export default defineProvCommand({
   meta: {
     name: 'status',
     description: 'Is each taskserv in its desired state on each server (check.sh), its version and health',
-    examples: ['prov-taskserv status redis', 'prov-server list | prov-taskserv status'],
+    examples: ['prov-taskserv status postgres --infra demo', 'prov-server list | prov-taskserv status'],
     mutating: false,
     uses: ['infra', 'parallel'],
   },

@@ -7,7 +7,7 @@ export default defineProvCommand({
   meta: {
     name: 'update',
     description: 'Update a taskserv to a version (update.sh, else install.sh); a failed health check rolls back to the previous version',
-    examples: ['prov-taskserv update redis --version 7.2.0', 'prov-taskserv update redis --check'],
+    examples: ['prov-taskserv update postgres --version 16.4 --infra demo', 'prov-taskserv update postgres --infra demo --check'],
     mutating: true,
     uses: ['infra', 'parallel'],
   },
