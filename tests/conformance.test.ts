@@ -6,7 +6,7 @@ import type { CommandDef } from 'citty'
 import { afterAll, beforeAll, describe, type ExpectStatic, expect, it } from 'vitest'
 import { parseAllDocuments } from 'yaml'
 import { runProvMain } from '../packages/core/src/cli/main'
-import { binDir, type CliResult, runCli, tempEnv, tempWorkspace } from './helpers/cli'
+import { binDir, type CliResult, runCli, runOnTerminal, tempEnv, tempWorkspace } from './helpers/cli'
 import { allLeafCommands, binaries, exampleArgs, type LeafCommand } from './helpers/commands'
 
 /*
@@ -24,7 +24,6 @@ const spy = pathToFileURL(join(import.meta.dirname, 'helpers', 'spawn-spy.mjs'))
  * name and the lane that fixes it. `it.fails` keeps them honest: once fixed, the entry must go.
  */
 const knownFailures: Record<string, string> = {
-  'prov-kms sops encrypt: --out json, yaml and ndjson are honoured': 'kms (prints the SOPS file as YAML whatever --out says)',
 }
 
 type Check = (expect: ExpectStatic) => Promise<void>
@@ -36,7 +35,7 @@ const ruleTest = (name: string, fn: Check, timeout = 120_000) =>
 type Ws = Awaited<ReturnType<typeof tempWorkspace>>
 let ws: Ws
 
-/** A workspace with something for every kind of command to act on: a key, a secret, a workflow, a SOPS file, a plan. */
+/** A workspace with something for every kind of command to act on: a key, a secret, a workflow, a plain and a SOPS file, a plan. */
 beforeAll(async () => {
   ws = await tempWorkspace('conformance', 'full')
   const kms = (args: string[], input?: string) => runCli('prov-kms', args, { env: ws.env, cwd: ws.path, input })
@@ -45,6 +44,9 @@ beforeAll(async () => {
   writeFileSync(join(ws.path, 'deploy.yaml'), 'name: deploy\nsteps:\n  - id: touch\n    run: touch conformance-marker\n')
   mkdirSync(join(ws.path, 'secrets'), { recursive: true })
   writeFileSync(join(ws.path, 'secrets', 'app.yaml'), 'password: plain\n')
+  const sealed = await kms(['sops', 'encrypt', 'secrets/app.yaml'])
+  expect(sealed.code, sealed.stderr).toBe(0)
+  writeFileSync(join(ws.path, 'secrets', 'app.enc.yaml'), sealed.stdout)
   const plan = await runCli('prov-server', ['plan', '--infra', 'demo'], { env: ws.env, cwd: ws.path })
   if (plan.code === 0) writeFileSync(join(ws.path, 'plan.json'), plan.stdout)
 }, 300_000)
@@ -187,6 +189,20 @@ describe('destructive commands refuse without --yes off a terminal', () => {
       if (result.code === 5) return // nothing to act on in the fixture: refused before any question
       expect(result.code, result.stderr).toBe(2)
       expect(result.stderr).toMatch(/--yes/)
+    })
+  }
+})
+
+describe('destructive commands ask on a terminal; no changes nothing', () => {
+  for (const leaf of leaves.filter((l) => l.meta.destructive)) {
+    ruleTest(`${leaf.full} on a terminal, answered no: one question, nothing changed`, async (expect) => {
+      const before = treeDigest(ws.path)
+      const result = await runOnTerminal(leaf.bin, [...leaf.path, ...(exampleArgs(leaf) ?? [])], { cwd: ws.path, env: ws.env, input: 'n\n', timeoutMs: 60_000 })
+      expect(treeDigest(ws.path)).toBe(before)
+      if (result.code === 5) return // nothing to act on in the fixture: refused before any question
+      expect(result.stdout.match(/\[y\/N\]/g) ?? [], result.stdout).toHaveLength(1)
+      expect(result.code, result.stdout).not.toBe(0)
+      expect(result.code, result.stdout).toBeLessThanOrEqual(2)
     })
   }
 })

@@ -31,6 +31,17 @@ export function runCli(bin: string, args: string[], options: CliOptions = {}): P
   return runProcess(process.execPath, [join(binDir, bin), ...args], options)
 }
 
+/**
+ * Runs a prov binary with a terminal on stdin and stdout (util-linux `script`), feeding `input` as
+ * typed answers; `stdout` is the whole terminal output (stderr included, without carriage returns).
+ */
+export async function runOnTerminal(bin: string, args: string[], options: CliOptions = {}): Promise<CliResult> {
+  const quote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`
+  const command = [process.execPath, join(binDir, bin), ...args].map(quote).join(' ')
+  const result = await runProcess('script', ['-qec', command, '/dev/null'], { ...options, env: { COLUMNS: '200', ...options.env } })
+  return { ...result, stdout: result.stdout.replace(/\r/g, '') }
+}
+
 /** Runs any program the way runCli runs a prov binary (pipes, no colours, a time limit). */
 export function runProcess(command: string, args: string[], options: CliOptions = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {

@@ -6,6 +6,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
+import { runOnTerminal } from '../../../tests/helpers/cli'
 import { expectNoLeak, expectOneErrorLine, kms, tempWorkspace } from './helpers'
 
 const SECRET = 'contract-secret-value-31'
@@ -96,6 +97,15 @@ describe('prov-kms: --check previews, destructive commands confirm, --out and --
     const removed = await run(['secret', 'rm', 'tmp/x', '--yes'])
     expect(removed.code, removed.stderr).toBe(0)
     expect(removed.json()).toMatchObject({ name: 'tmp/x', removed: true })
+  })
+
+  it('on a terminal a destructive command asks one question (its own, naming what changes); yes proceeds', async () => {
+    expect((await run(['secret', 'set', 'tmp/asked', 'value-asked'])).code).toBe(0)
+    const answered = await runOnTerminal('prov-kms', ['secret', 'rm', 'tmp/asked'], { env: ws.env, cwd: ws.root, input: 'y\n' })
+    expect(answered.code, answered.stdout).toBe(0)
+    expect(answered.stdout.match(/\[y\/N\]/g) ?? [], answered.stdout).toHaveLength(1)
+    expect(answered.stdout).toContain("delete secret 'tmp/asked'")
+    expectOneErrorLine(await run(['secret', 'get', 'tmp/asked']), 5, /no secret/)
   })
 
   it('sops decrypt prints the file format by default and honours --out, -o, --output and PROV_OUTPUT__FORMAT', async () => {

@@ -99,6 +99,21 @@ describe('prov-kms sops (SOPS-compatible files)', () => {
     expect(yamlOut).toMatch(/mac: ENC\[AES256_GCM,/)
   })
 
+  it('encrypt --out json (or yaml) writes the SOPS file in that format, like sops --output-type', async () => {
+    const path = file('out-type.yaml', `db:\n  password: ${SECRETS[0]}\n  port: 5432\n`)
+    const asJson = await run(['sops', 'encrypt', path, '--out', 'json'])
+    expect(asJson.code, asJson.stderr).toBe(0)
+    const document = asJson.json() as { db: { password: string }; sops: { mac: string } }
+    expect(document.db.password).toMatch(/^ENC\[AES256_GCM,data:/)
+    expect(document.sops.mac).toMatch(/^ENC\[AES256_GCM,/)
+    expect(await decryptSops(asJson.stdout, { secretKey, fileType: 'json' })).toEqual({ db: { password: SECRETS[0], port: 5432 } })
+    const back = await run(['sops', 'decrypt', file('out-type.enc.json', asJson.stdout)])
+    expect(back.json()).toEqual({ db: { password: SECRETS[0], port: 5432 } })
+    const fromJson = await run(['sops', 'encrypt', file('out-type.json', JSON.stringify({ token: SECRETS[1] })), '--out', 'yaml'])
+    expect(fromJson.code, fromJson.stderr).toBe(0)
+    expect(await decryptSops(fromJson.stdout, { secretKey, fileType: 'yaml' })).toEqual({ token: SECRETS[1] })
+  })
+
   it('tampering with one value, removing one, or the MAC makes decrypt fail with exit 4', async () => {
     const path = file('tamper.yaml', `a: ${SECRETS[0]}\nb: two\nc: three\n`)
     const encrypted = (await run(['sops', 'encrypt', path])).stdout

@@ -1,10 +1,9 @@
-import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { newServerRecord } from '@prov/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { binDir } from '../../../tests/helpers/cli'
+import { runOnTerminal } from '../../../tests/helpers/cli'
 import type { LoopbackSshd } from './helpers/sshd'
 import { type CliCall, type ServerTestWorkspace, serverTestWorkspace, treeHash } from './helpers/workspace'
 
@@ -18,18 +17,8 @@ let trapPort = 0
 let trapConnections = 0
 const cli = (args: string[], options: CliCall = {}) => ws.cli(args, options)
 
-/** Runs prov-server with a terminal on stdin and stdout (util-linux `script`), feeding `input`. */
-function onTerminal(args: string[], input = '') {
-  const command = [process.execPath, join(binDir, 'prov-server'), ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
-  const result = spawnSync('script', ['-qec', command, '/dev/null'], {
-    cwd: ws.path,
-    env: { ...process.env, ...ws.env, NO_COLOR: '1', COLUMNS: '200' } as NodeJS.ProcessEnv,
-    input,
-    encoding: 'utf8',
-    timeout: 120_000,
-  })
-  return { code: result.status, output: result.stdout.replace(/\r/g, '') }
-}
+/** prov-server with a terminal on stdin and stdout, fed `input` as typed answers. */
+const onTerminal = (args: string[], input = '') => runOnTerminal('prov-server', args, { cwd: ws.path, env: ws.env, input })
 
 beforeAll(async () => {
   ws = await serverTestWorkspace('contract', '10.213.8.0/24', 'provt8')
@@ -134,11 +123,11 @@ describe('human views on a terminal', () => {
       join(ws.path, 'infra/byo/servers.yaml'),
       `servers:\n  - name: byo-01\n    provider: ssh\n    address: 127.0.0.1\n    ssh: { port: ${sshd.port} }\n    labels: { role: db }\n  - name: web-09\n    provider: local\n    cores: 1\n    memory_mb: 512\n`,
     )
-    const tty = onTerminal(['plan', '--infra', 'byo'])
-    expect(tty.code, tty.output).toBe(0)
-    expect(tty.output).toContain('+ create web-09 (local, 1 core, 512 MB)')
-    expect(tty.output).toContain('~ update byo-01 (ssh): labels {role: web} -> {role: db}')
-    expect(tty.output).toContain('Plan: 1 to create, 1 to update, 0 to delete, 0 unchanged.')
+    const tty = await onTerminal(['plan', '--infra', 'byo'])
+    expect(tty.code, tty.stdout).toBe(0)
+    expect(tty.stdout).toContain('+ create web-09 (local, 1 core, 512 MB)')
+    expect(tty.stdout).toContain('~ update byo-01 (ssh): labels {role: web} -> {role: db}')
+    expect(tty.stdout).toContain('Plan: 1 to create, 1 to update, 0 to delete, 0 unchanged.')
     const table = await cli(['plan', '--infra', 'byo', '--out', 'table'])
     expect(table.stdout).toContain('+ create web-09 (local, 1 core, 512 MB)')
     const json = await cli(['plan', '--infra', 'byo'])
@@ -155,15 +144,15 @@ describe('human views on a terminal', () => {
     const plan = await cli(['plan', '--infra', 'byo', '-q'])
     writeFileSync(join(ws.root, 'plan.json'), plan.stdout)
     const before = treeHash(ws.path)
-    const answered = onTerminal(['apply', join(ws.root, 'plan.json')], 'n\n')
-    expect(answered.code, answered.output).toBe(2)
-    expect(answered.output).toContain('~ update byo-01 (ssh): labels {role: web} -> {role: db}')
-    expect(answered.output).toMatch(/apply: 0 create, 1 update, 0 delete\? \[y\/N\]/)
-    expect(answered.output).toMatch(/apply cancelled/)
+    const answered = await onTerminal(['apply', join(ws.root, 'plan.json')], 'n\n')
+    expect(answered.code, answered.stdout).toBe(2)
+    expect(answered.stdout).toContain('~ update byo-01 (ssh): labels {role: web} -> {role: db}')
+    expect(answered.stdout).toMatch(/apply: 0 create, 1 update, 0 delete\? \[y\/N\]/)
+    expect(answered.stdout).toMatch(/apply cancelled/)
     expect(treeHash(ws.path)).toBe(before)
-    const stop = onTerminal(['stop', 'trap-01'], 'n\n')
-    expect(stop.code, stop.output).toBe(2)
-    expect(stop.output).toContain('~ stop trap-01 (ssh)')
+    const stop = await onTerminal(['stop', 'trap-01'], 'n\n')
+    expect(stop.code, stop.stdout).toBe(2)
+    expect(stop.stdout).toContain('~ stop trap-01 (ssh)')
     expect(existsSync(join(ws.path, '.prov/servers.json'))).toBe(true)
     expect(trapConnections).toBe(0)
   })

@@ -47,6 +47,7 @@ const rotate = defineProvCommand({
     examples: ['prov-kms keys rotate --yes', 'prov-kms keys rotate --check'],
     mutating: true,
     destructive: true,
+    confirms: true,
   },
   async run({ common, emit, log }) {
     const ctx = await kmsContext(common)

@@ -86,6 +86,7 @@ const rm = defineProvCommand({
     examples: ['prov-kms secret rm db/old --yes', 'prov-kms secret rm db/old --check'],
     mutating: true,
     destructive: true,
+    confirms: true,
   },
   args: { name: nameArg },
   async run({ args, common, emit, log }) {

@@ -85,9 +85,15 @@ const encrypt = defineProvCommand({
     if (found && !flagged.length) log.info(`using creation rule of ${found.config}`)
     if (args['in-place'] && previewed(common, emit, [{ action: 'encrypt', target: file, recipients }])) return
     const sealed = await sealDocument(format, doc.tree, { recipients, rules })
-    const text = await writeSopsDocument(sealed)
-    if (args['in-place']) writeFileAtomic(file, text, { mode: keepMode(file) })
-    else await writeOut(text)
+    if (args['in-place']) {
+      writeFileAtomic(file, await writeSopsDocument(sealed), { mode: keepMode(file) })
+      return
+    }
+    // Like sops --output-type: the file's own format by default, an asked-for output format
+    // (--out, PROV_OUTPUT__FORMAT, output.format) otherwise; the MAC covers values, not syntax.
+    const asked = (args.out as string | undefined) ?? (ctx.outputFormat !== 'auto' ? ctx.outputFormat : undefined)
+    if (asked) emit(JSON.parse(await writeSopsDocument({ ...sealed, format: 'json' })))
+    else await writeOut(await writeSopsDocument(sealed))
   },
 })
 
@@ -95,7 +101,7 @@ const decrypt = defineProvCommand({
   meta: {
     name: 'decrypt',
     description: "Decrypt FILE (verifying its MAC: a tampered file is refused with exit 4); printed in FILE's format unless --out asks for another",
-    examples: ['prov-kms sops decrypt secrets/app.yaml', 'prov-kms sops decrypt secrets/app.yaml --out json'],
+    examples: ['prov-kms sops decrypt secrets/app.enc.yaml', 'prov-kms sops decrypt secrets/app.enc.yaml --out json'],
     mutating: true,
   },
   args: { file: fileArg, 'input-type': inputType, 'in-place': inPlace, identity: identityArg },
@@ -141,7 +147,7 @@ const edit = defineProvCommand({
   meta: {
     name: 'edit',
     description: 'Open FILE decrypted in $EDITOR (temp file in a 0700 folder), re-encrypt on save, wipe the temp file',
-    examples: ['prov-kms sops edit secrets/app.yaml'],
+    examples: ['prov-kms sops edit secrets/app.enc.yaml'],
     mutating: true,
   },
   args: { file: fileArg, 'input-type': inputType, age: { type: 'string', description: 'Recipients for a new file' } },
@@ -195,9 +201,10 @@ const rotate = defineProvCommand({
   meta: {
     name: 'rotate',
     description: 'New data key for FILE, all values re-encrypted; --add-age / --rm-age change the recipients (asks; --yes when nobody can answer)',
-    examples: ['prov-kms sops rotate secrets/app.yaml --yes', 'prov-kms sops rotate secrets/app.yaml --add-age age1... --yes'],
+    examples: ['prov-kms sops rotate secrets/app.enc.yaml --yes', 'prov-kms sops rotate secrets/app.enc.yaml --add-age age1... --yes'],
     mutating: true,
     destructive: true,
+    confirms: true,
   },
   args: {
     file: fileArg,
