@@ -23,8 +23,7 @@ const spy = pathToFileURL(join(import.meta.dirname, 'helpers', 'spawn-spy.mjs'))
  * Commands whose behaviour in another lane's package does not keep a rule yet, by the rule's test
  * name and the lane that fixes it. `it.fails` keeps them honest: once fixed, the entry must go.
  */
-const knownFailures: Record<string, string> = {
-}
+const knownFailures: Record<string, string> = {}
 
 type Check = (expect: ExpectStatic) => Promise<void>
 const ruleTest = (name: string, fn: Check, timeout = 120_000) =>
