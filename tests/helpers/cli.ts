@@ -35,10 +35,12 @@ export function runCli(bin: string, args: string[], options: CliOptions = {}): P
  * Runs a prov binary with a terminal on stdin and stdout (util-linux `script`), feeding `input` as
  * typed answers; `stdout` is the whole terminal output (stderr included, without carriage returns).
  */
-export async function runOnTerminal(bin: string, args: string[], options: CliOptions = {}): Promise<CliResult> {
+export async function runOnTerminal(bin: string, args: string[], options: CliOptions & { columns?: number } = {}): Promise<CliResult> {
   const quote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`
   const command = [process.execPath, join(binDir, bin), ...args].map(quote).join(' ')
-  const result = await runProcess('script', ['-qec', command, '/dev/null'], { ...options, env: { COLUMNS: '200', ...options.env } })
+  // The pseudo-terminal starts with zero columns (a "zero-width terminal"); stty gives it a size.
+  const sized = options.columns ? `stty cols ${Math.trunc(options.columns)} rows 50; exec ${command}` : command
+  const result = await runProcess('script', ['-qec', sized, '/dev/null'], { ...options, env: { COLUMNS: '200', ...options.env } })
   return { ...result, stdout: result.stdout.replace(/\r/g, '') }
 }
 

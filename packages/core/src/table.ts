@@ -91,13 +91,16 @@ const number = (key: string, header = key.toUpperCase()): Column => ({ ...field(
 const duration = (key: string, header = 'DURATION'): Column => ({
   header,
   right: true,
-  value: (r) => (typeof r[key] === 'number' ? formatMs(r[key] as number) : nothing),
+  value: (r) => (typeof r[key] === 'number' ? formatDuration(r[key] as number) : nothing),
 })
 
-function formatMs(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`
+/** A duration for people: `65ms`, `1.2s`, `3m4s`, `2h5m`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`
-  return `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`
+  const minutes = Math.floor(ms / 60_000)
+  if (minutes < 60) return `${minutes}m${Math.round((ms % 60_000) / 1000)}s`
+  return `${Math.floor(minutes / 60)}h${minutes % 60}m`
 }
 
 /** The columns that matter, per record schema (the `--out table` view; `wide` shows all fields). */

@@ -1,5 +1,6 @@
 import { defineProvCommand, failedError, writeStdout } from '@prov/core'
 import { compiledRecord, engineSettings, followEvents, openStore, positiveInt, readWorkflowArg, storeArg, workflowFileArg } from '../context'
+import { eventLines, renderWorkflow } from '../render'
 
 export default defineProvCommand({
   meta: {
@@ -36,14 +37,21 @@ export default defineProvCommand({
       process.once('SIGINT', stop)
       process.once('SIGTERM', stop)
       const ndjson = common.out === 'ndjson'
+      const human = common.out === 'table'
+      const line = eventLines()
       const following = followEvents(store, id, (event) => {
         if (ndjson) writeStdout(`${JSON.stringify(event)}\n`)
+        // On a terminal the events are the progress a person follows: lines with durations.
+        else if (human) process.stderr.write(line(event))
         else log.info(`${event.type}${event.step ? ` ${event.step}` : ''}${event.data?.error ? `: ${String(event.data.error)}` : ''}`)
       })
       await running
       const status = await following
-      const record = { ...(await store.get(id)), steps: await store.steps(id) }
-      if (!ndjson) emit(record)
+      const final = await store.get(id)
+      const steps = await store.steps(id)
+      const record = { ...final, steps }
+      if (human) writeStdout(renderWorkflow(final, steps))
+      else if (!ndjson) emit(record)
       if (status !== 'succeeded') {
         const failed = record.steps.find((s) => s.status === 'failed')
         throw failedError(`workflow ${id} ${status}${record.error ? `: ${record.error}` : ''}`, {
