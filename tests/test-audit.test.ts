@@ -31,26 +31,10 @@ const timingAssertion =
 /** Conditional skips: allowed only in files that decide them with the prerequisites helper. */
 const conditionalSkip = /\b(describe|it|test)\.(skipIf|runIf)\(/
 
-/** Files still breaking a rule, with the lane that fixes them; the final state has none. */
-const knownViolations: Record<string, string> = {
-  'packages/orch/test/suite.ts': 'orch (elapsed-time assertion)',
-  'packages/orch/test/api-security.test.ts': 'orch (own root check: use prerequisitesMet)',
-  'packages/server/test/cli.test.ts': 'server (elapsed-time assertion)',
-  'packages/server/test/core-ssh.test.ts': 'server (elapsed-time assertion)',
-}
-
 describe('test audit', () => {
   const files = testFiles()
   it('finds the test files', () => {
     expect(files.length).toBeGreaterThan(20)
-  })
-
-  it('the known violations are still violations (remove an entry once its lane fixed it)', () => {
-    for (const file of Object.keys(knownViolations)) {
-      const text = readFileSync(join(repoRoot, file), 'utf8')
-      const stillThere = text.split('\n').some((line) => timingAssertion.test(line) || (conditionalSkip.test(line) && !text.includes('prerequisitesMet(')))
-      expect(stillThere, `${file} (${knownViolations[file]}) is fixed: remove it from knownViolations`).toBe(true)
-    }
   })
 
   it('no test asserts on wall-clock time or memory (they belong in npm run bench)', () => {
@@ -61,7 +45,7 @@ describe('test audit', () => {
         .filter(({ line }) => timingAssertion.test(line))
         .map(({ where }) => where),
     )
-    expect(found.filter((where) => !knownViolations[where.split(':')[0]])).toEqual([])
+    expect(found).toEqual([])
   })
 
   it('no test skips on a host check of its own (CI must fail, not skip, when a prerequisite is missing)', () => {
@@ -74,6 +58,6 @@ describe('test audit', () => {
         .filter(({ line }) => conditionalSkip.test(line))
         .map(({ where }) => where)
     })
-    expect(found.filter((where) => !knownViolations[where.split(':')[0]])).toEqual([])
+    expect(found).toEqual([])
   })
 })

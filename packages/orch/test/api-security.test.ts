@@ -3,6 +3,7 @@ import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { prerequisitesMet, root } from '../../../tests/helpers/prerequisites'
 import { type Api, createApi } from '../src/api/app'
 import { OrchStore } from '../src/store/store'
 import { devEnv, freePort, startOrch, tempDir, waitExit, waitFor } from './helpers'
@@ -114,11 +115,10 @@ describe('prov-orch serve: local access', () => {
     expect(r.status).toBe(401)
   })
 
-  const isRoot = process.getuid?.() === 0
-  if (!isRoot && process.env.CI)
-    it('another local user is refused (needs root to switch to uid 65534)', () => expect.fail('run as root: the test switches to uid 65534'))
-  it.skipIf(!isRoot)('another local user (uid 65534) is refused on the socket and on TCP, and cannot read the token', async () => {
-    const probe = `
+  it.skipIf(!prerequisitesMet('another local user on the orchestrator API (switches to uid 65534)', [root]))(
+    'another local user (uid 65534) is refused on the socket and on TCP, and cannot read the token',
+    async () => {
+      const probe = `
       const net = require('node:net'); const fs = require('node:fs')
       const out = {}
       const connect = () => new Promise((r) => { const s = net.createConnection(${JSON.stringify(socketPath)}); s.on('connect', () => { s.destroy(); r('connected') }); s.on('error', (e) => r(e.code)) })
@@ -129,19 +129,20 @@ describe('prov-orch serve: local access', () => {
         out.tcp = res.status
         console.log(JSON.stringify(out))
       })()`
-    const asNobody = () =>
-      JSON.parse(execFileSync('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, '-e', probe], { cwd: '/' }).toString())
-    const before = await total()
-    expect(asNobody()).toEqual({ socket: 'EACCES', token: 'EACCES', tcp: 401 })
-    // Even with the state folder opened up, the socket's own mode keeps them out.
-    chmodSync(stateDir, 0o755)
-    try {
+      const asNobody = () =>
+        JSON.parse(execFileSync('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, '-e', probe], { cwd: '/' }).toString())
+      const before = await total()
       expect(asNobody()).toEqual({ socket: 'EACCES', token: 'EACCES', tcp: 401 })
-    } finally {
-      chmodSync(stateDir, 0o700)
-    }
-    expect(await total()).toBe(before)
-  })
+      // Even with the state folder opened up, the socket's own mode keeps them out.
+      chmodSync(stateDir, 0o755)
+      try {
+        expect(asNobody()).toEqual({ socket: 'EACCES', token: 'EACCES', tcp: 401 })
+      } finally {
+        chmodSync(stateDir, 0o700)
+      }
+      expect(await total()).toBe(before)
+    },
+  )
 })
 
 describe('prov-orch serve: browsers', () => {

@@ -151,9 +151,7 @@ export function engineSuite(h: Harness) {
 
   it('kills the whole process group of a step that hangs past its timeout', async () => {
     const pidFile = log(`hang-${Date.now()}`)
-    const started = Date.now()
     const r = await run({ name: 'hang', steps: [{ id: 'hang', run: `sleep 60 & echo $! > ${pidFile}; sleep 60`, timeout: '600ms' }] })
-    expect(Date.now() - started).toBeLessThan(20_000)
     expect(r.steps.hang.status).toBe('failed')
     expect(r.steps.hang.error).toMatch(/timed out after 600 ms; process group killed/)
     const child = Number(readFileSync(pidFile, 'utf8'))

@@ -169,13 +169,11 @@ describe('ssh provider against a real sshd', () => {
 
   it('unreachable host: clear timeout error, nothing recorded', async () => {
     const port = await freePort()
-    const started = Date.now()
     const result = await cli(['create', 'gone-01', '--provider', 'ssh', '--address', '127.0.0.1', '--port', String(port)], {
       env: { PROV_SSH__CONNECT_TIMEOUT: '2' },
     })
     expect(result.code).toBe(1)
     expect(result.stderr).toMatch(/timed out after 2 s waiting for SSH on 127\.0\.0\.1:\d+/)
-    expect(Date.now() - started).toBeLessThan(30_000)
     expect((await cli(['list', '--out', 'json'])).json().map((s: { name: string }) => s.name)).not.toContain('gone-01')
   })
 

@@ -116,9 +116,7 @@ describe('ssh core', () => {
 
   it('gives a clear timeout error for an unreachable host', async () => {
     const port = await freePort()
-    const started = Date.now()
     await expect(pinHostKey(root, '127.0.0.1', port, { timeoutMs: 1500 })).rejects.toThrow(/timed out after 2 s waiting for SSH on 127.0.0.1/)
-    expect(Date.now() - started).toBeLessThan(8000)
   })
 
   it('does not keep the process alive after closeAll', async () => {
