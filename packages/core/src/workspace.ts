@@ -84,6 +84,29 @@ export async function updateRegistry(update: (registry: WorkspaceRegistry) => Wo
   })
 }
 
+/**
+ * Whether the registry could hold an entry named `name`, judged from its text without parsing it.
+ * A name of plain characters (no quote, escape or blank that YAML could fold or unescape into it)
+ * is spelled out wherever it is a value; when it only ever stands as the whole value of a
+ * `path:` line, no entry can be named so. True whenever unsure.
+ */
+export function registryMayName(name: string): boolean {
+  if (!/^[A-Za-z0-9_./-]+$/.test(name)) return true
+  let text: string
+  try {
+    const file = registryPath()
+    if (!existsSync(file)) return false
+    if (statSync(file).size > MAX_CONFIG_FILE_BYTES) return true
+    text = readFileSync(file, 'utf8')
+  } catch {
+    return true
+  }
+  if (text.includes('\\')) return true
+  const escaped = name.replace(/[.\\/-]/g, '\\$&')
+  const pathLine = new RegExp(`^[ \\t]*(?:-[ \\t]+)?path:[ \\t]+(['"]?)${escaped}\\1[ \\t]*$`)
+  return text.split(/\r?\n|\r/).some((line) => line.includes(name) && !pathLine.test(line))
+}
+
 export function isWorkspaceDir(dir: string): boolean {
   return workspaceConfigNames.some((name) => existsSync(join(dir, name)))
 }
@@ -118,8 +141,7 @@ function toWorkspace(path: string, via: Workspace['via'], name?: string): Worksp
 }
 
 /** Looks a workspace up by registered name or by path; unknown ones are exit 5 with the nearest names. */
-export function lookupWorkspace(nameOrPath: string, via: Workspace['via'] = 'flag'): Workspace {
-  const registry = readRegistry()
+export function lookupWorkspace(nameOrPath: string, via: Workspace['via'] = 'flag', registry: WorkspaceRegistry = readRegistry()): Workspace {
   const entry = registry.workspaces.find((w) => w.name === nameOrPath)
   if (entry) {
     if (!existsSync(entry.path))

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { extname } from 'node:path'
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml'
+import type { LineCounter, Node } from 'yaml'
 import { configError, ExitCode, isProvError } from '../errors'
+import { yamlLib } from '../lazy'
 import { formatBytes, MAX_CONFIG_FILE_BYTES } from '../limits'
 import { assertSafeStructure, assertYamlDepth, isStackOverflow, tooDeepError } from '../util/structure'
 
@@ -23,6 +24,7 @@ export function findConfigFile(base: string, extensions: readonly string[] = dat
 
 function collectYamlLines(node: Node | null | undefined, prefix: string, counter: LineCounter, lines: Map<string, number>) {
   if (!node) return
+  const { isMap, isScalar, isSeq } = yamlLib()
   if (isMap(node)) {
     for (const pair of node.items) {
       const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
@@ -76,6 +78,7 @@ export function parseYamlText(text: string, file: string): ParsedFile {
 }
 
 function parseYamlUnchecked(text: string, file: string): ParsedFile {
+  const { LineCounter, parseDocument } = yamlLib()
   const counter = new LineCounter()
   const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false })
   const error = doc.errors[0]

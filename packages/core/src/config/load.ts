@@ -136,31 +136,39 @@ function normaliseFlags(flags: Record<string, unknown>): Record<string, unknown>
   return out
 }
 
-async function loadLayerFile(name: LayerName, base: string, extensions: readonly string[]): Promise<ConfigLayer | undefined> {
+/** How collectLayers reads a layer's file; undefined leaves the layer out. */
+export type LayerFileReader = (file: string) => Promise<ParsedFile | undefined>
+
+async function loadLayerFile(name: LayerName, base: string, extensions: readonly string[], read: LayerFileReader): Promise<ConfigLayer | undefined> {
   const file = findConfigFile(base, extensions)
-  return file ? fileLayer(name, await loadAnyConfigFile(file)) : undefined
+  if (!file) return undefined
+  const parsed = await read(file)
+  return parsed && fileLayer(name, parsed)
 }
 
-/** Collects the layers that exist, lowest priority first. */
-export async function collectLayers(options: LoadConfigOptions = {}): Promise<ConfigLayer[]> {
+/**
+ * Collects the layers that exist, lowest priority first. `read` parses each layer's file (a
+ * caller that only needs to know which files exist passes one that parses nothing).
+ */
+export async function collectLayers(options: LoadConfigOptions = {}, read: LayerFileReader = loadAnyConfigFile): Promise<ConfigLayer[]> {
   const environment = options.environment ?? process.env
   const override = options.overrideLayers ?? {}
   const layers: ConfigLayer[] = [{ name: 'defaults', source: 'built-in', data: structuredClone(defaultConfig) as Record<string, unknown>, lines: new Map() }]
   const push = (layer: ConfigLayer | undefined) => layer && layers.push(layer)
   const fromOverride = (name: LayerName) => (override[name] ? { name, source: `${name} (given)`, data: override[name], lines: new Map() } : undefined)
 
-  push(fromOverride('system') ?? (await loadLayerFile('system', join(systemConfigDir(), 'config'), dataExtensions)))
-  push(fromOverride('user') ?? (await loadLayerFile('user', join(userConfigDir(), 'config'), dataExtensions)))
+  push(fromOverride('system') ?? (await loadLayerFile('system', join(systemConfigDir(), 'config'), dataExtensions, read)))
+  push(fromOverride('user') ?? (await loadLayerFile('user', join(userConfigDir(), 'config'), dataExtensions, read)))
   if (options.workspacePath) {
     const ws = options.workspacePath
-    push(fromOverride('workspace') ?? (await loadLayerFile('workspace', join(ws, 'prov.config'), [...codeExtensions, ...dataExtensions])))
+    push(fromOverride('workspace') ?? (await loadLayerFile('workspace', join(ws, 'prov.config'), [...codeExtensions, ...dataExtensions], read)))
     if (options.env) {
       if (!/^[A-Za-z0-9_-]+$/.test(options.env)) throw configError(`invalid environment name '${options.env}'`, { location: '--env' })
-      push(fromOverride('environment') ?? (await loadLayerFile('environment', join(ws, 'config', options.env), dataExtensions)))
+      push(fromOverride('environment') ?? (await loadLayerFile('environment', join(ws, 'config', options.env), dataExtensions, read)))
     }
     if (options.infra) {
       if (!/^[A-Za-z0-9_.-]+$/.test(options.infra)) throw configError(`invalid infrastructure name '${options.infra}'`, { location: '--infra' })
-      push(fromOverride('infra') ?? (await loadLayerFile('infra', join(ws, 'infra', options.infra, 'config'), dataExtensions)))
+      push(fromOverride('infra') ?? (await loadLayerFile('infra', join(ws, 'infra', options.infra, 'config'), dataExtensions, read)))
     }
   } else {
     push(fromOverride('workspace'))
