@@ -255,6 +255,24 @@ describe('prov-server butane', () => {
       expect(r.stderr.trim().split('\n'), text).toHaveLength(1)
       expect(r.stderr, text).toMatch(message)
     }
+    // Hostile sizes and shapes: deep nesting, an alias bomb, one file or the whole config too big.
+    const deep = `variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: /a\n      x: ${'['.repeat(200)}${']'.repeat(200)}\n`
+    const bomb = `variant: fcos\nversion: 1.5.0\na: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n`
+    const big = (bytes: number) => `variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: /a\n      contents: { inline: ${'x'.repeat(bytes)} }\n`
+    writeFileSync(join(ws.path, 'bu-files', 'quarter-mib'), 'y'.repeat(250 * 1024))
+    const many = `variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n${Array.from({ length: 5 }, (_, i) => `    - path: /f${i}\n      contents: { local: quarter-mib }\n`).join('')}`
+    for (const [text, message] of [
+      [deep, /nest|deep/i],
+      [bomb, /alias/i],
+      [big(300 * 1024), /exceed the 262144-byte limit of one file/],
+      [many, /more than 1048576 bytes of file contents/],
+    ] as const) {
+      const r = await butane(text)
+      expect(r.stdout).toBe('')
+      expect(r.code, r.stderr).toBe(2)
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      expect(r.stderr).toMatch(message)
+    }
     const noDir = await server(['butane', join(ws.path, 'in.bu')], { input: '' })
     writeFileSync(join(ws.path, 'in.bu'), 'variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: /a\n      contents: { local: file-1 }\n')
     const withoutFilesDir = await server(['butane', join(ws.path, 'in.bu')])
@@ -443,12 +461,25 @@ describe('prov-server userdata (provision:)', () => {
         /local sandbox, which applies Ignition at first boot, not cloud-init/,
       ],
       [
+        'a source file over the per-file limit',
+        provisionBlock.replace('source: files/banner.txt', 'source: files/huge.bin'),
+        3,
+        /more than the 262144-byte limit of one file/,
+      ],
+      [
+        'contents over the per-file limit',
+        provisionBlock.replace('source: files/banner.txt', `contents: ${'z'.repeat(300 * 1024)}`),
+        3,
+        /provision\.files\.\d\.contents/,
+      ],
+      [
         'secret that does not exist',
         provisionBlock.replace('secret: app/token', 'secret: app/missing'),
         5,
         /secret 'app\/missing' of \/etc\/app\/env does not exist/,
       ],
     ]
+    writeFileSync(join(ws.path, 'files', 'huge.bin'), Buffer.alloc(300 * 1024, 1))
     for (const [what, text, code, message] of cases) {
       writeFileSync(join(ws.path, 'infra', 'dz', 'servers.yaml'), text)
       const name = what === 'packages with Ignition' ? 'cache-01' : 'web-01'

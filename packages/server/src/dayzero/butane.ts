@@ -338,7 +338,13 @@ export function translateButane(text: string, options: ButaneOptions = {}): Buta
     const error = doc.errors[0]
     throw usageError(`malformed YAML: ${error.message.split('\n')[0]}`, { location: `${source}:${error.linePos?.[0]?.line ?? 1}` })
   }
-  const data = doc.toJS({ maxAliasCount: 100 }) as unknown
+  let data: unknown
+  try {
+    data = doc.toJS({ maxAliasCount: 100 })
+  } catch (error) {
+    // yaml refuses alias bombs ("Excessive alias count") while building the values.
+    throw usageError(`malformed YAML: ${(error as Error).message}`, { location: source, hint: 'use fewer aliases (*name)' })
+  }
   assertSafeStructure(data, { source })
   if (!data || typeof data !== 'object' || Array.isArray(data))
     throw usageError('a Butane config is a mapping with variant: and version:', { location: `${source}:1` })
