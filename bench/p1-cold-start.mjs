@@ -14,7 +14,7 @@ export default async function p1({ root, log }) {
   const node = { command: process.execPath, args: ['-e', '0'], env }
   const cases = [
     ['prov --version', ['prov', '--version'], 1.5],
-    ['prov config show', ['prov', 'config', 'show'], null],
+    ['prov config show', ['prov', 'config', 'show'], 1.5],
     ['prov-kms --version', ['prov-kms', '--version'], 1.5],
     ['prov-server list (empty workspace)', ['prov-server', 'list'], 2.0],
   ]

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Benchmark harness: runs bench/p*.mjs (or those named on the command line: `npm run bench -- P1 P3`),
 // each measured side by side with its peer in one run, and writes bench/results/<id>.json plus
-// bench/results/results.md. Targets are reported, never asserted.
+// bench/results/results.md. Targets are reported, never asserted. `npm run bench -- --curves` draws
+// how the cost grows with the work instead (bench/results/curves.svg and curves.json).
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -11,11 +12,51 @@ const benchDir = join(root, 'bench')
 const resultsDir = join(benchDir, 'results')
 mkdirSync(resultsDir, { recursive: true })
 
-const wanted = process.argv.slice(2).map((a) => a.toUpperCase())
+const flags = process.argv.slice(2).filter((a) => a.startsWith('--'))
+const unknown = flags.filter((f) => f !== '--curves')
+if (unknown.length) {
+  process.stderr.write(`bench: unknown option ${unknown[0]} (only --curves)\n`)
+  process.exit(2)
+}
+const wanted = process.argv
+  .slice(2)
+  .filter((a) => !a.startsWith('--'))
+  .map((a) => a.toUpperCase())
 const files = readdirSync(benchDir)
   .filter((f) => /^p\d+-.*\.mjs$/.test(f))
   .sort((a, b) => Number(a.slice(1).split('-')[0]) - Number(b.slice(1).split('-')[0]))
   .filter((f) => !wanted.length || wanted.includes(f.split('-')[0].toUpperCase()))
+
+if (flags.includes('--curves')) {
+  await drawCurves(files)
+  process.exit(0)
+}
+
+/**
+ * `--curves`: each benchmark that exports `curves()` measures its cost at growing sizes; the charts
+ * go to bench/results/curves.svg (one per measure, prov and peer on the same axes) and the data to
+ * curves.json. A benchmark that fails is drawn as "not measured", with the reason in the JSON.
+ */
+async function drawCurves(selected) {
+  const { renderCurves } = await import(pathToFileURL(join(benchDir, 'chart.mjs')).href)
+  const charts = []
+  for (const file of selected) {
+    const mod = await import(pathToFileURL(join(benchDir, file)).href)
+    if (typeof mod.curves !== 'function') continue
+    process.stderr.write(`bench --curves: ${file}\n`)
+    try {
+      charts.push(...(await mod.curves({ root, log: (m) => process.stderr.write(`  ${m}\n`) })))
+    } catch (error) {
+      process.stderr.write(`  could not run: ${error.message}\n`)
+      const id = file.split('-')[0].toUpperCase()
+      charts.push({ id, title: `${id} (failed)`, x: '', y: '', series: [], error: error.message })
+    }
+  }
+  const date = new Date().toISOString()
+  writeFileSync(join(resultsDir, 'curves.json'), `${JSON.stringify({ date, node: process.version, charts }, null, 2)}\n`)
+  writeFileSync(join(resultsDir, 'curves.svg'), renderCurves(charts, { title: `prov cost curves (${date.slice(0, 10)}, node ${process.version}, 2 cores)` }))
+  process.stdout.write(`bench: wrote ${charts.length} charts to bench/results/curves.svg and curves.json\n`)
+}
 
 const results = []
 for (const file of files) {
