@@ -8,6 +8,20 @@ import { type AwsKmsContract, startAwsKmsContract, TEST_CREDENTIALS } from './co
 import { type MotoKms, startMoto } from './contract/moto'
 import { expectNoLeak, expectOneErrorLine, kms, tempEnv } from './helpers'
 
+/** The environment of prov-kms talking to an AWS KMS endpoint with the test credentials (no host AWS config). */
+function awsEnvFor(base: Record<string, string | undefined>, endpoint: string): Record<string, string | undefined> {
+  return {
+    ...base,
+    AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+    AWS_REGION: 'us-east-1',
+    AWS_CONFIG_FILE: '/dev/null',
+    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+    PROV_KMS__AWS__ENDPOINT: endpoint,
+    PROV_KMS_RETRIES: '3',
+  }
+}
+
 const SECRET = 'remote-backend-secret-77'
 
 interface Emulator {
@@ -20,16 +34,7 @@ function awsSuite(name: string, start: () => Promise<Emulator>) {
     let server: Emulator
     const env = tempEnv(`prov-kms-aws-${name}-`)
     const results: Awaited<ReturnType<typeof kms>>[] = []
-    const awsEnv = (): Record<string, string | undefined> => ({
-      ...env.env,
-      AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
-      AWS_REGION: 'us-east-1',
-      AWS_CONFIG_FILE: '/dev/null',
-      AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-      PROV_KMS__AWS__ENDPOINT: server.url,
-      PROV_KMS_RETRIES: '3',
-    })
+    const awsEnv = () => awsEnvFor(env.env, server.url)
     const run = async (args: string[], input?: string, extra: Record<string, string | undefined> = {}) => {
       const result = await kms(args, { env: { ...awsEnv(), ...extra }, input, cwd: env.root })
       results.push(result)
@@ -120,16 +125,7 @@ awsSuite('contract server', startAwsKmsContract)
 describe('prov-kms with AWS KMS: what only the contract server can show', () => {
   let aws: AwsKmsContract
   const env = tempEnv('prov-kms-aws-contract-')
-  const awsEnv = (): Record<string, string | undefined> => ({
-    ...env.env,
-    AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
-    AWS_REGION: 'us-east-1',
-    AWS_CONFIG_FILE: '/dev/null',
-    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-    PROV_KMS__AWS__ENDPOINT: aws.url,
-    PROV_KMS_RETRIES: '3',
-  })
+  const awsEnv = () => awsEnvFor(env.env, aws.url)
   const run = (args: string[], input?: string, extra: Record<string, string | undefined> = {}) =>
     kms(args, { env: { ...awsEnv(), ...extra }, input, cwd: env.root })
 

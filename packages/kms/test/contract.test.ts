@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
 import { runOnTerminal } from '../../../tests/helpers/cli'
-import { expectNoLeak, expectOneErrorLine, kms, tempWorkspace } from './helpers'
+import { expectNoLeak, expectOneErrorLine, kms, recordingKms, tempWorkspace } from './helpers'
 
 const SECRET = 'contract-secret-value-31'
 
@@ -29,12 +29,7 @@ function snapshot(root: string): Record<string, string> {
 
 describe('prov-kms: --check previews, destructive commands confirm, --out and --identity', () => {
   let ws: Awaited<ReturnType<typeof tempWorkspace>>
-  const results: Awaited<ReturnType<typeof kms>>[] = []
-  const run = async (args: string[], input?: string, extra: Record<string, string | undefined> = {}) => {
-    const result = await kms(args, { env: { ...ws.env, ...extra }, cwd: ws.root, input })
-    results.push(result)
-    return result
-  }
+  const { results, run } = recordingKms(() => ws)
   let sopsFile = ''
   let plainFile = ''
 

@@ -59,15 +59,25 @@ export function makeWorldReadable(file: string): void {
   chmodSync(file, 0o644)
 }
 
-/** A temporary environment with a runner that keeps every result (for the no-leak check) and a file writer. */
-export function kmsSession(prefix: string) {
-  const env = tempEnv(prefix)
+/**
+ * A prov-kms runner in the environment `context()` gives at call time (a workspace made in
+ * beforeAll, say) that keeps every result, for the no-leak check.
+ */
+export function recordingKms(context: () => { env: Record<string, string | undefined>; root: string }) {
   const results: CliResult[] = []
   const run = async (args: string[], input?: string | Buffer, extra: Record<string, string | undefined> = {}) => {
-    const result = await kms(args, { env: { ...env.env, ...extra }, input, cwd: env.root })
+    const { env, root } = context()
+    const result = await kms(args, { env: { ...env, ...extra }, input, cwd: root })
     results.push(result)
     return result
   }
+  return { results, run }
+}
+
+/** A temporary environment with a runner that keeps every result (for the no-leak check) and a file writer. */
+export function kmsSession(prefix: string) {
+  const env = tempEnv(prefix)
+  const { results, run } = recordingKms(() => env)
   const file = (name: string, text: string) => {
     const path = join(env.root, name)
     writeFileSync(path, text)

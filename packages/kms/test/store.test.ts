@@ -3,19 +3,14 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { redactString, resolveSecretRefs, workspaceSecretResolver } from '../../core/src/index'
-import { expectNoLeak, expectOneErrorLine, kms, recipientOf, tempWorkspace } from './helpers'
+import { expectNoLeak, expectOneErrorLine, recipientOf, recordingKms, tempWorkspace } from './helpers'
 
 const DB_PASSWORD = 'Sup3r-s3cret-db-pass'
 const API_TOKEN = 'tok_live_0123456789abcdef'
 
 describe('prov-kms secret store, keys rotate and scan (workspace)', () => {
   let ws: Awaited<ReturnType<typeof tempWorkspace>>
-  const results: Awaited<ReturnType<typeof kms>>[] = []
-  const run = async (args: string[], input?: string, extra: Record<string, string | undefined> = {}) => {
-    const result = await kms(args, { env: { ...ws.env, ...extra }, cwd: ws.root, input })
-    results.push(result)
-    return result
-  }
+  const { results, run } = recordingKms(() => ws)
   const identity = () => join(ws.path, '.prov/kms/identity.txt')
 
   beforeAll(async () => {

@@ -1,6 +1,7 @@
 import { createHash, generateKeyPairSync } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { newServerRecord } from '@prov/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
 import { repoRoot, runCli, tempWorkspace } from '../../../tests/helpers/cli'
@@ -40,24 +41,7 @@ function snapshot(dir: string): Record<string, string> {
 }
 
 function server(name: string, port: number) {
-  return {
-    schema: 'prov.server/v1',
-    name,
-    provider: 'ssh',
-    status: 'running',
-    hostname: name,
-    ip_address: '127.0.0.1',
-    ssh: { user: 'root', port },
-    labels: {},
-    infra: null,
-    cores: null,
-    memory_mb: null,
-    disk_gb: null,
-    zone: null,
-    plan: null,
-    image: null,
-    created_at: '2026-01-01T00:00:00Z',
-  }
+  return newServerRecord({ name, provider: 'ssh', status: 'running', ip_address: '127.0.0.1', ssh: { user: 'root', port }, created_at: '2026-01-01T00:00:00Z' })
 }
 
 beforeAll(async () => {

@@ -1,8 +1,8 @@
-import { FINISHED_WORKFLOW_STATUSES, type WorkflowStatus } from '@prov/core'
+import { FINISHED_WORKFLOW_STATUSES, type OrchEventRecord, type WorkflowStatus } from '@prov/core'
 import type { CompiledStep } from '../workflow'
 
 export type { WorkflowStatus }
-export const EVENT_SCHEMA = 'prov.orch.event/v1'
+export const EVENT_SCHEMA: OrchEventRecord['schema'] = 'prov.orch.event/v1'
 export type StepStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'rolled_back' | 'skipped'
 export type StepKind = 'main' | 'rollback'
 /** The event that ends a workflow (`workflow.succeeded`, ...). */
@@ -10,15 +10,8 @@ export const isTerminalEvent = (type: string) => FINISHED_WORKFLOW_STATUSES.some
 /** The workflow states in which steps may still be claimed (SQL list). */
 export const ACTIVE_SQL = "('queued','running','rolling_back')"
 
-export interface OrchEvent {
-  schema: typeof EVENT_SCHEMA
-  workflow_id: string
-  seq: number
-  ts: string
-  type: string
-  step?: string
-  data?: Record<string, unknown>
-}
+/** One event of a workflow's history, as the API and `watch` give it (the client reads the same type). */
+export type OrchEvent = OrchEventRecord
 
 export interface WorkflowRecord {
   schema: 'prov.orch.workflow.status/v1'
