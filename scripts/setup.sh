@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(
   openssh-server openssh-client iproute2 iptables util-linux procps psmisc kmod jq git ca-certificates
   age docker-registry skopeo postgresql ansible-core apache2-utils shellcheck ignition cloud-init
-  build-essential python3 make zsh fish gnupg
+  build-essential python3 make zsh fish gnupg chromium
 )
 missing=()
 for p in "${packages[@]}"; do

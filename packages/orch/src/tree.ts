@@ -22,5 +22,6 @@ export const main: CommandDef = {
     validate: () => import('./commands/validate').then((m) => m.default),
     serve: () => import('./commands/serve').then((m) => m.default),
     worker: () => import('./commands/worker').then((m) => m.default),
+    ui: () => import('./commands/ui').then((m) => m.default),
   },
 }

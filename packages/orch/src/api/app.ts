@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import { isFinishedWorkflowStatus, jsonNestingDepth, MAX_INPUT_DEPTH, PROV_VERSION, parseInput, tooDeepError, WORKFLOW_STATUSES } from '@prov/core'
 import { type Context, Hono } from 'hono'
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import { streamSSE } from 'hono/streaming'
 import { isTerminalEvent, type OrchStore } from '../store/store'
 import { compileWorkflow } from '../workflow'
 import { AuditLog } from './audit'
-import { type AuthOptions, authenticate, requireRole } from './auth'
-import { ApiError, envelope, type Transport, toApiError, type Vars } from './envelope'
+import { type AuthOptions, authenticate, requireRole, verifyJwt } from './auth'
+import { ApiError, envelope, RANK, type Role, type Transport, toApiError, type Vars } from './envelope'
 import { bodySizeGuard, contentTypeGuard, hostGuard, originGuard, rateLimiter } from './guard'
+import { defaultUiDir, LOGIN_TOKEN_TTL_MS, loadUiAssets, requireOwnOrigin, sessionCookieName, UI_HEADERS, UiSessions } from './ui'
 
 export interface ApiOptions {
   auth: AuthOptions
@@ -23,8 +25,12 @@ export interface ApiOptions {
   maxBody?: number
   /** How often counts of refused requests are written to the audit log (default 60 s). */
   auditWindowMs?: number
-  /** Time source of the rate limiter (tests freeze it). */
+  /** Time source of the rate limiter and of dashboard sessions (tests freeze it). */
   clock?: () => number
+  /** The built dashboard (default: dist/ui of this package); a folder without index.html serves none. */
+  uiDir?: string
+  /** This server's URL for browsers (`http://127.0.0.1:9090`), known once it listens: login links point there. */
+  publicUrl?: () => string | undefined
 }
 
 /** What the node adapter passes as `env`; `transport` is added by the listener. */
@@ -43,6 +49,8 @@ export interface Api {
 export function createApi(store: OrchStore, options: ApiOptions): Api {
   const app = new Hono<Vars>()
   const audit = new AuditLog((entries) => store.audit(entries), options.auditWindowMs)
+  const sessions = new UiSessions(options.clock)
+  const assets = loadUiAssets(options.uiDir ?? defaultUiDir())
 
   app.onError((error, c) => {
     const e = toApiError(error)
@@ -69,9 +77,73 @@ export function createApi(store: OrchStore, options: ApiOptions): Api {
   app.use('*', originGuard(options.cors ?? []))
   app.use('*', contentTypeGuard())
   app.use('*', bodySizeGuard(options.maxBody ?? 1024 * 1024))
-  app.use('*', authenticate(options.auth))
+  app.use('*', authenticate(options.auth, sessions))
 
   app.get('/health', (c) => c.json(envelope(c, 'success', { healthy: true, store: store.dialect, version: PROV_VERSION })))
+
+  app.get('/ui', (c) => c.redirect('/ui/', 301))
+  app.get('/ui/*', (c) => {
+    const asset = assets.get(c.req.path)
+    if (!asset) {
+      throw c.req.path === '/ui/'
+        ? new ApiError(404, 'NOT_FOUND', 'the dashboard is not built into this installation', {
+            hint: 'npm run build (it builds packages/orch/ui into dist/ui)',
+          })
+        : new ApiError(404, 'NOT_FOUND', `no dashboard file ${c.req.path}`)
+    }
+    // Asset names carry a hash of their content: they never change, the page that names them does.
+    const cache = c.req.path === '/ui/' ? 'no-store' : 'public, max-age=31536000, immutable'
+    return c.body(new Uint8Array(asset.body), 200, { ...UI_HEADERS, 'Content-Type': asset.type, 'Cache-Control': cache })
+  })
+
+  // The login exchange: a one-time token (prov-orch ui) or, with JWT auth, a pasted JWT becomes a session.
+  app.post('/ui/login', async (c) => {
+    requireOwnOrigin(c)
+    const body = await optionalJsonBody(c)
+    const token = typeof body.token === 'string' ? body.token.trim() : ''
+    if (!token || token.length > 16 * 1024) throw new ApiError(400, 'BAD_REQUEST', 'send {"token": "<login token or JWT>"}')
+    let identity: { who: string; role: Role; expires?: number } | undefined = sessions.redeemLogin(token)
+    if (!identity && options.auth.mode === 'jwt' && token.split('.').length === 3) identity = await verifyJwt(token, options.auth)
+    if (!identity) throw new ApiError(401, 'UNAUTHORIZED', 'login token invalid, already used or expired; prov-orch ui prints a new link')
+    const { id, session } = sessions.open(identity.who, identity.role, identity.expires)
+    setCookie(c, sessionCookieName(c), id, { httpOnly: true, sameSite: 'Strict', path: '/', secure: new URL(c.req.url).protocol === 'https:' })
+    c.set('who', session.who)
+    c.set('role', session.role)
+    return c.json(envelope(c, 'success', { who: session.who, role: session.role, csrf: session.csrf, expires_at: new Date(session.expires).toISOString() }))
+  })
+
+  app.get('/v1/session', (c) => {
+    requireRole(c, 'viewer')
+    return c.json(envelope(c, 'success', { who: c.get('who'), role: c.get('role'), auth: options.auth.mode }))
+  })
+
+  app.delete('/v1/session', (c) => {
+    requireRole(c, 'viewer')
+    const cookie = getCookie(c, sessionCookieName(c))
+    if (cookie) sessions.close(cookie)
+    deleteCookie(c, sessionCookieName(c), { path: '/' })
+    return c.json(envelope(c, 'success', { closed: Boolean(cookie) }))
+  })
+
+  // One-time dashboard login links, minted by an admin (the owner on the unix socket: prov-orch ui).
+  app.post('/v1/login-tokens', async (c) => {
+    requireRole(c, 'admin')
+    const body = await optionalJsonBody(c)
+    const role = body.role ?? 'admin'
+    if (typeof role !== 'string' || !(role in RANK)) throw new ApiError(400, 'BAD_REQUEST', 'role must be viewer, operator or admin')
+    const { token, expires } = sessions.mintLogin(`ui:${role}:${c.get('who')}`, role as Role)
+    const base = options.publicUrl?.()
+    return c.json(
+      envelope(c, 'success', {
+        role,
+        expires_at: new Date(expires).toISOString(),
+        ttl_seconds: LOGIN_TOKEN_TTL_MS / 1000,
+        url: base ? `${base}/ui/#login=${token}` : null,
+        token,
+      }),
+      201,
+    )
+  })
 
   app.get('/metrics', async (c) => {
     requireRole(c, 'viewer')
@@ -187,8 +259,11 @@ async function metricsText(store: OrchStore): Promise<string> {
     '# HELP prov_orch_workflows_failed_total Workflows that failed or were rolled back.',
     '# TYPE prov_orch_workflows_failed_total counter',
     `prov_orch_workflows_failed_total ${(m.workflows.failed ?? 0) + (m.workflows.rolled_back ?? 0)}`,
-    '# HELP prov_orch_step_latency_seconds Time from start to finish of steps.',
+    '# HELP prov_orch_step_latency_seconds Time from start to finish of steps (quantiles over the most recent 1000).',
     '# TYPE prov_orch_step_latency_seconds summary',
+    ...Object.entries(m.stepLatency.quantilesMs).map(
+      ([q, ms]) => `prov_orch_step_latency_seconds{quantile="${q}"} ${Number.isNaN(ms) ? 'NaN' : (ms / 1000).toFixed(3)}`,
+    ),
     `prov_orch_step_latency_seconds_sum ${(m.stepLatency.sumMs / 1000).toFixed(3)}`,
     `prov_orch_step_latency_seconds_count ${m.stepLatency.count}`,
   ]

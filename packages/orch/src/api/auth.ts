@@ -1,7 +1,10 @@
 import { createHash, createPublicKey, type KeyObject, timingSafeEqual } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
-import type { MiddlewareHandler } from 'hono'
+import type { Context, MiddlewareHandler } from 'hono'
+import { getCookie } from 'hono/cookie'
 import { ApiError, RANK, type Role, type Vars } from './envelope'
+import { isMutating } from './guard'
+import { isOpenUiPath, requireOwnOrigin, sameSecret, sessionCookieName, type UiSession, type UiSessions } from './ui'
 
 export interface AuthOptions {
   /**
@@ -35,14 +38,62 @@ function bearer(header: string | undefined): string {
   return match[1]
 }
 
-/** Sets `who` and `role` for the request, or refuses it (401/403). `/health` is open. */
-export function authenticate(options: AuthOptions): MiddlewareHandler<Vars> {
+/** The identity a JWT carries (sub, highest known role), or a 401/403 ApiError. */
+export async function verifyJwt(presented: string, options: AuthOptions): Promise<{ who: string; role: Role; expires: number }> {
+  const { jwtVerify, errors } = await import('jose')
+  try {
+    const { payload } = await jwtVerify(presented, options.key as Uint8Array, {
+      audience: options.audience,
+      issuer: options.issuer,
+      requiredClaims: ['exp', 'sub'],
+    })
+    const roles = [payload.role, ...(Array.isArray(payload.roles) ? payload.roles : [])].filter((r): r is Role => typeof r === 'string' && r in RANK)
+    if (!roles.length) throw new ApiError(403, 'FORBIDDEN', 'token carries no role (viewer, operator or admin)')
+    return { who: String(payload.sub), role: roles.sort((a, b) => RANK[b] - RANK[a])[0], expires: (payload.exp as number) * 1000 }
+  } catch (error) {
+    if (error instanceof ApiError) throw error
+    const message =
+      error instanceof errors.JWTExpired
+        ? 'token expired'
+        : error instanceof errors.JWTClaimValidationFailed
+          ? `token rejected: ${error.message}`
+          : 'invalid token (signature or format)'
+    throw new ApiError(401, 'UNAUTHORIZED', message)
+  }
+}
+
+/**
+ * A dashboard session: the cookie names it, the X-CSRF-Token header proves the request comes
+ * from the page that logged in (every request, reads too: the cookie reaches other ports of the
+ * host), and a mutating request must come from this server's own origin.
+ */
+function sessionOf(c: Context<Vars>, sessions: UiSessions, cookie: string): UiSession {
+  const session = sessions.lookup(cookie)
+  if (!session) throw new ApiError(401, 'UNAUTHORIZED', 'dashboard session expired or unknown; log in again (prov-orch ui prints a login link)')
+  const proof = c.req.header('x-csrf-token')
+  if (!proof || !sameSecret(proof, session.csrf)) throw new ApiError(403, 'CSRF', 'missing or wrong X-CSRF-Token for this session')
+  if (isMutating(c.req.method)) requireOwnOrigin(c)
+  return session
+}
+
+/**
+ * Sets `who` and `role` for the request, or refuses it (401/403). `/health`, the dashboard's
+ * files and its login exchange are open; a bearer token wins over a session cookie.
+ */
+export function authenticate(options: AuthOptions, sessions?: UiSessions): MiddlewareHandler<Vars> {
   const expected = options.token ? digest(options.token) : undefined
   return async (c, next) => {
-    if (c.req.path === '/health') return next()
+    if (c.req.path === '/health' || isOpenUiPath(c.req.method, c.req.path)) return next()
     if (c.get('transport') === 'unix') {
       c.set('who', 'owner@unix-socket')
       c.set('role', 'admin')
+      return next()
+    }
+    const cookie = sessions && c.req.header('authorization') === undefined ? getCookie(c, sessionCookieName(c)) : undefined
+    if (sessions && cookie) {
+      const session = sessionOf(c, sessions, cookie)
+      c.set('who', session.who)
+      c.set('role', session.role)
       return next()
     }
     const presented = bearer(c.req.header('authorization'))
@@ -52,27 +103,9 @@ export function authenticate(options: AuthOptions): MiddlewareHandler<Vars> {
       c.set('role', 'admin')
       return next()
     }
-    const { jwtVerify, errors } = await import('jose')
-    try {
-      const { payload } = await jwtVerify(presented, options.key as Uint8Array, {
-        audience: options.audience,
-        issuer: options.issuer,
-        requiredClaims: ['exp', 'sub'],
-      })
-      const roles = [payload.role, ...(Array.isArray(payload.roles) ? payload.roles : [])].filter((r): r is Role => typeof r === 'string' && r in RANK)
-      c.set('who', String(payload.sub))
-      if (!roles.length) throw new ApiError(403, 'FORBIDDEN', 'token carries no role (viewer, operator or admin)')
-      c.set('role', roles.sort((a, b) => RANK[b] - RANK[a])[0])
-    } catch (error) {
-      if (error instanceof ApiError) throw error
-      const message =
-        error instanceof errors.JWTExpired
-          ? 'token expired'
-          : error instanceof errors.JWTClaimValidationFailed
-            ? `token rejected: ${error.message}`
-            : 'invalid token (signature or format)'
-      throw new ApiError(401, 'UNAUTHORIZED', message)
-    }
+    const { who, role } = await verifyJwt(presented, options)
+    c.set('who', who)
+    c.set('role', role)
     return next()
   }
 }

@@ -74,6 +74,7 @@ export default defineProvCommand({
     const engine = args.engine ? new Engine(store, { ...(await engineSettings(common, loaded)), concurrency, onWarn: (m) => log.warn(m) }) : undefined
     if (engine) await store.acquireEngineLock(engine.owner)
     const token = authMode === 'token' ? newOwnerToken() : undefined
+    let publicUrl: string | undefined
     const api = createApi(store, {
       auth: { mode: authMode, token, key, audience: args.audience ?? orch.auth.audience, issuer: args.issuer ?? (orch.auth.issuer || undefined) },
       rateLimit,
@@ -81,11 +82,15 @@ export default defineProvCommand({
       allowedHosts: list(args['allow-host'], orch.allowed_hosts),
       cors: list(args.cors, orch.cors),
       maxBody,
+      publicUrl: () => publicUrl,
     })
     const listener = await listen(api, { host, port, stateDir: store.stateDir, token, onWarn: (m) => log.warn(m) })
     const where = `http://${host.includes(':') ? `[${host}]` : host}:${listener.address.port}`
+    // A browser cannot go to a wildcard address: login links name loopback, which the host guard always accepts.
+    const browserHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host
+    publicUrl = `http://${browserHost}:${listener.address.port}`
     log.info(
-      `prov-orch listening on ${where}${listener.socketPath ? ` and ${listener.socketPath}` : ''} (store ${store.location}; TCP clients need ${listener.tokenFile ? `the owner token in ${listener.tokenFile}` : 'a JWT'})`,
+      `prov-orch listening on ${where}${listener.socketPath ? ` and ${listener.socketPath}` : ''} (store ${store.location}; TCP clients need ${listener.tokenFile ? `the owner token in ${listener.tokenFile}` : 'a JWT'}; dashboard: ${publicUrl}/ui/, log in with prov-orch ui)`,
     )
     let stopping: Promise<void> | undefined
     const stop = () => {

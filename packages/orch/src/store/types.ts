@@ -115,5 +115,6 @@ export interface AuditRecord {
 export interface Metrics {
   workflows: Record<string, number>
   steps: Record<string, number>
-  stepLatency: { count: number; sumMs: number }
+  /** Count and sum over all finished steps; quantiles (0.5, 0.9, 0.99) over the most recent 1000, NaN when none finished. */
+  stepLatency: { count: number; sumMs: number; quantilesMs: Record<string, number> }
 }

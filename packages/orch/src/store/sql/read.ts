@@ -72,6 +72,16 @@ export async function unfinished(db: Db): Promise<number> {
   return Number(n)
 }
 
+/** Finished steps the latency percentiles are computed over (the most recent ones). */
+export const LATENCY_WINDOW = 1000
+export const LATENCY_QUANTILES = [0.5, 0.9, 0.99] as const
+
+/** The nearest-rank percentile of ascending `sorted` values (NaN when there are none). */
+export function nearestRank(sorted: number[], q: number): number {
+  if (!sorted.length) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]
+}
+
 export async function metrics(db: Db): Promise<Metrics> {
   const wf = await db.all<{ status: string; n: number }>('SELECT status, count(*) AS n FROM orch_workflows GROUP BY status')
   const st = await db.all<{ status: string; n: number }>(
@@ -80,9 +90,14 @@ export async function metrics(db: Db): Promise<Metrics> {
   const [lat] = await db.all<{ n: number; total: number }>(
     'SELECT count(*) AS n, coalesce(sum(finished_at - started_at), 0) AS total FROM orch_steps WHERE finished_at IS NOT NULL AND started_at IS NOT NULL',
   )
+  // Percentiles over the most recent finished steps: bounded work whatever the history's size.
+  const recent = await db.all<{ ms: number }>(
+    `SELECT finished_at - started_at AS ms FROM orch_steps WHERE finished_at IS NOT NULL AND started_at IS NOT NULL ORDER BY finished_at DESC LIMIT ${LATENCY_WINDOW}`,
+  )
+  const sorted = recent.map((r) => Number(r.ms)).sort((a, b) => a - b)
   return {
     workflows: Object.fromEntries(wf.map((r) => [r.status, Number(r.n)])),
     steps: Object.fromEntries(st.map((r) => [r.status, Number(r.n)])),
-    stepLatency: { count: Number(lat.n), sumMs: Number(lat.total) },
+    stepLatency: { count: Number(lat.n), sumMs: Number(lat.total), quantilesMs: Object.fromEntries(LATENCY_QUANTILES.map((q) => [q, nearestRank(sorted, q)])) },
   }
 }
