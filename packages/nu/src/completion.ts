@@ -21,13 +21,24 @@ interface Completable {
   flags: FlagSpec[]
 }
 
+/**
+ * A group takes the flags every prov command has before its subcommand (`prov -w NAME server
+ * list`): it offers those of the commands below it, so `prov -w <TAB>` completes workspace names.
+ */
+function groupFlags(group: CommandSpec, specs: CommandSpec[]): FlagSpec[] {
+  const below = specs.filter((s) => s.name.startsWith(`${group.name} `))
+  const flags = new Map<string, FlagSpec>()
+  for (const spec of below) for (const flag of spec.flags) if (flag.common && !flags.has(flag.long)) flags.set(flag.long, flag)
+  return [...flags.values()]
+}
+
 function completables(specs: CommandSpec[]): Completable[] {
   const byName = new Map(specs.map((s) => [s.name, s]))
   return specs.map((spec) => ({
     path: spec.name,
     spec,
     subcommands: spec.subcommands.map((name) => ({ name, description: byName.get(`${spec.name} ${name}`)?.description ?? '' })),
-    flags: spec.flags,
+    flags: spec.group && !spec.flags.length ? groupFlags(spec, specs) : spec.flags,
   }))
 }
 

@@ -75,6 +75,10 @@ describe('bash', () => {
     expect(complete('prov', 'taskserv', 'install', 're')).toEqual(['redis'])
     expect(complete('prov', 'workspace', 'use', '')).toEqual(['compws'])
     expect(complete('prov', 'server', 'list', '--workspace', '')).toEqual(['compws'])
+    // Before the subcommand too: global options go anywhere.
+    expect(complete('prov', '-w', '')).toEqual(['compws'])
+    expect(complete('prov', 'server', '--workspace', '')).toEqual(['compws'])
+    expect(complete('prov', '-w', 'compws', 'server', '')).toEqual(expect.arrayContaining(['plan', 'list']))
   })
 })
 
@@ -98,6 +102,7 @@ words=(${words.map((w) => `'${w}'`).join(' ')}); CURRENT=${words.length}; _prov`
     expect(probe(['prov-server', 'list', '--'])).toEqual(expect.arrayContaining(['--provider', '--workspace', '--out']))
     expect(probe(['prov', 'server', 'info', ''])).toEqual(['db-01', 'web-01'])
     expect(probe(['prov', 'server', 'list', '-o', ''])).toEqual(['json', 'ndjson', 'yaml', 'table', 'wide'])
+    expect(probe(['prov', '-w', ''])).toEqual(['compws'])
   })
 })
 
@@ -113,6 +118,7 @@ describe('fish', () => {
     expect(complete('prov-server list --pr')).toEqual(['--provider'])
     expect(complete('prov-taskserv install re')).toEqual(['redis'])
     expect(complete('prov server info ')).toEqual(['db-01', 'web-01'])
+    expect(complete('prov -w ')).toEqual(['compws'])
   })
 })
 
