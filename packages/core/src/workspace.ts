@@ -281,7 +281,11 @@ export function assertDeletableWorkspace(entry: WorkspaceEntry): string {
     })
   if (stat.isSymbolicLink()) throw refuse('it is a symlink, not a workspace folder')
   if (!stat.isDirectory()) throw refuse('it is not a directory')
-  if (path === dirname(path) || path === resolve(homedir())) throw refuse('it is the root or home folder')
+  const home = resolve(homedir())
+  if (path === dirname(path) || path === home) throw refuse('it is the root or home folder')
+  // A prov.config.* dropped into /home or /etc must not make them deletable.
+  if (`${home}/`.startsWith(`${path}/`)) throw refuse(`the home folder ${home} is inside it`)
+  if (dirname(path) === '/') throw refuse('it is a top-level system folder')
   if (!isWorkspaceDir(path)) throw refuse('it is no longer a workspace (no prov.config.* in it)')
   return path
 }

@@ -343,6 +343,16 @@ describe('prov workspace remove --delete-files', () => {
       oneLine(viaLink.stderr, /it is a symlink/)
       expect(existsSync(join(target, 'prov.config.yaml'))).toBe(true)
 
+      // A folder above the home folder, even one that looks like a workspace, is never deleted.
+      const homes = join(t.root, 'homes')
+      mkdirSync(join(homes, 'me'), { recursive: true })
+      writeFileSync(join(homes, 'prov.config.yaml'), 'workspace:\n  name: homes\n')
+      expect((await runCli('prov', ['workspace', 'use', homes, '-q'], { env: t.env })).code).toBe(0)
+      const aboveHome = await runCli('prov', ['workspace', 'remove', 'homes', '--delete-files', '--yes'], { env: { ...t.env, HOME: join(homes, 'me') } })
+      expect(aboveHome.code).toBe(4)
+      oneLine(aboveHome.stderr, /refusing to delete .*homes: the home folder .*homes\/me is inside it/)
+      expect(existsSync(join(homes, 'me'))).toBe(true)
+
       writeFileSync(join(path, 'prov.config.yaml'), 'workspace:\n  name: gone\n')
       const removed = await runCli('prov', ['workspace', 'remove', 'gone', '--delete-files', '--yes'], { env: t.env })
       expect(removed.code, removed.stderr).toBe(0)
