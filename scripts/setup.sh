@@ -8,6 +8,7 @@ packages=(
   openssh-server openssh-client iproute2 iptables util-linux procps psmisc kmod jq git ca-certificates
   age docker-registry skopeo postgresql ansible-core apache2-utils shellcheck ignition cloud-init
   build-essential python3 make zsh fish gnupg chromium
+  bubblewrap mmdebstrap
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -26,9 +27,6 @@ if ((${#missing[@]})); then
     rm -f /usr/sbin/policy-rc.d
   fi
 fi
-
-# prov-taskserv catalog: pre-download the .debs so installs inside sandboxes (overlay of this root) hit the cache.
-[ "$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install --download-only -y -qq redis-server redis-tools nginx haproxy etcd-server etcd-client containerd prometheus-node-exporter kubernetes-client curl >&2 || true
 
 # Reproducible installs: exactly the committed lock; an install that rewrites it fails.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -58,3 +56,9 @@ if [ ! -x "$tools/just-1.57.0/node_modules/.bin/just" ]; then
   npm install --prefix "$tools/just-1.57.0" --no-save --no-package-lock --no-audit --no-fund rust-just@1.57.0 >&2
 fi
 npm run build >&2
+
+# The Debian image local sandbox servers boot from (built once per machine, a few minutes the
+# first time; it carries the .debs of the taskserv catalog so sandboxes install them offline).
+if [ "$(id -u)" -eq 0 ]; then
+  node bin/prov-server image build debian-12 -q >/dev/null
+fi

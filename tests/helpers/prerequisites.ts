@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 
 /** One thing an end-to-end test needs from the host, and how to check it. */
 export interface Prerequisite {
@@ -37,5 +38,25 @@ export function prerequisitesMet(suite: string, prerequisites: Prerequisite[]): 
   return false
 }
 
-/** What the local provider's real sandboxes need (root, namespaces, iproute2, iptables, sshd). */
-export const sandboxPrerequisites: Prerequisite[] = [root, ...['ip', 'unshare', 'nsenter', 'iptables', '/usr/sbin/sshd', 'ssh-keygen'].map(tool), namespaces]
+/** User namespaces are enabled (local sandboxes map their root to an unprivileged uid range). */
+export const userNamespaces: Prerequisite = {
+  what: 'user namespaces (user.max_user_namespaces > 0)',
+  ok: () => {
+    try {
+      return Number(readFileSync('/proc/sys/user/max_user_namespaces', 'utf8').trim()) > 0
+    } catch {
+      return false
+    }
+  },
+}
+
+/**
+ * What the local provider's real sandboxes need: root, namespaces (user ones included), iproute2,
+ * iptables, sshd, and bubblewrap/setpriv/mmdebstrap (scripts/setup.sh installs them).
+ */
+export const sandboxPrerequisites: Prerequisite[] = [
+  root,
+  ...['ip', 'unshare', 'nsenter', 'iptables', 'setpriv', 'bwrap', 'mmdebstrap', '/usr/sbin/sshd', 'ssh-keygen'].map(tool),
+  namespaces,
+  userNamespaces,
+]

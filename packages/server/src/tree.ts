@@ -26,5 +26,6 @@ export const main: CommandDef = {
     plans: () => import('./commands/catalog').then((m) => m.plans),
     zones: () => import('./commands/catalog').then((m) => m.zones),
     price: () => import('./commands/catalog').then((m) => m.price),
+    image: () => import('./commands/image').then((m) => m.default),
   },
 }

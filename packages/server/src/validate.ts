@@ -1,4 +1,4 @@
-import { configError, listServers, type ProvError, type ProvErrorOptions, type ServerRecord } from '@prov/core'
+import { configError, isProvError, listServers, ProvError, type ProvErrorOptions, type ServerRecord } from '@prov/core'
 import { providerConfig, type ServerEnv } from './engine'
 import type { ServerSpec } from './providers/types'
 
@@ -23,7 +23,14 @@ export async function checkSpecsWithProviders(env: ServerEnv, specs: ServerSpec[
     const problems = provider.validateConfig(config)
     if (problems.length) throw configError(`provider '${name}' is misconfigured: ${problems[0]}`, { hint: 'see prov config show --explain' })
     for (const spec of specs.filter((s) => s.provider === name)) {
-      const specProblems = provider.validateSpec?.(spec, config) ?? []
+      let specProblems: string[]
+      try {
+        specProblems = provider.validateSpec?.(spec, config, { workspacePath: env.workspace.path }) ?? []
+      } catch (error) {
+        // A provider's own verdict (e.g. not found: an unknown image) keeps its kind and gets the place.
+        if (!isProvError(error) || error.location) throw error
+        throw new ProvError(error.code, `server '${spec.name}': ${error.message}`, { location: checks.locate(spec), hint: error.hint })
+      }
       if (specProblems.length) throw checks.refuse(`server '${spec.name}': ${specProblems[0]}`, { location: checks.locate(spec) })
     }
   }

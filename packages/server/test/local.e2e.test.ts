@@ -2,13 +2,10 @@ import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, expect, it } from 'vitest'
 import { binDir, runCli, tempWorkspace } from '../../../tests/helpers/cli'
-import { prerequisitesMet, sandboxPrerequisites } from '../../../tests/helpers/prerequisites'
 import { nuPath } from '../../../tests/helpers/tools'
-import { cleanupPrefix, linksWith, mountsUnder, netnsWith, processesRootedIn, systemSsh, useSubnet } from './helpers/local'
-
-const canSandbox = prerequisitesMet('local provider: real sandboxes', sandboxPrerequisites)
+import { cgroupsWith, cleanupPrefix, describeSandbox, linksWith, mountsUnder, netnsWith, processesRootedIn, systemSsh, useSubnet } from './helpers/local'
 
 // Real sandboxes: own subnet and bridge so nothing clashes with the main job or other helpers.
 const SUBNET = '10.213.1.0/24'
@@ -27,7 +24,7 @@ interface Server {
 const servers = async (): Promise<Server[]> => (await cli(['list', '--out', 'json'])).json()
 const ipOf = async (name: string) => (await servers()).find((s) => s.name === name)?.ip_address as string
 
-describe.skipIf(!canSandbox)('local provider: real sandboxes (root)', () => {
+describeSandbox('local provider: real sandboxes (root)', {}, () => {
   beforeAll(async () => {
     cleanupPrefix(BRIDGE)
     ws = await tempWorkspace('sandboxes', 'full')
@@ -237,6 +234,7 @@ describe.skipIf(!canSandbox)('local provider: real sandboxes (root)', () => {
     expect(linksWith(BRIDGE)).toEqual([])
     expect(mountsUnder(ws.path)).toEqual([])
     expect(processesRootedIn(ws.path)).toEqual([])
+    expect(cgroupsWith(BRIDGE)).toEqual([])
     const nat = spawnSync('iptables', ['-w', '-t', 'nat', '-S'], { encoding: 'utf8' }).stdout
     expect(nat).not.toContain(`prov:${BRIDGE}`)
     expect(existsSync(join(ws.path, '.prov/local/web-01'))).toBe(false)

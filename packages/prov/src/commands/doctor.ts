@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
-import { defineProvCommand } from '@prov/core'
+import { cgroupControllerNames, defineProvCommand, detectCgroups } from '@prov/core'
 
 interface Check {
   schema: 'prov.doctor.check/v1'
@@ -31,6 +31,9 @@ export function runChecks(): Check[] {
     ['unshare', 'local sandbox servers (util-linux)', 'apt-get install -y util-linux'],
     ['nsenter', 'local sandbox servers (util-linux)', 'apt-get install -y util-linux'],
     ['iptables', 'NAT for sandboxes', 'apt-get install -y iptables'],
+    ['bwrap', 'local sandbox servers (bubblewrap: the sandbox root, /dev, /proc, capabilities)', 'apt-get install -y bubblewrap'],
+    ['setpriv', 'local sandbox servers (util-linux)', 'apt-get install -y util-linux'],
+    ['mmdebstrap', 'building the Debian images of local servers', 'apt-get install -y mmdebstrap'],
     ['ssh-keygen', 'SSH keys and host keys', 'apt-get install -y openssh-client'],
     ['age', 'age CLI interoperability (optional)', 'apt-get install -y age'],
     ['git', '{{git.*}} interpolation', 'apt-get install -y git'],
@@ -51,7 +54,48 @@ export function runChecks(): Check[] {
   checks.push(check('overlayfs', overlay, overlay ? 'available' : 'not in /proc/filesystems', 'copy-on-write roots of local servers', 'modprobe overlay'))
   const netns = existsSync('/proc/self/ns/net')
   checks.push(check('namespaces', netns, netns ? 'net, mnt, uts, pid available' : 'no /proc/self/ns', 'local sandbox servers'))
+  let userns = 0
+  try {
+    userns = Number(readFileSync('/proc/sys/user/max_user_namespaces', 'utf8').trim())
+  } catch {
+    userns = 0
+  }
+  checks.push(
+    check(
+      'user namespaces',
+      userns > 0,
+      userns > 0 ? `up to ${userns}` : 'disabled (user.max_user_namespaces = 0)',
+      'local sandbox servers (root inside is an unprivileged host uid)',
+      'sysctl -w user.max_user_namespaces=15000',
+    ),
+  )
+  checks.push(cgroupCheck())
   return checks
+}
+
+/** Which cgroup controllers make the declared cores/memory_mb of local servers real. */
+function cgroupCheck(): Check {
+  const report = detectCgroups()
+  const parts: string[] = []
+  const unusable: string[] = []
+  for (const name of cgroupControllerNames) {
+    const mount = report.controllers[name]
+    if (mount?.writable) parts.push(`${name} v${mount.version} (${mount.path})`)
+    else unusable.push(`${name}: ${mount ? mount.reason : 'not available'}`)
+  }
+  if (report.unified && !report.unified.controllers.length) parts.push(`unified v2 at ${report.unified.path} has no controllers`)
+  const ok = Boolean(report.controllers.memory?.writable && (report.controllers.cpu?.writable || report.controllers.cpuset?.writable))
+  const detail = [
+    parts.length ? `usable: ${parts.join(', ')}` : 'no usable controller',
+    ...(unusable.length ? [`not usable: ${unusable.join(', ')}`] : []),
+  ].join('; ')
+  return check(
+    'cgroups',
+    ok,
+    detail,
+    'enforcing cores and memory_mb of local servers (without them the limits are only recorded)',
+    'mount the cgroup controllers read-write (cgroup v2 at /sys/fs/cgroup, or v1 cpu, cpuset and memory)',
+  )
 }
 
 export default defineProvCommand({

@@ -29,6 +29,7 @@ export default defineProvCommand({
     user: { type: 'string', description: 'SSH user (default ssh.user)' },
     port: { type: 'string', description: 'SSH port (default ssh.port)' },
     label: { type: 'string', description: 'Labels k=v,k2=v2' },
+    image: { type: 'string', description: 'Image of an ad hoc local server (default debian-12; prov-server image list)' },
   },
   async run(ctx) {
     const names = ctx.positionals
@@ -123,7 +124,7 @@ async function resolveSpecs(env: Awaited<ReturnType<typeof serverEnv>>, wanted: 
       memory_mb: null,
       disk_gb: null,
       zone: null,
-      image: null,
+      image: (args.image as string | undefined) ?? null,
       labels,
       ssh: { user: String(args.user ?? ssh.user), port },
       address: (args.address as string | undefined) ?? null,
@@ -136,7 +137,7 @@ async function resolveSpecs(env: Awaited<ReturnType<typeof serverEnv>>, wanted: 
       throw usageError(`server '${name}': ${issue.path.join('.')}: ${issue.message}`, { location: flag ?? String(issue.path[0]) })
     }
     const impl = await env.provider(provider)
-    const problems = impl.validateSpec?.(spec, providerConfig(env.config, provider)) ?? []
+    const problems = impl.validateSpec?.(spec, providerConfig(env.config, provider), { workspacePath: env.workspace.path }) ?? []
     if (problems.length) throw usageError(`server '${name}': ${problems[0]}`)
     specs.push(spec)
   }

@@ -86,8 +86,11 @@ export interface Provider<C = ProviderConfig> {
   capabilities: ProviderCapabilities
   /** Problems with the provider's config section (empty when fine). */
   validateConfig(config: C): string[]
-  /** Problems with one desired server for this provider (empty when fine). */
-  validateSpec?(spec: ServerSpec, config: C): string[]
+  /**
+   * Problems with one desired server for this provider (empty when fine). May throw a ProvError
+   * of its own kind (e.g. not found for an unknown image, with the names there are).
+   */
+  validateSpec?(spec: ServerSpec, config: C, where?: { workspacePath?: string }): string[]
   /** Live status of known servers of this provider (cheap: called by `list`). */
   list(ctx: ProviderContext<C>, records: ServerRecord[]): Promise<ServerRecord[]>
   /** Creates a server and returns its record once it is reachable over SSH. */

@@ -1,24 +1,66 @@
 import { execFileSync, spawnSync } from 'node:child_process'
-import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { describe } from 'vitest'
+import { runCli } from '../../../../tests/helpers/cli'
+import { prerequisitesMet, sandboxPrerequisites } from '../../../../tests/helpers/prerequisites'
 
-export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
-export const hasTools = ['ip', 'unshare', 'nsenter', 'iptables', '/usr/sbin/sshd', 'ssh-keygen'].every(
-  (tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0,
-)
-// Namespaces can be unavailable even as root (an unprivileged container): then the e2e tests skip.
-const namespacesWork = isRoot && hasTools && spawnSync('unshare', ['--net', '--mount', '--uts', '--pid', '--fork', 'true']).status === 0
-export const canSandbox = namespacesWork
+export { isRoot } from '../../../../tests/helpers/prerequisites'
+
+/**
+ * `describe` for tests that need real sandboxes: without the prerequisites the file is skipped
+ * with the reason printed locally, and fails naming the reason when CI is set.
+ */
+export function describeSandbox(title: string, options: { timeout?: number }, body: () => void): void {
+  if (prerequisitesMet(title, sandboxPrerequisites)) describe(title, options, body)
+  else describe.skip(title, body)
+}
 
 /** Points a workspace's local provider at its own subnet and bridge (tests never share one). */
-export function useSubnet(workspacePath: string, subnet: string, bridge: string): void {
+export function useSubnet(workspacePath: string, subnet: string, bridge: string, nat = true): void {
   const file = join(workspacePath, 'prov.config.yaml')
   const text = readFileSync(file, 'utf8')
-  const replaced = text.replace(/subnet: [\d./]+/, `subnet: ${subnet}`).replace(/bridge: \S+/, `bridge: ${bridge}`)
-  writeFileSync(
-    file,
-    replaced.includes(`bridge: ${bridge}`) ? replaced : `${text}\nproviders:\n  local:\n    subnet: ${subnet}\n    bridge: ${bridge}\n    nat: true\n`,
-  )
+  const local = `  local:\n    subnet: ${subnet}\n    bridge: ${bridge}\n    nat: ${nat}\n`
+  let updated: string
+  if (/subnet: /.test(text)) {
+    updated = text
+      .replace(/subnet: [\d./]+/, `subnet: ${subnet}`)
+      .replace(/bridge: \S+/, `bridge: ${bridge}`)
+      .replace(/nat: \S+/, `nat: ${nat}`)
+  } else if (/^providers:\n/m.test(text)) updated = text.replace(/^providers:\n/m, `providers:\n${local}`)
+  else updated = `${text}\nproviders:\n${local}`
+  writeFileSync(file, updated)
+}
+
+/**
+ * A workspace outside /tmp (under /var/lib), so a test can show that a sandbox does not see it:
+ * `cleanup()` removes it. Registry and system config stay in the same private folder.
+ */
+export async function workspaceOutsideTmp(name: string) {
+  mkdirSync('/var/lib/prov-e2e', { recursive: true, mode: 0o700 })
+  const root = mkdtempSync('/var/lib/prov-e2e/ws-')
+  const env: Record<string, string | undefined> = {
+    XDG_CONFIG_HOME: join(root, 'xdg'),
+    PROV_SYSTEM_CONFIG_DIR: join(root, 'etc'),
+    PROV_ENV: undefined,
+    PROV_WORKSPACE: undefined,
+  }
+  const path = join(root, name)
+  const result = await runCli('prov', ['workspace', 'init', name, '--path', path, '-q'], { env, cwd: root })
+  if (result.code !== 0) throw new Error(`workspace init failed: ${result.stderr}`)
+  return {
+    root,
+    path,
+    env: { ...env, PROV_WORKSPACE: path },
+    cleanup: () => {
+      rmSync(root, { recursive: true, force: true })
+      try {
+        rmdirSync('/var/lib/prov-e2e')
+      } catch {
+        // other runs still use it
+      }
+    },
+  }
 }
 
 const run = (file: string, args: string[]) => spawnSync(file, args, { encoding: 'utf8' })
@@ -40,23 +82,51 @@ export const mountsUnder = (dir: string) =>
     .split('\n')
     .filter((l) => l.includes(dir))
 
-/** Processes whose root directory is inside `dir` (sandboxes chroot into their overlay there). */
+/**
+ * Processes of sandboxes whose disks live in `dir`: each sandbox's launcher has the layers under
+ * `dir` bound in its mount table; the sandbox's processes are its descendants.
+ */
 export function processesRootedIn(dir: string): string[] {
-  const found: string[] = []
+  const parents = new Map<string, string>()
+  const found = new Set<string>()
   for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
-      const root = readlinkSync(`/proc/${pid}/root`)
-      if (root.startsWith(dir)) found.push(`${pid} ${root}`)
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      parents.set(pid, stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (readFileSync(`/proc/${pid}/mountinfo`, 'utf8').includes(` ${dir}/`)) found.add(pid)
     } catch {
       // exited or not ours to read
     }
+  }
+  for (let grew = true; grew; ) {
+    grew = false
+    for (const [pid, parent] of parents) {
+      if (!found.has(pid) && found.has(parent)) {
+        found.add(pid)
+        grew = true
+      }
+    }
+  }
+  return [...found]
+}
+
+/** cgroup folders of sandboxes on a bridge (netns names start with the bridge), in every hierarchy. */
+export function cgroupsWith(prefix: string): string[] {
+  const found: string[] = []
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const fields = line.split(' ')
+    const fsType = fields[fields.indexOf('-') + 1]
+    if (fsType !== 'cgroup' && fsType !== 'cgroup2') continue
+    const parent = join(fields[4], 'prov')
+    if (!existsSync(parent)) continue
+    for (const entry of readdirSync(parent)) if (entry.startsWith(`${prefix}-`)) found.push(join(parent, entry))
   }
   return found
 }
 
 /**
- * Safety net: removes every namespace, link and NAT rule with the prefix, even after a failed
- * test. Processes inside the namespaces are killed first.
+ * Safety net: removes every namespace, link, cgroup and NAT rule with the prefix, even after a
+ * failed test. Processes inside the namespaces are killed first.
  */
 export function cleanupPrefix(bridge: string): void {
   for (const ns of netnsWith(bridge)) {
@@ -71,6 +141,15 @@ export function cleanupPrefix(bridge: string): void {
     run('ip', ['netns', 'del', ns])
   }
   for (const link of linksWith(bridge)) run('ip', ['link', 'del', link])
+  for (const dir of cgroupsWith(bridge)) {
+    for (let i = 0; i < 50 && existsSync(dir); i++) {
+      try {
+        rmdirSync(dir)
+      } catch {
+        spawnSync('sleep', ['0.05'])
+      }
+    }
+  }
   for (const table of [['-t', 'nat'], []]) {
     const rules = run('iptables', ['-w', ...table, '-S']).stdout.split('\n')
     for (const rule of rules.filter((r) => r.includes(`prov:${bridge}`) && r.startsWith('-A '))) {
@@ -84,7 +163,7 @@ export function cleanupPrefix(bridge: string): void {
   }
 }
 
-export function systemSsh(workspacePath: string, ip: string, command: string, port = 22) {
+export function systemSsh(workspacePath: string, ip: string, command: string, port = 22, user = 'root') {
   return spawnSync(
     'ssh',
     [
@@ -100,10 +179,10 @@ export function systemSsh(workspacePath: string, ip: string, command: string, po
       'BatchMode=yes',
       '-o',
       'ConnectTimeout=10',
-      `root@${ip}`,
+      `${user}@${ip}`,
       command,
     ],
-    { encoding: 'utf8', timeout: 30_000 },
+    { encoding: 'utf8', timeout: 60_000 },
   )
 }
 

@@ -1,20 +1,36 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ensureWorkspaceKey, expandHome, failedError, forgetHostKey, recordHostKeys, removeContained, type ServerRecord } from '@prov/core'
-import type { LocalProviderConfig, Provider, ProviderContext, ServerSpec } from '../types'
+import {
+  ensureWorkspaceKey,
+  expandHome,
+  failedError,
+  forgetHostKey,
+  readJsonFile,
+  recordHostKeys,
+  removeContained,
+  type ServerRecord,
+  writeFileAtomic,
+} from '@prov/core'
+import { DEFAULT_IMAGE, findRecipe, type ImageRecipe, loadStoredRecipe, type StoredRecipe, storeRecipe } from '../../images/recipe'
+import { claimBuilds, ensureImage, type ReadyImage } from '../../images/store'
+import type { LocalProviderConfig, Provider, ProviderContext, ProviderPlan, ServerSpec } from '../types'
+import { type AppliedLimits, applyLimits } from './cgroups'
+import { type HostBind, launcherAvailable } from './isolate'
 import { allocateAddress, inSubnet, parseSubnet } from './net'
 import {
   assertNotForeign,
+  claimAddress,
   foreignAddresses,
   type LocalSettings,
   launch,
+  parseBinds,
   prepareUpper,
   removeBridgeIfUnused,
   requireRoot,
   type SandboxRuntime,
   sandboxNames,
   sandboxRunning,
-  setupNetwork,
+  sshUserPattern,
   teardownRuntime,
   waitForSsh,
 } from './sandbox'
@@ -39,7 +55,35 @@ function runtimeOf(ctx: LocalContext, record: ServerRecord, settings: LocalSetti
   return { data, names: { ...names, netns: data?.netns ?? names.netns, veth: data?.veth ?? names.veth } }
 }
 
-async function boot(ctx: LocalContext, record: ServerRecord, settings: LocalSettings): Promise<ServerRecord> {
+/** The recipe a server's disk was made from, kept next to the disk: a server keeps its image. */
+const recipeFile = (dir: string) => join(dir, 'image-recipe.json')
+
+function requireLauncher(): void {
+  if (!launcherAvailable()) {
+    throw failedError('the local provider needs bubblewrap and setpriv on this host', {
+      hint: 'apt-get install bubblewrap util-linux (or bash scripts/setup.sh)',
+    })
+  }
+}
+
+/**
+ * The image of a server: the one its disk was made from (start, or create over a disk kept with
+ * --keep-storage), else the current recipe of its `image:`.
+ */
+async function imageFor(ctx: ProviderContext, record: ServerRecord, dir: string): Promise<ReadyImage> {
+  let recipe: ImageRecipe
+  const stored = existsSync(join(dir, 'upper')) ? readJsonFile<StoredRecipe | undefined>(recipeFile(dir), undefined) : undefined
+  if (stored) recipe = loadStoredRecipe(stored)
+  else recipe = findRecipe(record.image ?? DEFAULT_IMAGE, ctx.workspace.path)
+  const ready = await ensureImage(recipe, {
+    onBuild: (r, reason) => ctx.log.info(`building image ${r.name} (${reason}); the first build of a Debian image takes a few minutes`),
+  })
+  if (!stored) writeFileAtomic(recipeFile(dir), JSON.stringify(storeRecipe(recipe)))
+  return ready
+}
+
+async function boot(ctx: LocalContext, record: ServerRecord, settings: LocalSettings, binds: HostBind[]): Promise<ServerRecord> {
+  requireLauncher()
   const key = await ensureWorkspaceKey(ctx.workspace)
   // ssh.key_path (a key of the user's) is authorised too, so connections made with it work.
   const keyPath = ctx.rootConfig.ssh.key_path
@@ -49,7 +93,8 @@ async function boot(ctx: LocalContext, record: ServerRecord, settings: LocalSett
   assertNotForeign(settings, names, record.ip_address)
   // A half-made or crashed sandbox of the same name goes first (interrupted apply, reboot).
   await teardownRuntime(names, data, settings.bridge)
-  const hostKey = await prepareUpper(names, {
+  const image = await imageFor(ctx, record, names.dir)
+  const hostKey = await prepareUpper(names, image.lowers, {
     name: record.name,
     ip: record.ip_address,
     port: record.ssh.port,
@@ -57,8 +102,23 @@ async function boot(ctx: LocalContext, record: ServerRecord, settings: LocalSett
     authorizedKey: [key.publicKey, extraKey].filter(Boolean).join('\n'),
   })
   await recordHostKeys(ctx.workspace, record.ip_address, record.ssh.port, [hostKey])
-  await setupNetwork(settings, names, record.ip_address)
-  const pids = await launch(names, record.name)
+  const plan = record.plan ? localPlans.find((p) => p.name === record.plan) : undefined
+  const limits: AppliedLimits = applyLimits(names.netns, {
+    cores: record.cores ?? plan?.cores ?? null,
+    memory_mb: record.memory_mb ?? plan?.memory_mb ?? null,
+    disk_gb: record.disk_gb ?? plan?.disk_gb ?? null,
+  })
+  for (const warning of limits.warnings) ctx.log.warn(`${record.name}: ${warning}`)
+  await claimAddress(settings, names, record.ip_address)
+  claimBuilds(image.buildIds, names.netns, names.dir)
+  const pids = await launch(settings, names, {
+    name: record.name,
+    ip: record.ip_address,
+    user: record.ssh.user,
+    lowers: image.lowers,
+    cgroups: limits.cgroups,
+    binds,
+  })
   const runtime: SandboxRuntime = {
     netns: names.netns,
     veth: names.veth,
@@ -67,6 +127,10 @@ async function boot(ctx: LocalContext, record: ServerRecord, settings: LocalSett
     nat: settings.nat,
     dir: names.dir,
     ...pids,
+    image: { name: image.recipe.name, hash: image.recipe.hash, build_ids: image.buildIds, lowers: image.lowers },
+    cgroups: limits.cgroups,
+    limits: { ...limits, cgroups: undefined, warnings: undefined },
+    binds,
   }
   // Save the pids before waiting: an interrupted command still leaves state that finds them.
   await ctx.save({ ...record, status: 'creating' }, runtime)
@@ -77,7 +141,14 @@ async function boot(ctx: LocalContext, record: ServerRecord, settings: LocalSett
   return running
 }
 
-/** `local`: Linux sandboxes (net/mount/uts/pid namespaces, overlay root, real sshd) on a bridge. */
+/** Sizes a `plan:` stands for when a server declares no cores/memory_mb/disk_gb of its own. */
+const localPlans: ProviderPlan[] = [
+  { name: 'small', cores: 1, memory_mb: 512, disk_gb: 5, description: 'cgroup limits: 1 CPU, 512 MB (disk not enforced)' },
+  { name: 'medium', cores: 2, memory_mb: 2048, disk_gb: 10, description: 'cgroup limits: 2 CPUs, 2 GB (disk not enforced)' },
+  { name: 'large', cores: 4, memory_mb: 8192, disk_gb: 20, description: 'cgroup limits: 4 CPUs, 8 GB (disk not enforced)' },
+]
+
+/** `local`: Linux sandboxes booted from a Debian image (user, net, mount, pid, uts, ipc namespaces, cgroup limits, real sshd) on a bridge. */
 export const localProvider: Provider<LocalProviderConfig> = {
   name: 'local',
   capabilities: { start_stop: true, keep_storage: true, plans: true, zones: true, price: true, root: true },
@@ -92,13 +163,20 @@ export const localProvider: Provider<LocalProviderConfig> = {
     }
   },
 
-  validateSpec(spec, config) {
+  validateSpec(spec, config, where) {
     const problems: string[] = []
     if (spec.address) {
       const subnet = parseSubnet(config.subnet)
       if (!inSubnet(subnet, spec.address)) problems.push(`address ${spec.address} is not a sandbox address in ${subnet.cidr} (.1 is the host's)`)
     }
-    if (spec.image && spec.image !== 'host') problems.push(`image '${spec.image}' is not available; the local provider has 'host' (an overlay of this machine)`)
+    try {
+      parseBinds(spec.options)
+    } catch (error) {
+      problems.push((error as Error).message)
+    }
+    if (!sshUserPattern.test(spec.ssh.user)) problems.push(`ssh user '${spec.ssh.user}' is not a valid login name (lower-case letters, digits, _ and -)`)
+    // An unknown image exits 5 with the images there are.
+    findRecipe(spec.image ?? DEFAULT_IMAGE, where?.workspacePath)
     return problems
   },
 
@@ -114,6 +192,8 @@ export const localProvider: Provider<LocalProviderConfig> = {
   async create(ctx, spec, record) {
     requireRoot()
     const settings = localSettings(ctx.config)
+    const image = spec.image ?? DEFAULT_IMAGE
+    findRecipe(image, ctx.workspace.path)
     const withAddress = await ctx.allocate((all) => {
       const used = new Set(all.filter((s) => s.name !== record.name && s.provider === 'local').map((s) => s.ip_address))
       for (const ip of foreignAddresses(settings, join(ctx.workspace.paths.state, 'local', record.name))) used.add(ip)
@@ -121,10 +201,10 @@ export const localProvider: Provider<LocalProviderConfig> = {
       const ip = spec.address ?? (previous && inSubnet(settings.subnet, previous) && !used.has(previous) ? previous : allocateAddress(settings.subnet, used))
       if (!ip) throw failedError(`no free address left in ${settings.subnet.cidr}`, { hint: 'use a larger providers.local.subnet' })
       if (used.has(ip)) throw failedError(`address ${ip} is already used by another server`)
-      return { ...record, ip_address: ip, hostname: spec.name, status: 'creating', image: spec.image ?? 'host', zone: spec.zone ?? 'local' }
+      return { ...record, ip_address: ip, hostname: spec.name, status: 'creating', image, zone: spec.zone ?? 'local' }
     })
     try {
-      return await boot(ctx, withAddress, settings)
+      return await boot(ctx, withAddress, settings, parseBinds(spec.options))
     } catch (error) {
       const { names, data } = runtimeOf(ctx, withAddress, settings)
       await teardownRuntime(names, data, settings.bridge).catch(() => undefined)
@@ -154,7 +234,8 @@ export const localProvider: Provider<LocalProviderConfig> = {
     const settings = settingsFor(ctx, record)
     if (sandboxRunning(ctx.getData(record.name) as Partial<SandboxRuntime> | undefined)) return { ...record, status: 'running' }
     try {
-      return await boot(ctx, record, settings)
+      const data = ctx.getData(record.name) as Partial<SandboxRuntime> | undefined
+      return await boot(ctx, record, settings, parseBinds({ binds: data?.binds ?? [] }))
     } catch (error) {
       const { names, data } = runtimeOf(ctx, record, settings)
       await teardownRuntime(names, data, settings.bridge).catch(() => undefined)
@@ -167,9 +248,9 @@ export const localProvider: Provider<LocalProviderConfig> = {
     requireRoot()
     const settings = settingsFor(ctx, record)
     const { names, data } = runtimeOf(ctx, record, settings)
-    await teardownRuntime(names, data, settings.bridge)
+    await teardownRuntime(names, data, settings.bridge, { graceMs: 5000 })
     const stopped: ServerRecord = { ...record, status: 'stopped' }
-    await ctx.save(stopped, { ...(data ?? {}), pid: null, pid_start: null, holder: null })
+    await ctx.save(stopped, { ...(data ?? {}), pid: null, pid_start: null, holder: null, cgroups: [] })
     return stopped
   },
 
@@ -186,16 +267,16 @@ export const localProvider: Provider<LocalProviderConfig> = {
         subnet: settings.subnet.cidr,
         upper_dir: join(names.dir, 'upper'),
         log: join(names.dir, 'sandbox.log'),
+        image: data?.image ? { name: data.image.name, hash: data.image.hash.slice(0, 12), build_id: data.image.build_ids[0], layers: data.image.lowers } : null,
+        limits: data?.limits ?? { cores: record.cores, memory_mb: record.memory_mb, disk_gb: record.disk_gb, enforced: null },
+        cgroups: data?.cgroups ?? [],
+        binds: data?.binds ?? [],
       },
     }
   },
 
   async plans() {
-    return [
-      { name: 'small', cores: 1, memory_mb: 512, disk_gb: 5, description: 'nominal: sandboxes share the host' },
-      { name: 'medium', cores: 2, memory_mb: 2048, disk_gb: 10, description: 'nominal: sandboxes share the host' },
-      { name: 'large', cores: 4, memory_mb: 8192, disk_gb: 20, description: 'nominal: sandboxes share the host' },
-    ]
+    return localPlans
   },
 
   async zones() {

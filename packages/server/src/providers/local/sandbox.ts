@@ -1,23 +1,13 @@
-import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import {
-  chmodSync,
-  chownSync,
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs'
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
-import { dirname, join } from 'node:path'
+import { dirname, join, posix } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { assertPathSegment, containedPath, deniedError, failedError, mkdirContained, removeContained, serialised, withLock } from '@prov/core'
+import { hostId } from '../../images/idmap'
+import { collectTrash, ensureLayerDirs, releaseBuilds, writeLayerFile } from '../../images/store'
+import { cgroupsOf, removeCgroups } from './cgroups'
+import { type HostBind, hostSysMount, startIsolated } from './isolate'
 import { hostAddress, must, type Subnet, sh } from './net'
 
 /** providers.local, parsed. */
@@ -42,16 +32,24 @@ export interface SandboxRuntime extends Record<string, unknown> {
   subnet: string
   nat: boolean
   dir: string
-  /** Host pid of the sandbox's PID 1 (sshd) and its start time (guards against pid reuse). */
+  /** Host pid of the sandbox's PID 1 and its start time (guards against pid reuse). */
   pid: number | null
   pid_start: string | null
-  /** Host pid of the unshare holder. */
+  /** Host pid of the launcher (bubblewrap's monitor outside the sandbox). */
   holder: number | null
+  /** The image build the server was made from (its disk is a layer over it). */
+  image?: { name: string; hash: string; build_ids: string[]; lowers: string[] }
+  /** cgroup directories of the running sandbox. */
+  cgroups?: string[]
+  /** Declared resources and what of them is enforced. */
+  limits?: Record<string, unknown>
+  /** Host paths the server was given read-only (options.binds at creation). */
+  binds?: HostBind[]
 }
 
 export function requireRoot(): void {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw deniedError('the local provider needs root (network namespaces, bridges and overlay mounts)', {
+    throw deniedError('the local provider needs root (namespaces, bridges, overlay mounts, cgroups)', {
       hint: 'run as root (sudo -E prov-server ...) or use the ssh provider for existing hosts',
     })
   }
@@ -250,13 +248,20 @@ function releaseClaims(bridge: string, names: SandboxNames): void {
  * Kills the sandbox processes and removes its veth and netns. Idempotent and tolerant of
  * half-created sandboxes; the mount namespace (overlay, /proc...) dies with its last process.
  */
-export async function teardownRuntime(names: SandboxNames, runtime?: Partial<SandboxRuntime>, bridge?: string): Promise<void> {
+export async function teardownRuntime(
+  names: SandboxNames,
+  runtime?: Partial<SandboxRuntime>,
+  bridge?: string,
+  options: { graceMs?: number } = {},
+): Promise<void> {
   // Another workspace's sandbox behind the same names (shared bridge) is never touched.
   const claimBridge = bridge ?? runtime?.bridge
   if (claimBridge && foreignClaim(claimBridge, names)) return
   const pids = new Set(await pidsInNetns(names.netns))
   // The recorded init too, in case its netns file is already gone (pid reuse guarded by start time).
-  if (runtime?.pid && runtime.pid_start && processStart(runtime.pid) === runtime.pid_start) pids.add(runtime.pid)
+  const init = runtime?.pid && runtime.pid_start && processStart(runtime.pid) === runtime.pid_start ? runtime.pid : undefined
+  if (init) pids.add(init)
+  if (options.graceMs && init) await shutDownGently(init, [...pids], options.graceMs)
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL')
@@ -270,7 +275,38 @@ export async function teardownRuntime(names: SandboxNames, runtime?: Partial<San
     const removed = await sh('ip', ['netns', 'del', names.netns])
     if (removed.code !== 0 && existsSync(`/run/netns/${names.netns}`)) throw failedError(`cannot remove netns ${names.netns}: ${removed.stderr.trim()}`)
   }
+  await removeCgroups([...new Set([...(runtime?.cgroups ?? []), ...cgroupsOf(names.netns)])])
+  releaseBuilds(names.netns)
+  // Replaced image builds this sandbox may have been the last user of.
+  collectTrash()
   if (bridge ?? runtime?.bridge) releaseClaims((bridge ?? runtime?.bridge) as string, names)
+}
+
+/**
+ * A stop is a shutdown: every process but PID 1 and sshd (the process the boot ends in) gets
+ * SIGTERM and a moment to finish (databases flush), then the rest is killed.
+ */
+async function shutDownGently(init: number, pids: number[], graceMs: number): Promise<void> {
+  const children = pids.filter((pid) => pid !== init && parentOf(pid) === init).sort((a, b) => Number(processStart(a) ?? 0) - Number(processStart(b) ?? 0))
+  const keep = new Set([init, children[0]])
+  const services = pids.filter((pid) => !keep.has(pid))
+  for (const pid of services) {
+    try {
+      process.kill(pid, 'SIGTERM')
+    } catch {
+      // already gone
+    }
+  }
+  await waitGone(services, graceMs).catch(() => undefined)
+}
+
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+  } catch {
+    return undefined
+  }
 }
 
 export interface SandboxSpec {
@@ -281,93 +317,130 @@ export interface SandboxSpec {
   authorizedKey: string
 }
 
-function ensureDir(path: string, mode: number, like?: string): void {
-  if (!existsSync(path)) mkdirSync(path, { recursive: true, mode })
-  chmodSync(path, mode)
-  if (like && existsSync(like)) {
-    const st = statSync(like)
-    chownSync(path, st.uid, st.gid)
+/** A login user other than root is created at boot (validated: it ends up in a sudoers file name). */
+export const sshUserPattern = /^[a-z_][a-z0-9_-]{0,31}$/
+
+/**
+ * The server's own SSH host key, kept next to (not inside) its upper layer: the sandbox can read
+ * its copy, but never steer where the host writes it. Returns the public key line.
+ */
+async function hostKeyOf(names: SandboxNames, name: string): Promise<{ key: string; pub: string }> {
+  const keyFile = join(names.dir, 'ssh_host_ed25519_key')
+  if (!existsSync(keyFile) || !existsSync(`${keyFile}.pub`)) {
+    rmSync(keyFile, { force: true })
+    rmSync(`${keyFile}.pub`, { force: true })
+    await must('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `root@${name}`, '-f', keyFile], 'generating the sandbox host key')
   }
+  chmodSync(keyFile, 0o600)
+  return { key: readFileSync(keyFile, 'utf8'), pub: readFileSync(`${keyFile}.pub`, 'utf8').trim() }
 }
 
 /**
- * Files the sandbox needs, written into its upper layer before mounting: its own sshd host key
- * and config, the workspace key in root's authorized_keys, hostname and hosts.
+ * Files the sandbox needs, written into its upper layer before each boot: its sshd config and host
+ * key, the workspace key in root's authorized_keys, hostname and hosts. Every write refuses a path
+ * through a symlink the sandbox may have planted (see writeLayerFile).
  * Returns the sandbox's public host key line.
  */
-export async function prepareUpper(names: SandboxNames, spec: SandboxSpec): Promise<string> {
+export async function prepareUpper(names: SandboxNames, lowers: string[], spec: SandboxSpec): Promise<string> {
   const upper = join(names.dir, 'upper')
-  for (const sub of ['upper', 'work', 'merged']) ensureDir(join(names.dir, sub), 0o755)
-  ensureDir(join(upper, 'etc'), 0o755)
-  ensureDir(join(upper, 'etc', 'ssh'), 0o755)
-  ensureDir(join(upper, 'etc', 'ssh', 'prov'), 0o755)
-  const hostKey = join(upper, 'etc', 'ssh', 'prov', 'ssh_host_ed25519_key')
-  if (!existsSync(hostKey) || !existsSync(`${hostKey}.pub`)) {
-    rmSync(hostKey, { force: true })
-    rmSync(`${hostKey}.pub`, { force: true })
-    await must('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `root@${spec.name}`, '-f', hostKey], 'generating the sandbox host key')
+  for (const sub of ['upper', 'work']) {
+    if (!existsSync(join(names.dir, sub))) mkdirSync(join(names.dir, sub), { recursive: true, mode: 0o755 })
   }
-  chmodSync(hostKey, 0o600)
-  writeFileSync(
-    join(upper, 'etc', 'ssh', 'prov', 'sshd_config'),
-    [
-      '# Written by prov (local provider).',
-      `Port ${spec.port}`,
-      `ListenAddress ${spec.ip}`,
-      'HostKey /etc/ssh/prov/ssh_host_ed25519_key',
-      'PidFile /run/sshd.pid',
-      'PermitRootLogin prohibit-password',
-      'PubkeyAuthentication yes',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'UsePAM no',
-      'StrictModes no',
-      'UseDNS no',
-      'PrintMotd no',
-      'AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/prov/authorized_keys',
-      'MaxStartups 200:30:400',
-      'MaxSessions 100',
-      'AcceptEnv LANG LC_*',
-      'Subsystem sftp internal-sftp',
-      '',
-    ].join('\n'),
-  )
-  writeFileSync(join(upper, 'etc', 'ssh', 'prov', 'authorized_keys'), `${spec.authorizedKey}\n`, { mode: 0o644 })
+  // The upper root is the merged root: owned by the sandbox's root like the image's.
+  chownSync(upper, hostId(0), hostId(0))
+  chmodSync(upper, 0o755)
+  rmSync(join(names.dir, 'merged'), { recursive: true, force: true })
+  const hostKey = await hostKeyOf(names, spec.name)
+  const sshd = [
+    '# Written by prov (local provider) at every boot.',
+    `Port ${spec.port}`,
+    `ListenAddress ${spec.ip}`,
+    'HostKey /etc/ssh/prov/ssh_host_ed25519_key',
+    'PidFile /run/sshd.pid',
+    'PermitRootLogin prohibit-password',
+    'PubkeyAuthentication yes',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'UsePAM no',
+    'StrictModes no',
+    'UseDNS no',
+    'PrintMotd no',
+    'AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/prov/authorized_keys',
+    'MaxStartups 200:30:400',
+    'MaxSessions 100',
+    'AcceptEnv LANG LC_*',
+    'Subsystem sftp internal-sftp',
+    '',
+  ].join('\n')
+  writeLayerFile(upper, lowers, '/etc/ssh/prov/sshd_config', sshd, 0o644)
+  writeLayerFile(upper, lowers, '/etc/ssh/prov/ssh_host_ed25519_key', hostKey.key, 0o600)
+  writeLayerFile(upper, lowers, '/etc/ssh/prov/ssh_host_ed25519_key.pub', `${hostKey.pub}\n`, 0o644)
+  writeLayerFile(upper, lowers, '/etc/ssh/prov/authorized_keys', `${spec.authorizedKey}\n`, 0o644)
   if (spec.user === 'root') {
-    ensureDir(join(upper, 'root'), 0o700, '/root')
-    ensureDir(join(upper, 'root', '.ssh'), 0o700)
-    writeFileSync(join(upper, 'root', '.ssh', 'authorized_keys'), `${spec.authorizedKey}\n`, { mode: 0o600 })
+    ensureLayerDirs(upper, lowers, '/root')
+    const sshDir = ensureLayerDirs(upper, lowers, '/root/.ssh')
+    chmodSync(sshDir, 0o700)
+    writeLayerFile(upper, lowers, '/root/.ssh/authorized_keys', `${spec.authorizedKey}\n`, 0o600)
   }
-  writeFileSync(join(upper, 'etc', 'hostname'), `${spec.name}\n`)
-  writeFileSync(join(upper, 'etc', 'hosts'), `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${spec.ip}\t${spec.name}\n`)
-  return readFileSync(`${hostKey}.pub`, 'utf8').trim()
+  writeLayerFile(upper, lowers, '/etc/hostname', `${spec.name}\n`, 0o644)
+  writeLayerFile(upper, lowers, '/etc/hosts', `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${spec.ip}\t${spec.name}\n`, 0o644)
+  return hostKey.pub
 }
 
-const initScript = `#!/bin/sh
-# prov local sandbox init: PID 1 of the sandbox's pid namespace, in its own mount, uts and net namespaces.
-set -e
-mount --make-rprivate /
-hostname "$PROV_NAME" 2>/dev/null || echo "$PROV_NAME" > /proc/sys/kernel/hostname
-M="$PROV_DIR/merged"
-mount -t overlay "prov-$PROV_NAME" -o "lowerdir=/,upperdir=$PROV_DIR/upper,workdir=$PROV_DIR/work" "$M"
-mount -t proc proc "$M/proc"
-mount -t sysfs sysfs "$M/sys" 2>/dev/null || mount --rbind /sys "$M/sys"
-mount --rbind /dev "$M/dev"
-mount -t tmpfs -o mode=1777 tmpfs "$M/tmp"
-mount -t tmpfs -o mode=755 tmpfs "$M/run"
-mkdir -p "$M/run/sshd" "$M/run/lock"
-echo "prov sandbox $PROV_NAME up" >&2
-exec chroot "$M" /usr/sbin/sshd -D -e -f /etc/ssh/prov/sshd_config
+/**
+ * The sandbox's boot, run as root of its user namespace once bubblewrap has set up its root (PID 1
+ * is bubblewrap's reaper, which collects orphaned daemons). Like an init system it mounts /sys,
+ * creates the login user, starts the services the taskservs enabled — every service the taskserv
+ * helper recorded with svc_start (/var/lib/prov/services/NAME.cmd), oldest first, which is the
+ * order they were installed in — and then runs sshd in the foreground.
+ */
+export const bootScript = `# prov sandbox boot (see docs/prov-server.md#local)
+# The launcher's descriptors (bubblewrap passes them on) are nothing the services should inherit.
+exec 3>&- 4>&- 5>&-
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+# sysfs of the sandbox's own network namespace, read-only; the host's read-only bind that allowed
+# the mount goes away at once.
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs /sys 2>/dev/null || echo "boot: cannot mount /sys" >&2
+umount -l "$PROV_HOST_SYS" 2>/dev/null
+rmdir "$PROV_HOST_SYS" 2>/dev/null
+mkdir -p /run/sshd /run/lock /var/log/prov
+chmod 1777 /run/lock
+if [ "$PROV_USER" != root ] && ! id "$PROV_USER" >/dev/null 2>&1; then
+  useradd --create-home --shell /bin/bash "$PROV_USER" && \\
+    printf '%s ALL=(ALL) NOPASSWD:ALL\\n' "$PROV_USER" > "/etc/sudoers.d/prov-$PROV_USER" && \\
+    chmod 440 "/etc/sudoers.d/prov-$PROV_USER"
+fi
+# Pid files of the previous boot mean nothing now.
+rm -f /var/lib/prov/run/*.pid
+lib=$(ls -t /var/lib/prov/taskservs/*/_lib/service.sh 2>/dev/null | head -n 1)
+if [ -n "$lib" ]; then
+  for cmd in $(ls -tr /var/lib/prov/services/*.cmd 2>/dev/null); do
+    name=$(basename "$cmd" .cmd)
+    echo "boot: starting $name" >> /var/log/prov/boot.log
+    ( . "$lib" && svc_start "$name" ) >> /var/log/prov/boot.log 2>&1 || echo "boot: $name did not start" >> /var/log/prov/boot.log
+  done
+fi
+echo "prov sandbox $(hostname) up" >&2
+exec /usr/sbin/sshd -D -e -f /etc/ssh/prov/sshd_config
 `
 
-/** Network plumbing: netns, veth into the bridge, address, default route via the host. */
-export async function setupNetwork(settings: LocalSettings, names: SandboxNames, ip: string): Promise<void> {
+/** Bridge claims, the bridge itself; call before the sandbox exists. */
+export async function claimAddress(settings: LocalSettings, names: SandboxNames, ip: string): Promise<void> {
   await withBridgeLock(settings, async () => {
     assertNotForeign(settings, names, ip)
     writeClaim(settings, names, ip)
   })
-  const added = await sh('ip', ['netns', 'add', names.netns])
-  if (added.code !== 0 && !/exists/i.test(added.stderr)) throw failedError(`cannot create netns ${names.netns}: ${added.stderr.trim()}`)
+}
+
+/**
+ * Network plumbing of a sandbox whose namespaces exist (pid = its PID 1): the namespace gets its
+ * name, a veth into the bridge, the address and a default route via the host. The network
+ * namespace belongs to the sandbox's user namespace, so root inside may manage its own interfaces
+ * (and nothing of the host's).
+ */
+export async function attachNetwork(settings: LocalSettings, names: SandboxNames, ip: string, pid: number): Promise<void> {
+  await must('ip', ['netns', 'attach', names.netns, String(pid)], `naming netns ${names.netns}`)
   await must('ip', ['link', 'add', names.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', names.netns], `veth ${names.veth}`)
   // Attach under the bridge lock so a concurrent last delete cannot remove the bridge in between.
   await withBridgeLock(settings, async () => {
@@ -376,70 +449,98 @@ export async function setupNetwork(settings: LocalSettings, names: SandboxNames,
     await sh('ip', ['neigh', 'flush', 'to', ip, 'dev', settings.bridge])
     await must('ip', ['link', 'set', 'dev', names.veth, 'master', settings.bridge, 'up'], `attaching ${names.veth} to ${settings.bridge}`)
   })
-  const inside = [
-    `addr add ${ip}/${settings.subnet.prefix} dev eth0`,
-    'link set dev eth0 up',
-    'link set dev lo up',
-    `route add default via ${hostAddress(settings.subnet)}`,
-  ]
+  const inside = [`addr add ${ip}/${settings.subnet.prefix} dev eth0`, 'link set dev eth0 up', `route add default via ${hostAddress(settings.subnet)}`]
   for (const line of inside) await must('ip', ['-n', names.netns, ...line.split(' ')], `ip -n ${names.netns} ${line}`)
 }
 
-/** Starts the sandbox init detached (it outlives this process) and returns its pids. */
-export async function launch(names: SandboxNames, name: string): Promise<Pick<SandboxRuntime, 'pid' | 'pid_start' | 'holder'>> {
-  const init = join(names.dir, 'init.sh')
-  writeFileSync(init, initScript, { mode: 0o755 })
-  const logFile = join(names.dir, 'sandbox.log')
-  const fd = openSync(logFile, 'a', 0o600)
-  const child = spawn(
+/**
+ * No user namespaces inside a sandbox: they would hand its processes a full set of capabilities
+ * over new namespaces and much more kernel code to probe. The limit is set in the sandbox's own
+ * user namespace, which its root cannot raise again (CAP_SYS_RESOURCE is dropped).
+ */
+async function forbidNestedUserNamespaces(pid: number): Promise<void> {
+  await must(
     'nsenter',
-    [`--net=/run/netns/${names.netns}`, '--', 'unshare', '--fork', '--pid', '--mount', '--uts', '--propagation', 'private', '/bin/sh', init],
-    {
-      detached: true,
-      stdio: ['ignore', fd, fd],
-      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', PROV_NAME: name, PROV_DIR: names.dir, LANG: 'C.UTF-8' },
-    },
+    [`--user=/proc/${pid}/ns/user`, '--', '/bin/sh', '-c', 'echo 0 > /proc/sys/user/max_user_namespaces'],
+    'limiting user namespaces in the sandbox',
   )
-  closeSync(fd)
-  const holder = child.pid
-  if (!holder) throw failedError(`cannot start sandbox ${name}`, { location: logFile })
-  let exited: number | null = null
-  child.once('exit', (code) => {
-    exited = code ?? 1
-  })
-  child.unref()
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    const pid = childOf(holder)
-    if (pid) {
-      const start = processStart(pid)
-      if (start) return { pid, pid_start: start, holder }
-    }
-    if (exited !== null || Date.now() > deadline) {
-      throw failedError(`sandbox ${name} did not start: ${lastLines(logFile)}`, { location: logFile })
-    }
-    await sleep(10)
-  }
 }
 
-function childOf(pid: number): number | undefined {
-  try {
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim()
-    if (children) return Number(children.split(' ')[0])
-  } catch {
-    // not there yet, or no CONFIG_PROC_CHILDREN: scan
-  }
-  try {
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      if (ppid === pid) return Number(entry)
+export interface LaunchSpec {
+  name: string
+  ip: string
+  user: string
+  lowers: string[]
+  cgroups: string[]
+  binds: HostBind[]
+}
+
+const MAX_BINDS = 8
+const reservedInside = ['/proc', '/sys', '/dev', '/run', '/tmp']
+const reservedOnHost = ['/proc', '/sys', '/dev', '/run/prov']
+const under = (path: string, prefixes: string[]) => prefixes.some((p) => path === p || path.startsWith(`${p}/`))
+
+/**
+ * `options.binds` of a local server: host paths it is explicitly given, read-only — a path or
+ * `{ host, path }` (where it shows up inside; default the same path). Returns the binds, or throws
+ * with what is wrong.
+ */
+export function parseBinds(options: Record<string, unknown> | undefined): HostBind[] {
+  const raw = options?.binds
+  if (raw === undefined) return []
+  if (!Array.isArray(raw)) throw failedError('options.binds must be a list of host paths (or { host, path })')
+  if (raw.length > MAX_BINDS) throw failedError(`options.binds: at most ${MAX_BINDS}`)
+  return raw.map((item) => {
+    const host = typeof item === 'string' ? item : (item as { host?: unknown })?.host
+    const path = typeof item === 'string' ? item : ((item as { path?: unknown })?.path ?? host)
+    if (typeof host !== 'string' || typeof path !== 'string') throw failedError('options.binds: each entry is a path or { host, path }')
+    for (const [value, what] of [
+      [host, 'host path'],
+      [path, 'path inside'],
+    ] as const) {
+      if (!value.startsWith('/') || value === '/' || posix.normalize(value) !== value || value.endsWith('/') || /[,:\\\n\0]/.test(value)) {
+        throw failedError(`options.binds: ${what} '${value}' must be absolute and normalised, not /, without , : or \\`)
+      }
     }
-  } catch {
-    // raced with an exiting process
-  }
-  return undefined
+    if (under(host, reservedOnHost)) throw failedError(`options.binds: '${host}' is not something a sandbox may be given`)
+    if (under(path, reservedInside)) throw failedError(`options.binds: '${path}' is under a folder each sandbox mounts itself`)
+    if (!existsSync(host)) throw failedError(`options.binds: '${host}' does not exist on this host`)
+    return { host, path }
+  })
+}
+
+/** Starts the sandbox (it outlives this process) and returns its pids. */
+export async function launch(settings: LocalSettings, names: SandboxNames, spec: LaunchSpec): Promise<Pick<SandboxRuntime, 'pid' | 'pid_start' | 'holder'>> {
+  if (!sshUserPattern.test(spec.user)) throw failedError(`ssh user '${spec.user}' is not a valid login name for a sandbox`)
+  const logFile = join(names.dir, 'sandbox.log')
+  const started = await startIsolated({
+    lowers: spec.lowers,
+    upper: join(names.dir, 'upper'),
+    work: join(names.dir, 'work'),
+    hostname: spec.name,
+    network: 'private',
+    cgroups: spec.cgroups,
+    binds: spec.binds,
+    env: {
+      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      LANG: 'C.UTF-8',
+      HOME: '/root',
+      PROV_USER: spec.user,
+      PROV_HOST_SYS: hostSysMount,
+    },
+    command: ['/bin/sh', '-c', bootScript],
+    logFile,
+    beforeStart: async (pid) => {
+      await forbidNestedUserNamespaces(pid)
+      await attachNetwork(settings, names, spec.ip, pid)
+    },
+  }).catch((error) => {
+    throw failedError(`sandbox ${spec.name} did not start: ${(error as Error).message}; ${lastLines(logFile)}`, { location: logFile })
+  })
+  started.child.unref()
+  const start = processStart(started.pid)
+  if (!start) throw failedError(`sandbox ${spec.name} exited at once: ${lastLines(logFile)}`, { location: logFile })
+  return { pid: started.pid, pid_start: start, holder: started.holder }
 }
 
 export function lastLines(file: string, count = 3): string {
