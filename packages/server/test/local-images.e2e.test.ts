@@ -118,6 +118,12 @@ describeSandbox('local server images (root)', { timeout: 1_200_000 }, () => {
     expect(applied.code, applied.stderr).toBe(0)
     const r = await inside('img-01', 'cat /etc/prov-image-version; redis-cli --version; . /etc/os-release; echo $VERSION_CODENAME')
     expect(r.stdout).toMatch(/^1\nredis-cli 7[^\n]*\nbookworm\n$/)
+    // Packages installed over the image leave no manuals or docs (copyright kept), and man-db does not re-index.
+    const slim = await inside(
+      'img-01',
+      'find /usr/share/man /usr/share/info /usr/share/doc/redis-tools -type f 2>/dev/null; grep -A2 "^Name: man-db/auto-update" /var/cache/debconf/config.dat | grep ^Value',
+    )
+    expect(slim.stdout).toBe('/usr/share/doc/redis-tools/copyright\nValue: false\n')
   })
 
   it('a changed recipe builds a new image; the existing server keeps its own (even across stop/start); recreated, it gets the new one', async () => {

@@ -42,7 +42,7 @@ export interface ImageRecipe {
 
 export const DEFAULT_IMAGE = 'debian-12'
 /** Bumped when the way prov builds or lays out images changes, so old builds are not reused. */
-const BUILD_FORMAT = 'prov-image/1'
+const BUILD_FORMAT = 'prov-image/2'
 const MAX_LAYERS = 8
 const MAX_FILE_BYTES = 16 << 20
 const MAX_INLINE_BYTES = 1 << 20

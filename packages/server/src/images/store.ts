@@ -254,15 +254,31 @@ export function buildFailure(logFile: string): string {
   return lines.filter(Boolean).slice(-3).join(' | ') || 'no output'
 }
 
-/** Runs on the bootstrap image before mmdebstrap's cleanup: no shared host keys, the offline apt archive. */
+/**
+ * Runs on the bootstrap image before mmdebstrap's cleanup: no shared host keys; man-db never
+ * re-indexes after package installs (mandb costs seconds of CPU per install, and the pages are not
+ * there anyway); the offline apt archive.
+ */
 const bootstrapHook = `#!/bin/sh
 set -eu
 rm -f "$1"/etc/ssh/ssh_host_*
+echo 'man-db man-db/auto-update boolean false' | chroot "$1" debconf-set-selections
+rm -f "$1"/var/lib/man-db/auto-update
 chroot "$1" apt-get clean
 if [ -n "\${PROV_IMAGE_CACHE_PACKAGES:-}" ]; then
   chroot "$1" apt-get install --download-only -y -q --no-install-recommends $PROV_IMAGE_CACHE_PACKAGES
 fi
 `
+
+/** dpkg filters of the bootstrap image: copyright files and locale.alias are kept (licences, glibc). */
+const dpkgExcludes = [
+  'path-exclude=/usr/share/man/*',
+  'path-exclude=/usr/share/info/*',
+  'path-exclude=/usr/share/doc/*',
+  'path-include=/usr/share/doc/*/copyright',
+  'path-exclude=/usr/share/locale/*',
+  'path-include=/usr/share/locale/locale.alias',
+]
 
 /** Runs inside a build sandbox over the parent image (packages from the parent's apt lists). */
 const layerScript = `set -eu
@@ -298,6 +314,9 @@ async function build(recipe: ImageRecipe, parent: ReadyImage | null, cache: stri
           `--include=${recipe.packages.join(',')}`,
           // Keep the package lists and the downloaded archive: sandboxes install from them offline.
           '--skip=cleanup/apt',
+          // No manuals, docs or translations, as Debian's slim images: smaller images, and faster
+          // package installs inside sandboxes (the options stay in the image's dpkg.cfg.d).
+          ...dpkgExcludes.map((rule) => `--dpkgopt=${rule}`),
           `--customize-hook=${hook}`,
           recipe.suite,
           rootfs,
