@@ -121,7 +121,7 @@ describeSandbox('local server images (root)', { timeout: 1_200_000 }, () => {
     // Packages installed over the image leave no manuals or docs (copyright kept), and man-db does not re-index.
     const slim = await inside(
       'img-01',
-      'find /usr/share/man /usr/share/info /usr/share/doc/redis-tools -type f 2>/dev/null; grep -A2 "^Name: man-db/auto-update" /var/cache/debconf/config.dat | grep ^Value',
+      'find /usr/share/man /usr/share/doc/redis-tools -type f 2>/dev/null; grep -A2 "^Name: man-db/auto-update" /var/cache/debconf/config.dat | grep ^Value',
     )
     expect(slim.stdout).toBe('/usr/share/doc/redis-tools/copyright\nValue: false\n')
   })

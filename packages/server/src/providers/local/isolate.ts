@@ -248,14 +248,19 @@ export async function startIsolated(options: IsolateOptions): Promise<Isolated> 
   const pid = await new Promise<number>((resolve, reject) => {
     let text = ''
     const timer = setTimeout(() => reject(failedError('the sandbox did not start within 20 s')), 20_000)
+    // bubblewrap writes the child pid, then the namespace ids, then closes: the whole object is
+    // read before this side is closed, or bubblewrap dies of SIGPIPE mid-write (exit 141).
+    const settle = () => {
+      const match = /"child-pid"\s*:\s*(\d+)/.exec(text)
+      if (!match) return
+      clearTimeout(timer)
+      resolve(Number(match[1]))
+    }
     info.on('data', (chunk: Buffer) => {
       text += chunk.toString()
-      const match = /"child-pid"\s*:\s*(\d+)/.exec(text)
-      if (match) {
-        clearTimeout(timer)
-        resolve(Number(match[1]))
-      }
+      if (/\}\s*$/.test(text)) settle()
     })
+    info.on('end', settle)
     info.on('error', () => undefined)
     exited.then((code) => {
       clearTimeout(timer)
