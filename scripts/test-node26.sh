@@ -38,7 +38,7 @@ fi
 cd "$tree"
 export PATH="$node_dir/bin:$PATH"
 exec node node_modules/vitest/vitest.mjs run \
-  --exclude 'packages/server/test/local.e2e.test.ts' \
+  --exclude 'packages/server/test/local*.e2e.test.ts' \
   --exclude 'packages/taskserv/test/e2e.test.ts' \
   --exclude 'packages/oci/test/seed.e2e.test.ts' \
   --exclude 'packages/nu/test/recipes.e2e.test.ts' \

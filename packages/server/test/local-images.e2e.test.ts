@@ -131,7 +131,7 @@ describeSandbox('local server images (root)', { timeout: 1_200_000 }, () => {
     const built = await cli(['image', 'build', WEB, '--out', 'json'])
     expect(built.code, built.stderr).toBe(0)
     expect(built.json()).toMatchObject([{ action: 'built' }])
-    expect((await cli(['restart', 'img-01', '-q'])).code).toBe(0)
+    expect((await cli(['restart', 'img-01', '--yes', '-q'])).code).toBe(0)
     expect((await inside('img-01', 'cat /etc/prov-image-version')).stdout.trim()).toBe('1')
     expect((await cli(['delete', 'img-01', '--yes', '-q'])).code).toBe(0)
     expect((await cli(['create', 'img-01', '--infra', 'img', '-q'])).code).toBe(0)

@@ -66,8 +66,8 @@ describeSandbox('local servers keep their services across stop/start (root)', { 
   it('stop + start: nginx and redis run again, nothing reinstalled', async () => {
     expect(await servicesAnswer()).toMatch(/ok\s+PONG/)
     const installedAt = inside('stat -c %Y /var/lib/prov/taskservs/nginx.json /var/lib/prov/taskservs/redis.json').stdout
-    expect((await server(['stop', 'svc-01', '-q'])).code).toBe(0)
-    expect((await server(['start', 'svc-01', '-q'])).code).toBe(0)
+    expect((await server(['stop', 'svc-01', '--yes', '-q'])).code).toBe(0)
+    expect((await server(['start', 'svc-01', '--yes', '-q'])).code).toBe(0)
     expect(await servicesAnswer()).toMatch(/ok\s+PONG/)
     expect(inside('stat -c %Y /var/lib/prov/taskservs/nginx.json /var/lib/prov/taskservs/redis.json').stdout).toBe(installedAt)
     expect(inside('cat /var/log/prov/boot.log').stdout).toMatch(/boot: starting nginx[\s\S]*boot: starting redis/)
@@ -80,7 +80,7 @@ describeSandbox('local servers keep their services across stop/start (root)', { 
 
   it('stop is a shutdown: redis saw SIGTERM and saved its data', async () => {
     inside('redis-cli set prov-key kept >/dev/null')
-    expect((await server(['restart', 'svc-01', '-q'])).code).toBe(0)
+    expect((await server(['restart', 'svc-01', '--yes', '-q'])).code).toBe(0)
     expect(await servicesAnswer()).toMatch(/ok\s+PONG/)
     expect(inside('redis-cli get prov-key').stdout.trim()).toBe('kept')
   })

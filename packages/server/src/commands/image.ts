@@ -57,7 +57,12 @@ function record(recipe: ImageRecipe | null, build: CachedBuild | null, check: Ch
 }
 
 const list = defineProvCommand({
-  meta: { name: 'list', description: `Images of local servers: built-in and ${imagesFileName} recipes, with their builds in the cache` },
+  meta: {
+    name: 'list',
+    description: `Images of local servers: built-in and ${imagesFileName} recipes, with their builds in the cache`,
+    examples: ['prov-server image list', 'prov-server image list --out yaml'],
+    mutating: false,
+  },
   async run(ctx) {
     const recipes = recipesHere(ctx.common.workspace)
     const out = []
@@ -83,7 +88,13 @@ function namesOrAll(positionals: string[], recipes: Map<string, ImageRecipe>, wo
 }
 
 const build = defineProvCommand({
-  meta: { name: 'build', description: 'Build images (all visible recipes when none is named); a healthy build is kept unless --force' },
+  meta: {
+    name: 'build',
+    description: 'Build images (all visible recipes when none is named); a healthy build is kept unless --force',
+    examples: ['prov-server image build debian-12', 'prov-server image build --check', 'prov-server image build debian-12 --force'],
+    mutating: true,
+    usage: '[NAME...]',
+  },
   args: {
     names: { type: 'positional', required: false, description: 'Image names (default: every recipe visible here)', valueHint: 'NAME...' },
     force: { type: 'boolean', description: 'Rebuild even when the build is healthy' },
@@ -128,7 +139,15 @@ const build = defineProvCommand({
 })
 
 const rm = defineProvCommand({
-  meta: { name: 'rm', description: 'Remove every build of the named images from the cache (refused while a running server uses one)' },
+  meta: {
+    name: 'rm',
+    description: 'Remove every build of the named images from the cache (refused while a running server uses one)',
+    examples: ['prov-server image rm debian-12 --check', 'prov-server image rm debian-12 --yes'],
+    mutating: true,
+    destructive: true,
+    confirms: true,
+    usage: 'NAME...',
+  },
   args: { names: { type: 'positional', required: true, description: 'Image names', valueHint: 'NAME...' } },
   async run(ctx) {
     if (!ctx.positionals.length) throw usageError('rm needs image names', { hint: 'prov-server image rm debian-12 --yes' })
@@ -158,21 +177,24 @@ const rm = defineProvCommand({
         ? p.builds.map((b) => ({ schema: IMAGE_SCHEMA, name: p.name, hash: b.hash12, path: b.dir, action: 'remove' }))
         : [{ schema: IMAGE_SCHEMA, name: p.name, hash: null, path: null, action: 'none', reason: 'not built' }],
     )
+    // Like `docker rmi`: naming only images that have no build is an error, not a silent no-op.
+    if (!preview.some((p) => p.action === 'remove')) {
+      throw notFoundError(`no build of ${plan.map((p) => `'${p.name}'`).join(', ')} in the image cache`, {
+        hint: 'prov-server image list shows the builds there are',
+      })
+    }
     if (ctx.common.check) {
       ctx.emit(preview)
       return
     }
-    if (inUse.length) {
-      throw failedError(`image in use by running servers: ${inUse.join(', ')}`, { hint: 'stop or delete those servers first (prov-server stop NAME)' })
-    }
-    if (!preview.some((p) => p.action === 'remove')) {
-      ctx.emit(preview.map((p) => ({ ...p, removed: false })))
-      return
-    }
-    requireRoot()
+    // Asked first: without --yes off a terminal the answer is the same whatever the cache holds.
     const removing = preview.filter((p) => p.action === 'remove').map((p) => `${p.name}-${p.hash}`)
     const ok = await confirmOrRefuse({ yes: ctx.common.yes, what: 'remove images', question: `remove ${removing.join(', ')}?` })
     if (!ok) throw usageError('image rm cancelled')
+    if (inUse.length) {
+      throw failedError(`image in use by running servers: ${inUse.join(', ')}`, { hint: 'stop or delete those servers first (prov-server stop NAME)' })
+    }
+    requireRoot()
     const out = []
     for (const p of plan) {
       if (!p.builds.length) out.push({ schema: IMAGE_SCHEMA, name: p.name, hash: null, path: null, removed: false, reason: 'not built' })
