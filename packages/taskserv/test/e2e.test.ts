@@ -156,6 +156,29 @@ describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { t
     expect(again.json<Result[]>().every((x) => x.status === 'ok')).toBe(true)
   })
 
+  it('after stop and start of every server the cluster serves again, nothing reinstalled (the boot starts enabled services)', async () => {
+    const recorded = 'stat -c %Y /var/lib/prov/taskservs/*.json'
+    const before = await Promise.all(['ts-db', 'ts-web1', 'ts-web2'].map((name) => onServer(name, recorded)))
+    const stopped = await server(['stop', 'all', '--yes', '-o', 'json'])
+    expect(stopped.code, stopped.stderr).toBe(0)
+    expect(stopped.json<{ status: string }[]>().map((s) => s.status)).toEqual(['stopped', 'stopped', 'stopped'])
+    const started = await server(['start', 'all', '--yes', '-q'])
+    expect(started.code, started.stderr).toBe(0)
+    // postgres, both webapps and haproxy answer again: the page counts visits in postgres on ts-db.
+    let page = { code: 1, stdout: '' }
+    for (let i = 0; i < 40 && !/visit \d+[\s\S]*visit \d+/.test(page.stdout); i++) {
+      page = await onServer('ts-web1', 'curl -fsS http://127.0.0.1:80/; curl -fsS http://127.0.0.1:80/')
+      if (!/visit \d+[\s\S]*visit \d+/.test(page.stdout)) await new Promise((resolve) => setTimeout(resolve, 500))
+    }
+    expect(page.stdout).toMatch(/webapp on ts-web1: visit \d+/)
+    expect(page.stdout).toMatch(/webapp on ts-web2: visit \d+/)
+    const status = await ts(['cluster', 'status', 'web', '-o', 'json'])
+    expect(status.code, status.stderr).toBe(0)
+    expect(status.json<Result[]>().every((x) => x.status === 'ok' && x.healthy === true)).toBe(true)
+    const after = await Promise.all(['ts-db', 'ts-web1', 'ts-web2'].map((name) => onServer(name, recorded)))
+    expect(after.map((r) => r.stdout)).toEqual(before.map((r) => r.stdout))
+  })
+
   it('cluster remove removes the components, dependents first', async () => {
     const removed = await ts(['cluster', 'remove', 'web', '--yes', '-o', 'json'])
     expect(removed.code, removed.stderr).toBe(0)
