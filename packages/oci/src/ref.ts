@@ -30,6 +30,11 @@ export function isDigest(value: string): boolean {
   return digestPattern.test(value)
 }
 
+/** A repository name as the distribution spec allows it: path components of lower-case letters, digits and separators. */
+export function isRepositoryName(value: string): boolean {
+  return value.length <= 255 && value.split('/').every((component) => componentPattern.test(component))
+}
+
 /** A tag as the distribution spec allows it; in a layout also never `..` (tags are no paths, and stay so). */
 export function isTag(value: string): boolean {
   return tagPattern.test(value) && !value.includes('..')

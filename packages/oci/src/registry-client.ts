@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { deniedError, failedError, notFoundError, ProvError } from '@prov/core'
 import { type Credential, findCredential } from './credentials'
 import { parseJson } from './json'
-import { isLoopbackHost } from './ref'
+import { isLoopbackHost, isRepositoryName } from './ref'
 import { MAX_ERROR_BODY_BYTES, MAX_LISTED_NAMES, MAX_RESPONSE_BYTES } from './types'
 import { readVerified } from './verify'
 
@@ -320,7 +320,9 @@ export class RegistryClient {
   }
 
   async catalog(): Promise<string[]> {
-    return (await this.listPages('/v2/_catalog?n=1000', { scope: 'registry:catalog:*' }, 'repositories', `the catalog of ${this.registry}`)) ?? []
+    const names = (await this.listPages('/v2/_catalog?n=1000', { scope: 'registry:catalog:*' }, 'repositories', `the catalog of ${this.registry}`)) ?? []
+    // Only names a registry may hold: the answer is data from outside (see Target.tags).
+    return names.filter(isRepositoryName)
   }
 
   /**

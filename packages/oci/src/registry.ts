@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream'
 import { ExitCode, failedError, notFoundError, ProvError } from '@prov/core'
 import { descriptorFor } from './digest'
 import { parseJson } from './json'
-import { isDigest } from './ref'
+import { isDigest, isTag } from './ref'
 import { header, type RegistryClient } from './registry-client'
 import { BlobUploader } from './registry-upload'
 import type { FetchedManifest, Target } from './target'
@@ -142,7 +142,9 @@ export class RegistryTarget implements Target {
       `the tags of ${this.name}`,
     )
     if (!tags) throw notFoundError(`repository ${this.name} not found`, { hint: `prov-oci catalog ${this.client.registry}` })
-    return tags.sort()
+    // A registry's answer is data from outside: a name no registry may hold (control characters,
+    // slashes, ..) is never listed, so it never reaches a terminal, a path or the next command.
+    return tags.filter(isTag).sort()
   }
 
   async delete(reference: string): Promise<Descriptor> {

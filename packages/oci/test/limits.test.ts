@@ -193,6 +193,26 @@ describe('a hostile registry', () => {
     }
   })
 
+  it('names no registry may hold (control characters, paths, ..) are never listed by tags or catalog', async () => {
+    const hostile = ['v1', '\u001b]0;owned\u0007', '../../etc', 'a/b', '', `x${'y'.repeat(200)}`, 'v2.0-rc_1']
+    const registry = await scriptedRegistry({
+      '/v2/evil/x/tags/list': (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: 'evil/x', tags: hostile })),
+      '/v2/_catalog': (_req, res) =>
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ repositories: ['evil/x', 'Evil\u001b[2J', '../up', 'ok/name_1'] })),
+    })
+    try {
+      const tags = await oci(['tags', `${registry.host}/evil/x`])
+      expect(tags.code, tags.stderr).toBe(0)
+      expect(tags.json().map((t: { tag: string }) => t.tag)).toEqual(['v1', 'v2.0-rc_1'])
+      const catalog = await oci(['catalog', registry.host])
+      expect(catalog.code, catalog.stderr).toBe(0)
+      expect(JSON.stringify(catalog.json())).not.toMatch(/\\u001b|\.\.|Evil/)
+      expect(catalog.stdout).toContain('ok/name_1')
+    } finally {
+      await registry.close()
+    }
+  })
+
   it('a tag list that never stops paging is cut off', async () => {
     const page = JSON.stringify({ name: 'loop/x', tags: Array.from({ length: 1000 }, (_, i) => `t${i}`) })
     const registry = await scriptedRegistry({
