@@ -9,6 +9,7 @@ export const builtins: Record<string, () => Promise<CommandDef<any>>> = {
   ext: () => import('./commands/ext').then((m) => m.default),
   deps: () => import('./commands/deps').then((m) => m.default),
   doctor: () => import('./commands/doctor').then((m) => m.default),
+  mode: () => import('./commands/mode').then((m) => m.default),
   completion: () => import('./commands/completion').then((m) => m.default),
 }
 

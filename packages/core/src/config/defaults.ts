@@ -3,6 +3,7 @@ import type { ProvConfig } from './schema'
 
 /** Layer 1: built-in defaults. Every documented key has a value here. */
 export const defaultConfig: ProvConfig = {
+  mode: 'solo',
   workspace: { name: 'default' },
   core: { name: 'prov' },
   paths: {},

@@ -213,3 +213,16 @@ export async function loadAnyConfigFile(file: string): Promise<ParsedFile> {
 
 /** Callers may change the data they get (interpolation works on copies, but layers are shared). */
 const copyParsed = (parsed: ParsedFile): ParsedFile => ({ file: parsed.file, data: structuredClone(parsed.data), lines: parsed.lines })
+
+/**
+ * The text of a YAML or JSON configuration file with top-level `key` set to `value`. YAML is
+ * edited as a document, so the comments and layout of the rest of the file stay as they are.
+ * Other formats (TOML, code) are not rewritten: undefined.
+ */
+export function withTopLevelKey(file: string, text: string, key: string, value: unknown): string | undefined {
+  if (/\.json$/.test(file)) return `${JSON.stringify({ ...(JSON.parse(text) as Record<string, unknown>), [key]: value }, null, 2)}\n`
+  if (!/\.ya?ml$/.test(file)) return undefined
+  const doc = yamlLib().parseDocument(text)
+  doc.set(key, value)
+  return doc.toString()
+}

@@ -12,10 +12,11 @@ import { defaultConfig } from './defaults'
 import { codeExtensions, dataExtensions, findConfigFile, loadAnyConfigFile, type ParsedFile } from './files'
 import { interpolateConfig } from './interpolate'
 import { flattenLeaves, getPath, isPlainObject, mergeLayers, setPath } from './merge'
+import { isMode, MODES, modePresets } from './modes'
 import type { ProvConfig } from './schema'
 
-/** The eight configuration layers, lowest priority first (docs/configuration.md). */
-export const layerNames = ['defaults', 'system', 'user', 'workspace', 'environment', 'infra', 'env', 'flags'] as const
+/** The configuration layers, lowest priority first (docs/configuration.md); `mode` only when a mode is chosen. */
+export const layerNames = ['defaults', 'mode', 'system', 'user', 'workspace', 'environment', 'infra', 'env', 'flags'] as const
 export type LayerName = (typeof layerNames)[number]
 
 export interface ConfigLayer {
@@ -180,7 +181,26 @@ export async function collectLayers(options: LoadConfigOptions = {}, read: Layer
   if (options.flags && Object.keys(options.flags).length) {
     layers.push({ name: 'flags', source: 'command line', data: normaliseFlags(options.flags), lines: new Map() })
   }
+  const mode = modeLayer(layers)
+  if (mode) layers.splice(1, 0, mode)
   return layers
+}
+
+/**
+ * The preset of the chosen mode (`mode:` in the highest layer that sets it) as a layer right above
+ * the defaults: every file, variable or flag still overrides what the mode sets.
+ */
+function modeLayer(layers: ConfigLayer[]): ConfigLayer | undefined {
+  const chosen = [...layers].reverse().find((l) => l.name !== 'defaults' && l.data.mode !== undefined)
+  if (!chosen) return undefined
+  const mode = chosen.data.mode
+  if (!isMode(mode)) {
+    throw configError(`unknown mode '${String(mode)}'`, {
+      location: locateIn([chosen], 'mode') ?? 'mode',
+      hint: `one of ${MODES.join(', ')} (prov mode set NAME)`,
+    })
+  }
+  return { name: 'mode', source: `mode ${mode}`, data: structuredClone(modePresets[mode]), lines: new Map() }
 }
 
 /** Which layer set each leaf: walk low -> high; a higher scalar/array replaces the whole subtree. */

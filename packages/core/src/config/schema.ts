@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { MODES } from './modes'
 
 /**
  * The configuration schema. Sections are strict (an unknown key is an error with the nearest
@@ -24,6 +25,8 @@ export const sshConfigSchema = z.strictObject({
 })
 
 export const configSchema = z.strictObject({
+  /** A preset over storage, auth and policy (docs/modes.md); its values are a layer above the defaults. */
+  mode: z.enum(MODES),
   workspace: z.strictObject({
     name: z.string(),
     description: z.string().optional(),

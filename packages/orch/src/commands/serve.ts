@@ -47,6 +47,23 @@ export default defineProvCommand({
     const port = args.port === undefined ? orch.port : Number(args.port)
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw usageError(`--port must be 0-65535, got '${args.port}'`, { location: '--port' })
     const authMode = (args.auth as 'token' | 'jwt' | undefined) ?? orch.auth.mode
+    const mode = loaded.config.mode
+    if (mode === 'multi-user' || mode === 'enterprise') {
+      // Several people share this orchestrator: each must be someone (a JWT), and the store must outlive this host.
+      if (authMode !== 'jwt') {
+        throw configError(`mode ${mode} requires --auth jwt`, {
+          location: 'mode',
+          hint: 'add --auth jwt --jwt-key FILE (orchestrator.auth.mode: jwt), or prov mode set solo',
+        })
+      }
+      const storeUrl = args.store ?? process.env.PROV_ORCH_STORE ?? orch.store
+      if (!/^postgres(ql)?:\/\//.test(storeUrl)) {
+        throw configError(`mode ${mode} requires a PostgreSQL store`, {
+          location: 'mode',
+          hint: 'set orchestrator.store (or --store) to postgres://user@host:5432/db, or prov mode set solo',
+        })
+      }
+    }
     if (authMode !== 'jwt' && !isLoopbackHost(host)) {
       throw configError(`refusing to serve on ${host} without JWT authentication`, {
         location: '--host',

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
-import { cgroupControllerNames, defineProvCommand, detectCgroups } from '@prov/core'
+import { type CommonOptions, cgroupControllerNames, defineProvCommand, detectCgroups } from '@prov/core'
 
 interface Check {
   schema: 'prov.doctor.check/v1'
@@ -98,6 +98,32 @@ function cgroupCheck(): Check {
   )
 }
 
+/** The workspace's mode and each of its rules: whether this setup keeps it, and how to fix it if not. */
+async function modeChecks(common: Partial<CommonOptions>): Promise<Check[]> {
+  const { getPath, loadCommandConfig, modeRules } = await import('@prov/core/config')
+  let resolved: Awaited<ReturnType<typeof loadCommandConfig>>
+  try {
+    resolved = await loadCommandConfig(common)
+  } catch (error) {
+    return [check('config', false, (error as Error).message, 'every command', 'prov config validate')]
+  }
+  const mode = resolved.config.mode
+  const origin = resolved.origin('mode')
+  const where = origin && origin.layer !== 'defaults' ? `set in ${origin.source}${origin.line ? `:${origin.line}` : ''}` : 'the default'
+  return [
+    check('mode', true, `${mode} (${where})`, 'presets over storage, auth and policy'),
+    ...modeRules(mode, resolved.config).map((r) =>
+      check(
+        `mode ${mode}: ${r.rule}`,
+        r.ok,
+        `${r.key} is ${JSON.stringify(getPath(resolved.config as Record<string, unknown>, r.key))}`,
+        `mode ${mode}`,
+        r.hint,
+      ),
+    ),
+  ]
+}
+
 export default defineProvCommand({
   meta: {
     name: 'doctor',
@@ -105,8 +131,8 @@ export default defineProvCommand({
     examples: ['prov doctor', "prov doctor --out json | jq '.[] | select(.ok | not)'"],
     mutating: false,
   },
-  run({ emit, log }) {
-    const checks = runChecks()
+  async run({ common, emit, log }) {
+    const checks = [...runChecks(), ...(await modeChecks(common))]
     for (const c of checks) if (!c.ok) log.warn(`${c.check}: ${c.detail} — needed for ${c.needed_for}${c.fix ? `; fix: ${c.fix}` : ''}`)
     emit(checks)
     return checks.some((c) => !c.ok && c.check === 'node') ? 1 : 0
