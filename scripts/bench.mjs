@@ -52,8 +52,16 @@ async function drawCurves(selected) {
       charts.push({ id, title: `${id} (failed)`, x: '', y: '', series: [], error: error.message })
     }
   }
+  // A partial run (`npm run bench -- P8 --curves`) replaces only its own charts.
+  const dataFile = join(resultsDir, 'curves.json')
+  if (wanted.length && existsSync(dataFile)) {
+    const rerun = new Set(selected.map((f) => f.split('-')[0].toUpperCase()))
+    const kept = JSON.parse(readFileSync(dataFile, 'utf8')).charts.filter((chart) => !rerun.has(chart.id))
+    charts.unshift(...kept)
+    charts.sort((a, b) => Number(a.id.slice(1)) - Number(b.id.slice(1)))
+  }
   const date = new Date().toISOString()
-  writeFileSync(join(resultsDir, 'curves.json'), `${JSON.stringify({ date, node: process.version, charts }, null, 2)}\n`)
+  writeFileSync(dataFile, `${JSON.stringify({ date, node: process.version, charts }, null, 2)}\n`)
   writeFileSync(join(resultsDir, 'curves.svg'), renderCurves(charts, { title: `prov cost curves (${date.slice(0, 10)}, node ${process.version}, 2 cores)` }))
   process.stdout.write(`bench: wrote ${charts.length} charts to bench/results/curves.svg and curves.json\n`)
 }
