@@ -47,10 +47,10 @@ export function axis(values, { forceLinear = false } = {}) {
  * y is null or not a number (a size a tool could not run) are left out of the line.
  * Returns the SVG document as a string.
  */
-export function renderCurves(charts, { columns = 3, width = 320, height = 230, title = 'prov cost curves' } = {}) {
+export function renderCurves(charts, { columns = 3, width = 320, height = 240, title = 'prov cost curves' } = {}) {
   if (!charts.length) throw new Error('no charts to draw')
   const rows = Math.ceil(charts.length / columns)
-  const pad = { left: 52, right: 12, top: 40, bottom: 44 }
+  const pad = { left: 52, right: 12, top: 40, bottom: 58 }
   const header = 28
   const total = { width: columns * width, height: header + rows * height }
   const parts = [
@@ -87,6 +87,8 @@ export function renderCurves(charts, { columns = 3, width = 320, height = 230, t
       `<text x="${plot.x + plot.w / 2}" y="${plot.y + plot.h + 26}" text-anchor="middle" fill="#444">${escapeXml(chart.x)}${xa.log ? ' (log)' : ''}</text>`,
     )
     parts.push(`<text x="${ox + 8}" y="${oy + 28}" fill="#444">${escapeXml(chart.y)}${ya.log ? ' (log)' : ''}</text>`)
+    // Legend entries side by side under the axis label, each as wide as its name (about 6 px a character).
+    let legendX = plot.x
     chart.series.forEach((series, s) => {
       const color = palette[s % palette.length]
       const drawn = series.points.filter(([, y]) => typeof y === 'number' && Number.isFinite(y))
@@ -95,8 +97,9 @@ export function renderCurves(charts, { columns = 3, width = 320, height = 230, t
         parts.push(`<polyline class="series" data-name="${escapeXml(series.name)}" points="${coords}" fill="none" stroke="${color}" stroke-width="1.6"/>`)
         for (const [x, y] of drawn) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="2.4" fill="${color}"/>`)
       }
-      const ly = oy + height - 8
-      const lx = plot.x + s * 110
+      const ly = oy + height - 6
+      const lx = legendX
+      legendX += 30 + String(series.name).length * 6
       parts.push(`<rect x="${lx}" y="${ly - 7}" width="10" height="3" fill="${color}"/>`)
       parts.push(`<text x="${lx + 14}" y="${ly - 4}">${escapeXml(series.name)}</text>`)
     })

@@ -256,7 +256,7 @@ export async function curves({ root, log }) {
         dir,
         `noop-${n}`,
         Array.from({ length: n }, (_, i) => ({ id: `n${i}`, run: { builtin: 'noop' } })),
-        n,
+        Math.min(n, 10_000), // the schema's largest parallel_limit
       )
       const r = await orch(root, ['run', file, '--store', `sqlite:${join(dir, `noop-${n}.db`)}`, '--concurrency', '256', '-q'])
       if (r.code !== 0) throw new Error(`noop run of ${n} failed: ${r.stderr}`)

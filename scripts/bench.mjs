@@ -4,6 +4,7 @@
 // bench/results/results.md. Targets are reported, never asserted. `npm run bench -- --curves` draws
 // how the cost grows with the work instead (bench/results/curves.svg and curves.json).
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
@@ -73,7 +74,8 @@ for (const file of files) {
   try {
     const result = await mod.default({ root, log: (m) => process.stderr.write(`  ${m}\n`) })
     results.push(result)
-    writeFileSync(join(resultsDir, `${result.id}.json`), `${JSON.stringify({ ...result, date: new Date().toISOString(), node: process.version }, null, 2)}\n`)
+    const stamp = { date: new Date().toISOString(), node: process.version, loadavg: loadavg() }
+    writeFileSync(join(resultsDir, `${result.id}.json`), `${JSON.stringify({ ...result, ...stamp }, null, 2)}\n`)
   } catch (error) {
     const id = file.split('-')[0].toUpperCase()
     process.stderr.write(`  ${id} could not run: ${error.message}\n`)
@@ -109,6 +111,8 @@ if (wanted.length && existsSync(resultsFile)) {
 const allRows = [...kept, ...rowsById].sort(([a], [b]) => Number(a.slice(1)) - Number(b.slice(1))).flatMap(([, rows]) => rows)
 const title = kept.size
   ? `${previousTitle}; ${[...rowsById.keys()].join(', ')} re-run ${new Date().toISOString()}`
-  : `# Benchmark results (${new Date().toISOString()}, node ${process.version})`
+  : `# Benchmark results (${new Date().toISOString()}, node ${process.version}, load average at the end ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')})`
 writeFileSync(resultsFile, `${title}\n\n${[...header, ...allRows].join('\n')}\n`)
 process.stdout.write(table)
