@@ -188,10 +188,24 @@ export async function ensureImage(recipe: ImageRecipe, options: EnsureOptions = 
   return parent as ReadyImage
 }
 
+/** Checks under way in this process: servers created together wait for one check of their image. */
+const checking = new Map<string, Promise<ReadyImage>>()
+
 async function ensureLayer(recipe: ImageRecipe, parent: ReadyImage | null, cache: string, options: EnsureOptions): Promise<ReadyImage> {
   const dir = join(cache, buildDirName(recipe))
   const memo = checkedThisProcess.get(dir)
   if (memo && !options.force && (!parent || memo.info.from?.build_id === parent.info.build_id)) return memo
+  if (options.force || options.full) return checkLayer(recipe, parent, cache, dir, options)
+  const key = `${dir}\0${parent?.info.build_id ?? ''}`
+  let pending = checking.get(key)
+  if (!pending) {
+    pending = checkLayer(recipe, parent, cache, dir, options).finally(() => checking.delete(key))
+    checking.set(key, pending)
+  }
+  return pending
+}
+
+async function checkLayer(recipe: ImageRecipe, parent: ReadyImage | null, cache: string, dir: string, options: EnsureOptions): Promise<ReadyImage> {
   mkdirSync(cache, { recursive: true, mode: 0o755 })
   const ready = await withLock(
     join(cache, '.locks', buildDirName(recipe)),

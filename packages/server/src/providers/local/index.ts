@@ -91,9 +91,9 @@ async function boot(ctx: LocalContext, record: ServerRecord, settings: LocalSett
   const { names, data } = runtimeOf(ctx, record, settings)
   // Never tear down a namespace another workspace sharing the bridge uses.
   assertNotForeign(settings, names, record.ip_address)
-  // A half-made or crashed sandbox of the same name goes first (interrupted apply, reboot).
-  await teardownRuntime(names, data, settings.bridge)
-  const image = await imageFor(ctx, record, names.dir)
+  // A half-made or crashed sandbox of the same name goes first (interrupted apply, reboot); the
+  // image is checked meanwhile (servers created together share one check).
+  const [, image] = await Promise.all([teardownRuntime(names, data, settings.bridge), imageFor(ctx, record, names.dir)])
   const hostKey = await prepareUpper(names, image.lowers, {
     name: record.name,
     ip: record.ip_address,
@@ -101,7 +101,9 @@ async function boot(ctx: LocalContext, record: ServerRecord, settings: LocalSett
     user: record.ssh.user,
     authorizedKey: [key.publicKey, extraKey].filter(Boolean).join('\n'),
   })
-  await recordHostKeys(ctx.workspace, record.ip_address, record.ssh.port, [hostKey])
+  // Pinned before anyone can connect (awaited before the wait for sshd), written while the sandbox starts.
+  const pinned = recordHostKeys(ctx.workspace, record.ip_address, record.ssh.port, [hostKey])
+  pinned.catch(() => undefined)
   const plan = record.plan ? localPlans.find((p) => p.name === record.plan) : undefined
   const limits: AppliedLimits = applyLimits(names.netns, {
     cores: record.cores ?? plan?.cores ?? null,
@@ -134,6 +136,7 @@ async function boot(ctx: LocalContext, record: ServerRecord, settings: LocalSett
   }
   // Save the pids before waiting: an interrupted command still leaves state that finds them.
   await ctx.save({ ...record, status: 'creating' }, runtime)
+  await pinned
   const connectTimeout = ctx.rootConfig.ssh.connect_timeout
   await waitForSsh(record.ip_address, record.ssh.port, Math.max(30, connectTimeout) * 1000, () => sandboxRunning(runtime))
   const running: ServerRecord = { ...record, status: 'running' }

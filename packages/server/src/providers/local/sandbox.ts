@@ -3,7 +3,17 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync,
 import { connect } from 'node:net'
 import { dirname, join, posix } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { assertPathSegment, containedPath, deniedError, failedError, mkdirContained, removeContained, serialised, withLock } from '@prov/core'
+import {
+  assertPathSegment,
+  containedPath,
+  deniedError,
+  failedError,
+  generateOpenSshEd25519,
+  mkdirContained,
+  removeContained,
+  serialised,
+  withLock,
+} from '@prov/core'
 import { hostId } from '../../images/idmap'
 import { collectTrash, ensureLayerDirs, releaseBuilds, writeLayerFile } from '../../images/store'
 import { cgroupsOf, removeCgroups } from './cgroups'
@@ -91,10 +101,22 @@ function withBridgeLock<T>(settings: LocalSettings, fn: () => Promise<T>): Promi
   return serialised(lock, () => withLock(lock, fn, { timeoutMs: 120_000 }))
 }
 
+/** Whether a network interface of the host's namespace exists (sysfs: no process per question). */
+const linkExists = (name: string) => existsSync(`/sys/class/net/${name}`)
+
+/**
+ * Bridges this process has set up (address, NAT rules). A bridge that still exists was not removed
+ * since: removal takes the bridge and its rules together, under the same lock.
+ */
+const ensuredBridges = new Set<string>()
+
 /** Bridge + host address + NAT, idempotent. Call under the bridge lock. */
 async function ensureBridgeLocked(settings: LocalSettings): Promise<void> {
   const { bridge, subnet } = settings
-  if ((await sh('ip', ['link', 'show', 'dev', bridge])).code !== 0) {
+  const key = `${bridge} ${subnet.cidr} ${settings.nat}`
+  if (ensuredBridges.has(key) && linkExists(bridge)) return
+  ensuredBridges.delete(key)
+  if (!linkExists(bridge)) {
     const added = await sh('ip', ['link', 'add', 'name', bridge, 'type', 'bridge'])
     if (added.code !== 0 && !/exists/i.test(added.stderr)) throw failedError(`cannot create bridge ${bridge}: ${added.stderr.trim()}`)
   }
@@ -108,6 +130,7 @@ async function ensureBridgeLocked(settings: LocalSettings): Promise<void> {
       }
     }
   }
+  ensuredBridges.add(key)
 }
 
 /** Bridge + host address + NAT, idempotent; serialised across processes per bridge. */
@@ -127,12 +150,13 @@ function natRules(settings: LocalSettings): { table: string[]; spec: string[]; i
 /** Removes the bridge and its NAT rules when no sandbox is attached any more. */
 export async function removeBridgeIfUnused(settings: LocalSettings): Promise<boolean> {
   return withBridgeLock(settings, async () => {
-    const exists = (await sh('ip', ['link', 'show', 'dev', settings.bridge])).code === 0
+    const exists = linkExists(settings.bridge)
     if (exists) {
       const attached = await sh('ip', ['-o', 'link', 'show', 'master', settings.bridge])
       if (attached.stdout.trim()) return false
       await sh('ip', ['link', 'del', 'dev', settings.bridge])
     }
+    for (const key of ensuredBridges) if (key.startsWith(`${settings.bridge} `)) ensuredBridges.delete(key)
     for (const rule of natRules(settings)) {
       for (let i = 0; i < 10; i++) {
         if ((await sh('iptables', ['-w', ...rule.table, '-D', ...rule.spec])).code !== 0) break
@@ -270,7 +294,7 @@ export async function teardownRuntime(
     }
   }
   await waitGone([...pids], 10_000)
-  if ((await sh('ip', ['link', 'show', 'dev', names.veth])).code === 0) await sh('ip', ['link', 'del', 'dev', names.veth])
+  if (linkExists(names.veth)) await sh('ip', ['link', 'del', 'dev', names.veth])
   if (existsSync(`/run/netns/${names.netns}`)) {
     const removed = await sh('ip', ['netns', 'del', names.netns])
     if (removed.code !== 0 && existsSync(`/run/netns/${names.netns}`)) throw failedError(`cannot remove netns ${names.netns}: ${removed.stderr.trim()}`)
@@ -324,12 +348,14 @@ export const sshUserPattern = /^[a-z_][a-z0-9_-]{0,31}$/
  * The server's own SSH host key, kept next to (not inside) its upper layer: the sandbox can read
  * its copy, but never steer where the host writes it. Returns the public key line.
  */
-async function hostKeyOf(names: SandboxNames, name: string): Promise<{ key: string; pub: string }> {
+function hostKeyOf(names: SandboxNames, name: string): { key: string; pub: string } {
   const keyFile = join(names.dir, 'ssh_host_ed25519_key')
   if (!existsSync(keyFile) || !existsSync(`${keyFile}.pub`)) {
+    const pair = generateOpenSshEd25519(`root@${name}`)
     rmSync(keyFile, { force: true })
     rmSync(`${keyFile}.pub`, { force: true })
-    await must('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `root@${name}`, '-f', keyFile], 'generating the sandbox host key')
+    writeFileSync(keyFile, pair.privateKey, { mode: 0o600, flag: 'wx' })
+    writeFileSync(`${keyFile}.pub`, `${pair.publicKey}\n`, { mode: 0o644, flag: 'wx' })
   }
   chmodSync(keyFile, 0o600)
   return { key: readFileSync(keyFile, 'utf8'), pub: readFileSync(`${keyFile}.pub`, 'utf8').trim() }
@@ -350,7 +376,7 @@ export async function prepareUpper(names: SandboxNames, lowers: string[], spec: 
   chownSync(upper, hostId(0), hostId(0))
   chmodSync(upper, 0o755)
   rmSync(join(names.dir, 'merged'), { recursive: true, force: true })
-  const hostKey = await hostKeyOf(names, spec.name)
+  const hostKey = hostKeyOf(names, spec.name)
   const sshd = [
     '# Written by prov (local provider) at every boot.',
     `Port ${spec.port}`,
@@ -442,15 +468,21 @@ export async function claimAddress(settings: LocalSettings, names: SandboxNames,
 export async function attachNetwork(settings: LocalSettings, names: SandboxNames, ip: string, pid: number): Promise<void> {
   await must('ip', ['netns', 'attach', names.netns, String(pid)], `naming netns ${names.netns}`)
   await must('ip', ['link', 'add', names.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', names.netns], `veth ${names.veth}`)
+  // The inside of the namespace is the sandbox's alone: configured while the host side is attached.
+  const inside = (lines: string[]) => async () => {
+    for (const line of lines) await must('ip', ['-n', names.netns, ...line.split(' ')], `ip -n ${names.netns} ${line}`)
+  }
+  const configureInside = inside([`addr add ${ip}/${settings.subnet.prefix} dev eth0`, 'link set dev eth0 up'])()
+  configureInside.catch(() => undefined)
   // Attach under the bridge lock so a concurrent last delete cannot remove the bridge in between.
   await withBridgeLock(settings, async () => {
     await ensureBridgeLocked(settings)
-    // A previous sandbox at this address had another MAC: drop the host's stale neighbour entry.
-    await sh('ip', ['neigh', 'flush', 'to', ip, 'dev', settings.bridge])
     await must('ip', ['link', 'set', 'dev', names.veth, 'master', settings.bridge, 'up'], `attaching ${names.veth} to ${settings.bridge}`)
   })
-  const inside = [`addr add ${ip}/${settings.subnet.prefix} dev eth0`, 'link set dev eth0 up', `route add default via ${hostAddress(settings.subnet)}`]
-  for (const line of inside) await must('ip', ['-n', names.netns, ...line.split(' ')], `ip -n ${names.netns} ${line}`)
+  // A previous sandbox at this address had another MAC: drop the host's stale neighbour entry.
+  await sh('ip', ['neigh', 'flush', 'to', ip, 'dev', settings.bridge])
+  await configureInside
+  await inside([`route add default via ${hostAddress(settings.subnet)}`])()
 }
 
 /**
@@ -554,13 +586,14 @@ export function lastLines(file: string, count = 3): string {
 /** Waits until sshd answers with its banner on ip:port. */
 export async function waitForSsh(ip: string, port: number, timeoutMs: number, alive?: () => boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  let delay = 20
+  // A refused connection costs next to nothing: poll often, so a server is ready when sshd is.
+  let delay = 10
   for (;;) {
     if (await banner(ip, port, 2000)) return
     if (alive && !alive()) throw failedError(`sandbox at ${ip} exited before sshd was ready`)
     if (Date.now() > deadline) throw failedError(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for sshd on ${ip}:${port}`)
     await sleep(delay)
-    delay = Math.min(delay * 2, 250)
+    delay = Math.min(delay * 2, 50)
   }
 }
 
