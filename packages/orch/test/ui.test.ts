@@ -66,7 +66,8 @@ async function loggedIn(role = 'admin', viewport = { width: 1280, height: 800 })
 
 const shot = (page: Page, name: string) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true })
 
-describe.skipIf(!runs)('prov-orch dashboard in Chromium', () => {
+// A browser and a server per flow are slow on a loaded machine: each flow gets three minutes.
+describe.skipIf(!runs)('prov-orch dashboard in Chromium', { timeout: 180_000 }, () => {
   beforeAll(async () => {
     mkdirSync(artifacts, { recursive: true })
     const port = await freePort()
