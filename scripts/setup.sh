@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(
   openssh-server openssh-client iproute2 iptables util-linux procps psmisc kmod jq git ca-certificates
   age docker-registry skopeo postgresql ansible-core apache2-utils shellcheck ignition cloud-init
-  build-essential python3 make zsh fish gnupg chromium
+  build-essential python3 make zsh fish gnupg chromium hcloud-cli
   bubblewrap mmdebstrap
 )
 missing=()
@@ -55,6 +55,28 @@ if [ ! -x "$tools/just-1.57.0/node_modules/.bin/just" ]; then
   mkdir -p "$tools/just-1.57.0"
   npm install --prefix "$tools/just-1.57.0" --no-save --no-package-lock --no-audit --no-fund rust-just@1.57.0 >&2
 fi
+# moto_server (moto 5, the AWS emulator the aws provider and prov-kms tests run against) is not a
+# Debian package: the machine image has it under pyenv. Find it, else try pip, else stop here.
+moto=""
+for candidate in "${MOTO_SERVER:-}" "$HOME"/.pyenv/versions/*/bin/moto_server "$(command -v moto_server || true)"; do
+  if [ -n "$candidate" ] && [ -x "$candidate" ]; then moto="$candidate"; break; fi
+done
+if [ -z "$moto" ]; then
+  echo "setup: moto_server missing; trying pip install 'moto[server]>=5'" >&2
+  for py in "$HOME"/.pyenv/versions/*/bin/python3 python3; do
+    if command -v "$py" >/dev/null 2>&1 && "$py" -m pip install -q 'moto[server]>=5' >&2; then
+      moto="$(dirname "$(command -v "$py")")/moto_server"
+      break
+    fi
+  done
+fi
+if [ -z "$moto" ] || [ ! -x "$moto" ]; then
+  echo "setup: moto_server (moto 5 with its server) is required by the AWS tests: install it under pyenv or set MOTO_SERVER" >&2
+  exit 1
+fi
+"$moto" --help >/dev/null 2>&1 || { echo "setup: $moto does not run" >&2; exit 1; }
+echo "setup: moto_server at $moto" >&2
+
 npm run build >&2
 
 # The Debian image local sandbox servers boot from (built once per machine, a few minutes the

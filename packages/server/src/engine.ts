@@ -17,6 +17,7 @@ import {
   reportError,
   requireWorkspace,
   type ServerRecord,
+  secretResolverFor,
   serversFromRecords,
   toProvError,
   updateServerState,
@@ -150,11 +151,21 @@ export interface ActionOutcome {
   error?: ProvError
 }
 
-/** Exit code for a set of outcomes: 0 all fine, 1 all failed, 6 some failed. */
+/** Failures that are about the invocation (credentials, configuration), not about one server. */
+const invocationCodes: ReadonlySet<number> = new Set([ExitCode.DENIED, ExitCode.CONFIG])
+
+/**
+ * Exit code for a set of outcomes: 0 all fine, 1 all failed, 6 some failed. When every job failed
+ * for the same invocation problem (a provider refused the credentials: 4; its configuration is
+ * missing a credential: 3), that code, as a single call would give.
+ */
 export function outcomeCode(outcomes: ActionOutcome[]): number {
-  const failed = outcomes.filter((o) => !o.ok).length
-  if (!failed) return ExitCode.OK
-  return failed === outcomes.length ? ExitCode.FAILED : ExitCode.PARTIAL
+  const failed = outcomes.filter((o) => !o.ok)
+  if (!failed.length) return ExitCode.OK
+  if (failed.length !== outcomes.length) return ExitCode.PARTIAL
+  const codes = new Set(failed.map((o) => o.error?.code ?? ExitCode.FAILED))
+  const [only] = codes
+  return codes.size === 1 && invocationCodes.has(only) ? only : ExitCode.FAILED
 }
 
 export type Job = { title: string; run: () => Promise<ActionOutcome> }
@@ -252,13 +263,18 @@ export async function createJob(env: ServerEnv, spec: ServerSpec): Promise<Actio
   const ctx = env.providerContext(spec.provider)
   const previous = readServerState(env.workspace).servers[spec.name]
   const { renderDayZero, summarizeDayZero } = await import('./dayzero/document')
+  const at = `server '${spec.name}'`
   // The record keeps the fingerprint of the first-boot document (a later plan reports a change).
-  const dayZero = summarizeDayZero(await renderDayZero(spec, { workspacePath: env.workspace.path, at: `server '${spec.name}'` }))
+  const masked = await renderDayZero(spec, { workspacePath: env.workspace.path, at })
+  const dayZero = summarizeDayZero(masked)
   const record: ServerRecord = { ...recordFromSpec(spec, previous), ...(dayZero ? { day_zero: dayZero } : {}) }
+  // The machine gets the document with its secrets; it goes to the provider only, never to state or logs.
+  const secrets = masked ? secretResolverFor(env.config.secrets.provider, env.workspace.path) : undefined
+  const document = masked && secrets ? await renderDayZero(spec, { workspacePath: env.workspace.path, at, secrets }) : undefined
   // Recorded before any work: a killed apply leaves `creating`, which the next plan re-creates.
   await ctx.save(record)
   try {
-    const created = await provider.create(ctx, spec, record)
+    const created = await provider.create(ctx, spec, record, document ? { userData: document.text, userDataFormat: document.format } : {})
     return { ok: true, record: { ...created, action: 'create' } }
   } catch (error) {
     const current = readServerState(env.workspace).servers[spec.name] ?? record

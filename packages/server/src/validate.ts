@@ -22,7 +22,8 @@ export async function checkSpecsWithProviders(env: ServerEnv, specs: ServerSpec[
     const config = providerConfig(env.config, name)
     const problems = provider.validateConfig(config)
     if (problems.length) throw configError(`provider '${name}' is misconfigured: ${problems[0]}`, { hint: 'see prov config show --explain' })
-    for (const spec of specs.filter((s) => s.provider === name)) {
+    const own = specs.filter((s) => s.provider === name)
+    for (const spec of own) {
       let specProblems: string[]
       try {
         specProblems = provider.validateSpec?.(spec, config, { workspacePath: env.workspace.path }) ?? []
@@ -33,6 +34,8 @@ export async function checkSpecsWithProviders(env: ServerEnv, specs: ServerSpec[
       }
       if (specProblems.length) throw checks.refuse(`server '${spec.name}': ${specProblems[0]}`, { location: checks.locate(spec) })
     }
+    // Cloud providers check plans/zones/images against their catalog (read-only API calls).
+    if (own.length && provider.checkSpecs) await provider.checkSpecs(env.providerContext(name), own)
   }
 }
 

@@ -17,9 +17,16 @@ export interface DayZeroDocument {
   source: string
 }
 
-/** The format a provider hands to its machines: sandboxes run Ignition, clouds read cloud-init. */
-export function nativeFormat(provider: string): DayZeroFormat {
-  return provider === 'local' ? 'ignition' : 'cloud-init'
+/** Images that boot with Ignition instead of cloud-init (Fedora CoreOS, Flatcar, RHCOS). */
+const ignitionImage = /(^|[^a-z])(fcos|fedora-coreos|coreos|flatcar|rhcos)([^a-z]|$)/i
+
+/**
+ * The format a provider hands to its machines: sandboxes run Ignition, cloud images read
+ * cloud-init unless the image is one of the Ignition-booted distributions.
+ */
+export function nativeFormat(provider: string, image?: string | null): DayZeroFormat {
+  if (provider === 'local') return 'ignition'
+  return image && ignitionImage.test(image) ? 'ignition' : 'cloud-init'
 }
 
 /** Providers whose servers have a first boot (the ssh provider adopts machines that already run). */
@@ -86,7 +93,7 @@ export async function renderDayZero(spec: ServerSpec, options: DayZeroOptions): 
       hint: 'remove provision.format (or set it to ignition); prov-server userdata --format cloud-init still prints the cloud-init form',
     })
   }
-  const format = options.format ?? provision.format ?? nativeFormat(spec.provider)
+  const format = options.format ?? provision.format ?? nativeFormat(spec.provider, spec.image)
   const location = (field: string) => `${options.at} (provision.${field})`
   const render = async (secrets?: SecretResolver) => {
     const materialized = await materializeProvision(provision, { workspacePath: options.workspacePath, server: spec.name, secrets, location })

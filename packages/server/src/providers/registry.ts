@@ -7,6 +7,7 @@ import type { Provider } from './types'
 const builtins: Record<string, () => Promise<Provider>> = {
   local: () => import('./local/index').then((m) => m.localProvider),
   ssh: () => import('./ssh').then((m) => m.sshProvider),
+  hcloud: () => import('./hcloud').then((m) => m.hcloudProvider as Provider),
 }
 
 export interface ProviderLookup {

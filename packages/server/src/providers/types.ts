@@ -73,6 +73,17 @@ export interface ProviderContext<C = ProviderConfig> {
   allocate(fn: (all: ServerRecord[]) => ServerRecord): Promise<ServerRecord>
 }
 
+/** What `create` hands a provider besides the spec. */
+export interface CreateOptions {
+  /**
+   * The server's first-boot document (cloud-init or Ignition, secrets resolved) as the machine
+   * reads it; absent when the server declares no provision:/butane:.
+   */
+  userData?: string
+  /** Its format, for providers that pass the two differently. */
+  userDataFormat?: 'ignition' | 'cloud-init'
+}
+
 export interface DeleteOptions {
   keepStorage: boolean
 }
@@ -91,10 +102,18 @@ export interface Provider<C = ProviderConfig> {
    * of its own kind (e.g. not found for an unknown image, with the names there are).
    */
   validateSpec?(spec: ServerSpec, config: C, where?: { workspacePath?: string }): string[]
+  /**
+   * Read-only checks of desired servers against what the provider offers (plans, zones, images),
+   * run when a plan is made (also under --check): an unknown value is exit 2 naming the valid ones.
+   */
+  checkSpecs?(ctx: ProviderContext<C>, specs: ServerSpec[]): Promise<void>
   /** Live status of known servers of this provider (cheap: called by `list`). */
   list(ctx: ProviderContext<C>, records: ServerRecord[]): Promise<ServerRecord[]>
-  /** Creates a server and returns its record once it is reachable over SSH. */
-  create(ctx: ProviderContext<C>, spec: ServerSpec, record: ServerRecord): Promise<ServerRecord>
+  /**
+   * Creates a server and returns its record once it is ready (reachable over SSH by default). A
+   * provider that makes remote resources finds one it made before by its labels and adopts it.
+   */
+  create(ctx: ProviderContext<C>, spec: ServerSpec, record: ServerRecord, options?: CreateOptions): Promise<ServerRecord>
   delete(ctx: ProviderContext<C>, record: ServerRecord, options: DeleteOptions): Promise<void>
   start(ctx: ProviderContext<C>, record: ServerRecord): Promise<ServerRecord>
   stop(ctx: ProviderContext<C>, record: ServerRecord): Promise<ServerRecord>

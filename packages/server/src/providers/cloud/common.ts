@@ -1,0 +1,180 @@
+import { randomBytes } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
+import {
+  addressProblem,
+  configError,
+  didYouMean,
+  failedError,
+  isSecretRef,
+  mkdirContained,
+  pinHostKey,
+  registerSecretValue,
+  type SecretRef,
+  secretResolverFor,
+  usageError,
+  type Workspace,
+} from '@prov/core'
+import type { ProviderContext } from '../types'
+
+/** Settings every cloud provider reads from `providers.<name>` (docs/providers.md). */
+export interface CloudProviderConfig {
+  /** API base URL (tests and private clouds); the provider's public API otherwise. */
+  endpoint?: string
+  /** The credential: a `{secret: name}` reference, else the environment variable `credential_env` names. */
+  token?: SecretRef
+  credential_env?: string
+  /** Default zone/location/region of servers that name none. */
+  zone?: string
+  /** What `create` waits for: the API saying running, or an SSH host key answering (default). */
+  ready?: 'ssh' | 'running'
+  /** Seconds `create` waits for `ready`. */
+  ready_timeout?: number
+  /** Seconds one API request may take. */
+  request_timeout?: number
+  /** Extra attempts after 429/5xx. */
+  retries?: number
+}
+
+export const cloudDefaults = { ready: 'ssh', ready_timeout: 600, request_timeout: 30, retries: 4 } as const
+
+/** Problems with the settings shared by every cloud provider (credentials are never values here). */
+export function cloudConfigProblems(provider: string, config: Record<string, unknown>, extraKeys: readonly string[]): string[] {
+  const problems: string[] = []
+  const known = new Set(['endpoint', 'token', 'credential_env', 'zone', 'ready', 'ready_timeout', 'request_timeout', 'retries', ...extraKeys])
+  for (const key of Object.keys(config))
+    if (!known.has(key)) problems.push(`providers.${provider}.${key} is not a setting (known: ${[...known].sort().join(', ')})`)
+  if (config.token !== undefined && !isSecretRef(config.token)) {
+    problems.push(`providers.${provider}.token must be a {secret: NAME} reference: credentials are not written in configuration`)
+  }
+  if (config.endpoint !== undefined) {
+    const endpoint = String(config.endpoint)
+    let parsed: URL | undefined
+    try {
+      parsed = new URL(endpoint)
+    } catch {
+      parsed = undefined
+    }
+    if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.username || parsed.password) {
+      problems.push(`providers.${provider}.endpoint must be an http(s) URL without credentials`)
+    } else if (parsed.protocol === 'http:' && !['127.0.0.1', 'localhost', '[::1]'].includes(parsed.hostname)) {
+      problems.push(`providers.${provider}.endpoint uses plain http to a remote host: the credential would travel unencrypted (use https)`)
+    }
+  }
+  if (config.credential_env !== undefined && !/^[A-Z_][A-Z0-9_]*$/.test(String(config.credential_env))) {
+    problems.push(`providers.${provider}.credential_env must be an environment variable name`)
+  }
+  if (config.ready !== undefined && config.ready !== 'ssh' && config.ready !== 'running') problems.push(`providers.${provider}.ready must be ssh or running`)
+  for (const key of ['ready_timeout', 'request_timeout'] as const) {
+    const value = config[key]
+    if (value !== undefined && !(typeof value === 'number' && value > 0 && value <= 86_400))
+      problems.push(`providers.${provider}.${key} must be seconds (1-86400)`)
+  }
+  if (config.retries !== undefined && !(Number.isInteger(config.retries) && (config.retries as number) >= 0 && (config.retries as number) <= 10)) {
+    problems.push(`providers.${provider}.retries must be 0-10`)
+  }
+  return problems
+}
+
+/**
+ * The API credential: from the secret store when `token: {secret: name}` is set, else from the
+ * environment. It is registered for redaction, so no log or error line can show it.
+ */
+export async function cloudCredential(ctx: ProviderContext<CloudProviderConfig>, provider: string, defaultEnv: string): Promise<string> {
+  const ref = ctx.config.token
+  let value: string | undefined
+  if (ref && isSecretRef(ref)) {
+    value = await secretResolverFor(ctx.rootConfig.secrets.provider, ctx.workspace.path).get(ref.secret)
+  } else {
+    const name = ctx.config.credential_env ?? defaultEnv
+    value = process.env[name]
+    if (!value) {
+      throw configError(`no ${provider} API credential: ${name} is not set`, {
+        location: `providers.${provider}`,
+        hint: `export ${name}=..., or set providers.${provider}.token: {secret: NAME} (prov-kms secret set NAME)`,
+      })
+    }
+  }
+  value = value.trim()
+  registerSecretValue(value)
+  return value
+}
+
+/** Label/tag keys that carry prov's identity on every resource it creates. */
+export const IDENTITY = { workspace: 'prov-workspace', server: 'prov-server' } as const
+
+/**
+ * A stable random id of the workspace (`.prov/workspace-id`), so resources of two workspaces with
+ * the same name never claim each other. Created once; a concurrent creator's id wins.
+ */
+export function workspaceId(workspace: Workspace): string {
+  const dir = mkdirContained(workspace.path, '.prov')
+  const file = `${dir}/workspace-id`
+  const read = () => {
+    const text = readFileSync(file, 'utf8').trim()
+    if (!/^[a-f0-9]{16}$/.test(text))
+      throw configError(`${file} does not hold a workspace id (16 hex digits)`, { hint: 'restore it from a backup: cloud resources are found by it' })
+    return text
+  }
+  try {
+    return read()
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
+  try {
+    writeFileSync(file, `${randomBytes(8).toString('hex')}\n`, { flag: 'wx', mode: 0o644 })
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+  }
+  return read()
+}
+
+/** The address an API reported, checked: it ends up on ssh command lines. */
+export function checkedAddress(provider: string, value: unknown): string {
+  if (typeof value !== 'string' || value === '') return ''
+  const problem = addressProblem(value)
+  if (problem) throw failedError(`the ${provider} API reported an unusable address: ${problem}`)
+  return value
+}
+
+/** Polls `probe` until it returns a value, at most `timeoutSeconds`; the error says what was awaited. */
+export async function pollUntil<T>(what: string, probe: () => Promise<T | undefined>, timeoutSeconds: number, intervalMs = 2000): Promise<T> {
+  const deadline = Date.now() + timeoutSeconds * 1000
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined) return value
+    if (Date.now() >= deadline) {
+      throw failedError(`timed out after ${timeoutSeconds}s waiting for ${what}`, {
+        hint: 'raise ready_timeout, or look at the server in the provider console',
+      })
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs))
+  }
+}
+
+/** Waits until the server's SSH host key answers, and pins it (the first key seen is trusted). */
+export async function waitForSsh(ctx: ProviderContext<CloudProviderConfig>, name: string, address: string, port: number): Promise<void> {
+  const timeout = ctx.config.ready_timeout ?? cloudDefaults.ready_timeout
+  await pollUntil(
+    `ssh on ${name} (${address}:${port})`,
+    async () => {
+      try {
+        await pinHostKey(ctx.workspace, address, port, { timeoutMs: ctx.rootConfig.ssh.connect_timeout * 1000 })
+        return true
+      } catch {
+        return undefined
+      }
+    },
+    timeout,
+    5000,
+  )
+}
+
+/** Refuses a value the API does not offer (exit 2), naming the nearest and listing the valid ones. */
+export function requireChoice(provider: string, what: string, value: string, choices: readonly string[], server?: string): void {
+  if (choices.includes(value)) return
+  const close = didYouMean(value, choices)
+  const shown = choices.length > 40 ? `${choices.slice(0, 40).join(', ')}, ...` : choices.join(', ')
+  throw usageError(`${server ? `server '${server}': ` : ''}${provider} has no ${what} '${value}'`, {
+    hint: `${close ? `${close} ` : ''}valid: ${shown || '(none offered)'}`,
+  })
+}

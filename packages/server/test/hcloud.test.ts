@@ -1,0 +1,308 @@
+// The hcloud provider against a loopback API held to Hetzner's OpenAPI document (every request
+// checked against it, every answer built from its examples), cross-checked with the real
+// `hcloud` CLI (Debian hcloud-cli) talking to the same API.
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { parse, stringify } from 'yaml'
+import { type CliResult, runCli, runProcess, tempWorkspace } from '../../../tests/helpers/cli'
+import { type HcloudApi, startHcloudApi } from './helpers/hcloud-api'
+import { treeHash } from './helpers/workspace'
+
+let api: HcloudApi
+let ws: Awaited<ReturnType<typeof tempWorkspace>>
+let env: Record<string, string>
+const hcloudCli = (() => {
+  try {
+    return execFileSync('sh', ['-c', 'command -v hcloud'], { encoding: 'utf8' }).trim()
+  } catch {
+    return ''
+  }
+})()
+
+const cli = (args: string[], extra: Record<string, string | undefined> = {}): Promise<CliResult> =>
+  runCli('prov-server', args, { env: { ...env, ...extra }, cwd: ws.path, timeoutMs: 120_000 })
+
+/** The contract's one error line on stderr (the last line; debug output is off). */
+const errorLine = (result: CliResult) =>
+  result.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.includes('error:'))
+
+const mutating = () => api.requests.filter((r) => r.method !== 'GET')
+
+beforeAll(async () => {
+  api = await startHcloudApi()
+  ws = await tempWorkspace('hcloud', 'full')
+  env = { ...ws.env, HCLOUD_TOKEN: api.token }
+  const configFile = join(ws.path, 'prov.config.yaml')
+  const config = parse(readFileSync(configFile, 'utf8'))
+  config.providers = { ...config.providers, hcloud: { endpoint: api.url, ready: 'running', ready_timeout: 30, retries: 2, zone: 'fsn1' } }
+  writeFileSync(configFile, stringify(config))
+  const servers = ['hc-01', 'hc-02', 'hc-03', 'hc-04', 'hc-05'].map((name) => ({
+    name,
+    provider: 'hcloud',
+    plan: 'cx22',
+    image: 'debian-12',
+    labels: { role: 'web' },
+    provision: { files: [{ path: '/etc/motd', contents: `hello from ${name}\n` }] },
+  }))
+  const infra = (name: string, list: object[]) => {
+    mkdirSync(join(ws.path, 'infra', name), { recursive: true })
+    writeFileSync(join(ws.path, 'infra', name, 'servers.yaml'), stringify({ servers: list }))
+  }
+  infra('cloud', servers)
+  // Each refused server in an infra of its own: a plan checks every server of its infra.
+  infra('bad-plan', [{ ...servers[0], name: 'bad-plan', plan: 'cx999' }])
+  infra('bad-image', [{ ...servers[0], name: 'bad-image', image: 'windows-95' }])
+  infra('bad-zone', [{ ...servers[0], name: 'bad-zone', zone: 'mars1' }])
+})
+
+afterEach(() => {
+  api.clearFaults()
+  expect(api.violations.splice(0)).toEqual([])
+})
+
+afterAll(async () => {
+  await api?.close()
+  ws?.cleanup()
+})
+
+describe('hcloud catalog', () => {
+  it('lists server types, locations and prices from the API', async () => {
+    const plans = await cli(['plans', '--provider', 'hcloud'])
+    expect(plans.code, plans.stderr).toBe(0)
+    expect(plans.json().map((p: { name: string }) => p.name)).toEqual(['cx22', 'cpx31'])
+    expect(plans.json()[0]).toMatchObject({ cores: 2, memory_mb: 4096, disk_gb: 40 })
+    const zones = await cli(['zones', '--provider', 'hcloud'])
+    expect(zones.code, zones.stderr).toBe(0)
+    expect(zones.json().map((z: { name: string }) => z.name)).toEqual(['fsn1', 'nbg1'])
+    const price = await cli(['price', 'cx22', '--provider', 'hcloud'])
+    expect(price.code, price.stderr).toBe(0)
+    // The numbers are Hetzner's documented example prices.
+    expect(price.json()[0]).toMatchObject({ plan: 'cx22', zone: 'fsn1', currency: 'EUR', hourly: expect.any(Number), monthly: expect.any(Number) })
+    expect(mutating()).toEqual([])
+  })
+})
+
+describe('hcloud lifecycle', () => {
+  it('creates a server with cloud-init user data, prov labels and the workspace SSH key', async () => {
+    const result = await cli(['create', 'hc-01', '--infra', 'cloud'])
+    expect(result.code, result.stderr).toBe(0)
+    const [record] = result.json()
+    expect(record).toMatchObject({ name: 'hc-01', provider: 'hcloud', status: 'running', plan: 'cx22', zone: 'fsn1', cores: 2, memory_mb: 4096 })
+    expect(record.ip_address).toMatch(/^198\.51\.100\.\d+$/)
+    const [server] = [...api.servers.values()]
+    const wsid = readFileSync(join(ws.path, '.prov', 'workspace-id'), 'utf8').trim()
+    expect(server.labels).toEqual({ role: 'web', 'prov-workspace': wsid, 'prov-server': 'hc-01' })
+    const userData = api.userData.get(server.id as number) ?? ''
+    expect(userData.startsWith('#cloud-config\n')).toBe(true)
+    expect(userData).toContain('/etc/motd')
+    // The key pair is the workspace's, registered once with prov's label.
+    const keys = [...api.sshKeys.values()]
+    expect(keys).toHaveLength(1)
+    expect(keys[0].public_key).toBe(readFileSync(join(ws.path, '.prov', 'ssh', 'id_ed25519.pub'), 'utf8').trim())
+    // No credential anywhere prov writes.
+    expect(readFileSync(join(ws.path, '.prov', 'servers.json'), 'utf8')).not.toContain(api.token)
+    expect(result.stderr).not.toContain(api.token)
+  })
+
+  it('list, stop, start and info follow the API', async () => {
+    const list = await cli(['list'])
+    expect(list.code, list.stderr).toBe(0)
+    expect(list.json().find((s: { name: string }) => s.name === 'hc-01')).toMatchObject({ status: 'running' })
+    const stop = await cli(['stop', 'hc-01', '--yes'])
+    expect(stop.code, stop.stderr).toBe(0)
+    expect(stop.json()[0]).toMatchObject({ status: 'stopped', action: 'stop' })
+    expect(api.requests.some((r) => r.method === 'POST' && /\/actions\/shutdown$/.test(r.path))).toBe(true)
+    const start = await cli(['start', 'hc-01', '--yes'])
+    expect(start.code, start.stderr).toBe(0)
+    expect(start.json()[0]).toMatchObject({ status: 'running', action: 'start' })
+    const info = await cli(['info', 'hc-01'])
+    expect(info.code, info.stderr).toBe(0)
+    expect([info.json()].flat()[0].provider_info).toMatchObject({ server_type: 'cx22', location: 'fsn1', status: 'running' })
+  })
+
+  it('the real hcloud CLI lists the server prov created, and prov adopts one the CLI created with its labels', async () => {
+    expect(hcloudCli, 'the hcloud CLI (Debian hcloud-cli) is missing: run scripts/setup.sh').not.toBe('')
+    const cliEnv = { HCLOUD_ENDPOINT: api.url, HCLOUD_TOKEN: api.token, HCLOUD_CONFIG: join(ws.path, 'hcloud-cli.toml') }
+    const listed = await runProcess(hcloudCli, ['server', 'list', '-o', 'json'], { env: cliEnv })
+    expect(listed.code, listed.stderr).toBe(0)
+    expect(listed.json().map((s: { name: string }) => s.name)).toContain('hc-01')
+    const wsid = readFileSync(join(ws.path, '.prov', 'workspace-id'), 'utf8').trim()
+    const made = await runProcess(
+      hcloudCli,
+      ['server', 'create', '--name', 'hc-02', '--type', 'cx22', '--image', 'debian-12', '--label', `prov-workspace=${wsid}`, '--label', 'prov-server=hc-02'],
+      { env: cliEnv },
+    )
+    expect(made.code, made.stderr).toBe(0)
+    const before = api.servers.size
+    const posts = api.requests.filter((r) => r.method === 'POST' && r.path.startsWith('/v1/servers')).length
+    // As after a create killed between the API call and the state write: found by label, not duplicated.
+    const adopted = await cli(['create', 'hc-02', '--infra', 'cloud'])
+    expect(adopted.code, adopted.stderr).toBe(0)
+    expect(adopted.stderr).toMatch(/already exists .*adopting it/)
+    expect(api.servers.size).toBe(before)
+    expect(api.requests.filter((r) => r.method === 'POST' && r.path.startsWith('/v1/servers')).length).toBe(posts)
+  })
+
+  it('--check changes nothing and makes no mutating API call', async () => {
+    const before = treeHash(join(ws.path, '.prov'))
+    const count = mutating().length
+    for (const args of [
+      ['create', 'hc-03', '--infra', 'cloud', '--check'],
+      ['delete', 'hc-01', '--check'],
+      ['stop', 'hc-01', '--check'],
+    ]) {
+      const result = await cli(args)
+      expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0)
+    }
+    expect(mutating().length).toBe(count)
+    expect(treeHash(join(ws.path, '.prov'))).toBe(before)
+  })
+
+  it('delete removes the server; the SSH key goes with the last server', async () => {
+    const first = await cli(['delete', 'hc-01', '--yes'])
+    expect(first.code, first.stderr).toBe(0)
+    expect([...api.servers.values()].map((s) => s.name)).toEqual(['hc-02'])
+    expect(api.sshKeys.size).toBe(1)
+    const second = await cli(['delete', 'hc-02', '--yes'])
+    expect(second.code, second.stderr).toBe(0)
+    expect(api.servers.size).toBe(0)
+    expect(api.sshKeys.size).toBe(0)
+  })
+})
+
+describe('hcloud bad input and API errors', () => {
+  it('missing credential: exit 3, the hint names HCLOUD_TOKEN', async () => {
+    const result = await cli(['create', 'hc-03', '--infra', 'cloud'], { HCLOUD_TOKEN: undefined })
+    expect(result.code).toBe(3)
+    const lines = errorLine(result)
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/no hcloud API credential: HCLOUD_TOKEN is not set.*hint: export HCLOUD_TOKEN/)
+    const plans = await cli(['plans', '--provider', 'hcloud'], { HCLOUD_TOKEN: undefined })
+    expect(plans.code).toBe(3)
+    expect(errorLine(plans)[0]).toMatch(/HCLOUD_TOKEN is not set/)
+  })
+
+  it('bad credential: exit 4 with one line, the token never shown, nothing recorded', async () => {
+    for (const args of [
+      ['plans', '--provider', 'hcloud'],
+      ['create', 'hc-03', '--infra', 'cloud'],
+    ]) {
+      const result = await cli(args, { HCLOUD_TOKEN: 'wrong-token-abcdef' })
+      expect(result.code, result.stderr).toBe(4)
+      const lines = errorLine(result)
+      expect(lines).toHaveLength(1)
+      expect(lines[0]).toMatch(/hcloud API answered 401 unauthorized.*hint: check the credentials \(HCLOUD_TOKEN\)/)
+      expect(result.stderr).not.toContain('wrong-token-abcdef')
+    }
+    expect(readFileSync(join(ws.path, '.prov', 'servers.json'), 'utf8')).not.toContain('hc-03')
+  })
+
+  it('unknown plan, image or zone: exit 2 at plan time listing the valid ones, nothing created', async () => {
+    const count = mutating().length
+    for (const [name, pattern] of [
+      ['bad-plan', /server 'bad-plan': hcloud has no server type \(plan\) 'cx999'.*valid: cx22, cpx31/],
+      ['bad-image', /server 'bad-image': hcloud has no system image 'windows-95'.*valid: debian-12, ubuntu-24.04/],
+      ['bad-zone', /server 'bad-zone': hcloud has no location \(zone\) 'mars1'.*valid: fsn1, nbg1/],
+    ] as const) {
+      for (const args of [['create', name], ['plan']]) {
+        const result = await cli([...args, '--infra', name])
+        expect(result.code, result.stderr).toBe(2)
+        const lines = errorLine(result)
+        expect(lines).toHaveLength(1)
+        expect(lines[0]).toMatch(pattern)
+      }
+    }
+    const price = await cli(['price', 'cx999', '--provider', 'hcloud'])
+    expect(price.code).toBe(2)
+    expect(mutating().length).toBe(count)
+    expect(api.servers.size).toBe(0)
+  })
+
+  it('a 429 with Retry-After is retried; a 429 storm ends with exit 1', async () => {
+    api.fail({
+      method: 'GET',
+      path: /^\/server_types$/,
+      status: 429,
+      body: { error: { code: 'rate_limit_exceeded', message: 'limit of 3600 requests per hour reached' } },
+      headers: { 'retry-after': '0' },
+      times: 1,
+    })
+    const once = await cli(['plans', '--provider', 'hcloud'])
+    expect(once.code, once.stderr).toBe(0)
+    api.fail({
+      method: 'GET',
+      path: /^\/server_types$/,
+      status: 429,
+      body: { error: { code: 'rate_limit_exceeded', message: 'limit of 3600 requests per hour reached' } },
+      headers: { 'retry-after': '0' },
+      times: 10,
+    })
+    const storm = await cli(['plans', '--provider', 'hcloud'])
+    expect(storm.code).toBe(1)
+    expect(errorLine(storm)[0]).toMatch(/429 rate_limit_exceeded: limit of 3600 requests per hour reached \(still rate limited after 3 attempts\)/)
+  })
+
+  it('a 500 after the API made the server leaves no orphan; the rerun creates exactly one', async () => {
+    api.fail({
+      method: 'POST',
+      path: /^\/servers$/,
+      status: 500,
+      body: { error: { code: 'server_error', message: 'internal error' } },
+      times: 1,
+      passThrough: true,
+    })
+    const failed = await cli(['create', 'hc-04', '--infra', 'cloud'])
+    expect(failed.code).toBe(1)
+    expect(errorLine(failed)[0]).toMatch(/hcloud API answered 500 server_error: internal error/)
+    expect(api.servers.size).toBe(0)
+    const again = await cli(['create', 'hc-04', '--infra', 'cloud'])
+    expect(again.code, again.stderr).toBe(0)
+    expect([...api.servers.values()].map((s) => s.name)).toEqual(['hc-04'])
+  })
+
+  it('quota and validation errors of the API map to exit codes with its own message', async () => {
+    api.fail({
+      method: 'POST',
+      path: /^\/servers$/,
+      status: 403,
+      body: { error: { code: 'resource_limit_exceeded', message: 'server limit exceeded' } },
+      times: 1,
+    })
+    const quota = await cli(['create', 'hc-05', '--infra', 'cloud'])
+    expect(quota.code).toBe(1)
+    expect(errorLine(quota)[0]).toMatch(/403 resource_limit_exceeded: server limit exceeded.*hint: an account limit/)
+    const bad = await cli(['plans', '--provider', 'hcloud'], {})
+    expect(bad.code).toBe(0)
+    api.fail({
+      method: 'GET',
+      path: /^\/locations$/,
+      status: 400,
+      body: { error: { code: 'invalid_input', message: 'invalid input in field location' } },
+      times: 1,
+    })
+    const invalid = await cli(['zones', '--provider', 'hcloud'])
+    expect(invalid.code).toBe(2)
+    expect(errorLine(invalid)[0]).toMatch(/400 invalid_input: invalid input in field location/)
+  })
+
+  it('a config with a literal token or a remote http endpoint is refused (exit 3)', async () => {
+    const configFile = join(ws.path, 'prov.config.yaml')
+    const original = readFileSync(configFile, 'utf8')
+    try {
+      const config = parse(original)
+      config.providers.hcloud.token = 'literal-token-value'
+      writeFileSync(configFile, stringify(config))
+      const literal = await cli(['plans', '--provider', 'hcloud'])
+      expect(literal.code).toBe(3)
+      expect(errorLine(literal)[0]).toMatch(/providers\.hcloud\.token must be a \{secret: NAME\} reference/)
+      expect(literal.stderr).not.toContain('literal-token-value')
+    } finally {
+      writeFileSync(configFile, original)
+    }
+  })
+})
