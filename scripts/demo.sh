@@ -42,6 +42,8 @@ if have server; then
   prov-server list --out table
   step "prov-server exec all -- hostname"
   prov-server exec all --out json -- hostname | jq -c '.[] | {server, exit_code, stdout}'
+  step "day zero on web-01 (its provision: block, applied by Ignition at first boot)"
+  prov-server exec web-01 --out json -- sh -c 'cat /etc/motd; id deploy' | jq -r '.[0].stdout'
 fi
 
 if have kms; then

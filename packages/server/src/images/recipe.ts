@@ -52,7 +52,8 @@ export const imageNamePattern = /^[a-z0-9][a-z0-9._-]{0,62}$/
 const packagePattern = /^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$/
 
 /** What every image needs for prov to run it as a server, plus what the catalog's scripts use. */
-const basePackages = ['openssh-server', 'iproute2', 'python3', 'sudo', 'ca-certificates', 'curl', 'procps']
+// ignition: its files stage applies a server's day-zero document at the sandbox's first boot.
+const basePackages = ['openssh-server', 'iproute2', 'python3', 'sudo', 'ca-certificates', 'curl', 'procps', 'ignition']
 
 /** Paths an image file may not be written to: the sandbox mounts its own filesystems there. */
 const reservedPrefixes = ['/proc', '/sys', '/dev', '/run', '/tmp']

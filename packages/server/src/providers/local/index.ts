@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   ensureWorkspaceKey,
@@ -11,8 +11,9 @@ import {
   type ServerRecord,
   writeFileAtomic,
 } from '@prov/core'
+import { FIRST_BOOT_DOCUMENT } from '../../dayzero/first-boot'
 import { DEFAULT_IMAGE, findRecipe, type ImageRecipe, loadStoredRecipe, type StoredRecipe, storeRecipe } from '../../images/recipe'
-import { claimBuilds, ensureImage, type ReadyImage } from '../../images/store'
+import { claimBuilds, ensureImage, type ReadyImage, writeLayerFile } from '../../images/store'
 import type { LocalProviderConfig, Provider, ProviderContext, ProviderPlan, ServerSpec } from '../types'
 import { type AppliedLimits, applyLimits } from './cgroups'
 import { type HostBind, launcherAvailable } from './isolate'
@@ -82,7 +83,11 @@ async function imageFor(ctx: ProviderContext, record: ServerRecord, dir: string)
   return ready
 }
 
-async function boot(ctx: LocalContext, record: ServerRecord, settings: LocalSettings, binds: HostBind[]): Promise<ServerRecord> {
+/**
+ * Boots a sandbox. `firstBootDocument` (create only) is the server's Ignition document with its
+ * secrets: put in the upper layer owner-only, applied and deleted by the boot before sshd starts.
+ */
+async function boot(ctx: LocalContext, record: ServerRecord, settings: LocalSettings, binds: HostBind[], firstBootDocument?: string): Promise<ServerRecord> {
   requireLauncher()
   const key = await ensureWorkspaceKey(ctx.workspace)
   // ssh.key_path (a key of the user's) is authorised too, so connections made with it work.
@@ -101,6 +106,7 @@ async function boot(ctx: LocalContext, record: ServerRecord, settings: LocalSett
     user: record.ssh.user,
     authorizedKey: [key.publicKey, extraKey].filter(Boolean).join('\n'),
   })
+  if (firstBootDocument !== undefined) writeLayerFile(join(names.dir, 'upper'), image.lowers, FIRST_BOOT_DOCUMENT, firstBootDocument, 0o600)
   // Pinned before anyone can connect (awaited before the wait for sshd), written while the sandbox starts.
   const pinned = recordHostKeys(ctx.workspace, record.ip_address, record.ssh.port, [hostKey])
   pinned.catch(() => undefined)
@@ -192,7 +198,7 @@ export const localProvider: Provider<LocalProviderConfig> = {
     })
   },
 
-  async create(ctx, spec, record) {
+  async create(ctx, spec, record, options = {}) {
     requireRoot()
     const settings = localSettings(ctx.config)
     const image = spec.image ?? DEFAULT_IMAGE
@@ -207,10 +213,14 @@ export const localProvider: Provider<LocalProviderConfig> = {
       return { ...record, ip_address: ip, hostname: spec.name, status: 'creating', image, zone: spec.zone ?? 'local' }
     })
     try {
-      return await boot(ctx, withAddress, settings, parseBinds(spec.options))
+      // Day zero: sandboxes run Ignition (a cloud-init document is refused before any create).
+      const document = options.userData !== undefined && options.userDataFormat !== 'cloud-init' ? options.userData : undefined
+      return await boot(ctx, withAddress, settings, parseBinds(spec.options), document)
     } catch (error) {
       const { names, data } = runtimeOf(ctx, withAddress, settings)
       await teardownRuntime(names, data, settings.bridge).catch(() => undefined)
+      // A boot that never got to it leaves no secrets behind.
+      rmSync(join(names.dir, 'upper', FIRST_BOOT_DOCUMENT.slice(1)), { force: true })
       await ctx.save({ ...withAddress, status: 'error' })
       throw error
     }

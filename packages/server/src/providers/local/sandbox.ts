@@ -14,6 +14,7 @@ import {
   serialised,
   withLock,
 } from '@prov/core'
+import { firstBootScript } from '../../dayzero/first-boot'
 import { hostId } from '../../images/idmap'
 import { collectTrash, ensureLayerDirs, releaseBuilds, writeLayerFile } from '../../images/store'
 import { cgroupsOf, removeCgroups } from './cgroups'
@@ -391,7 +392,8 @@ export async function prepareUpper(names: SandboxNames, lowers: string[], spec: 
     'StrictModes no',
     'UseDNS no',
     'PrintMotd no',
-    'AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/prov/authorized_keys',
+    // Ignition writes a user's keys to a fragment of its own.
+    'AuthorizedKeysFile .ssh/authorized_keys .ssh/authorized_keys.d/ignition /etc/ssh/prov/authorized_keys',
     'MaxStartups 200:30:400',
     'MaxSessions 100',
     'AcceptEnv LANG LC_*',
@@ -416,7 +418,7 @@ export async function prepareUpper(names: SandboxNames, lowers: string[], spec: 
 /**
  * The sandbox's boot, run as root of its user namespace once bubblewrap has set up its root (PID 1
  * is bubblewrap's reaper, which collects orphaned daemons). Like an init system it mounts /sys,
- * creates the login user, starts the services the taskservs enabled — every service the taskserv
+ * applies the day-zero document once (firstBootScript), creates the login user, starts the services the taskservs enabled — every service the taskserv
  * helper recorded with svc_start (/var/lib/prov/services/NAME.cmd), oldest first, which is the
  * order they were installed in — and then runs sshd in the foreground.
  */
@@ -432,6 +434,7 @@ umount -l "$PROV_HOST_SYS" 2>/dev/null
 rmdir "$PROV_HOST_SYS" 2>/dev/null
 mkdir -p /run/sshd /run/lock /var/log/prov
 chmod 1777 /run/lock
+${firstBootScript}
 if [ "$PROV_USER" != root ] && ! id "$PROV_USER" >/dev/null 2>&1; then
   useradd --create-home --shell /bin/bash "$PROV_USER" && \\
     printf '%s ALL=(ALL) NOPASSWD:ALL\\n' "$PROV_USER" > "/etc/sudoers.d/prov-$PROV_USER" && \\
