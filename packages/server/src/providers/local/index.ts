@@ -12,12 +12,14 @@ import {
   writeFileAtomic,
 } from '@prov/core'
 import { FIRST_BOOT_DOCUMENT } from '../../dayzero/first-boot'
+import { writeLayerFile } from '../../images/layer'
 import { DEFAULT_IMAGE, findRecipe, type ImageRecipe, loadStoredRecipe, type StoredRecipe, storeRecipe } from '../../images/recipe'
-import { claimBuilds, ensureImage, type ReadyImage, writeLayerFile } from '../../images/store'
+import { claimBuilds, ensureImage, type ReadyImage } from '../../images/store'
 import type { LocalProviderConfig, Provider, ProviderContext, ProviderPlan, ServerSpec } from '../types'
 import { type AppliedLimits, applyLimits } from './cgroups'
 import { type HostBind, launcherAvailable } from './isolate'
 import { allocateAddress, inSubnet, parseSubnet } from './net'
+import { prepareUpper, sshUserPattern } from './root'
 import {
   assertNotForeign,
   claimAddress,
@@ -25,13 +27,11 @@ import {
   type LocalSettings,
   launch,
   parseBinds,
-  prepareUpper,
   removeBridgeIfUnused,
   requireRoot,
   type SandboxRuntime,
   sandboxNames,
   sandboxRunning,
-  sshUserPattern,
   teardownRuntime,
   waitForSsh,
 } from './sandbox'
