@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -371,6 +371,14 @@ describe('prov-server userdata (provision:)', () => {
     expect(decodeSource(files['/etc/app/banner'].contents.source)).toBe('welcome\n')
     expect(decodeSource(files['/etc/app/env'].contents.source)).toBe('<secret app/token>')
     expect(files['/etc/app/env']).toMatchObject({ mode: 0o600, user: { name: 'deploy' }, group: { name: 'app' } })
+    // 0600, 600, '0600' and 0o600 are one mode: YAML's own 0o literal is not read digit by digit.
+    for (const written of ['600', "'0600'", '0o600']) {
+      writeFileSync(join(ws.path, 'infra', 'dz', 'servers.yaml'), provisionBlock.replace('mode: 0600', `mode: ${written}`))
+      const same = await server(['userdata', 'web-01', '--infra', 'dz'], { env: { PROV_SECRET_APP_TOKEN: 'tok-s3cr3t' } })
+      expect(same.code, `${written}: ${same.stderr}`).toBe(0)
+      expect(same.json().storage.files.find((f: { path: string }) => f.path === '/etc/app/env').mode, written).toBe(0o600)
+    }
+    writeFileSync(join(ws.path, 'infra', 'dz', 'servers.yaml'), provisionBlock)
     expect(decodeSource(files['/etc/sudoers.d/90-deploy'].contents.source)).toBe('deploy ALL=(ALL) NOPASSWD:ALL\n')
     expect(files['/etc/sudoers.d/90-deploy'].mode).toBe(0o440)
     expect(decodeSource(files['/var/lib/prov/first-boot.sh'].contents.source)).toContain('echo first boot > /var/log/first-boot.log')
@@ -450,6 +458,13 @@ describe('prov-server userdata (provision:)', () => {
         /file source '\/etc\/passwd' is outside the workspace/,
       ],
       ['source escaping with ..', provisionBlock.replace('source: files/banner.txt', 'source: ../outside'), 3, /outside the workspace/],
+      [
+        "the workspace's own state (.prov/, e.g. the KMS identity)",
+        provisionBlock.replace('source: files/banner.txt', 'source: .prov/private-probe.txt'),
+        3,
+        /is in the workspace's \.prov\/ folder, which never goes to a machine/,
+      ],
+      ['a link into .prov/', provisionBlock.replace('source: files/banner.txt', 'source: files/id-link'), 3, /workspace's \.prov\/ folder/],
       ['relative file path', provisionBlock.replace('path: /etc/app/banner', 'path: etc/app/banner'), 3, /provision\.files\.1\.path.*an absolute path/],
       ['unknown field', provisionBlock.replace('      directories:\n', '      directorys:\n'), 3, /unknown field|directorys/],
       ['mode that is not octal', provisionBlock.replace('mode: 0600', 'mode: 0689'), 3, /not octal|octal mode/],
@@ -480,6 +495,9 @@ describe('prov-server userdata (provision:)', () => {
       ],
     ]
     writeFileSync(join(ws.path, 'files', 'huge.bin'), Buffer.alloc(300 * 1024, 1))
+    mkdirSync(join(ws.path, '.prov'), { recursive: true })
+    writeFileSync(join(ws.path, '.prov', 'private-probe.txt'), 'AGE-SECRET-KEY-1NOTREAL\n')
+    symlinkSync('../.prov/private-probe.txt', join(ws.path, 'files', 'id-link'))
     for (const [what, text, code, message] of cases) {
       writeFileSync(join(ws.path, 'infra', 'dz', 'servers.yaml'), text)
       const name = what === 'packages with Ignition' ? 'cache-01' : 'web-01'

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { extname } from 'node:path'
-import type { LineCounter, Node } from 'yaml'
+import type { LineCounter, Node, ScalarTag } from 'yaml'
 import { configError, ExitCode, isProvError } from '../errors'
 import { yamlLib } from '../lazy'
 import { formatBytes, MAX_CONFIG_FILE_BYTES } from '../limits'
@@ -72,6 +72,20 @@ function guardDepth<T>(file: string, parse: () => T): T {
 }
 
 /** Parses YAML or JSON text with line numbers; errors name `file:line`. */
+/**
+ * YAML 1.2 reads `0o640` as the number 416, and a file mode written that way would then be read
+ * digit by digit like `640` is: the literal is kept as written ('0o640'), so a mode field reads it
+ * as octal and a number field refuses it by name instead of taking another value.
+ */
+const octalAsWritten: ScalarTag = {
+  identify: () => false,
+  default: true,
+  tag: 'tag:yaml.org,2002:int',
+  format: 'OCT',
+  test: /^0o[0-7]+$/,
+  resolve: (text: string) => text,
+}
+
 export function parseYamlText(text: string, file: string): ParsedFile {
   assertYamlDepth(text, file)
   return guardDepth(file, () => parseYamlUnchecked(text, file))
@@ -80,7 +94,12 @@ export function parseYamlText(text: string, file: string): ParsedFile {
 function parseYamlUnchecked(text: string, file: string): ParsedFile {
   const { LineCounter, parseDocument } = yamlLib()
   const counter = new LineCounter()
-  const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false })
+  const doc = parseDocument(text, {
+    lineCounter: counter,
+    uniqueKeys: true,
+    prettyErrors: false,
+    customTags: (tags) => [octalAsWritten, ...(tags as ScalarTag[])],
+  })
   const error = doc.errors[0]
   if (error && isStackOverflow(error)) throw tooDeepError(file)
   if (error) {

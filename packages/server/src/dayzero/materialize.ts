@@ -56,6 +56,14 @@ function readSource(workspacePath: string, source: string, at: string): Buffer {
     throw notFoundError(`file source '${source}' does not exist`, { location: at, hint: 'source: is relative to the workspace root' })
   }
   if (!real.startsWith(root + sep)) throw outside()
+  // The workspace's own state (.prov/: the KMS identity, the secret store, state files) never
+  // travels in a first-boot document, whatever path or link leads there.
+  const inside = real.slice(root.length + 1).split(sep)
+  if (inside[0] === '.prov' || inside[0] === '.git')
+    throw configError(`file source '${source}' is in the workspace's ${inside[0]}/ folder, which never goes to a machine`, {
+      location: at,
+      hint: 'put files for servers under files/ (secrets: contents: { secret: NAME })',
+    })
   const stat = statSync(real)
   if (!stat.isFile()) throw configError(`file source '${source}' is not a regular file`, { location: at })
   if (stat.size > MAX_FILE_BYTES)
