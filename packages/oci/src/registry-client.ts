@@ -330,9 +330,28 @@ export class RegistryClient {
    * bounded by MAX_LISTED_NAMES: a registry that never stops paging is cut off. Undefined when the
    * first page is an expected non-200 status (a 404 for an unknown repository).
    */
+  /** A link of the registry's as a path on this registry; a link to another host is refused. */
+  private samePath(link: string | undefined, what: string): string | undefined {
+    if (link === undefined) return undefined
+    const base = new URL(`http://${this.registry}/`)
+    let url: URL
+    try {
+      url = new URL(link, base)
+    } catch {
+      throw failedError(`${what}: the registry's next-page link is not a URL`, { location: link.slice(0, 200) })
+    }
+    if (url.host !== base.host)
+      throw failedError(`${what}: the registry's next-page link points to another host (${url.host}): refused`, { location: link.slice(0, 200) })
+    return `${url.pathname}${url.search}`
+  }
+
   async listPages(first: string, options: SendOptions, field: 'tags' | 'repositories', what: string): Promise<string[] | undefined> {
     const names: string[] = []
+    const seen = new Set<string>()
     for (let path: string | undefined = first; path; ) {
+      // The next page is the registry's say, so it stays on this registry and never repeats.
+      if (seen.has(path)) throw failedError(`${what} links back to a page it already gave: refused`, { location: path })
+      seen.add(path)
       const response: RegistryResponse = await this.request('GET', path, { ...options, what: `a page of ${what}` })
       if (response.status !== 200) return undefined
       const page = parseJson<Record<string, unknown> | null>(response.body, `a page of ${what}`)?.[field] ?? []
@@ -340,7 +359,7 @@ export class RegistryClient {
       names.push(...(page as string[]))
       if (names.length > MAX_LISTED_NAMES) throw failedError(`${what} lists more than ${MAX_LISTED_NAMES} names: refused`, { location: path })
       // A page with nothing on it that still points on is a loop.
-      path = page.length ? nextLink(header(response.headers, 'link')) : undefined
+      path = page.length ? this.samePath(nextLink(header(response.headers, 'link')), what) : undefined
     }
     return names
   }

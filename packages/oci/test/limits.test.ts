@@ -213,11 +213,39 @@ describe('a hostile registry', () => {
     }
   })
 
+  it('a next-page link that repeats a page or points to another host is refused', async () => {
+    const page = (tags: string[]) => JSON.stringify({ name: 'loop/y', tags })
+    const elsewhere = await scriptedRegistry({
+      '/v2/steal/tags/list': (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(page(['9.9.9'])),
+    })
+    const registry = await scriptedRegistry({
+      '/v2/loop/y/tags/list': (req, res) =>
+        res
+          .writeHead(200, { 'content-type': 'application/json', link: '</v2/loop/y/tags/list?n=1000>; rel="next"' })
+          .end(page([req.url?.includes('last') ? 'b' : 'a'])),
+      '/v2/away/z/tags/list': (_req, res) =>
+        res.writeHead(200, { 'content-type': 'application/json', link: `<http://${elsewhere.host}/v2/steal/tags/list>; rel="next"` }).end(page(['1.0.0'])),
+    })
+    try {
+      const looped = await oci(['tags', `${registry.host}/loop/y`])
+      expect(looped.code, looped.stderr).toBe(1)
+      expect(looped.stderr).toMatch(/links back to a page it already gave: refused/)
+      const away = await oci(['tags', `${registry.host}/away/z`])
+      expect(away.code, away.stderr).toBe(1)
+      expect(away.stderr).toMatch(/next-page link points to another host .*: refused/)
+      expect(away.stdout).not.toContain('9.9.9')
+    } finally {
+      await registry.close()
+      await elsewhere.close()
+    }
+  })
+
   it('a tag list that never stops paging is cut off', async () => {
     const page = JSON.stringify({ name: 'loop/x', tags: Array.from({ length: 1000 }, (_, i) => `t${i}`) })
+    let pages = 0
     const registry = await scriptedRegistry({
       '/v2/loop/x/tags/list': (_req, res) =>
-        res.writeHead(200, { 'content-type': 'application/json', link: '</v2/loop/x/tags/list?n=1000&last=t999>; rel="next"' }).end(page),
+        res.writeHead(200, { 'content-type': 'application/json', link: `</v2/loop/x/tags/list?n=1000&last=t${++pages}>; rel="next"` }).end(page),
     })
     try {
       const result = await oci(['tags', `${registry.host}/loop/x`])
