@@ -466,6 +466,8 @@ describe('prov-server userdata (provision:)', () => {
       ],
       ['a link into .prov/', provisionBlock.replace('source: files/banner.txt', 'source: files/id-link'), 3, /workspace's \.prov\/ folder/],
       ['relative file path', provisionBlock.replace('path: /etc/app/banner', 'path: etc/app/banner'), 3, /provision\.files\.1\.path.*an absolute path/],
+      ['a file where prov writes its own', provisionBlock.replace('path: /etc/app/banner', 'path: /etc/hostname'), 3, /\/etc\/hostname is given twice/],
+      ['a link where a file is', provisionBlock.replace('path: /usr/local/bin/app\n', 'path: /etc/app/banner\n'), 3, /\/etc\/app\/banner is given twice/],
       ['unknown field', provisionBlock.replace('      directories:\n', '      directorys:\n'), 3, /unknown field|directorys/],
       ['mode that is not octal', provisionBlock.replace('mode: 0600', 'mode: 0689'), 3, /not octal|octal mode/],
       ['packages with Ignition', provisionBlock, 3, /provision\.packages is not supported with Ignition/],

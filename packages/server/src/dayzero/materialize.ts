@@ -142,9 +142,14 @@ export async function materializeProvision(p: Provision, options: MaterializeOpt
         hint: 'ship large files with a taskserv or an OCI artifact',
       })
     }
+    if (contents.length > MAX_FILE_BYTES)
+      throw configError(`${file.path} has ${contents.length} bytes, more than the ${MAX_FILE_BYTES}-byte limit of one file`, {
+        location: location(`files.${index}`),
+      })
     files.push({ path: file.path, mode: file.mode ?? 0o644, owner: file.owner, group: file.group, overwrite: file.overwrite ?? true, contents })
   }
   const hostname = p.hostname ?? options.server
+  assertNoCollisions(p, location)
   return {
     hostname,
     ignitionVersion: p.ignition_version ?? DEFAULT_IGNITION_VERSION,
@@ -158,6 +163,30 @@ export async function materializeProvision(p: Provision, options: MaterializeOpt
     commands: p.commands ?? [],
     location,
   }
+}
+
+/**
+ * One entry per path and per unit name, counting what prov adds itself (/etc/hostname, the
+ * sudoers files, the first-boot script and unit): Ignition refuses a document with duplicates and
+ * cloud-init would write the path twice, so this is caught here, before any machine boots.
+ */
+function assertNoCollisions(p: Provision, location: (field: string) => string): void {
+  const paths = new Map<string, string>([['/etc/hostname', 'hostname (prov writes /etc/hostname)']])
+  for (const user of p.users ?? []) if (user.sudo) paths.set(`/etc/sudoers.d/90-${user.name}`, `users (sudo of ${user.name})`)
+  if (p.commands?.length) paths.set(FIRST_BOOT_SCRIPT, 'commands (the first-boot script)')
+  const claim = (path: string, field: string) => {
+    const taken = paths.get(path)
+    if (taken) throw configError(`${path} is given twice: by ${field} and by ${taken}`, { location: location(field), hint: 'give each path once' })
+    paths.set(path, field)
+  }
+  ;(p.files ?? []).forEach((f, i) => claim(f.path, `files.${i}`))
+  ;(p.directories ?? []).forEach((d, i) => claim(d.path, `directories.${i}`))
+  ;(p.links ?? []).forEach((l, i) => claim(l.path, `links.${i}`))
+  const units = new Set<string>(p.commands?.length ? [FIRST_BOOT_UNIT] : [])
+  ;(p.units ?? []).forEach((u, i) => {
+    if (units.has(u.name)) throw configError(`unit ${u.name} is given twice`, { location: location(`units.${i}`), hint: 'give each unit once' })
+    units.add(u.name)
+  })
 }
 
 /** The sudoers line of a user, or undefined when the user gets no sudo. */
