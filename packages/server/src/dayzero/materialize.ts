@@ -179,9 +179,15 @@ function assertNoCollisions(p: Provision, location: (field: string) => string): 
     if (taken) throw configError(`${path} is given twice: by ${field} and by ${taken}`, { location: location(field), hint: 'give each path once' })
     paths.set(path, field)
   }
-  ;(p.files ?? []).forEach((f, i) => claim(f.path, `files.${i}`))
-  ;(p.directories ?? []).forEach((d, i) => claim(d.path, `directories.${i}`))
-  ;(p.links ?? []).forEach((l, i) => claim(l.path, `links.${i}`))
+  for (const [field, entries] of [
+    ['files', p.files ?? []],
+    ['directories', p.directories ?? []],
+    ['links', p.links ?? []],
+  ] as const) {
+    entries.forEach((entry, i) => {
+      claim(entry.path, `${field}.${i}`)
+    })
+  }
   const units = new Set<string>(p.commands?.length ? [FIRST_BOOT_UNIT] : [])
   ;(p.units ?? []).forEach((u, i) => {
     if (units.has(u.name)) throw configError(`unit ${u.name} is given twice`, { location: location(`units.${i}`), hint: 'give each unit once' })
