@@ -200,8 +200,8 @@ describe('destructive commands ask on a terminal; no changes nothing', () => {
       expect(treeDigest(ws.path)).toBe(before)
       if (result.code === 5) return // nothing to act on in the fixture: refused before any question
       expect(result.stdout.match(/\[y\/N\]/g) ?? [], result.stdout).toHaveLength(1)
-      expect(result.code, result.stdout).not.toBe(0)
-      expect(result.code, result.stdout).toBeLessThanOrEqual(2)
+      // No is a cancellation: exit 1 (a refusal before the question, e.g. a bad argument, is 2).
+      expect(result.code, result.stdout).toBe(1)
     })
   }
 })

@@ -1,4 +1,4 @@
-import { type ArgsDef, confirmOrRefuse, type ProvContext, type ServerRecord, usageError } from '@prov/core'
+import { type ArgsDef, confirmOrRefuse, failedError, type ProvContext, type ServerRecord, usageError } from '@prov/core'
 import { type ActionOutcome, preflight, runToCode, type ServerEnv } from './engine'
 import { painter, renderTargets } from './render'
 
@@ -9,7 +9,7 @@ import { painter, renderTargets } from './render'
  */
 export async function confirmChange(yes: boolean, verb: string, what: string, question: string, preview: string): Promise<void> {
   if (!yes && process.stdin.isTTY) process.stderr.write(`${preview}\n`)
-  if (!(await confirmOrRefuse({ yes, what, question }))) throw usageError(`${verb} cancelled`)
+  if (!(await confirmOrRefuse({ yes, what, question }))) throw failedError(`${verb} cancelled`)
 }
 
 /** Confirms `verb` (delete, stop...) on existing servers, listing them: `- delete web-01 (local)`. */

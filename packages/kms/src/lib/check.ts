@@ -3,7 +3,7 @@
  * they would do (a `prov.kms.plan/v1` record, exit 0) and change nothing; the destructive ones
  * (delete, rotate) refuse without `--yes` when nobody can confirm and ask on a terminal.
  */
-import { type CommonOptions, confirmOrRefuse, usageError } from '@prov/core'
+import { type CommonOptions, confirmOrRefuse, failedError, usageError } from '@prov/core'
 
 export interface PlannedChange {
   /** What would happen: `remove`, `store`, `replace`, `rotate`, `write`, ... */
@@ -22,7 +22,7 @@ export function previewed(common: CommonOptions, emit: (data: unknown) => void, 
 
 /** The confirmation of a destructive change (`--yes`, or a terminal answer); a "no" is exit 2, nothing changed. */
 export async function confirmed(common: CommonOptions, what: string): Promise<void> {
-  if (!(await confirmOrRefuse({ yes: common.yes, what }))) throw usageError(`${what}: cancelled, nothing changed`)
+  if (!(await confirmOrRefuse({ yes: common.yes, what }))) throw failedError(`${what}: cancelled, nothing changed`)
 }
 
 /** For commands whose effect cannot be previewed without doing it. */

@@ -1,4 +1,4 @@
-import { confirmOrRefuse, defineProvCommand, usageError } from '@prov/core'
+import { confirmOrRefuse, defineProvCommand, failedError, usageError } from '@prov/core'
 import { idArg, requireId, storeArg, withWorkflowStore } from '../context'
 
 export default defineProvCommand({
@@ -16,7 +16,7 @@ export default defineProvCommand({
     await withWorkflowStore(common, args.store, id, async (store) => {
       if (common.check) return emit(await store.preview('cancel', id))
       if (!(await confirmOrRefuse({ yes: common.yes, what: `cancel workflow ${id}`, question: `cancel workflow ${id} (its running steps are killed)?` }))) {
-        throw usageError('cancel not confirmed; nothing changed')
+        throw failedError('cancel not confirmed; nothing changed')
       }
       emit(await store.cancel(id))
     })

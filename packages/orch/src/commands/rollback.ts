@@ -1,4 +1,4 @@
-import { confirmOrRefuse, defineProvCommand, usageError } from '@prov/core'
+import { confirmOrRefuse, defineProvCommand, failedError, usageError } from '@prov/core'
 import { idArg, requireId, storeArg, warnIfUnserved, withWorkflowStore } from '../context'
 
 export default defineProvCommand({
@@ -16,7 +16,7 @@ export default defineProvCommand({
     await withWorkflowStore(common, args.store, id, async (store) => {
       if (common.check) return emit(await store.preview('rollback', id))
       if (!(await confirmOrRefuse({ yes: common.yes, what: `roll back workflow ${id}`, question: `roll back workflow ${id} (its compensations run)?` }))) {
-        throw usageError('rollback not confirmed; nothing changed')
+        throw failedError('rollback not confirmed; nothing changed')
       }
       emit(await store.rollback(id))
       await warnIfUnserved(store, id)

@@ -190,7 +190,7 @@ const rm = defineProvCommand({
     // Asked first: without --yes off a terminal the answer is the same whatever the cache holds.
     const removing = preview.filter((p) => p.action === 'remove').map((p) => `${p.name}-${p.hash}`)
     const ok = await confirmOrRefuse({ yes: ctx.common.yes, what: 'remove images', question: `remove ${removing.join(', ')}?` })
-    if (!ok) throw usageError('image rm cancelled')
+    if (!ok) throw failedError('image rm cancelled')
     if (inUse.length) {
       throw failedError(`image in use by running servers: ${inUse.join(', ')}`, { hint: 'stop or delete those servers first (prov-server stop NAME)' })
     }

@@ -1,6 +1,16 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { type ArgsDef, configError, confirmOrRefuse, type ProvContext, type ServerRecord, type SshTarget, usageError, type Workspace } from '@prov/core'
+import {
+  type ArgsDef,
+  configError,
+  confirmOrRefuse,
+  failedError,
+  type ProvContext,
+  type ServerRecord,
+  type SshTarget,
+  usageError,
+  type Workspace,
+} from '@prov/core'
 import { type CommandConfig, loadCommandConfig, parseSetFlags } from '@prov/core/config'
 import { ENV_NAME_PATTERN, settingKeyProblem, type TaskAction, type TaskItem, type TaskResult } from '../engine'
 import { type Catalog, loadCatalog } from './catalog'
@@ -139,7 +149,7 @@ export async function confirmAction(ctx: ProvContext<any>, verb: string, items: 
   const where = new Map<string, string[]>()
   for (const item of items) where.set(item.unit.name, [...(where.get(item.unit.name) ?? []), item.host.name])
   const question = `${verb} ${[...where].map(([name, servers]) => `${name} on ${servers.join(', ')}`).join('; ')}?`
-  if (!(await confirmOrRefuse({ yes: ctx.common.yes, what: `${verb} ${subject}`, question }))) throw usageError(`${verb} cancelled: nothing changed`)
+  if (!(await confirmOrRefuse({ yes: ctx.common.yes, what: `${verb} ${subject}`, question }))) throw failedError(`${verb} cancelled: nothing changed`)
 }
 
 /** Streams results with --out ndjson, collects them otherwise. */
