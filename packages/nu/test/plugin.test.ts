@@ -42,7 +42,7 @@ describe.each(NU_VERSIONS)('nu %s with nu_plugin_prov', (version) => {
   it('returns values, not text: config show is a record with typed fields', async () => {
     const r = await nu('prov config show | describe')
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout.trim()).toMatch(/^record<workspace: record<name: string>/)
+    expect(r.stdout.trim()).toMatch(/^record<(mode: string, )?workspace: record<name: string>/)
     expect(r.stdout).toContain('debug: record<enabled: bool')
     expect(r.stdout).toContain('port: int')
     const get = await nu('prov config show | get debug.enabled | describe')
