@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process'
-import { createReadStream, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { createReadStream, existsSync, mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
-import { failedError, getServer, repoRoot, SshPool, shellQuote, targetOf, usageError, type Workspace } from '@prov/core'
+import { failedError, getServer, repoRoot, SshPool, type SshTarget, shellQuote, targetOf, usageError, type Workspace } from '@prov/core'
 import type { BundleManifest } from './bundle'
 import type { OciContext } from './context'
 import { parseJson } from './json'
@@ -23,10 +23,14 @@ export interface SeedResult {
   workspace: string
   destination: string
   files: number
+  /** Where the prov the bootstrap uses came from: the host's own, or shipped (with Node.js when the host had none). */
+  runtime: SeedRuntime
   bootstrap: { ok: boolean; exit_code: number }
   prov_config_show: boolean
   duration_ms: number
 }
+
+export type SeedRuntime = 'host' | 'shipped' | 'shipped-with-node'
 
 /** What `seed --check` says it would do; what only the registry could tell is null. */
 export interface SeedPlan {
@@ -144,7 +148,7 @@ export async function seedServer(
   try {
     const dest = checkDestination(options.dest ?? `/opt/prov/${loaded.bundle.workspace}`)
     const provBin = options.provBin ?? join(repoRoot(), 'bin', 'prov')
-    const base: Omit<SeedResult, 'bootstrap' | 'prov_config_show' | 'duration_ms'> = {
+    const base: Omit<SeedResult, 'runtime' | 'bootstrap' | 'prov_config_show' | 'duration_ms'> = {
       schema: 'prov.oci.seed/v1',
       server: server.name,
       host: sshTarget.host,
@@ -173,24 +177,7 @@ export async function seedServer(
         throw failedError(`unpacking the bundle on ${server.name} failed: ${unpacked.stderr.trim().split('\n').pop() ?? `exit ${unpacked.code}`}`, {
           location: `${server.name}:${dest}`,
         })
-      // The host may not see this prov (another machine, or a private /tmp in a sandbox): then ship
-      // a minimal prov runtime (the built bundles and their few runtime libraries) with the bundle.
-      let bin = provBin
-      const probe = await pool.exec(sshTarget, `test -x ${shellQuote(provBin)} || command -v prov`, { timeoutMs: 30_000 })
-      if (probe.code !== 0) {
-        const runtime = `${dest}/runtime`
-        const shipped = await pool.exec(
-          sshTarget,
-          `sh -c ${shellQuote(`set -e; rm -rf ${shellQuote(runtime)}; mkdir -p ${shellQuote(runtime)}; base64 -d | tar xzf - -C ${shellQuote(runtime)} --no-same-owner`)}`,
-          {
-            stdin: `${provRuntimeTarball().toString('base64')}\n`,
-            timeoutMs: 120_000,
-          },
-        )
-        if (shipped.code !== 0)
-          throw failedError(`shipping the prov runtime to ${server.name} failed: ${shipped.stderr.trim().split('\n').pop() ?? `exit ${shipped.code}`}`)
-        bin = `${runtime}/bin/prov`
-      }
+      const { bin, runtime } = await provOnHost(pool, sshTarget, server.name, provBin, dest)
       const boot = await pool.exec(sshTarget, `sh ${shellQuote(`${dest}/bootstrap.sh`)}`, { env: { PROV_BIN: bin }, timeoutMs: 300_000 })
       const bootRecord = lastJsonLine(boot.stdout)
       if (boot.code !== 0) {
@@ -209,13 +196,73 @@ export async function seedServer(
       }
       if (!configOk)
         throw failedError(`prov config show does not run from the unpacked workspace on ${server.name}: ${show.stderr.trim().split('\n').pop() ?? ''}`)
-      return { ...base, bootstrap: { ok: true, exit_code: boot.code }, prov_config_show: true, duration_ms: Date.now() - started }
+      return { ...base, runtime, bootstrap: { ok: true, exit_code: boot.code }, prov_config_show: true, duration_ms: Date.now() - started }
     } finally {
       await pool.closeAll()
     }
   } finally {
     loaded.cleanup()
   }
+}
+
+/** The oldest Node.js the prov runtime runs on (the `engines` of the package). */
+const NODE_MINIMUM = [20, 19] as const
+
+/** `uname -m` of the machines this Node.js binary can run on. */
+const UNAME_MACHINE: Partial<Record<NodeJS.Architecture, string>> = { x64: 'x86_64', arm64: 'aarch64' }
+
+/**
+ * The prov the bootstrap runs on the host. The host may not see this prov (another machine, or a
+ * sandbox that shares nothing with this one): then a minimal prov runtime (the built bundles and
+ * their few runtime libraries) goes next to the workspace, with this Node.js when the host has
+ * none recent enough and runs the same kind of machine, behind one launcher that finds both.
+ */
+async function provOnHost(
+  pool: SshPool,
+  sshTarget: SshTarget,
+  serverName: string,
+  provBin: string,
+  dest: string,
+): Promise<{ bin: string; runtime: SeedRuntime }> {
+  const hasProv = await pool.exec(sshTarget, `test -x ${shellQuote(provBin)} || command -v prov`, { timeoutMs: 30_000 })
+  if (hasProv.code === 0) return { bin: provBin, runtime: 'host' }
+  const [major, minor] = NODE_MINIMUM
+  const nodeCheck = `process.exit(+process.versions.node.split('.')[0] > ${major} || (+process.versions.node.split('.')[0] === ${major} && +process.versions.node.split('.')[1] >= ${minor}) ? 0 : 1)`
+  const hostNode = await pool.exec(sshTarget, `node -e ${shellQuote(nodeCheck)}`, { timeoutMs: 30_000 })
+  const shipNode = hostNode.code !== 0
+  if (shipNode) {
+    const uname = await pool.exec(sshTarget, 'uname -sm', { timeoutMs: 30_000 })
+    const expected = `Linux ${UNAME_MACHINE[process.arch] ?? process.arch}`
+    if (process.platform !== 'linux' || uname.stdout.trim() !== expected)
+      throw failedError(`${serverName} has no Node.js ${major}.${minor} or later and runs '${uname.stdout.trim()}', not '${expected}' like this machine`, {
+        hint: `install Node.js ${major}.${minor}+ on ${serverName}, or seed from a machine of the same kind`,
+      })
+  }
+  const runtime = `${dest}/runtime`
+  const q = shellQuote(runtime)
+  const launcher = [
+    '#!/bin/sh',
+    '# Runs the prov shipped next to it, with the Node.js shipped beside it when there is one.',
+    'HERE=$(cd "$(dirname "$0")" && pwd)',
+    '[ -x "$HERE/node/bin/node" ] && PATH="$HERE/node/bin:$PATH" && export PATH',
+    'exec "$HERE/bin/prov" "$@"',
+    '',
+  ].join('\n')
+  const install = [
+    'set -e',
+    `rm -rf ${q}`,
+    `mkdir -p ${q}`,
+    `base64 -d | tar xzf - -C ${q} --no-same-owner`,
+    `printf '%s' ${shellQuote(launcher)} > ${q}/prov`,
+    `chmod 755 ${q}/prov`,
+  ].join('\n')
+  const shipped = await pool.exec(sshTarget, `sh -c ${shellQuote(install)}`, {
+    stdin: `${provRuntimeTarball(shipNode).toString('base64')}\n`,
+    timeoutMs: 300_000,
+  })
+  if (shipped.code !== 0)
+    throw failedError(`shipping the prov runtime to ${serverName} failed: ${shipped.stderr.trim().split('\n').pop() ?? `exit ${shipped.code}`}`)
+  return { bin: `${runtime}/prov`, runtime: shipNode ? 'shipped-with-node' : 'shipped' }
 }
 
 function lastJsonLine(text: string): Record<string, unknown> | undefined {
@@ -246,9 +293,14 @@ const RUNTIME_PATHS = [
   'node_modules/yaml',
 ]
 
-/** A gzip tar of the prov runtime, made with the system tar (symlinks kept, as npm workspaces need). */
-export function provRuntimeTarball(): Buffer {
+/**
+ * A gzip tar of the prov runtime, made with the system tar (symlinks kept, as npm workspaces need);
+ * with `withNode`, this Node.js binary too, as `node/bin/node`.
+ */
+export function provRuntimeTarball(withNode = false): Buffer {
   const root = repoRoot()
   const paths = RUNTIME_PATHS.filter((p) => existsSync(join(root, p)))
-  return execFileSync('tar', ['czf', '-', '-C', root, '--exclude=*.map', ...paths], { maxBuffer: 256 * 1024 * 1024 })
+  const nodeBinary = realpathSync(process.execPath)
+  const node = withNode ? ['-C', dirname(nodeBinary), '--transform', `s|^${basename(nodeBinary)}$|node/bin/node|`, basename(nodeBinary)] : []
+  return execFileSync('tar', ['czf', '-', '-C', root, '--exclude=*.map', ...paths, ...node], { maxBuffer: 512 * 1024 * 1024 })
 }

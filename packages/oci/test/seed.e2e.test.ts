@@ -51,6 +51,8 @@ describe.skipIf(!canSandbox)('seed: a bundle seeds a fresh local sandbox server 
       workspace: 'seedsrc',
       destination: '/opt/prov/seedsrc',
       digest: bundled.json().digest,
+      // The image has no Node.js: seed ships this one with the prov runtime.
+      runtime: 'shipped-with-node',
       bootstrap: { ok: true },
       prov_config_show: true,
     })
