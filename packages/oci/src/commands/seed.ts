@@ -13,7 +13,10 @@ export default defineProvCommand({
     bundle: { type: 'positional', description: 'REF, layout:PATH[:tag] or FILE.tar', required: true },
     server: { type: 'string', alias: 's', description: 'Server name (from this workspace)', required: true },
     dest: { type: 'string', description: 'Folder on the server (default /opt/prov/<workspace>)' },
-    'prov-bin': { type: 'string', description: 'prov executable on the server (default: this installation when the server sees it, else a runtime shipped with the bundle)' },
+    'prov-bin': {
+      type: 'string',
+      description: 'prov executable on the server (default: this installation when the server sees it, else a runtime shipped with the bundle)',
+    },
     ...transportArgs,
   },
   async run({ args, common, emit, log }) {
