@@ -8,6 +8,7 @@ const builtins: Record<string, () => Promise<Provider>> = {
   local: () => import('./local/index').then((m) => m.localProvider),
   ssh: () => import('./ssh').then((m) => m.sshProvider),
   hcloud: () => import('./hcloud').then((m) => m.hcloudProvider as Provider),
+  aws: () => import('./aws').then((m) => m.awsProvider as Provider),
 }
 
 export interface ProviderLookup {
