@@ -143,27 +143,25 @@ export interface SecretResolverOptions {
  */
 export function workspaceSecretResolver(workspace: string | { path: string }, options: SecretResolverOptions = {}): SecretResolver {
   const root = typeof workspace === 'string' ? workspace : workspace.path
-  const cache = new Map<string, Promise<string>>()
+  const cache = new Map<string, Promise<Uint8Array>>()
   let identities: AgeIdentity[] | undefined
-  return {
-    get(name: string): Promise<string> {
-      let pending = cache.get(name)
-      if (!pending) {
-        pending = (async () => {
-          const file = secretFilePath(root, name)
-          if (!existsSync(file)) throw notFoundError(`no secret '${name}' in the workspace store`, { location: file, hint: `prov-kms secret set ${name}` })
-          identities ??= readAllIdentities(root, options.identityFile)
-          const plain = await decryptAgeFile(readFileSync(file), identities, file)
-          const value = Buffer.from(plain).toString('utf8')
-          registerSecretValue(value)
-          return value
-        })()
-        cache.set(name, pending)
-        pending.catch(() => cache.delete(name))
-      }
-      return pending
-    },
+  const bytes = (name: string): Promise<Uint8Array> => {
+    let pending = cache.get(name)
+    if (!pending) {
+      pending = (async () => {
+        const file = secretFilePath(root, name)
+        if (!existsSync(file)) throw notFoundError(`no secret '${name}' in the workspace store`, { location: file, hint: `prov-kms secret set ${name}` })
+        identities ??= readAllIdentities(root, options.identityFile)
+        const plain = await decryptAgeFile(readFileSync(file), identities, file)
+        registerSecretValue(Buffer.from(plain).toString('utf8'))
+        return plain
+      })()
+      cache.set(name, pending)
+      pending.catch(() => cache.delete(name))
+    }
+    return pending
   }
+  return { bytes, get: async (name) => Buffer.from(await bytes(name)).toString('utf8') }
 }
 
 /** `db/password` -> `PROV_SECRET_DB_PASSWORD` (the name is validated first). */
@@ -175,15 +173,14 @@ export function envSecretName(name: string): string {
 
 /** Resolver from the environment: `{"secret": "db/password"}` -> $PROV_SECRET_DB_PASSWORD. */
 export function envSecretResolver(env: NodeJS.ProcessEnv = process.env): SecretResolver {
-  return {
-    async get(name: string): Promise<string> {
-      const key = envSecretName(name)
-      const value = env[key]
-      if (value === undefined) throw notFoundError(`secret '${name}' is not set`, { hint: `export ${key}` })
-      registerSecretValue(value)
-      return value
-    },
+  const get = async (name: string): Promise<string> => {
+    const key = envSecretName(name)
+    const value = env[key]
+    if (value === undefined) throw notFoundError(`secret '${name}' is not set`, { hint: `export ${key}` })
+    registerSecretValue(value)
+    return value
   }
+  return { get, bytes: async (name) => Buffer.from(await get(name), 'utf8') }
 }
 
 /**
@@ -196,14 +193,15 @@ export function secretResolverFor(provider: 'workspace' | 'kms' | 'env', workspa
   const env = envSecretResolver()
   if (provider === 'env' || !workspacePath) return env
   const store = workspaceSecretResolver(workspacePath, options)
-  return {
-    async get(name: string): Promise<string> {
+  const storeThenEnv =
+    <T>(read: (resolver: SecretResolver, name: string) => Promise<T>) =>
+    async (name: string): Promise<T> => {
       try {
-        return await store.get(name)
+        return await read(store, name)
       } catch (error) {
         if (!isProvError(error) || error.code !== ExitCode.NOT_FOUND) throw error
         try {
-          return await env.get(name)
+          return await read(env, name)
         } catch (fallback) {
           if (!isProvError(fallback) || fallback.code !== ExitCode.NOT_FOUND) throw fallback
           throw notFoundError(`secret '${name}' is neither in the workspace store nor in $${envSecretName(name)}`, {
@@ -212,6 +210,6 @@ export function secretResolverFor(provider: 'workspace' | 'kms' | 'env', workspa
           })
         }
       }
-    },
-  }
+    }
+  return { get: storeThenEnv((resolver, name) => resolver.get(name)), bytes: storeThenEnv((resolver, name) => resolver.bytes(name)) }
 }

@@ -8,8 +8,10 @@ export interface SecretRef {
 }
 
 export interface SecretResolver {
-  /** Returns the plain value; throws ProvError NOT_FOUND / DENIED. */
+  /** Returns the plain value as text; throws ProvError NOT_FOUND / DENIED. */
   get(name: string): Promise<string>
+  /** The plain value byte for byte, for secrets that are not text (a keytab, a DER key); same errors. */
+  bytes(name: string): Promise<Uint8Array>
 }
 
 export function isSecretRef(value: unknown): value is SecretRef {

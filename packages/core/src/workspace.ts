@@ -291,17 +291,30 @@ export function assertDeletableWorkspace(entry: WorkspaceEntry): string {
 }
 
 /** Forgets a workspace (and with `deleteFiles` removes its folder, only while it still is a workspace). */
+/** The registered workspace `name`, or exit 5 with the closest name. */
+function registeredWorkspace(reg: WorkspaceRegistry, name: string): WorkspaceEntry {
+  const entry = reg.workspaces.find((w) => w.name === name)
+  if (!entry)
+    throw notFoundError(`unknown workspace '${name}'`, {
+      hint: didYouMean(
+        name,
+        reg.workspaces.map((w) => w.name),
+      ),
+    })
+  return entry
+}
+
+/** What `removeWorkspace` would remove, refused for the same reasons, changing nothing. */
+export function previewWorkspaceRemoval(name: string, deleteFiles = false): WorkspaceEntry {
+  const entry = registeredWorkspace(readRegistry(), name)
+  if (deleteFiles) assertDeletableWorkspace(entry)
+  return entry
+}
+
 export async function removeWorkspace(name: string, deleteFiles = false): Promise<WorkspaceEntry> {
   let removed: WorkspaceEntry | undefined
   await updateRegistry((reg) => {
-    removed = reg.workspaces.find((w) => w.name === name)
-    if (!removed)
-      throw notFoundError(`unknown workspace '${name}'`, {
-        hint: didYouMean(
-          name,
-          reg.workspaces.map((w) => w.name),
-        ),
-      })
+    removed = registeredWorkspace(reg, name)
     // Checked before the registry changes: a refused delete leaves everything as it was.
     if (deleteFiles) assertDeletableWorkspace(removed)
     reg.workspaces = reg.workspaces.filter((w) => w.name !== name)

@@ -352,8 +352,21 @@ describe('prov workspace remove --delete-files', () => {
       expect(aboveHome.code).toBe(4)
       oneLine(aboveHome.stderr, /refusing to delete .*homes: the home folder .*homes\/me is inside it/)
       expect(existsSync(join(homes, 'me'))).toBe(true)
+      // --check meets the same refusal (no --yes needed to preview), and changes nothing either.
+      for (const args of [['--check'], ['--check', '--yes']]) {
+        const previewAboveHome = await runCli('prov', ['workspace', 'remove', 'homes', '--delete-files', ...args], { env: { ...t.env, HOME: join(homes, 'me') } })
+        expect(previewAboveHome.code, args.join(' ')).toBe(4)
+        oneLine(previewAboveHome.stderr, /refusing to delete .*homes: the home folder .*homes\/me is inside it/)
+      }
+      const previewUnknown = await runCli('prov', ['workspace', 'remove', 'gnoe', '--delete-files', '--check'], { env: t.env })
+      expect(previewUnknown.code).toBe(5)
+      oneLine(previewUnknown.stderr, /unknown workspace 'gnoe'.*hint: did you mean 'gone'/)
 
       writeFileSync(join(path, 'prov.config.yaml'), 'workspace:\n  name: gone\n')
+      const preview = await runCli('prov', ['workspace', 'remove', 'gone', '--delete-files', '--check'], { env: t.env })
+      expect(preview.code, preview.stderr).toBe(0)
+      expect(preview.json()).toMatchObject({ name: 'gone', removed: false, deleted_files: false })
+      expect(existsSync(join(path, 'precious.txt'))).toBe(true)
       const removed = await runCli('prov', ['workspace', 'remove', 'gone', '--delete-files', '--yes'], { env: t.env })
       expect(removed.code, removed.stderr).toBe(0)
       expect(existsSync(path)).toBe(false)

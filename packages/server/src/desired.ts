@@ -76,7 +76,16 @@ export interface DesiredState {
   file: string
   infra: string | null
   servers: ServerSpec[]
+  /**
+   * `file:line` of a field of server `name` (e.g. ['provision', 'files', 0, 'path']): its own
+   * line when the server's entry has it, else the file defaults' line of it, else the nearest
+   * enclosing field of the entry.
+   */
+  locate: (name: string, path: FieldPath) => string
 }
+
+/** A path to a field; `{ key, value }` names a list item by its key (lists are merged by key). */
+export type FieldPath = (string | number | { key: string; value: unknown })[]
 
 export interface DesiredOptions {
   /** config.servers.defaults (lowest priority). */
@@ -245,13 +254,47 @@ export function readDesired(file: string, options: DesiredOptions, workspacePath
       ...(merged.butane && !entry.provision ? { butane: merged.butane } : {}),
     })
   })
-  return { file, infra, servers: specs }
+  const indexOf = new Map(specs.map((spec, index) => [spec.name, index]))
+  const rawServers = (data as { servers?: unknown[] } | null)?.servers ?? []
+  const rawDefaults = (data as { defaults?: unknown } | null)?.defaults
+  // A path into the raw entry: a list item named by its key ({ key, value }) becomes its index there.
+  const resolveIn = (root: unknown, path: FieldPath): (string | number)[] | undefined => {
+    let node = root
+    const out: (string | number)[] = []
+    for (const part of path) {
+      if (typeof part === 'object') {
+        const index = Array.isArray(node)
+          ? node.findIndex((item) => item && typeof item === 'object' && (item as Record<string, unknown>)[part.key] === part.value)
+          : -1
+        if (index < 0) return undefined
+        out.push(index)
+        node = (node as unknown[])[index]
+      } else {
+        out.push(part)
+        node = node && typeof node === 'object' ? (node as Record<string | number, unknown>)[part] : undefined
+      }
+    }
+    return out
+  }
+  const locate = (name: string, path: FieldPath) => {
+    const index = indexOf.get(name)
+    if (index === undefined) return shown
+    const exact = (prefix: (string | number)[], root: unknown) => {
+      const resolved = resolveIn(root, path)
+      return resolved ? parsed.lines.get([...prefix, ...resolved].join('.')) : undefined
+    }
+    const firstKeyed = path.findIndex((part) => typeof part === 'object')
+    const nearest = (firstKeyed < 0 ? path : path.slice(0, firstKeyed)) as (string | number)[]
+    const line =
+      (path.length ? (exact(['servers', index], rawServers[index]) ?? exact(['defaults'], rawDefaults)) : undefined) ??
+      lineOf(parsed.lines, ['servers', index, ...nearest]) ??
+      1
+    return `${shown}:${line}`
+  }
+  return { file, infra, servers: specs, locate }
 }
 
 /** Line of server `name` in the file (for provider validation messages). */
-export function specLocation(desired: DesiredState, name: string, workspacePath?: string): string {
-  const shown = workspacePath && desired.file.startsWith(workspacePath) ? relative(workspacePath, desired.file) : desired.file
-  const text = readFileSync(desired.file, 'utf8').split('\n')
-  const index = text.findIndex((line) => new RegExp(`name:\\s*['"]?${name}['"]?\\s*$`).test(line))
-  return `${shown}:${index >= 0 ? index + 1 : 1}`
+export function specLocation(desired: DesiredState, name: string): string {
+  return desired.locate(name, [])
 }

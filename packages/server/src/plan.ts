@@ -11,7 +11,7 @@ import {
   usageError,
 } from '@prov/core'
 import { type DayZeroSummary, renderDayZero, summarizeDayZero } from './dayzero/document'
-import { type DesiredState, infraServersFile, readDesired, specLocation } from './desired'
+import { type DesiredState, type FieldPath, infraServersFile, readDesired, specLocation } from './desired'
 import { liveServers, type ServerEnv } from './engine'
 import { providerNames } from './providers/registry'
 import type { ServerSpec } from './providers/types'
@@ -66,14 +66,18 @@ export async function loadDesired(env: ServerEnv, file?: string): Promise<Desire
     },
     env.workspace.path,
   )
-  const locate = (spec: ServerSpec) => specLocation(desired, spec.name, env.workspace.path)
+  const locate = (spec: ServerSpec) => specLocation(desired, spec.name)
   await checkSpecsWithProviders(env, desired.servers, { locate, refuse: configError })
   checkAddressCollisions(env, desired.servers, { locate, refuse: configError })
   return desired
 }
 
 /** One declared server by name: from --infra / -f, else from the infra recorded for it in state. */
-export async function desiredServer(env: ServerEnv, name: string, file?: string): Promise<{ spec: ServerSpec; at: string }> {
+export async function desiredServer(
+  env: ServerEnv,
+  name: string,
+  file?: string,
+): Promise<{ spec: ServerSpec; at: string; locate: (path: FieldPath) => string }> {
   let infra = env.common.infra
   if (!file && !infra) {
     const recorded = listServers(env.workspace).find((s) => s.name === name)
@@ -92,7 +96,7 @@ export async function desiredServer(env: ServerEnv, name: string, file?: string)
         ) ?? undefined,
     })
   }
-  return { spec, at: specLocation(desired, name, env.workspace.path) }
+  return { spec, at: specLocation(desired, name), locate: (path) => desired.locate(name, path) }
 }
 
 const comparedFields = ['cores', 'memory_mb', 'disk_gb', 'plan', 'zone', 'labels', 'ssh'] as const
@@ -121,7 +125,13 @@ export async function computePlan(env: ServerEnv, desired: DesiredState): Promis
   for (const spec of desired.servers) {
     const current = live.get(spec.name)
     // Rendered (secrets masked) so a broken document fails the plan, not the machine's first boot.
-    const dayZero = summarizeDayZero(await renderDayZero(spec, { workspacePath: env.workspace.path, at: specLocation(desired, spec.name, env.workspace.path) }))
+    const dayZero = summarizeDayZero(
+      await renderDayZero(spec, {
+        workspacePath: env.workspace.path,
+        at: specLocation(desired, spec.name),
+        locate: (path) => desired.locate(spec.name, path),
+      }),
+    )
     if (!current) {
       actions.push({
         action: 'create',

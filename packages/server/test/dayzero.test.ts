@@ -2,6 +2,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parse as parseYaml } from 'yaml'
 import { runCli, runProcess, tempWorkspace } from '../../../tests/helpers/cli'
 
 // Day zero: Butane -> Ignition as coreos/butane translates it, provision: -> Ignition and
@@ -235,6 +236,18 @@ describe('prov-server butane', () => {
         /local file path traverses outside the files directory/,
       ],
       ['variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: relative/a\n', /path not absolute at \$\.storage\.files\[0\]\.path/],
+      [
+        'variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: /etc/../a\n',
+        /path is not fully simplified at \$\.storage\.files\[0\]\.path.*hint: write it like \/a\n/,
+      ],
+      [
+        'variant: fcos\nversion: 1.5.0\nstorage:\n  directories:\n    - path: /srv//app/\n',
+        /path is not fully simplified at \$\.storage\.directories\[0\]\.path.*write it like \/srv\/app\n/,
+      ],
+      [
+        'variant: fcos\nversion: 1.5.0\nstorage:\n  links:\n    - path: /a/./b\n      target: /c\n',
+        /path is not fully simplified at \$\.storage\.links\[0\]\.path/,
+      ],
       ['variant: fcos\nversion: 1.4.0\nsystemd:\n  units:\n    - name: a.service\n      contents_local: app.service\n', /unknown key 'contents_local'/],
       ['variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: /a\n      mode: "0644"\n', /expected an integer, got string/],
       ['variant: fcos\nversion: 1.5.0\nstorage: [\n', /malformed YAML/],
@@ -279,7 +292,7 @@ describe('prov-server butane', () => {
     expect(withoutFilesDir.code).toBe(2)
     expect(withoutFilesDir.stderr).toMatch(/must be specified with --files-dir/)
     expect(noDir.code).toBe(2)
-  })
+  }, 300_000)
 
   it('reads stdin when no file is given', async () => {
     const r = await server(['butane', '--pretty'], { input: 'variant: flatcar\nversion: 1.0.0\n' })
@@ -381,7 +394,10 @@ describe('prov-server userdata (provision:)', () => {
     writeFileSync(join(ws.path, 'infra', 'dz', 'servers.yaml'), provisionBlock)
     expect(decodeSource(files['/etc/sudoers.d/90-deploy'].contents.source)).toBe('deploy ALL=(ALL) NOPASSWD:ALL\n')
     expect(files['/etc/sudoers.d/90-deploy'].mode).toBe(0o440)
-    expect(decodeSource(files['/var/lib/prov/first-boot.sh'].contents.source)).toContain('echo first boot > /var/log/first-boot.log')
+    const firstBootScript = decodeSource(files['/var/lib/prov/first-boot.sh'].contents.source, files['/var/lib/prov/first-boot.sh'].contents.compression)
+    expect(firstBootScript).toContain('echo first boot > /var/log/first-boot.log')
+    // Once, like cloud-init's runcmd: the stamp is written after the commands whatever they did.
+    expect(firstBootScript).toMatch(/\)\nstatus=\$\?\ntouch \/var\/lib\/prov\/first-boot\.done\nexit \$status\n$/)
     expect(config.systemd.units.map((u: { name: string }) => u.name)).toEqual(['app.service', 'prov-first-boot.service'])
     expect(config.storage.links).toEqual([{ path: '/usr/local/bin/app', target: '/srv/app/bin/app', overwrite: true }])
     await ignitionValidate(r.stdout)
@@ -416,6 +432,65 @@ describe('prov-server userdata (provision:)', () => {
     const files = Object.fromEntries(r.json().storage.files.map((f: { path: string }) => [f.path, f]))
     expect(decodeSource(files['/etc/app/env'].contents.source, files['/etc/app/env'].contents.compression)).toBe('tok-s3cr3t')
   })
+
+  it('a binary secret reaches the file byte for byte, in Ignition and in cloud-init', async () => {
+    // Not UTF-8 (0xff, 0xfe, a lone continuation byte), a NUL, no trailing newline.
+    const blob = Buffer.from([0xff, 0xfe, 0x00, 0x80, 0xc3, 0x28, 0x41, 0x0a, 0x7f, 0xf0])
+    expect((await runCli('prov-kms', ['keygen', '-q'], { env: ws.env, cwd: ws.path })).code).toBe(0)
+    const stored = await runCli('prov-kms', ['secret', 'set', 'app/blob', '-q'], { env: ws.env, cwd: ws.path, input: blob })
+    expect(stored.code, stored.stderr).toBe(0)
+    writeFileSync(
+      join(ws.path, 'infra', 'dz', 'servers.yaml'),
+      provisionBlock.replace(
+        '        - path: /etc/motd\n',
+        '        - path: /etc/app/keytab\n          contents: { secret: app/blob }\n        - path: /etc/motd\n',
+      ),
+    )
+    try {
+      const ignition = await server(['userdata', 'web-01', '--infra', 'dz', '--reveal'], { env: { PROV_SECRET_APP_TOKEN: 'tok' } })
+      expect(ignition.code, ignition.stderr).toBe(0)
+      const file = ignition.json().storage.files.find((f: { path: string }) => f.path === '/etc/app/keytab')
+      const match = /^data:([^,]*),(.*)$/s.exec(file.contents.source) as RegExpExecArray
+      let bytes = match[1].endsWith(';base64') ? Buffer.from(match[2], 'base64') : Buffer.from(decodeURIComponent(match[2]), 'latin1')
+      if (file.contents.compression === 'gzip') bytes = gunzipSync(bytes)
+      expect(bytes.equals(blob), bytes.toString('hex')).toBe(true)
+      await ignitionValidate(ignition.stdout)
+      const cloud = await server(['userdata', 'web-01', '--infra', 'dz', '--reveal', '--format', 'cloud-init'], { env: { PROV_SECRET_APP_TOKEN: 'tok' } })
+      expect(cloud.code, cloud.stderr).toBe(0)
+      await cloudInitSchema(cloud.stdout)
+      const written = (parseYaml(cloud.stdout).write_files as { path: string; encoding?: string; content: string }[]).find((f) => f.path === '/etc/app/keytab')
+      expect(written?.encoding).toBe('b64')
+      expect(Buffer.from(written?.content ?? '', 'base64').equals(blob)).toBe(true)
+    } finally {
+      writeFileSync(join(ws.path, 'infra', 'dz', 'servers.yaml'), provisionBlock)
+    }
+  }, 300_000)
+
+  it('--out yaml and ndjson give the same data; a table is refused; no --out is the document itself', async () => {
+    const env = { PROV_SECRET_APP_TOKEN: 'tok' }
+    const plain = await server(['userdata', 'web-01', '--infra', 'dz'], { env })
+    const asYaml = await server(['userdata', 'web-01', '--infra', 'dz', '--out', 'yaml'], { env })
+    const asNdjson = await server(['userdata', 'web-01', '--infra', 'dz', '--out', 'ndjson'], { env })
+    expect(asYaml.code, asYaml.stderr).toBe(0)
+    expect(parseYaml(asYaml.stdout)).toEqual(plain.json())
+    expect(asNdjson.stdout.trim().split('\n')).toHaveLength(1)
+    expect(JSON.parse(asNdjson.stdout)).toEqual(plain.json())
+    const cloud = await server(['userdata', 'web-01', '--infra', 'dz', '--format', 'cloud-init'], { env })
+    const cloudYaml = await server(['userdata', 'web-01', '--infra', 'dz', '--format', 'cloud-init', '--out', 'yaml'], { env })
+    expect(cloudYaml.stdout).toBe(cloud.stdout)
+    const cloudJson = await server(['userdata', 'web-01', '--infra', 'dz', '--format', 'cloud-init', '--out', 'json'], { env })
+    expect(cloudJson.json()).toEqual(parseYaml(cloud.stdout, { version: '1.1' }))
+    const table = await server(['userdata', 'web-01', '--infra', 'dz', '--out', 'table'], { env })
+    expect(table.code).toBe(2)
+    expect(table.stdout).toBe('')
+    expect(table.stderr.trim().split('\n')).toHaveLength(1)
+    expect(table.stderr).toMatch(/a first-boot document has no table view/)
+    const bu = 'variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: /a\n      contents: { inline: hello }\n'
+    const buJson = await butane(bu)
+    const buYaml = await butane(bu, ['--out', 'yaml'])
+    expect(parseYaml(buYaml.stdout)).toEqual(buJson.json())
+    expect((await butane(bu, ['--out', 'wide'])).code).toBe(2)
+  }, 300_000)
 
   it('renders cloud-config that cloud-init schema accepts, for every Ignition version too', async () => {
     for (const name of ['web-01', 'cache-01']) {
@@ -466,6 +541,18 @@ describe('prov-server userdata (provision:)', () => {
       ],
       ['a link into .prov/', provisionBlock.replace('source: files/banner.txt', 'source: files/id-link'), 3, /workspace's \.prov\/ folder/],
       ['relative file path', provisionBlock.replace('path: /etc/app/banner', 'path: etc/app/banner'), 3, /provision\.files\.1\.path.*an absolute path/],
+      ...(['/etc/../app/banner', '/etc/./app/banner', '/etc//app/banner', '/etc/app/banner/'].map((path) => [
+        `a path not in its simplest form (${path})`,
+        provisionBlock.replace('path: /etc/app/banner', `path: ${path}`),
+        3,
+        /provision\.files\.1\.path.*no \. or \.\. parts/,
+      ]) as [string, string, number, RegExp][]),
+      [
+        'a link target that looks like an option is still a link (cloud-init gets ln --)',
+        provisionBlock.replace('target: /srv/app/bin/app', 'target: -rf'),
+        0,
+        /^$/,
+      ],
       ['a file where prov writes its own', provisionBlock.replace('path: /etc/app/banner', 'path: /etc/hostname'), 3, /\/etc\/hostname is given twice/],
       ['a link where a file is', provisionBlock.replace('path: /usr/local/bin/app\n', 'path: /etc/app/banner\n'), 3, /\/etc\/app\/banner is given twice/],
       ['unknown field', provisionBlock.replace('      directories:\n', '      directorys:\n'), 3, /unknown field|directorys/],
@@ -503,17 +590,36 @@ describe('prov-server userdata (provision:)', () => {
     for (const [what, text, code, message] of cases) {
       writeFileSync(join(ws.path, 'infra', 'dz', 'servers.yaml'), text)
       const name = what === 'packages with Ignition' ? 'cache-01' : 'web-01'
+      if (code === 0) {
+        const r = await server(['userdata', name, '--infra', 'dz', '--format', 'cloud-init'], { env: { PROV_SECRET_APP_TOKEN: 'tok' } })
+        expect(r.code, r.stderr).toBe(0)
+        expect(parseYaml(r.stdout, { version: '1.1' }).runcmd, what).toContainEqual(['ln', '-sfn', '--', '-rf', '/usr/local/bin/app'])
+        continue
+      }
       const r = await server(['userdata', name, '--infra', 'dz'], { env: { PROV_SECRET_APP_TOKEN: 'tok' } })
       expect(r.stdout, what).toBe('')
       expect(r.stderr.trim().split('\n'), what).toHaveLength(1)
       expect(r.stderr, what).toMatch(message)
       expect(r.code, what).toBe(code)
     }
+    // The location is the line of the field itself, not the server's.
+    const badGroup = provisionBlock.replace('groups: [sudo, app]', 'groups: [sudo, nosuchgroup]')
+    writeFileSync(join(ws.path, 'infra', 'dz', 'servers.yaml'), badGroup)
+    const located = await server(['userdata', 'web-01', '--infra', 'dz'])
+    const line = badGroup.split('\n').findIndex((l) => l.includes('nosuchgroup')) + 1
+    expect(located.stderr).toContain(`(at infra/dz/servers.yaml:${line} (provision.users.`)
+    writeFileSync(
+      join(ws.path, 'infra', 'dz', 'servers.yaml'),
+      provisionBlock.replace('          source: files/banner.txt', '          source: files/none.txt'),
+    )
+    const missingSource = await server(['userdata', 'web-01', '--infra', 'dz'], { env: { PROV_SECRET_APP_TOKEN: 'tok' } })
+    const sourceLine = provisionBlock.split('\n').findIndex((l) => l.includes('source: files/banner.txt')) + 1
+    expect(missingSource.stderr).toContain(`(at infra/dz/servers.yaml:${sourceLine} (provision.files.1.source))`)
     writeFileSync(join(ws.path, 'infra', 'dz', 'servers.yaml'), provisionBlock)
     const tty = await server(['userdata', 'nosuch', '--infra', 'dz'])
     expect(tty.code).toBe(5)
     expect(tty.stderr).toMatch(/server 'nosuch' is not declared/)
-  })
+  }, 300_000)
 
   it('a server described by a Butane file renders it; both provision: and butane: is refused', async () => {
     writeFileSync(

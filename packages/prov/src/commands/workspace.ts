@@ -8,6 +8,7 @@ import {
   initWorkspace,
   lookupWorkspace,
   notFoundError,
+  previewWorkspaceRemoval,
   readRegistry,
   removeWorkspace,
   requireWorkspace,
@@ -152,11 +153,12 @@ const remove = defineProvCommand({
     'delete-files': { type: 'boolean', description: 'Also delete the workspace folder' },
   },
   async run({ args, emit, common, log }) {
-    if (args['delete-files'] && !common.yes) throw usageError('refusing to delete files without --yes', { hint: 'add --yes' })
-    const entry = common.check ? readRegistry().workspaces.find((w) => w.name === args.name) : await removeWorkspace(args.name, Boolean(args['delete-files']))
-    if (!entry) throw notFoundError(`unknown workspace '${args.name}'`)
-    if (!common.check) log.success(`workspace '${entry.name}' removed${args['delete-files'] ? ' with its files' : ''}`)
-    emit({ schema: SCHEMA, name: entry.name, path: entry.path, removed: !common.check, deleted_files: Boolean(args['delete-files']) && !common.check })
+    const deleteFiles = Boolean(args['delete-files'])
+    // --check previews (with the refusals the real run would meet); only the real run needs --yes.
+    if (deleteFiles && !common.yes && !common.check) throw usageError('refusing to delete files without --yes', { hint: 'add --yes' })
+    const entry = common.check ? previewWorkspaceRemoval(args.name, deleteFiles) : await removeWorkspace(args.name, deleteFiles)
+    if (!common.check) log.success(`workspace '${entry.name}' removed${deleteFiles ? ' with its files' : ''}`)
+    emit({ schema: SCHEMA, name: entry.name, path: entry.path, removed: !common.check, deleted_files: deleteFiles && !common.check })
   },
 })
 

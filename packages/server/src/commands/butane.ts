@@ -44,7 +44,7 @@ export default defineProvCommand({
     const { translateButane } = await import('../dayzero/butane')
     const result = translateButane(text, { filesDir, strict: Boolean(ctx.args.strict), source: file && file !== '-' ? file : 'stdin' })
     for (const warning of result.warnings) ctx.log.warn(warning)
-    // The Ignition document is the data: printed as the butane tool prints it, whatever --out says.
-    process.stdout.write(`${JSON.stringify(result.config, null, ctx.args.pretty ? 2 : undefined)}\n`)
+    const { writeDayZeroDocument } = await import('../dayzero/document')
+    writeDayZeroDocument(`${JSON.stringify(result.config)}\n`, 'ignition', ctx.args.out as string | undefined, Boolean(ctx.args.pretty))
   },
 })

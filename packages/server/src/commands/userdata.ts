@@ -28,22 +28,22 @@ export default defineProvCommand({
       throw usageError('--reveal would print secret values on a terminal', { hint: 'redirect the output to a file or a pipe' })
     }
     const env = await serverEnv(ctx.common)
-    const { spec, at } = await desiredServer(env, ctx.positionals[0], ctx.args.file as string | undefined)
+    const { spec, at, locate } = await desiredServer(env, ctx.positionals[0], ctx.args.file as string | undefined)
     let secrets: SecretResolver | undefined
     if (reveal) {
       const config = env.config as { secrets?: { provider?: 'workspace' | 'kms' | 'env' } }
       secrets = secretResolverFor(config.secrets?.provider ?? 'workspace', env.workspace.path)
     }
-    const { renderDayZero } = await import('../dayzero/document')
+    const { renderDayZero, writeDayZeroDocument } = await import('../dayzero/document')
     const document = await renderDayZero(spec, {
       workspacePath: env.workspace.path,
       format: ctx.args.format as (typeof dayZeroFormats)[number] | undefined,
       secrets,
       at,
+      locate,
     })
     if (!document) throw usageError(`server '${spec.name}' declares no provision: or butane:`, { location: at, hint: 'see docs/day-zero.md' })
     if (reveal) ctx.log.warn(`the ${document.format} document of ${spec.name} holds secret values: keep it private`)
-    // The document itself is the data (the format the machine reads), whatever --out says.
-    process.stdout.write(document.text)
+    writeDayZeroDocument(document.text, document.format, ctx.args.out as string | undefined)
   },
 })

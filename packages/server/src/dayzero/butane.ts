@@ -3,7 +3,7 @@ import { isAbsolute, join, resolve, sep } from 'node:path'
 import { assertSafeStructure, assertYamlDepth, usageError } from '@prov/core'
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type ScalarTag } from 'yaml'
 import { dataUrl, plainDataUrl } from './dataurl'
-import { MAX_DOCUMENT_BYTES, MAX_FILE_BYTES } from './provision'
+import { isCleanAbsolutePath, MAX_DOCUMENT_BYTES, MAX_FILE_BYTES } from './provision'
 
 /**
  * Butane (the YAML front end of Ignition) translated to Ignition JSON the way coreos/butane does
@@ -418,9 +418,11 @@ function checkPaths(config: Record<string, unknown>, translation: Translation): 
       const path = node.path
       if (typeof path !== 'string' || !path) translation.fail(['storage', kind, index, 'path'], 'path is required')
       if (!path.startsWith('/')) translation.fail(['storage', kind, index, 'path'], 'path not absolute')
-      const normalized = join('/', path)
-      if (seen.has(normalized)) translation.fail(['storage', kind, index, 'path'], `duplicate path ${path} (also at ${seen.get(normalized)})`)
-      seen.set(normalized, `storage.${kind}[${index}]`)
+      // Ignition's own rule: a path must be its simplest form (no /./, /../, // or trailing /).
+      if (!isCleanAbsolutePath(path))
+        translation.fail(['storage', kind, index, 'path'], 'path is not fully simplified', `write it like ${join('/', path).replace(/(.)\/+$/, '$1')}`)
+      if (seen.has(path)) translation.fail(['storage', kind, index, 'path'], `duplicate path ${path} (also at ${seen.get(path)})`)
+      seen.set(path, `storage.${kind}[${index}]`)
       if (kind === 'links' && typeof node.target !== 'string') translation.fail(['storage', kind, index, 'target'], 'a link needs a target')
     })
   }

@@ -62,7 +62,8 @@ export function renderCloudConfig(p: MaterializedProvision): string {
     if (d.owner || d.group) runcmd.push(['chown', `${d.owner ?? 'root'}:${d.group ?? d.owner ?? 'root'}`, d.path])
   }
   for (const l of p.links) {
-    runcmd.push(l.hard ? ['ln', '-f', l.target, l.path] : ['ln', '-sfn', l.target, l.path])
+    // '--': a relative link target may start with '-' and must not be read as an option of ln.
+    runcmd.push(l.hard ? ['ln', '-f', '--', l.target, l.path] : ['ln', '-sfn', '--', l.target, l.path])
     if (l.owner || l.group) runcmd.push(['chown', '-h', `${l.owner ?? 'root'}:${l.group ?? l.owner ?? 'root'}`, l.path])
   }
   if (p.units.length) {

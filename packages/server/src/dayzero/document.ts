@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
-import { configError, notFoundError, type SecretResolver, usageError } from '@prov/core'
+import { configError, formatOutput, notFoundError, resolveOutputFormat, type SecretResolver, usageError, writeStdout } from '@prov/core'
+import { parse as parseYaml } from 'yaml'
+import type { FieldPath } from '../desired'
 import type { ServerSpec } from '../providers/types'
 import { materializeProvision } from './materialize'
-import { type DayZeroFormat, MAX_DOCUMENT_BYTES } from './provision'
+import { type DayZeroFormat, MAX_DOCUMENT_BYTES, provisionListKeys } from './provision'
 
 /** A server's first-boot document, rendered. */
 export interface DayZeroDocument {
@@ -42,6 +44,8 @@ export interface DayZeroOptions {
   secrets?: SecretResolver
   /** `file:line` of the server in servers.yaml. */
   at: string
+  /** `file:line` of a field of the server (e.g. ['provision', 'files', { key: 'path', value: '/etc/motd' }]); default: `at`. */
+  locate?: (path: FieldPath) => string
 }
 
 const sha256 = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`
@@ -89,12 +93,22 @@ export async function renderDayZero(spec: ServerSpec, options: DayZeroOptions): 
   if (!options.format && provision.format && spec.provider === 'local' && provision.format !== 'ignition') {
     // Sandboxes have no cloud-init datasource or systemd to run its stages: they apply Ignition.
     throw configError(`server '${spec.name}' is a local sandbox, which applies Ignition at first boot, not ${provision.format}`, {
-      location: `${options.at} (provision.format)`,
+      location: `${options.locate?.(['provision', 'format']) ?? options.at} (provision.format)`,
       hint: 'remove provision.format (or set it to ignition); prov-server userdata --format cloud-init still prints the cloud-init form',
     })
   }
   const format = options.format ?? provision.format ?? nativeFormat(spec.provider, spec.image)
-  const location = (field: string) => `${options.at} (provision.${field})`
+  // Lists are merged with the defaults by key: an item is found in the file by its key, not its index.
+  const fieldPath = (field: string): FieldPath => {
+    const [list, index, ...rest] = field.split('.')
+    const key = provisionListKeys[list as keyof typeof provisionListKeys]
+    const item =
+      key && /^\d+$/.test(index ?? '')
+        ? (provision[list as keyof typeof provisionListKeys] as Record<string, unknown>[] | undefined)?.[Number(index)]
+        : undefined
+    return item ? ['provision', list, { key, value: item[key] }, ...rest] : ['provision', ...field.split('.')]
+  }
+  const location = (field: string) => `${options.locate?.(fieldPath(field)) ?? options.at} (provision.${field})`
   const render = async (secrets?: SecretResolver) => {
     const materialized = await materializeProvision(provision, { workspacePath: options.workspacePath, server: spec.name, secrets, location })
     if (format === 'ignition') {
@@ -118,4 +132,29 @@ export interface DayZeroSummary {
 
 export function summarizeDayZero(document: DayZeroDocument | undefined): DayZeroSummary | undefined {
   return document ? { format: document.format, fingerprint: document.fingerprint, source: document.source } : undefined
+}
+
+/**
+ * Prints a first-boot document. Without `--out` it is the document as the machine reads it
+ * (Ignition JSON, or `#cloud-config` YAML); an explicit `--out json|ndjson|yaml` gives the same data
+ * in that form (a cloud-config is YAML already, so `yaml` keeps it as it is, header included).
+ * A document has no table view.
+ */
+export function writeDayZeroDocument(text: string, format: DayZeroFormat, requested: string | undefined, pretty = false): void {
+  if (requested === undefined) {
+    writeStdout(format === 'ignition' && pretty ? `${JSON.stringify(JSON.parse(text), null, 2)}\n` : text)
+    return
+  }
+  const out = resolveOutputFormat(requested)
+  if (out === 'table' || out === 'wide')
+    throw usageError(`a first-boot document has no ${out} view`, {
+      location: '--out',
+      hint: 'use --out json or --out yaml, or no --out for the document itself',
+    })
+  if (format === 'cloud-init' && out === 'yaml') {
+    writeStdout(text)
+    return
+  }
+  const data: unknown = format === 'ignition' ? JSON.parse(text) : parseYaml(text, { version: '1.1' })
+  writeStdout(formatOutput(data, out))
 }

@@ -40,8 +40,8 @@ if [ -f "$doc" ] && [ ! -e "$stamp" ]; then
   # Ignition has no run-once commands; prov renders them as a oneshot unit and its script. There
   # is no systemd here, so the script runs now, once.
   if [ -f ${FIRST_BOOT_SCRIPT} ] && [ ! -e ${FIRST_BOOT_STAMP} ]; then
-    if /bin/sh ${FIRST_BOOT_SCRIPT} >> "$log" 2>&1; then touch ${FIRST_BOOT_STAMP}
-    else echo "first boot: first-boot commands failed, see $log" >&2; fi
+    # The script stamps itself, failed or not: it runs once, like cloud-init's runcmd.
+    /bin/sh ${FIRST_BOOT_SCRIPT} >> "$log" 2>&1 || echo "first boot: first-boot commands failed (exit $?), see $log" >&2
   fi
 fi
 rm -f "$doc"

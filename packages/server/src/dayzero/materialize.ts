@@ -129,7 +129,7 @@ export async function materializeProvision(p: Provision, options: MaterializeOpt
           hint: `store it with prov-kms secret set ${name}`,
         })
       }
-      contents = Buffer.from(options.secrets ? await options.secrets.get(name) : maskedSecret(name))
+      contents = options.secrets ? await options.secrets.bytes(name) : Buffer.from(maskedSecret(name))
     } else if (file.source !== undefined) {
       contents = readSource(options.workspacePath, file.source, location(`files.${index}.source`))
     } else {
@@ -205,11 +205,17 @@ export const FIRST_BOOT_SCRIPT = '/var/lib/prov/first-boot.sh'
 export const FIRST_BOOT_STAMP = '/var/lib/prov/first-boot.done'
 export const FIRST_BOOT_UNIT = 'prov-first-boot.service'
 
-/** The first-boot commands as a script and a oneshot unit that runs it once (Ignition has no runcmd). */
+/** The first-boot commands as a script and a oneshot unit that runs it once (Ignition has no runcmd); the script writes the stamp. */
 export function firstBoot(p: MaterializedProvision): { script: { path: string; contents: string }; unit: { name: string; contents: string } } | undefined {
   if (!p.commands.length) return undefined
   return {
-    script: { path: FIRST_BOOT_SCRIPT, contents: `#!/bin/sh\nset -e\n${p.commands.join('\n')}\n` },
+    // Once per machine, like cloud-init's runcmd: the stamp is written whether the commands
+    // succeed or not (a failing command must not run again at every boot); the exit status stays
+    // the commands' own, so the unit shows as failed.
+    script: {
+      path: FIRST_BOOT_SCRIPT,
+      contents: `#!/bin/sh\n(\nset -e\n${p.commands.join('\n')}\n)\nstatus=$?\ntouch ${FIRST_BOOT_STAMP}\nexit $status\n`,
+    },
     unit: {
       name: FIRST_BOOT_UNIT,
       contents: [
@@ -223,7 +229,6 @@ export function firstBoot(p: MaterializedProvision): { script: { path: string; c
         'Type=oneshot',
         'RemainAfterExit=yes',
         `ExecStart=/bin/sh ${FIRST_BOOT_SCRIPT}`,
-        `ExecStartPost=/bin/touch ${FIRST_BOOT_STAMP}`,
         '',
         '[Install]',
         'WantedBy=multi-user.target',

@@ -11,12 +11,21 @@ import { z } from 'zod'
 export const MAX_FILE_BYTES = 256 * 1024
 export const MAX_DOCUMENT_BYTES = 1024 * 1024
 
-const absolutePath = z
-  .string()
-  .max(4096)
-  .refine((p) => p.startsWith('/') && p !== '/' && !p.includes('\0') && !p.split('/').includes('..') && !p.endsWith('/'), {
-    message: 'an absolute path like /etc/motd (no .., no trailing /)',
-  })
+/**
+ * An absolute path in its simplest form, as Ignition requires (path.Clean of it is itself): no
+ * `.` or `..` parts, no empty parts, no trailing slash; never the root itself.
+ */
+export function isCleanAbsolutePath(path: string): boolean {
+  if (!path.startsWith('/') || path === '/' || path.includes('\0')) return false
+  return path
+    .slice(1)
+    .split('/')
+    .every((part) => part !== '' && part !== '.' && part !== '..')
+}
+
+const absolutePath = z.string().max(4096).refine(isCleanAbsolutePath, {
+  message: 'an absolute path like /etc/motd (no . or .. parts, no // and no trailing /)',
+})
 
 /** Unix user and group names as useradd accepts them by default. */
 const accountName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a user/group name: lower-case letters, digits, _ and - (at most 32)')
@@ -167,7 +176,7 @@ export type ProvisionFile = z.output<typeof fileSchema>
 export type ProvisionUser = z.output<typeof userSchema>
 
 /** Lists merged by their identity: a server's entry replaces the default with the same key. */
-const listKeys = { users: 'name', groups: 'name', files: 'path', directories: 'path', links: 'path', units: 'name' } as const
+export const provisionListKeys = { users: 'name', groups: 'name', files: 'path', directories: 'path', links: 'path', units: 'name' } as const
 
 function mergeByKey<T extends Record<string, unknown>>(base: T[] | undefined, over: T[] | undefined, key: string): T[] | undefined {
   if (!base) return over
@@ -183,7 +192,7 @@ export function mergeProvision(base: Provision | undefined, over: Provision | un
   if (!base) return over
   if (!over) return base
   const merged: Provision = { ...base, ...over }
-  for (const [field, key] of Object.entries(listKeys) as [keyof typeof listKeys, string][]) {
+  for (const [field, key] of Object.entries(provisionListKeys) as [keyof typeof provisionListKeys, string][]) {
     const value = mergeByKey(base[field] as Record<string, unknown>[] | undefined, over[field] as Record<string, unknown>[] | undefined, key)
     if (value) (merged as Record<string, unknown>)[field] = value
   }
