@@ -9,6 +9,7 @@ const builtins: Record<string, () => Promise<Provider>> = {
   ssh: () => import('./ssh').then((m) => m.sshProvider),
   hcloud: () => import('./hcloud').then((m) => m.hcloudProvider as Provider),
   aws: () => import('./aws').then((m) => m.awsProvider as Provider),
+  upcloud: () => import('./upcloud').then((m) => m.upcloudProvider as Provider),
 }
 
 export interface ProviderLookup {

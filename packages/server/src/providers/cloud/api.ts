@@ -29,7 +29,8 @@ export interface CloudApiOptions {
 
 export interface RequestOptions {
   body?: unknown
-  query?: Record<string, string | number>
+  /** A list value repeats the parameter (`label=a&label=b`). */
+  query?: Record<string, string | number | readonly string[]>
 }
 
 /** Longest wait between attempts, whatever Retry-After asks for. */

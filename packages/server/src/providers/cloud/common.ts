@@ -86,7 +86,7 @@ export async function cloudCredential(ctx: ProviderContext<CloudProviderConfig>,
     value = await secretResolverFor(ctx.rootConfig.secrets.provider, ctx.workspace.path).get(ref.secret)
   } else {
     const name = ctx.config.credential_env ?? defaultEnv
-    value = process.env[name]
+    value = credentialFromEnv(name)
     if (!value) {
       throw configError(`no ${provider} API credential: ${name} is not set`, {
         location: `providers.${provider}`,
@@ -95,6 +95,18 @@ export async function cloudCredential(ctx: ProviderContext<CloudProviderConfig>,
     }
   }
   value = value.trim()
+  registerSecretValue(value)
+  return value
+}
+
+/**
+ * A credential held in an environment variable (trimmed), registered for redaction before anyone
+ * can print it; undefined when the variable is unset or empty. For providers with more than one
+ * way to authenticate, which pick the one whose variables are set.
+ */
+export function credentialFromEnv(name: string): string | undefined {
+  const value = process.env[name]?.trim()
+  if (!value) return undefined
   registerSecretValue(value)
   return value
 }
