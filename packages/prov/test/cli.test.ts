@@ -354,7 +354,9 @@ describe('prov workspace remove --delete-files', () => {
       expect(existsSync(join(homes, 'me'))).toBe(true)
       // --check meets the same refusal (no --yes needed to preview), and changes nothing either.
       for (const args of [['--check'], ['--check', '--yes']]) {
-        const previewAboveHome = await runCli('prov', ['workspace', 'remove', 'homes', '--delete-files', ...args], { env: { ...t.env, HOME: join(homes, 'me') } })
+        const previewAboveHome = await runCli('prov', ['workspace', 'remove', 'homes', '--delete-files', ...args], {
+          env: { ...t.env, HOME: join(homes, 'me') },
+        })
         expect(previewAboveHome.code, args.join(' ')).toBe(4)
         oneLine(previewAboveHome.stderr, /refusing to delete .*homes: the home folder .*homes\/me is inside it/)
       }
