@@ -5,10 +5,11 @@ import { exitState } from './cli/exit'
 import type { ProvCommandMeta } from './cli/help'
 import { configError, ExitCode, failedError } from './errors'
 import { inputLimitConfigured } from './limits'
-import { type LogFormat, log } from './log'
+import { configureLogger, type LogFormat, log, loggerOptions } from './log'
 import { emit, type OutputFormat, outputFormats, RecordWriter, resolveOutputFormat } from './output'
 import { type ParsedInput, readStdinRecords } from './stdin'
-import { confirmOrRefuse } from './util/confirm'
+import { confirmOrCancel } from './util/confirm'
+import { setUnattended } from './util/interaction'
 import { runViaOrchestrator, viaOrchArgs } from './via-orch'
 
 export { alwaysGlobal, type CommonArgs, commonArgs, type OptionalGlobal, type ResolvedArgv, resolveArgv, valueOptionOf } from './cli/args'
@@ -113,18 +114,24 @@ export function defineProvCommand<T extends ArgsDef = ArgsDef>(def: ProvCommandD
       const dashIndex = citty.rawArgs.indexOf('--')
       const dashArgs = dashIndex >= 0 ? citty.rawArgs.slice(dashIndex + 1) : []
       const positionals = (parsed._ ?? []).slice(0, Math.max(0, (parsed._?.length ?? 0) - dashArgs.length))
-      const logFormat = ((parsed['log-format'] as string | undefined) ?? 'text') as LogFormat
       const where = {
         workspace: (parsed.workspace as string | undefined) || undefined,
         infra: (parsed.infra as string | undefined) || undefined,
         env: (parsed.env as string | undefined) || process.env.PROV_ENV || undefined,
       }
+      // Mode ci: nobody watches or answers. JSON logs unless --log-format says otherwise, no
+      // colours or animation, no questions, and --wait wherever a command can wait.
+      const unattended = (await probeSettings(where)).mode === 'ci'
+      setUnattended(unattended)
+      const logFormatFlag = parsed['log-format'] as LogFormat | undefined
+      const logFormat: LogFormat = logFormatFlag ?? (unattended ? 'json' : 'text')
+      if (unattended && !logFormatFlag) configureLogger({ ...loggerOptions(), format: 'json' })
       const requestedOut = (parsed.out as string | undefined) || outputFormatFromEnv() || (await configuredOutputFormat(where))
       const common: CommonOptions = {
         ...where,
         check: Boolean(parsed.check),
         yes: Boolean(parsed.yes),
-        wait: Boolean(parsed.wait),
+        wait: Boolean(parsed.wait) || unattended,
         parallel: parseParallel(parsed.parallel),
         out: resolveOutputFormat(requestedOut),
         quiet: Boolean(parsed.quiet),
@@ -154,8 +161,7 @@ export function defineProvCommand<T extends ArgsDef = ArgsDef>(def: ProvCommandD
       }
       if (def.meta.destructive && !def.meta.confirms && !common.check) {
         const command = exitState.command || def.meta.name
-        const confirmed = await confirmOrRefuse({ yes: common.yes, what: `run '${command}'`, question: `${command}: ${def.meta.description}. Proceed?` })
-        if (!confirmed) throw failedError('cancelled: nothing was changed', { hint: 'answer y to proceed, or pass --yes' })
+        await confirmOrCancel({ yes: common.yes, what: `run '${command}'`, question: `${command}: ${def.meta.description}. Proceed?` })
       }
       if (def.orchestrated) {
         const relayed = await runViaOrchestrator({

@@ -1,6 +1,7 @@
 import type { ConsolaInstance, ConsolaReporter, LogObject } from 'consola'
 import { consolaLib } from './lazy'
 import { redactString, redactValue } from './redact'
+import { colourAllowed } from './util/interaction'
 
 export type LogFormat = 'text' | 'json'
 
@@ -52,7 +53,7 @@ export function createLogger(options: LoggerOptions = {}): ConsolaInstance {
     level,
     stdout: process.stderr,
     stderr: process.stderr,
-    formatOptions: { date: false, colors: Boolean(process.stderr.isTTY) },
+    formatOptions: { date: false, colors: colourAllowed(process.stderr) },
   })
   if (options.format === 'json') logger.setReporters([jsonReporter(process.stderr)])
   const reporters = [...logger.options.reporters]

@@ -30,6 +30,7 @@ describe('settings probe', () => {
       outputFormat: 'yaml',
       outputFormatSource: `${join(ws, 'prov.config.yaml')}:2`,
       inputBytes: 4096,
+      mode: 'solo',
     })
     expect((await probeConfigSettings({ workspace: 'a' })).outputFormat).toBe('yaml')
   })
@@ -50,6 +51,17 @@ describe('settings probe', () => {
     expect((await probeConfigSettings({ workspace: quoted })).outputFormat).toBe('ndjson')
   })
 
+  it('finds the mode a command runs in: a top-level key of a file (YAML, TOML, JSON), never a nested one', async () => {
+    expect((await probeConfigSettings({ workspace: workspace('m1', 'mode: ci\n') })).mode).toBe('ci')
+    expect((await probeConfigSettings({ workspace: workspace('m2', 'orchestrator:\n  auth:\n    mode: jwt\n') })).mode).toBe('solo')
+    const toml = join(home.root(), 'm3')
+    write(join(toml, 'prov.config.toml'), 'mode = "ci"\n[workspace]\nname = "m3"\n')
+    expect((await probeConfigSettings({ workspace: toml })).mode).toBe('ci')
+    const json = join(home.root(), 'm4')
+    write(join(json, 'prov.config.json'), '{"workspace": {"name": "m4"}, "mode": "ci"}')
+    expect((await probeConfigSettings({ workspace: json })).mode).toBe('ci')
+  })
+
   it('follows a registry entry named like the path given, as the command itself does', async () => {
     const elsewhere = workspace('e', 'output:\n  format: yaml\n')
     const given = workspace('f')
@@ -60,7 +72,12 @@ describe('settings probe', () => {
   it('answers the defaults when nothing sets the keys, and parses a file that could set one (a broken one fails)', async () => {
     const ws = workspace('g')
     registry(`workspaces:\n  - name: g\n    path: ${ws}\n    created: 2026-01-01T00:00:00.000Z\n`)
-    expect(await probeConfigSettings({ workspace: ws })).toEqual({ outputFormat: undefined, outputFormatSource: 'built-in', inputBytes: 64 * 1024 * 1024 })
+    expect(await probeConfigSettings({ workspace: ws })).toEqual({
+      outputFormat: undefined,
+      outputFormatSource: 'built-in',
+      inputBytes: 64 * 1024 * 1024,
+      mode: 'solo',
+    })
     const broken = workspace('h', 'output:\n  format: yaml\n  format: json\n')
     await expect(probeConfigSettings({ workspace: broken })).rejects.toThrow(/malformed YAML: Map keys must be unique/)
   })

@@ -1,6 +1,6 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { type CommonOptions, resolveWorkspace, usageError, type Workspace } from '@prov/core'
+import { type CommonOptions, type ProvError, resolveWorkspace, usageError, type Workspace } from '@prov/core'
 import { LayoutTarget } from './layout'
 import { formatReference, type ParseOptions, parseReference, type Reference } from './ref'
 import { RegistryTarget } from './registry'
@@ -25,6 +25,8 @@ export interface OciSettings {
   /** `oci.max_unpacked_size`: what one artifact may unpack to. */
   maxUnpackedSize: number
   cacheDir?: string
+  /** Why pulls are refused: the mode requires signed artifacts and a later layer turned that off. */
+  pullRefusal?: ProvError
 }
 
 export interface OciContext {
@@ -60,10 +62,11 @@ export async function ociContext(common: CommonOptions, flags: { 'plain-http'?: 
   let dependencies: Record<string, unknown> = {}
   let workspace: Workspace | undefined
   if (needConfig) {
-    const { loadCommandConfig } = await import('@prov/core/config')
+    const { brokenModeRules, loadCommandConfig, modeRuleError } = await import('@prov/core/config')
     const loaded = await loadCommandConfig(common)
     workspace = loaded.workspace
     const oci = loaded.config.oci
+    const [unsigned] = brokenModeRules(loaded.config, ['oci.require_signatures'])
     settings = {
       registry: oci.registry,
       namespace: oci.namespace,
@@ -74,6 +77,7 @@ export async function ociContext(common: CommonOptions, flags: { 'plain-http'?: 
       chunkSize: oci.chunk_size,
       maxUnpackedSize: oci.max_unpacked_size,
       cacheDir: oci.cache_dir,
+      ...(unsigned ? { pullRefusal: modeRuleError(unsigned) } : {}),
     }
     dependencies = loaded.config.dependencies
   } else {

@@ -45,6 +45,7 @@ export async function pullArtifact(
   ref: Reference,
   options: PullOptions = {},
 ): Promise<PullResult & { manifest: ImageManifest; source: Target }> {
+  if (oci.settings.pullRefusal) throw oci.settings.pullRefusal
   const display = formatReference(ref)
   const mustVerify = options.verify || oci.settings.requireSignatures
   let keys = options.keys ?? []
@@ -190,6 +191,7 @@ export interface PullPlan {
 
 /** What a pull would do, from what is on this machine only: no connection, nothing written. */
 export async function planPull(oci: OciContext, ref: Reference, to?: string): Promise<PullPlan> {
+  if (oci.settings.pullRefusal) throw oci.settings.pullRefusal
   let digest: string | null = ref.digest ?? null
   let cached = false
   if (ref.type === 'layout') {

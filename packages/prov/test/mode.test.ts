@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
+import { runCli, runOnTerminal, tempWorkspace } from '../../../tests/helpers/cli'
 
 type Ws = Awaited<ReturnType<typeof tempWorkspace>>
 let ws: Ws
@@ -83,6 +83,77 @@ describe('prov mode', () => {
       expect(readFileSync(join(other.path, 'prov.config.toml'), 'utf8')).toBe(toml)
     } finally {
       other.cleanup()
+    }
+  })
+})
+
+describe('mode ci: nobody watches or answers', () => {
+  it('a question becomes exit 2 naming --yes, even on a terminal; the same command asks in solo', async () => {
+    const ci = await tempWorkspace('ci-mode')
+    const other = await tempWorkspace('other')
+    try {
+      // One registry holds both: the ci-mode workspace is the active one, 'other' is the one to remove.
+      const env = { ...ci.env, XDG_CONFIG_HOME: other.env.XDG_CONFIG_HOME }
+      expect((await runCli('prov', ['workspace', 'use', ci.path, '-q'], { env })).code).toBe(0)
+      const registered = async () => (await runCli('prov', ['workspace', 'list', '--out', 'json'], { env })).json().map((w: { name: string }) => w.name)
+      expect(await registered()).toEqual(expect.arrayContaining(['other', 'ci-mode']))
+      // solo: on a terminal the question is asked (answered no: cancelled, exit 1).
+      const asked = await runOnTerminal('prov', ['workspace', 'remove', 'other'], { env, cwd: ci.path, input: 'n\n' })
+      expect(asked.stdout).toMatch(/Proceed\? \[y\/N\]/)
+      expect(asked.code).toBe(1)
+      expect((await runCli('prov', ['mode', 'set', 'ci', '-q'], { env, cwd: ci.path })).code).toBe(0)
+      const refused = await runOnTerminal('prov', ['workspace', 'remove', 'other'], {
+        env: { ...env, NO_COLOR: undefined, FORCE_COLOR: undefined },
+        cwd: ci.path,
+      })
+      expect(refused.code).toBe(2)
+      expect(refused.stdout).not.toMatch(/\[y\/N\]/)
+      // JSON logs on stderr, the error included, and no escape codes on the terminal.
+      expect(refused.stdout).not.toContain('\x1b[')
+      const lines = refused.stdout.trim().split('\n')
+      expect(lines).toHaveLength(1)
+      expect(JSON.parse(lines[0])).toMatchObject({
+        level: 'error',
+        message: expect.stringMatching(/mode ci never asks: refusing to run 'prov workspace remove' without --yes/),
+        location: 'mode',
+        hint: expect.stringMatching(/--yes/),
+      })
+      expect(await registered()).toEqual(expect.arrayContaining(['other']))
+      // --log-format text still wins over the mode's JSON logs.
+      const text = await runCli('prov', ['workspace', 'remove', 'other', '--log-format', 'text'], { env, cwd: ci.path })
+      expect(text.code).toBe(2)
+      expect(text.stderr).toMatch(/^prov: error: mode ci never asks/)
+      const removed = await runCli('prov', ['workspace', 'remove', 'other', '--yes'], { env, cwd: ci.path })
+      expect(removed.code, removed.stderr).toBe(0)
+      for (const line of removed.stderr.trim().split('\n').filter(Boolean)) expect(() => JSON.parse(line), line).not.toThrow()
+    } finally {
+      other.cleanup()
+      ci.cleanup()
+    }
+  })
+})
+
+describe('mode enterprise: rules kept inside prov-kms and prov-oci', () => {
+  it('prov-kms refuses a local age backend; prov-oci refuses to pull when signatures were turned off; both exit 3 naming the mode', async () => {
+    const ent = await tempWorkspace('enterprise')
+    try {
+      const config = join(ent.path, 'prov.config.yaml')
+      writeFileSync(config, `${readFileSync(config, 'utf8')}\nmode: enterprise\noci:\n  require_signatures: false\n`)
+      const kms = await runCli('prov-kms', ['secret', 'list'], { env: ent.env, cwd: ent.path })
+      expect(kms.code).toBe(3)
+      expect(kms.stderr.trim().split('\n')).toEqual([
+        expect.stringMatching(/^prov-kms: error: mode enterprise requires a Vault or AWS KMS backend \(at mode\); hint: set kms\.backend: vault/),
+      ])
+      for (const check of [[], ['--check']]) {
+        const pull = await runCli('prov-oci', ['pull', `layout:${join(ent.root, 'nowhere')}:x`, ...check], { env: ent.env, cwd: ent.path })
+        expect(pull.code, check.join(' ')).toBe(3)
+        expect(pull.stderr.trim().split('\n')).toEqual([
+          expect.stringMatching(/^prov-oci: error: mode enterprise requires signed OCI artifacts \(at mode\); hint: set oci\.require_signatures: true/),
+        ])
+      }
+      expect(existsSync(join(ent.path, '.prov', 'kms'))).toBe(false)
+    } finally {
+      ent.cleanup()
     }
   })
 })

@@ -1,21 +1,21 @@
-import { type ArgsDef, confirmOrRefuse, failedError, type ProvContext, type ServerRecord, usageError } from '@prov/core'
+import { type ArgsDef, confirmOrCancel, failedError, type ProvContext, type ServerRecord, usageError } from '@prov/core'
 import { type ActionOutcome, preflight, runToCode, type ServerEnv } from './engine'
 import { painter, renderTargets } from './render'
 
 /**
  * Confirms a change to existing servers with core's one confirmation (--yes, refused off a
  * terminal with exit 2, asked on one). On a terminal the user first sees `preview`, what would
- * change; answering no is exit 2 (`<verb> cancelled`).
+ * change; answering no is exit 1, nothing changed.
  */
-export async function confirmChange(yes: boolean, verb: string, what: string, question: string, preview: string): Promise<void> {
+export async function confirmChange(yes: boolean, what: string, question: string, preview: string): Promise<void> {
   if (!yes && process.stdin.isTTY) process.stderr.write(`${preview}\n`)
-  if (!(await confirmOrRefuse({ yes, what, question }))) throw failedError(`${verb} cancelled`)
+  await confirmOrCancel({ yes, what, question })
 }
 
 /** Confirms `verb` (delete, stop...) on existing servers, listing them: `- delete web-01 (local)`. */
 export async function confirmTargets(yes: boolean, verb: string, targets: { name: string; provider: string }[]): Promise<void> {
   const question = `${verb} ${targets.length === 1 ? 'this server' : `these ${targets.length} servers`}?`
-  await confirmChange(yes, verb, `${verb} servers`, question, renderTargets(verb, targets, painter(process.stderr)))
+  await confirmChange(yes, `${verb} servers`, question, renderTargets(verb, targets, painter(process.stderr)))
 }
 
 /**

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs'
 import {
+  animationAllowed,
   type CommonOptions,
   deniedError,
   ExitCode,
@@ -194,7 +195,7 @@ export async function runJobs(jobs: Job[], options: { parallel: number; writer?:
   const flush = () => {
     if (!streaming) for (const job of jobs) if (ordered.has(job)) options.writer?.write(ordered.get(job)?.record)
   }
-  if (jobs.length > 1 && !options.quiet && process.stderr.isTTY) {
+  if (jobs.length > 1 && !options.quiet && animationAllowed()) {
     const { DefaultRenderer, Listr, ListrLogger, ProcessOutput } = await import('listr2')
     // Progress belongs on stderr: the renderer writes to a logger whose "stdout" is stderr, and
     // is allowed to animate even when stdout (our JSON) is redirected.

@@ -1,4 +1,4 @@
-import { type OutputFormat, writeStdout } from '@prov/core'
+import { colourAllowed, type OutputFormat, writeStdout } from '@prov/core'
 import type { PlanAction, ServerPlan } from './plan'
 import type { ServerSpec } from './providers/types'
 
@@ -17,7 +17,7 @@ const ansi =
 
 /** Colours only for a terminal that wants them. */
 export function painter(stream: NodeJS.WriteStream): { add: Paint; change: Paint; remove: Paint; dim: Paint } {
-  const color = Boolean(stream.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb'
+  const color = colourAllowed(stream)
   const plain: Paint = (text) => text
   return color ? { add: ansi(32), change: ansi(33), remove: ansi(31), dim: ansi(2) } : { add: plain, change: plain, remove: plain, dim: plain }
 }

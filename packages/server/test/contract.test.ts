@@ -148,7 +148,7 @@ describe('human views on a terminal', () => {
     expect(answered.code, answered.stdout).toBe(1)
     expect(answered.stdout).toContain('~ update byo-01 (ssh): labels {role: web} -> {role: db}')
     expect(answered.stdout).toMatch(/apply: 0 create, 1 update, 0 delete\? \[y\/N\]/)
-    expect(answered.stdout).toMatch(/apply cancelled/)
+    expect(answered.stdout).toMatch(/cancelled, nothing was changed/)
     expect(treeHash(ws.path)).toBe(before)
     const stop = await onTerminal(['stop', 'trap-01'], 'n\n')
     expect(stop.code, stop.stdout).toBe(1)

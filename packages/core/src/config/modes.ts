@@ -3,6 +3,7 @@
  * right above the built-in defaults, so any file, variable or flag still overrides what it sets;
  * what a mode *requires* (a rule) is checked where it applies and named in the error.
  */
+import { configError, type ProvError } from '../errors'
 import type { ProvConfig } from './schema'
 
 export const MODES = ['solo', 'multi-user', 'ci', 'enterprise'] as const
@@ -44,4 +45,21 @@ export function modeRules(mode: Mode, config: ProvConfig): ModeRule[] {
     add('a Vault or AWS KMS backend', 'kms.backend', config.kms.backend === 'vault' || config.kms.backend === 'awskms', 'set kms.backend: vault (or awskms)')
   }
   return rules
+}
+
+/** The error a broken rule is reported with where it applies (exit 3, at mode). */
+export function modeRuleError(rule: ModeRule): ProvError {
+  return configError(`mode ${rule.mode} requires ${rule.rule}`, { location: 'mode', hint: `${rule.hint}, or prov mode set solo` })
+}
+
+/** The rules of the configured mode about `keys` that the configuration breaks. */
+export function brokenModeRules(config: ProvConfig, keys: readonly string[]): ModeRule[] {
+  const mode = isMode(config.mode) ? config.mode : DEFAULT_MODE
+  return modeRules(mode, config).filter((rule) => !rule.ok && keys.includes(rule.key))
+}
+
+/** Refuses (exit 3, naming the mode) when the configured mode has a rule about `keys` this configuration breaks. */
+export function assertModeRules(config: ProvConfig, keys: readonly string[]): void {
+  const [broken] = brokenModeRules(config, keys)
+  if (broken) throw modeRuleError(broken)
 }

@@ -13,6 +13,8 @@ export interface ProbedSettings {
   outputFormatSource?: string
   /** `limits.input_bytes` when a layer sets it. */
   inputBytes?: number
+  /** `mode` when a layer sets it (unvalidated: the command's own load reports a bad one). */
+  mode?: string
 }
 
 type Where = { workspace?: string; env?: string; infra?: string }
@@ -40,7 +42,9 @@ export function probeConfigSettings(where: Where): Promise<ProbedSettings> {
       }
       const format = highest('output.format')
       const bytes = highest('limits.input_bytes')
+      const mode = highest('mode')
       const settings: ProbedSettings = {
+        mode: typeof mode === 'string' ? mode : undefined,
         outputFormat: typeof format === 'string' && format !== 'auto' && !format.includes('{{') ? format : undefined,
         outputFormatSource: locateIn(layers, 'output.format'),
         inputBytes: typeof bytes === 'number' && Number.isInteger(bytes) && bytes > 0 ? bytes : undefined,
@@ -85,7 +89,8 @@ function mayMentionProbedKeys(file: string): boolean {
   if (!(dataExtensions as readonly string[]).includes(extname(file))) return true
   try {
     if (statSync(file).size > MAX_CONFIG_FILE_BYTES) return true
-    return /format|input_bytes|\\/i.test(readFileSync(file, 'utf8'))
+    // `mode` is a top-level key: a line that starts with it (YAML, TOML) or a JSON member.
+    return /format|input_bytes|\\|^mode\s*[:=]|"mode"/im.test(readFileSync(file, 'utf8'))
   } catch {
     return true
   }

@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline/promises'
-import { usageError } from '../errors'
+import { failedError, usageError } from '../errors'
+import { isUnattended } from './interaction'
 
 export interface ConfirmOptions {
   /** `--yes` was given: no question. */
@@ -13,12 +14,18 @@ export interface ConfirmOptions {
 }
 
 /**
- * Confirmation of a destructive action: with `--yes` it proceeds; without a terminal on stdin there
- * is nobody to ask, so it refuses (exit 2) rather than act unconfirmed; on a terminal it asks on
+ * Confirmation of a destructive action: with `--yes` it proceeds; in mode `ci`, or without a
+ * terminal on stdin, there is nobody to ask, so it refuses (exit 2) rather than act unconfirmed; on a terminal it asks on
  * stderr and resolves with the answer (only `y`/`yes` proceeds).
  */
 export async function confirmOrRefuse(options: ConfirmOptions): Promise<boolean> {
   if (options.yes) return true
+  if (isUnattended()) {
+    throw usageError(`mode ci never asks: refusing to ${options.what} without --yes`, {
+      location: 'mode',
+      hint: 'add --yes, or run with --check to see what would change',
+    })
+  }
   const input = options.input ?? process.stdin
   if (!input.isTTY) {
     throw usageError(`refusing to ${options.what} without --yes (stdin is not a terminal, so nobody can confirm)`, {
@@ -32,4 +39,12 @@ export async function confirmOrRefuse(options: ConfirmOptions): Promise<boolean>
   } finally {
     rl.close()
   }
+}
+
+/**
+ * `confirmOrRefuse`, with "no" ending the command the way the contract says: exit 1, one line
+ * saying what was cancelled and that nothing changed.
+ */
+export async function confirmOrCancel(options: ConfirmOptions): Promise<void> {
+  if (!(await confirmOrRefuse(options))) throw failedError(`${options.what}: cancelled, nothing was changed`, { hint: 'answer y to proceed, or pass --yes' })
 }

@@ -3,7 +3,7 @@
  * they would do (a `prov.kms.plan/v1` record, exit 0) and change nothing; the destructive ones
  * (delete, rotate) refuse without `--yes` when nobody can confirm and ask on a terminal.
  */
-import { type CommonOptions, confirmOrRefuse, failedError, usageError } from '@prov/core'
+import { type CommonOptions, confirmOrCancel, failedError, usageError } from '@prov/core'
 
 export interface PlannedChange {
   /** What would happen: `remove`, `store`, `replace`, `rotate`, `write`, ... */
@@ -20,9 +20,9 @@ export function previewed(common: CommonOptions, emit: (data: unknown) => void, 
   return true
 }
 
-/** The confirmation of a destructive change (`--yes`, or a terminal answer); a "no" is exit 2, nothing changed. */
+/** The confirmation of a destructive change (`--yes`, or a terminal answer); a "no" is exit 1, nothing changed. */
 export async function confirmed(common: CommonOptions, what: string): Promise<void> {
-  if (!(await confirmOrRefuse({ yes: common.yes, what }))) throw failedError(`${what}: cancelled, nothing changed`)
+  await confirmOrCancel({ yes: common.yes, what })
 }
 
 /** For commands whose effect cannot be previewed without doing it. */

@@ -62,8 +62,10 @@ function loadKmsContext(common: Partial<CommonOptions>): Promise<KmsContext> {
   let pending = cache.get(common)
   if (!pending) {
     pending = (async () => {
-      const { loadCommandConfig } = await import('@prov/core/config')
+      const { assertModeRules, loadCommandConfig } = await import('@prov/core/config')
       const resolved = await loadCommandConfig(common)
+      // Mode enterprise keeps keys in Vault or AWS KMS: no prov-kms command runs on a local age setup.
+      assertModeRules(resolved.config, ['kms.backend'])
       const workspace = resolved.workspace ?? resolveWorkspace(common.workspace)
       const settings = resolved.config.kms as KmsSettings
       const identityPath = kmsIdentityPath(workspace?.path, settings.identity_file)

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import { confirmOrRefuse, defineProvCommand, failedError, usageError } from '@prov/core'
+import { confirmOrCancel, defineProvCommand, failedError, usageError } from '@prov/core'
 import { ociContext, transportArgs } from '../context'
 import { isNonEmptyFolder, planPull, pullArtifact } from '../pull'
 import { readKey } from '../sign'
@@ -52,8 +52,7 @@ export default defineProvCommand({
       }
       // Pulling over a folder that holds files replaces them: confirmed like any overwrite.
       if (args.to && isNonEmptyFolder(resolve(args.to))) {
-        const ok = await confirmOrRefuse({ yes: common.yes, what: `replace the non-empty folder ${resolve(args.to)}` })
-        if (!ok) throw failedError('pull cancelled')
+        await confirmOrCancel({ yes: common.yes, what: `replace the non-empty folder ${resolve(args.to)}` })
       }
       const {
         manifest: _m,

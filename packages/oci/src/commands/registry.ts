@@ -1,4 +1,4 @@
-import { confirmOrRefuse, defineProvCommand, failedError, usageError } from '@prov/core'
+import { confirmOrCancel, defineProvCommand, failedError, usageError } from '@prov/core'
 import { ociContext, referenceName, transportArgs } from '../context'
 import { planPull } from '../pull'
 import { formatReference } from '../ref'
@@ -70,7 +70,7 @@ export const remove = defineProvCommand({
       emit({ schema: 'prov.oci.delete/v1', reference: formatReference(ref), digest, deleted: false, planned: true })
       return
     }
-    if (!(await confirmOrRefuse({ yes: common.yes, what: `delete ${formatReference(ref)}` }))) throw failedError('delete cancelled')
+    await confirmOrCancel({ yes: common.yes, what: `delete ${formatReference(ref)}` })
     const descriptor = await oci.target(ref).delete(name)
     log.success(`deleted ${formatReference(ref)} (${descriptor.digest})`)
     emit({ schema: 'prov.oci.delete/v1', reference: formatReference(ref), digest: descriptor.digest, deleted: true })

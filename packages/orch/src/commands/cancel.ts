@@ -1,4 +1,4 @@
-import { confirmOrRefuse, defineProvCommand, failedError, usageError } from '@prov/core'
+import { confirmOrCancel, defineProvCommand, failedError, usageError } from '@prov/core'
 import { idArg, requireId, storeArg, withWorkflowStore } from '../context'
 
 export default defineProvCommand({
@@ -15,9 +15,7 @@ export default defineProvCommand({
     const id = requireId(positionals, 'cancel')
     await withWorkflowStore(common, args.store, id, async (store) => {
       if (common.check) return emit(await store.preview('cancel', id))
-      if (!(await confirmOrRefuse({ yes: common.yes, what: `cancel workflow ${id}`, question: `cancel workflow ${id} (its running steps are killed)?` }))) {
-        throw failedError('cancel not confirmed; nothing changed')
-      }
+      await confirmOrCancel({ yes: common.yes, what: `cancel workflow ${id}`, question: `cancel workflow ${id} (its running steps are killed)?` })
       emit(await store.cancel(id))
     })
   },

@@ -1,4 +1,4 @@
-import { confirmOrRefuse, defineProvCommand, failedError, usageError } from '@prov/core'
+import { confirmOrCancel, defineProvCommand, failedError, usageError } from '@prov/core'
 import { idArg, requireId, storeArg, warnIfUnserved, withWorkflowStore } from '../context'
 
 export default defineProvCommand({
@@ -15,9 +15,7 @@ export default defineProvCommand({
     const id = requireId(positionals, 'rollback')
     await withWorkflowStore(common, args.store, id, async (store) => {
       if (common.check) return emit(await store.preview('rollback', id))
-      if (!(await confirmOrRefuse({ yes: common.yes, what: `roll back workflow ${id}`, question: `roll back workflow ${id} (its compensations run)?` }))) {
-        throw failedError('rollback not confirmed; nothing changed')
-      }
+      await confirmOrCancel({ yes: common.yes, what: `roll back workflow ${id}`, question: `roll back workflow ${id} (its compensations run)?` })
       emit(await store.rollback(id))
       await warnIfUnserved(store, id)
     })

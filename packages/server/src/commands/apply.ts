@@ -76,7 +76,7 @@ export default defineProvCommand({
       work.map((a) => a.spec?.provider ?? a.provider),
     )
     const question = `apply: ${s.create} create, ${s.update} update, ${s.delete} delete?`
-    await confirmChange(ctx.common.yes, 'apply', 'apply a plan', question, renderPlan(plan, painter(process.stderr)))
+    await confirmChange(ctx.common.yes, 'apply a plan', question, renderPlan(plan, painter(process.stderr)))
     const writer = ctx.writer()
     const parallel = parallelOf(ctx.common)
     const state = () => readServerState(env.workspace).servers

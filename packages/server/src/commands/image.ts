@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { type CommandDef, confirmOrRefuse, defineProvCommand, failedError, notFoundError, resolveWorkspace, usageError } from '@prov/core'
+import { type CommandDef, confirmOrCancel, defineProvCommand, failedError, notFoundError, resolveWorkspace, usageError } from '@prov/core'
 import { allRecipes, buildDirName, findRecipe, type ImageRecipe, imageNamePattern, imagesFileName } from '../images/recipe'
 import {
   type BuildInfo,
@@ -189,8 +189,7 @@ const rm = defineProvCommand({
     }
     // Asked first: without --yes off a terminal the answer is the same whatever the cache holds.
     const removing = preview.filter((p) => p.action === 'remove').map((p) => `${p.name}-${p.hash}`)
-    const ok = await confirmOrRefuse({ yes: ctx.common.yes, what: 'remove images', question: `remove ${removing.join(', ')}?` })
-    if (!ok) throw failedError('image rm cancelled')
+    await confirmOrCancel({ yes: ctx.common.yes, what: 'remove images', question: `remove ${removing.join(', ')}?` })
     if (inUse.length) {
       throw failedError(`image in use by running servers: ${inUse.join(', ')}`, { hint: 'stop or delete those servers first (prov-server stop NAME)' })
     }

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import {
   type ArgsDef,
   configError,
-  confirmOrRefuse,
+  confirmOrCancel,
   failedError,
   type ProvContext,
   type ServerRecord,
@@ -149,7 +149,7 @@ export async function confirmAction(ctx: ProvContext<any>, verb: string, items: 
   const where = new Map<string, string[]>()
   for (const item of items) where.set(item.unit.name, [...(where.get(item.unit.name) ?? []), item.host.name])
   const question = `${verb} ${[...where].map(([name, servers]) => `${name} on ${servers.join(', ')}`).join('; ')}?`
-  if (!(await confirmOrRefuse({ yes: ctx.common.yes, what: `${verb} ${subject}`, question }))) throw failedError(`${verb} cancelled: nothing changed`)
+  await confirmOrCancel({ yes: ctx.common.yes, what: `${verb} ${subject}`, question })
 }
 
 /** Streams results with --out ndjson, collects them otherwise. */

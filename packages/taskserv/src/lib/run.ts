@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import {
+  animationAllowed,
   ExitCode,
   isSecretFieldName,
   isSecretRef,
@@ -156,7 +157,7 @@ export async function executeLevels(options: ExecuteOptions): Promise<TaskResult
   const pool = options.pool ?? sshPoolFor(config)
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   const logDir = workspace ? join(workspace.paths.logs, 'taskserv', `${stamp}-${options.label}`) : undefined
-  const fancy = process.stderr.isTTY && !ctx.common.quiet && ctx.common.logFormat === 'text' && options.levels.flat().length > 0
+  const fancy = animationAllowed() && !ctx.common.quiet && ctx.common.logFormat === 'text' && options.levels.flat().length > 0
   const listr = fancy ? await listrProgress(options.levels.flat()) : undefined
   const report = listr?.onEvent ?? progressReporter(ctx, hosts.size > 1)
   const all: TaskResult[] = []
