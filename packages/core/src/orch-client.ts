@@ -11,6 +11,7 @@ import { existsSync, lstatSync, readFileSync } from 'node:fs'
 import type { IncomingMessage } from 'node:http'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { failedError, usageError } from './errors'
+import { SseDecoder } from './util/sse'
 
 export interface OrchClientConfig {
   orchestrator: { enabled: boolean; endpoint: string; fallback_to_direct: boolean; timeout_seconds?: number; store?: string }
@@ -220,21 +221,9 @@ export async function* watchWorkflow(config: OrchClientConfig, id: string, optio
     throw failedError(`cannot watch workflow ${id}: HTTP ${answer.status}`, { hint: refusalHint(answer.status) })
   }
   const decoder = new TextDecoder()
-  let buffer = ''
+  const events = new SseDecoder()
   for await (const chunk of answer.body) {
-    buffer += decoder.decode(chunk as Buffer, { stream: true })
-    let end = buffer.indexOf('\n\n')
-    while (end >= 0) {
-      const block = buffer.slice(0, end)
-      buffer = buffer.slice(end + 2)
-      const data = block
-        .split('\n')
-        .filter((l) => l.startsWith('data:'))
-        .map((l) => l.slice(5).trimStart())
-        .join('\n')
-      if (data) yield JSON.parse(data) as OrchEventRecord
-      end = buffer.indexOf('\n\n')
-    }
+    for (const data of events.push(decoder.decode(chunk as Buffer, { stream: true }))) yield JSON.parse(data) as OrchEventRecord
   }
 }
 

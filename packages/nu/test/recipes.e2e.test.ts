@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { binDir, repoRoot, runCli, runProcess, tempWorkspace } from '../../../tests/helpers/cli'
 import { prerequisitesMet, sandboxPrerequisites } from '../../../tests/helpers/prerequisites'
 import { justPath, NU_VERSIONS } from '../../../tests/helpers/tools'
-import { cleanupPrefix, useSubnet } from '../../server/test/helpers/local'
+import { cleanupPrefix, tearDownSandboxes, useSubnet } from '../../server/test/helpers/local'
 import { runNu } from './helpers'
 
 // Real sandboxes on a subnet and bridge of their own (run under flock /tmp/prov-e2e.lock).
@@ -29,13 +29,7 @@ describe.skipIf(!canSandbox)('templates/recipes: real make and real just against
     for (const file of ['Makefile', 'justfile']) copyFileSync(join(repoRoot, 'templates/recipes', file), join(ws.path, file))
   })
 
-  afterAll(async () => {
-    if (ws) {
-      await runCli('prov-server', ['delete', '--all', '--yes', '-q'], { env: ws.env, cwd: ws.path, timeoutMs: 180_000 }).catch(() => undefined)
-      cleanupPrefix(BRIDGE)
-      ws.cleanup()
-    }
-  })
+  afterAll(() => tearDownSandboxes(ws, BRIDGE, { verify: false }))
 
   it('make plan, apply and install create the servers and install a taskserv on each', async () => {
     const plan = await make(['plan', 'INFRA=demo'])

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { closeSync, createWriteStream, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, createWriteStream, fsyncSync, mkdirSync, openSync, renameSync, rmSync, type WriteStream, writeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -13,12 +13,18 @@ import { failedError, ProvError } from '@prov/core'
 export async function writeBlobStream(path: string, source: Readable): Promise<void> {
   const dir = dirname(path)
   const temp = join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`)
+  let sink: WriteStream | undefined
   try {
     mkdirSync(dir, { recursive: true })
-    await pipeline(source, createWriteStream(temp, { flags: 'wx', mode: 0o644 }))
+    sink = createWriteStream(temp, { flags: 'wx', mode: 0o644 })
+    await pipeline(source, sink)
     renameSync(temp, path)
   } catch (error) {
     source.destroy()
+    // The file is opened asynchronously: a source that fails at once (a digest refused early) may
+    // end the pipeline before the open did, and the file would appear after this removal.
+    const opened = sink
+    if (opened && !opened.closed) await new Promise<void>((settled) => opened.once('close', () => settled()))
     rmSync(temp, { force: true })
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOSPC' || code === 'EDQUOT') throw noSpaceError(path, dir, error)

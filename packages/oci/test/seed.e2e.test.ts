@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
 import { prerequisitesMet, sandboxPrerequisites } from '../../../tests/helpers/prerequisites'
-import { cleanupPrefix, systemSsh, useSubnet } from '../../server/test/helpers/local'
+import { cleanupPrefix, systemSsh, tearDownSandboxes, useSubnet } from '../../server/test/helpers/local'
 
 const canSandbox = prerequisitesMet('prov-oci seed on a local sandbox server', sandboxPrerequisites)
 
@@ -30,13 +30,7 @@ describe.skipIf(!canSandbox)('seed: a bundle seeds a fresh local sandbox server 
     ip = (Array.isArray(record) ? record[0] : record).ip_address
   }, 300_000)
 
-  afterAll(async () => {
-    if (ws) {
-      await runCli('prov-server', ['delete', '--all', '--yes', '-q'], { env: ws.env, cwd: ws.path, timeoutMs: 120_000 }).catch(() => undefined)
-      cleanupPrefix(BRIDGE)
-      ws.cleanup()
-    }
-  }, 180_000)
+  afterAll(() => tearDownSandboxes(ws, BRIDGE, { verify: false }), 180_000)
 
   it('seed FILE.tar --server unpacks, bootstraps, and prov config show runs there', async () => {
     const file = join(ws.root, 'spore.tar')

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { ensureWorkspaceKey } from '@prov/core'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
-import { cleanupPrefix, describeSandbox, netnsWith, processesRootedIn, systemSsh, useSubnet } from './helpers/local'
+import { cleanupPrefix, describeSandbox, systemSsh, tearDownSandboxes, useSubnet } from './helpers/local'
 
 const SUBNET = '10.213.14.0/24'
 const BRIDGE = 'provt14'
@@ -77,6 +77,9 @@ describeSandbox('day zero in local sandboxes (root)', { timeout: 1_200_000 }, ()
         '          contents: "[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\nWantedBy=multi-user.target\\n"',
         '      commands:',
         '        - echo ran-once >> /var/log/first-boot-commands.log',
+        // A failing command ends the commands; they are not tried again at the next boot.
+        '        - "false"',
+        '        - echo never >> /var/log/first-boot-commands.log',
         '  - name: bu-01',
         '    provider: local',
         '    butane: infra/dz/bu-01.bu',
@@ -85,17 +88,7 @@ describeSandbox('day zero in local sandboxes (root)', { timeout: 1_200_000 }, ()
     )
   })
 
-  afterAll(async () => {
-    if (!ws) return
-    try {
-      await cli(['delete', '--all', '--yes', '-q'])
-      expect(netnsWith(BRIDGE)).toEqual([])
-      expect(processesRootedIn(ws.path)).toEqual([])
-    } finally {
-      cleanupPrefix(BRIDGE)
-      ws.cleanup()
-    }
-  })
+  afterAll(() => tearDownSandboxes(ws, BRIDGE))
 
   it('users, files from secrets, directories, links and units exist when the server first answers', async () => {
     const plan = await cli(['plan', '--infra', 'dz'], { PROV_SECRET_APP_TOKEN: 'tok-e2e-s3cr3t' })
@@ -124,11 +117,13 @@ describeSandbox('day zero in local sandboxes (root)', { timeout: 1_200_000 }, ()
     const root = systemSsh(
       ws.path,
       ip,
-      'cat /etc/systemd/system/app.service; cat /etc/systemd/system-preset/20-ignition.preset; cat /var/log/first-boot-commands.log; hostname; ls /etc/prov',
+      'cat /etc/systemd/system/app.service; cat /etc/systemd/system-preset/20-ignition.preset; cat /var/log/first-boot-commands.log; hostname; ls /etc/prov; test -e /var/lib/prov/first-boot.done && echo stamped',
     )
     expect(root.stdout).toContain('ExecStart=/bin/sleep infinity')
     expect(root.stdout).toMatch(/enable app\.service/)
     expect(root.stdout).toContain('ran-once')
+    expect(root.stdout).not.toContain('never')
+    expect(root.stdout).toContain('stamped')
     expect(root.stdout).toContain('dz-01')
     // The document (it held the secret) is gone from the sandbox.
     expect(root.stdout).not.toContain('first-boot.ign')

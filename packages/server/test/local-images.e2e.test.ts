@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, w
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
-import { cgroupsWith, cleanupPrefix, describeSandbox, netnsWith, processesRootedIn, systemSsh, useSubnet } from './helpers/local'
+import { cleanupPrefix, describeSandbox, systemSsh, tearDownSandboxes, useSubnet } from './helpers/local'
 
 const SUBNET = '10.213.7.0/24'
 const BRIDGE = 'provt7'
@@ -67,19 +67,7 @@ describeSandbox('local server images (root)', { timeout: 1_200_000 }, () => {
     writeRecipes('1')
   })
 
-  afterAll(async () => {
-    if (!ws) return
-    try {
-      await cli(['delete', '--all', '--yes', '-q'])
-      await cli(['image', 'rm', WEB, BAD, '--yes', '-q'])
-      expect(netnsWith(BRIDGE)).toEqual([])
-      expect(processesRootedIn(ws.path)).toEqual([])
-      expect(cgroupsWith(BRIDGE)).toEqual([])
-    } finally {
-      cleanupPrefix(BRIDGE)
-      ws.cleanup()
-    }
-  })
+  afterAll(() => tearDownSandboxes(ws, BRIDGE, { also: () => cli(['image', 'rm', WEB, BAD, '--yes', '-q']) }))
 
   it('an unknown image name: exit 5 naming the images there are; nothing changes', async () => {
     servers([{ name: 'img-01', image: 'debian-13' }])

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { repoRoot, runCli } from '../../../tests/helpers/cli'
-import { cgroupsWith, cleanupPrefix, describeSandbox, netnsWith, processesRootedIn, systemSsh, useSubnet, workspaceOutsideTmp } from './helpers/local'
+import { cleanupPrefix, describeSandbox, systemSsh, tearDownSandboxes, useSubnet, workspaceOutsideTmp } from './helpers/local'
 
 const SUBNET = '10.213.6.0/24'
 const BRIDGE = 'provt6'
@@ -45,16 +45,7 @@ describeSandbox('local sandboxes: isolation, privileges and limits (root)', { ti
 
   afterAll(async () => {
     rmSync(secret, { force: true })
-    if (!ws) return
-    try {
-      await cli(['delete', '--all', '--yes', '-q'])
-      expect(netnsWith(BRIDGE)).toEqual([])
-      expect(processesRootedIn(ws.path)).toEqual([])
-      expect(cgroupsWith(BRIDGE)).toEqual([])
-    } finally {
-      cleanupPrefix(BRIDGE)
-      ws.cleanup()
-    }
+    await tearDownSandboxes(ws, BRIDGE)
   })
 
   it('the root filesystem is the image: its os-release, none of the host programs', async () => {

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
-import { cgroupsWith, cleanupPrefix, describeSandbox, netnsWith, processesRootedIn, systemSsh, useSubnet } from './helpers/local'
+import { cleanupPrefix, describeSandbox, systemSsh, tearDownSandboxes, useSubnet } from './helpers/local'
 
 const SUBNET = '10.213.8.0/24'
 const BRIDGE = 'provt8'
@@ -50,18 +50,7 @@ describeSandbox('local servers keep their services across stop/start (root)', { 
     ).toEqual(['nginx:changed', 'redis:changed'])
   })
 
-  afterAll(async () => {
-    if (!ws) return
-    try {
-      await server(['delete', '--all', '--yes', '-q'])
-      expect(netnsWith(BRIDGE)).toEqual([])
-      expect(processesRootedIn(ws.path)).toEqual([])
-      expect(cgroupsWith(BRIDGE)).toEqual([])
-    } finally {
-      cleanupPrefix(BRIDGE)
-      ws.cleanup()
-    }
-  })
+  afterAll(() => tearDownSandboxes(ws, BRIDGE))
 
   it('stop + start: nginx and redis run again, nothing reinstalled', async () => {
     expect(await servicesAnswer()).toMatch(/ok\s+PONG/)

@@ -5,7 +5,18 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { binDir, runCli, tempWorkspace } from '../../../tests/helpers/cli'
 import { nuPath } from '../../../tests/helpers/tools'
-import { cgroupsWith, cleanupPrefix, describeSandbox, linksWith, mountsUnder, netnsWith, processesRootedIn, systemSsh, useSubnet } from './helpers/local'
+import {
+  cgroupsWith,
+  cleanupPrefix,
+  describeSandbox,
+  linksWith,
+  mountsUnder,
+  netnsWith,
+  processesRootedIn,
+  systemSsh,
+  tearDownSandboxes,
+  useSubnet,
+} from './helpers/local'
 
 // Real sandboxes: own subnet and bridge so nothing clashes with the main job or other helpers.
 const SUBNET = '10.213.1.0/24'
@@ -31,13 +42,7 @@ describeSandbox('local provider: real sandboxes (root)', {}, () => {
     useSubnet(ws.path, SUBNET, BRIDGE)
   })
 
-  afterAll(async () => {
-    if (ws) {
-      await runCli('prov-server', ['delete', '--all', '--yes', '-q'], { env: ws.env, cwd: ws.path }).catch(() => undefined)
-      cleanupPrefix(BRIDGE)
-      ws.cleanup()
-    }
-  })
+  afterAll(() => tearDownSandboxes(ws, BRIDGE, { verify: false }))
 
   it('plan --infra demo | apply --yes creates 3 SSH-ready servers', async () => {
     const plan = await cli(['plan', '--infra', 'demo', '-q'])

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, tempWorkspace } from '../../../tests/helpers/cli'
 import { prerequisitesMet, sandboxPrerequisites } from '../../../tests/helpers/prerequisites'
-import { cleanupPrefix, netnsWith, processesRootedIn } from '../../server/test/helpers/local'
+import { cleanupPrefix, tearDownSandboxes } from '../../server/test/helpers/local'
 
 const canSandbox = prerequisitesMet('prov-taskserv on real sandbox servers', sandboxPrerequisites)
 
@@ -71,17 +71,7 @@ describe.skipIf(!canSandbox)('prov-taskserv on real sandbox servers (root)', { t
     serverList = (await server(['list', '-o', 'json'])).stdout
   })
 
-  afterAll(async () => {
-    if (!ws) return
-    try {
-      await server(['delete', '--all', '--yes', '-q'])
-      expect(netnsWith(BRIDGE)).toEqual([])
-      expect(processesRootedIn(ws.path)).toEqual([])
-    } finally {
-      cleanupPrefix(BRIDGE)
-      ws.cleanup()
-    }
-  })
+  afterAll(() => tearDownSandboxes(ws, BRIDGE))
 
   it('prov-server list | prov-taskserv install redis: real redis answers PING over SSH; status, health, logs, restart', async () => {
     const r = await ts(['install', 'redis', '-o', 'json'], serverList)

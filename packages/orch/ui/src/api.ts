@@ -1,5 +1,7 @@
 // The dashboard's only door to the server: same-origin requests with the session cookie (sent by
-// the browser, HttpOnly) and the CSRF token (kept in this origin's storage, sent as a header).
+// the browser, HttpOnly) and the CSRF token (kept in this origin's storage, sent as a header). The
+// event stream is read with the decoder the CLI's watch uses (plain TypeScript, no Node API).
+import { SseDecoder } from '../../../core/src/util/sse'
 
 const CSRF_KEY = 'prov-orch-csrf'
 
@@ -145,26 +147,14 @@ export async function followEvents(id: string, onEvent: (event: OrchEvent) => vo
       })
       if (!res.ok || !res.body) throw await failure(res)
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
-      let buffer = ''
+      const events = new SseDecoder()
       for (;;) {
         const { value, done } = await reader.read()
         if (done) return
-        buffer += value
-        let end = buffer.indexOf('\n\n')
-        while (end >= 0) {
-          const block = buffer.slice(0, end)
-          buffer = buffer.slice(end + 2)
-          const data = block
-            .split('\n')
-            .filter((line) => line.startsWith('data:'))
-            .map((line) => line.slice(5).trimStart())
-            .join('\n')
-          if (data) {
-            const event = JSON.parse(data) as OrchEvent
-            after = Math.max(after, event.seq)
-            onEvent(event)
-          }
-          end = buffer.indexOf('\n\n')
+        for (const data of events.push(value)) {
+          const event = JSON.parse(data) as OrchEvent
+          after = Math.max(after, event.seq)
+          onEvent(event)
         }
       }
     } catch (error) {

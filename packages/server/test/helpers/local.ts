@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { describe } from 'vitest'
+import { describe, expect } from 'vitest'
 import { runCli } from '../../../../tests/helpers/cli'
 import { prerequisitesMet, sandboxPrerequisites } from '../../../../tests/helpers/prerequisites'
 
@@ -122,6 +122,33 @@ export function cgroupsWith(prefix: string): string[] {
     for (const entry of readdirSync(parent)) if (entry.startsWith(`${prefix}-`)) found.push(join(parent, entry))
   }
   return found
+}
+
+/**
+ * The end of a sandbox suite, also after a failed test: deletes the workspace's servers through
+ * prov-server, runs `also` (e.g. removing images the suite built); with `verify` (the default)
+ * nothing of the servers may be left (namespaces, processes, cgroups); the bridge's leftovers and
+ * the workspace are removed whatever happened.
+ */
+export async function tearDownSandboxes(
+  ws: { path: string; env: Record<string, string | undefined>; cleanup: () => void } | undefined,
+  bridge: string,
+  options: { verify?: boolean; also?: () => Promise<unknown> } = {},
+): Promise<void> {
+  if (!ws) return
+  try {
+    const deleted = runCli('prov-server', ['delete', '--all', '--yes', '-q'], { env: ws.env, cwd: ws.path, timeoutMs: 300_000 })
+    await (options.verify === false ? deleted.catch(() => undefined) : deleted)
+    await options.also?.()
+    if (options.verify !== false) {
+      expect(netnsWith(bridge)).toEqual([])
+      expect(processesRootedIn(ws.path)).toEqual([])
+      expect(cgroupsWith(bridge)).toEqual([])
+    }
+  } finally {
+    cleanupPrefix(bridge)
+    ws.cleanup()
+  }
 }
 
 /**
