@@ -1,5 +1,7 @@
 // The aws provider against moto_server (moto 5), an independent EC2 emulator: the whole lifecycle,
-// user data as EC2 stores it, tags, adoption of an interrupted create, and bad input.
+// user data as EC2 stores it, tags, adoption of an interrupted create (also a real kill -9),
+// throttling and server errors injected by a proxy in front of moto, and bad input.
+import { spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import {
@@ -10,14 +12,15 @@ import {
   EC2Client,
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parse, stringify } from 'yaml'
-import { type CliResult, runCli, tempWorkspace } from '../../../tests/helpers/cli'
-import { type Moto, startMoto } from '../../../tests/helpers/moto'
+import { binDir, type CliResult, runCli, tempWorkspace } from '../../../tests/helpers/cli'
+import { type AwsProxy, type Moto, startAwsProxy, startMoto } from '../../../tests/helpers/moto'
 import { treeHash } from './helpers/workspace'
 
 const credentials = { accessKeyId: 'AKIDPROVTESTS', secretAccessKey: 'prov-tests-secret-access-key' }
 let moto: Moto
+let proxy: AwsProxy
 let ec2: EC2Client
 let ws: Awaited<ReturnType<typeof tempWorkspace>>
 let env: Record<string, string>
@@ -38,9 +41,28 @@ async function liveInstances() {
   return (out.Reservations ?? []).flatMap((r) => r.Instances ?? [])
 }
 const tagsOf = (instance: { Tags?: { Key?: string; Value?: string }[] }) => Object.fromEntries((instance.Tags ?? []).map((t) => [t.Key, t.Value]))
+const instancesNamed = async (name: string) => (await liveInstances()).filter((i) => tagsOf(i)['prov-server'] === name)
+/** The actions prov sent from now until `since()` is called, without the read-only ones. */
+const mutatingSince = (start: number) => proxy.actions.slice(start).filter((a) => !/^Describe/.test(a))
+const provGroups = async () =>
+  (await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'tag-key', Values: ['prov-workspace'] }] }))).SecurityGroups ?? []
+const configFile = () => join(ws.path, 'prov.config.yaml')
+/** Runs `fn` with providers.aws changed by `change`, then restores the configuration. */
+async function withAwsConfig<T>(change: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
+  const original = readFileSync(configFile(), 'utf8')
+  const config = parse(original)
+  config.providers.aws = { ...config.providers.aws, ...change }
+  writeFileSync(configFile(), stringify(config))
+  try {
+    return await fn()
+  } finally {
+    writeFileSync(configFile(), original)
+  }
+}
 
 beforeAll(async () => {
   moto = await startMoto()
+  proxy = await startAwsProxy(moto.url)
   ec2 = new EC2Client({ region: 'us-east-1', endpoint: moto.url, credentials })
   const { DescribeImagesCommand } = await import('@aws-sdk/client-ec2')
   const images = await ec2.send(new DescribeImagesCommand({ Filters: [{ Name: 'name', Values: ['ubuntu/images/*'] }] }))
@@ -51,7 +73,7 @@ beforeAll(async () => {
   const config = parse(readFileSync(configFile, 'utf8'))
   config.providers = {
     ...config.providers,
-    aws: { endpoint: moto.url, region: 'us-east-1', ready: 'running', ready_timeout: 60, ssh_cidr: '203.0.113.0/24', retries: 1 },
+    aws: { endpoint: proxy.url, region: 'us-east-1', ready: 'running', ready_timeout: 60, ssh_cidr: '203.0.113.0/24', retries: 1 },
   }
   writeFileSync(configFile, stringify(config))
   const server = (name: string, extra: object = {}) => ({
@@ -69,18 +91,30 @@ beforeAll(async () => {
     writeFileSync(join(ws.path, 'infra', name, 'servers.yaml'), stringify({ servers: list }))
   }
   infra('cloud', [server('ec2-01'), server('ec2-02'), server('ec2-03')])
+  infra('interrupted', [server('ec2-04')])
+  infra('flaky', [server('ec2-05')])
+  infra(
+    'fleet',
+    [1, 2, 3, 4].map((n) => server(`fleet-${n}`)),
+  )
+  infra('by-name', [server('by-name', { image: 'ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-20170721' })])
+  infra('untrusted-name', [server('untrusted-name', { image: 'amzn2-ami-hvm-2.0.20180810-x86_64-gp2' })])
+  infra('big', [server('big', { provision: { files: [{ path: '/etc/big', contents: 'x'.repeat(20_000) }] } })])
   infra('bad-plan', [server('bad-plan', { plan: 't9.enormous' })])
   infra('bad-zone', [server('bad-zone', { zone: 'us-east-1z' })])
   infra('bad-image', [server('bad-image', { image: 'ami-00000000deadbeef' })])
 }, 120_000)
 
+afterEach(() => proxy.clear())
+
 afterAll(async () => {
   ec2?.destroy()
+  await proxy?.close()
   await moto?.close()
   ws?.cleanup()
 })
 
-describe('aws on moto', () => {
+describe('aws on moto', { timeout: 240_000 }, () => {
   it('plans and zones come from EC2', async () => {
     const plans = await cli(['plans', '--provider', 'aws'])
     expect(plans.code, plans.stderr).toBe(0)
@@ -90,7 +124,26 @@ describe('aws on moto', () => {
     expect(zones.json().map((z: { name: string }) => z.name)).toContain('us-east-1a')
   })
 
+  it('--check before anything exists makes read-only calls only and changes nothing in EC2', async () => {
+    const before = await moto.data('ec2')
+    const start = proxy.actions.length
+    const planned = await cli(['plan', '--infra', 'cloud'])
+    expect(planned.code, planned.stderr).toBe(0)
+    expect(planned.json().actions.map((a: { action: string }) => a.action)).toEqual(['create', 'create', 'create'])
+    for (const [args, input] of [
+      [['create', 'ec2-01', '--infra', 'cloud', '--check'], undefined],
+      [['apply', '--check'], planned.stdout],
+    ] as const) {
+      const result = await runCli('prov-server', [...args], { env, cwd: ws.path, input, timeoutMs: 120_000 })
+      expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0)
+    }
+    expect(proxy.actions.length).toBeGreaterThan(start)
+    expect(mutatingSince(start)).toEqual([])
+    expect(await moto.data('ec2')).toBe(before)
+  })
+
   it('creates an instance with user data, tags, an imported key pair and an SSH security group', async () => {
+    const start = proxy.actions.length
     const result = await cli(['create', 'ec2-01', '--infra', 'cloud'])
     expect(result.code, result.stderr).toBe(0)
     const [record] = result.json()
@@ -117,6 +170,7 @@ describe('aws on moto', () => {
     expect(result.stderr).not.toContain(credentials.secretAccessKey)
     // stderr carries prov's own lines: the SDK's Node version notice stays out of it.
     expect(result.stderr).not.toContain('NodeVersionSupportWarning')
+    expect(mutatingSince(start)).toEqual(['ImportKeyPair', 'CreateSecurityGroup', 'AuthorizeSecurityGroupIngress', 'RunInstances'])
   })
 
   it('list, stop, start and info follow EC2', async () => {
@@ -159,37 +213,129 @@ describe('aws on moto', () => {
     expect((await liveInstances()).length).toBe(before)
   })
 
-  it('--check makes no change and creates nothing', async () => {
+  it('a create killed with SIGKILL after RunInstances is adopted by the next plan | apply', async () => {
+    // With ready: ssh the create waits for an SSH answer moto's addresses never give: kill it there.
+    await withAwsConfig({ ready: 'ssh', ready_timeout: 300 }, async () => {
+      const child = spawn(process.execPath, [join(binDir, 'prov-server'), 'create', 'ec2-04', '--infra', 'interrupted'], {
+        cwd: ws.path,
+        env: { ...process.env, ...env },
+        stdio: 'ignore',
+      })
+      const exited = new Promise((resolveExit) => child.once('exit', resolveExit))
+      try {
+        for (let i = 0; i < 600 && !(await instancesNamed('ec2-04')).length; i++) await new Promise((r) => setTimeout(r, 100))
+      } finally {
+        child.kill('SIGKILL')
+        await exited
+      }
+    })
+    expect(await instancesNamed('ec2-04')).toHaveLength(1)
+    const planned = await cli(['plan', '--infra', 'interrupted'])
+    expect(planned.code, planned.stderr).toBe(0)
+    expect(planned.json().actions).toEqual([
+      expect.objectContaining({ action: 'create', server: 'ec2-04', reason: "left 'creating' by an interrupted or failed apply; created again" }),
+    ])
+    const start = proxy.actions.length
+    const applied = await runCli('prov-server', ['apply', '--yes'], { env, cwd: ws.path, input: planned.stdout, timeoutMs: 120_000 })
+    expect(applied.code, applied.stderr).toBe(0)
+    expect(applied.stderr).toMatch(/ec2-04 already exists .*adopting it/)
+    expect(mutatingSince(start)).not.toContain('RunInstances')
+    expect(await instancesNamed('ec2-04')).toHaveLength(1)
+    expect(applied.json()[0]).toMatchObject({ name: 'ec2-04', status: 'running', action: 'create' })
+  })
+
+  it('--check on existing servers makes read-only calls only and changes nothing', async () => {
     const before = treeHash(join(ws.path, '.prov'))
-    const count = (await liveInstances()).length
+    const data = await moto.data('ec2')
+    const start = proxy.actions.length
     for (const args of [
       ['create', 'ec2-03', '--infra', 'cloud', '--check'],
       ['delete', 'ec2-01', '--check'],
       ['stop', 'ec2-01', '--check'],
+      ['delete', '--all', '--check'],
     ]) {
       const result = await cli(args)
       expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0)
     }
-    expect((await liveInstances()).length).toBe(count)
-    expect((await liveInstances()).every((i) => i.State?.Name === 'running')).toBe(true)
+    expect(mutatingSince(start)).toEqual([])
+    expect(await moto.data('ec2')).toBe(data)
     expect(treeHash(join(ws.path, '.prov'))).toBe(before)
+  })
+
+  it('throttling (503 RequestLimitExceeded) is retried; a throttling storm is exit 1 with one line', async () => {
+    proxy.fault('DescribeInstanceTypes', 'throttle', 1)
+    const retried = await cli(['plans', '--provider', 'aws'])
+    expect(retried.code, retried.stderr).toBe(0)
+    expect(retried.json().length).toBeGreaterThan(10)
+    proxy.fault('DescribeInstanceTypes', 'throttle', 100)
+    const start = proxy.actions.length
+    const storm = await cli(['plans', '--provider', 'aws'])
+    expect(storm.code, storm.stderr).toBe(1)
+    const lines = errorLines(storm)
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/aws EC2 answered 503 RequestLimitExceeded: Request limit exceeded\..*still throttled.*hint: wait and retry/)
+    // retries: 1 in the configuration: two attempts, then the error.
+    expect(proxy.actions.slice(start).filter((a) => a === 'DescribeInstanceTypes')).toHaveLength(2)
+  })
+
+  it('a 500 after EC2 started the instance: prov finds it by its tags instead of starting another', async () => {
+    proxy.fault('RunInstances', 'fail-after-acting', 1)
+    const start = proxy.actions.length
+    const result = await cli(['create', 'ec2-03', '--infra', 'cloud'])
+    expect(result.code, result.stderr).toBe(0)
+    expect(proxy.actions.slice(start).filter((a) => a === 'RunInstances')).toHaveLength(1)
+    expect(await instancesNamed('ec2-03')).toHaveLength(1)
+  })
+
+  it('RunInstances throttled without end: exit 1 with one line, nothing left behind; the rerun creates exactly one', async () => {
+    proxy.fault('RunInstances', 'throttle', 100)
+    const start = proxy.actions.length
+    const failed = await cli(['create', 'ec2-05', '--infra', 'flaky'])
+    expect(failed.code, failed.stderr).toBe(1)
+    const lines = errorLines(failed)
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/aws EC2 answered 503 RequestLimitExceeded.*still throttled.*hint: wait and retry, or lower --parallel/)
+    // prov repeats RunInstances itself (retries: 1), looking for the instance by its tags in between.
+    expect(proxy.actions.slice(start).filter((a) => a === 'RunInstances')).toHaveLength(2)
+    expect(await instancesNamed('ec2-05')).toEqual([])
+    proxy.clear()
+    const rerun = await cli(['create', 'ec2-05', '--infra', 'flaky'])
+    expect(rerun.code, rerun.stderr).toBe(0)
+    expect(await instancesNamed('ec2-05')).toHaveLength(1)
+  })
+
+  it('plan | apply --parallel 4 shares one key pair and one security group; a new ssh_cidr replaces the old', async () => {
+    const planned = await cli(['plan', '--infra', 'fleet'])
+    expect(planned.code, planned.stderr).toBe(0)
+    const applied = await withAwsConfig({ ssh_cidr: '198.51.100.0/24' }, () =>
+      runCli('prov-server', ['apply', '--yes', '--parallel', '4'], { env, cwd: ws.path, input: planned.stdout, timeoutMs: 120_000 }),
+    )
+    expect(applied.code, applied.stderr).toBe(0)
+    expect(applied.json().map((r: { status: string }) => r.status)).toEqual(['running', 'running', 'running', 'running'])
+    for (const n of [1, 2, 3, 4]) expect(await instancesNamed(`fleet-${n}`)).toHaveLength(1)
+    expect((await ec2.send(new DescribeKeyPairsCommand({}))).KeyPairs).toHaveLength(1)
+    const groups = await provGroups()
+    expect(groups).toHaveLength(1)
+    expect(groups[0].IpPermissions?.flatMap((p) => p.IpRanges?.map((r) => r.CidrIp))).toEqual(['198.51.100.0/24'])
   })
 
   it('delete terminates; the key pair and security group go with the last instance', async () => {
     const first = await cli(['delete', 'ec2-01', '--yes'])
     expect(first.code, first.stderr).toBe(0)
-    expect((await liveInstances()).map((i) => tagsOf(i)['prov-server'])).toEqual(['ec2-02'])
+    expect(await instancesNamed('ec2-01')).toEqual([])
     expect((await ec2.send(new DescribeKeyPairsCommand({}))).KeyPairs).toHaveLength(1)
-    const second = await cli(['delete', 'ec2-02', '--yes'])
-    expect(second.code, second.stderr).toBe(0)
+    expect(await provGroups()).toHaveLength(1)
+    const all = await cli(['delete', '--all', '--yes', '--parallel', '4'])
+    expect(all.code, all.stderr).toBe(0)
+    expect(all.json()).toHaveLength(8)
     expect(await liveInstances()).toEqual([])
     expect((await ec2.send(new DescribeKeyPairsCommand({}))).KeyPairs).toEqual([])
-    const groups = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'tag-key', Values: ['prov-workspace'] }] }))
-    expect(groups.SecurityGroups).toEqual([])
+    expect(await provGroups()).toEqual([])
+    expect(JSON.parse(readFileSync(join(ws.path, '.prov', 'servers.json'), 'utf8')).servers).toEqual({})
   })
 })
 
-describe('aws bad input', () => {
+describe('aws bad input', { timeout: 240_000 }, () => {
   it('missing credentials: exit 3, the hint names AWS_ACCESS_KEY_ID', async () => {
     const result = await cli(['plans', '--provider', 'aws'], { AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_PROFILE: undefined })
     expect(result.code).toBe(3)
@@ -224,6 +370,42 @@ describe('aws bad input', () => {
       }
     } finally {
       await strict.close()
+    }
+  })
+
+  it('an AMI name picks the newest of trusted owners only; user data over 16 KiB is refused before any change', async () => {
+    const byName = await cli(['plan', '--infra', 'by-name'])
+    expect(byName.code, byName.stderr).toBe(0)
+    // An Amazon Linux AMI when only Canonical's are trusted: a name alone must not pick someone else's AMI.
+    const untrusted = await withAwsConfig({ image_owners: ['099720109477'] }, () => cli(['plan', '--infra', 'untrusted-name']))
+    expect(untrusted.code, untrusted.stderr).toBe(2)
+    expect(errorLines(untrusted)[0]).toMatch(
+      /server 'untrusted-name': aws has no image named \(owners 099720109477\) 'amzn2-ami-hvm-2\.0\.20180810-x86_64-gp2'.*valid: ubuntu\/images\/hvm-ssd\/ubuntu-trusty-14\.04-amd64-server-20170727, ubuntu\/images\/hvm-ssd\/ubuntu-xenial/,
+    )
+    const start = proxy.actions.length
+    const big = await cli(['create', 'big', '--infra', 'big'])
+    // Refused inside the server's job (the document is rendered there): a failed job is exit 1.
+    expect(big.code, big.stderr).toBe(1)
+    const lines = errorLines(big)
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/server 'big': its first-boot document is \d+ bytes; EC2 takes at most 16384 bytes of user data/)
+    expect(mutatingSince(start).filter((a) => a !== 'TerminateInstances')).toEqual([])
+    expect(await instancesNamed('big')).toEqual([])
+  })
+
+  it('a bad providers.aws section is exit 3 naming the key', async () => {
+    for (const [change, pattern] of [
+      [{ token: 'AKID:secret' }, /providers\.aws\.token must be a \{secret: NAME\} reference/],
+      [{ image_owners: ['anyone'] }, /providers\.aws\.image_owners must list self, amazon/],
+      [{ ssh_cidr: 'everyone' }, /providers\.aws\.ssh_cidr must be an IPv4 CIDR/],
+      [{ endpoint: 'http://ec2.example.com' }, /providers\.aws\.endpoint uses plain http to a remote host/],
+    ] as const) {
+      const result = await withAwsConfig(change, () => cli(['plans', '--provider', 'aws']))
+      expect(result.code, result.stderr).toBe(3)
+      const lines = errorLines(result)
+      expect(lines).toHaveLength(1)
+      expect(lines[0]).toMatch(pattern)
+      expect(result.stderr).not.toContain('AKID:secret')
     }
   })
 

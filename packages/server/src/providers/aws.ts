@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { EC2Client, Filter, Instance } from '@aws-sdk/client-ec2'
+import type { EC2Client, Filter, Instance, RunInstancesCommandInput, SecurityGroup } from '@aws-sdk/client-ec2'
 import {
   configError,
   ExitCode,
@@ -12,6 +12,7 @@ import {
   type ServerRecord,
   type ServerStatus,
   secretResolverFor,
+  usageError,
 } from '@prov/core'
 import {
   type CloudProviderConfig,
@@ -19,6 +20,7 @@ import {
   cloudConfigProblems,
   cloudDefaults,
   IDENTITY,
+  listedStatus,
   pollUntil,
   requireChoice,
   waitForSsh,
@@ -36,10 +38,16 @@ export interface AwsConfig extends CloudProviderConfig {
   image?: string
   /** Who may reach SSH (port 22 by default) through the security group prov creates. */
   ssh_cidr?: string
+  /** Whose AMIs an image name may pick (`self`, `amazon`, `aws-marketplace` or account ids). */
+  image_owners?: string[]
 }
 
 type Ctx = ProviderContext<AwsConfig>
 const DEFAULT_REGION = 'us-east-1'
+/** Who may reach SSH when providers.aws.ssh_cidr is not set. */
+const DEFAULT_SSH_CIDR = '0.0.0.0/0'
+/** EC2 refuses user data over 16 KiB (before base64). */
+const MAX_USER_DATA = 16 * 1024
 /** Instance states that still hold the name (terminated ones are gone for good). */
 const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped', 'shutting-down']
 
@@ -85,36 +93,54 @@ async function credentials(ctx: Ctx): Promise<{ accessKeyId: string; secretAcces
 }
 
 interface Ec2 {
-  client: EC2Client
+  /** The endpoint and region the client talks to (keys the per-process caches). */
+  endpoint: string
   sdk: typeof import('@aws-sdk/client-ec2')
+  /** Sends with the SDK's retries (backoff on throttling, 5xx and network errors). */
   send<T>(what: string, command: unknown): Promise<T>
+  /** Sends exactly once: for a call whose repetition the caller decides on. */
+  sendOnce<T>(what: string, command: unknown): Promise<T>
 }
 
-async function ec2(ctx: Ctx): Promise<Ec2> {
+/** One client per configuration and process: concurrent jobs share its connections. */
+const clients = new Map<string, Promise<Ec2>>()
+
+function ec2(ctx: Ctx): Promise<Ec2> {
   const problems = awsProvider.validateConfig(ctx.config)
-  if (problems.length) throw configError(`provider 'aws' is misconfigured: ${problems[0]}`, { hint: 'see docs/providers.md#aws' })
+  if (problems.length) return Promise.reject(configError(`provider 'aws' is misconfigured: ${problems[0]}`, { hint: 'see docs/providers.md#aws' }))
+  const key = JSON.stringify(ctx.config)
+  let pending = clients.get(key)
+  if (!pending) {
+    pending = makeEc2(ctx)
+    clients.set(key, pending)
+    pending.catch(() => clients.delete(key))
+  }
+  return pending
+}
+
+async function makeEc2(ctx: Ctx): Promise<Ec2> {
   // The SDK warns on stderr that later releases will need a newer Node; stderr carries prov's own lines.
   if (process.env.PROV_DEBUG !== '1') process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
   const sdk = await import('@aws-sdk/client-ec2')
   const creds = await credentials(ctx)
-  const client = new sdk.EC2Client({
+  const settings = {
     region: ctx.config.region ?? DEFAULT_REGION,
     ...(ctx.config.endpoint ? { endpoint: ctx.config.endpoint } : {}),
     ...(creds ? { credentials: creds } : {}),
-    maxAttempts: (ctx.config.retries ?? cloudDefaults.retries) + 1,
     requestHandler: { requestTimeout: (ctx.config.request_timeout ?? cloudDefaults.request_timeout) * 1000 },
-  })
-  return {
-    client,
-    sdk,
-    async send<T>(what: string, command: unknown): Promise<T> {
+  }
+  const client = new sdk.EC2Client({ ...settings, maxAttempts: (ctx.config.retries ?? cloudDefaults.retries) + 1 })
+  const single = new sdk.EC2Client({ ...settings, maxAttempts: 1 })
+  const via =
+    (target: EC2Client) =>
+    async <T>(what: string, command: unknown): Promise<T> => {
       try {
-        return (await client.send(command as Parameters<EC2Client['send']>[0])) as T
+        return (await target.send(command as Parameters<EC2Client['send']>[0])) as T
       } catch (error) {
         throw awsError(what, error, ctx)
       }
-    },
-  }
+    }
+  return { endpoint: `${ctx.config.endpoint ?? ''}@${settings.region}`, sdk, send: via(client), sendOnce: via(single) }
 }
 
 /** Error codes of EC2 that mean an account limit. */
@@ -135,6 +161,9 @@ const DENIED_CODES = new Set([
   'Blocked',
   'ExpiredToken',
 ])
+
+/** EC2's own error code of an error `awsError` made (`InvalidKeyPair.Duplicate`...), else ''. */
+const faultCode = (error: unknown): string => (error instanceof ProvError && typeof error.details?.aws_code === 'string' ? error.details.aws_code : '')
 
 /** An EC2 error as the contract's error (same mapping as the HTTP cloud APIs). */
 export function awsError(what: string, error: unknown, ctx?: Ctx): ProvError {
@@ -157,7 +186,7 @@ export function awsError(what: string, error: unknown, ctx?: Ctx): ProvError {
       hint: 'export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE',
     })
   }
-  const options = { location: where, cause: error }
+  const options = { location: where, cause: error, details: { aws_code: code } }
   if (QUOTA_CODES.has(code))
     return new ProvError(ExitCode.FAILED, text, { ...options, hint: 'an account limit of aws was reached: raise it or remove instances' })
   if (DENIED_CODES.has(code) || status === 401 || status === 403) {
@@ -248,51 +277,167 @@ async function waitForState(ctx: Ctx, api: Ec2, id: string, states: string[], wh
 
 const identityTags = (wsid: string, name?: string) => [{ Key: IDENTITY.workspace, Value: wsid }, ...(name ? [{ Key: IDENTITY.server, Value: name }] : [])]
 
-/** The workspace key as an EC2 key pair `prov-<id>`: imported once, reused after. */
-async function keyPairName(ctx: Ctx, api: Ec2, wsid: string): Promise<string> {
-  const name = `prov-${wsid}`
-  const found = await api.send<{ KeyPairs?: unknown[] }>(
-    'DescribeKeyPairs',
-    new api.sdk.DescribeKeyPairsCommand({ Filters: [{ Name: 'key-name', Values: [name] }] }),
-  )
-  if (found.KeyPairs?.length) return name
-  const key = await ensureWorkspaceKey(ctx.workspace)
-  await api.send(
-    'ImportKeyPair',
-    new api.sdk.ImportKeyPairCommand({
-      KeyName: name,
-      PublicKeyMaterial: Buffer.from(key.publicKey.trim()),
-      TagSpecifications: [{ ResourceType: 'key-pair', Tags: identityTags(wsid) }],
-    }),
-  )
-  return name
+/**
+ * What one process asks EC2 once: the catalog (instance types, zones, images) and the shared
+ * per-workspace resources (key pair, security group), so concurrent creates of one apply wait for
+ * the same call instead of repeating it or racing to make two. A failed call is asked again.
+ */
+const shared = new Map<string, Promise<unknown>>()
+function once<T>(key: string, make: () => Promise<T>): Promise<T> {
+  let pending = shared.get(key) as Promise<T> | undefined
+  if (!pending) {
+    pending = make()
+    shared.set(key, pending)
+    pending.catch(() => shared.delete(key))
+  }
+  return pending
 }
 
-/** The security group `prov-<id>-ssh` letting `ssh_cidr` reach the SSH port: made once per workspace and port. */
-async function securityGroupId(ctx: Ctx, api: Ec2, wsid: string, port: number): Promise<string> {
+/** True for EC2's "that name is taken" answers (another process made it first). */
+const isDuplicate = (error: unknown) => faultCode(error).endsWith('.Duplicate')
+
+/** The workspace key as an EC2 key pair `prov-<id>`: imported once, reused after. */
+function keyPairName(ctx: Ctx, api: Ec2, wsid: string): Promise<string> {
+  const name = `prov-${wsid}`
+  return once(`${api.endpoint}\0key\0${name}`, async () => {
+    const found = await api.send<{ KeyPairs?: unknown[] }>(
+      'DescribeKeyPairs',
+      new api.sdk.DescribeKeyPairsCommand({ Filters: [{ Name: 'key-name', Values: [name] }] }),
+    )
+    if (found.KeyPairs?.length) return name
+    const key = await ensureWorkspaceKey(ctx.workspace)
+    try {
+      await api.send(
+        'ImportKeyPair',
+        new api.sdk.ImportKeyPairCommand({
+          KeyName: name,
+          PublicKeyMaterial: Buffer.from(key.publicKey.trim()),
+          TagSpecifications: [{ ResourceType: 'key-pair', Tags: identityTags(wsid) }],
+        }),
+      )
+    } catch (error) {
+      if (!isDuplicate(error)) throw error
+    }
+    return name
+  })
+}
+
+/**
+ * The security group `prov-<id>-ssh` letting `ssh_cidr` reach the SSH port, made once per
+ * workspace and port. Its rule is checked each time: a create interrupted between making the
+ * group and opening the port, or a changed ssh_cidr, is repaired rather than leaving SSH shut.
+ */
+function securityGroupId(ctx: Ctx, api: Ec2, wsid: string, port: number): Promise<string> {
   const name = `prov-${wsid}-ssh${port === 22 ? '' : `-${port}`}`
-  const found = await api.send<{ SecurityGroups?: { GroupId?: string }[] }>(
-    'DescribeSecurityGroups',
-    new api.sdk.DescribeSecurityGroupsCommand({ Filters: [{ Name: 'group-name', Values: [name] }] }),
+  const cidr = ctx.config.ssh_cidr ?? DEFAULT_SSH_CIDR
+  return once(`${api.endpoint}\0sg\0${name}\0${cidr}`, async () => {
+    const describe = () =>
+      api.send<{ SecurityGroups?: SecurityGroup[] }>(
+        'DescribeSecurityGroups',
+        new api.sdk.DescribeSecurityGroupsCommand({ Filters: [{ Name: 'group-name', Values: [name] }] }),
+      )
+    let group = (await describe()).SecurityGroups?.[0]
+    if (!group?.GroupId) {
+      try {
+        await api.send(
+          'CreateSecurityGroup',
+          new api.sdk.CreateSecurityGroupCommand({
+            GroupName: name,
+            Description: `prov workspace ${wsid}: SSH on port ${port}`,
+            TagSpecifications: [{ ResourceType: 'security-group', Tags: identityTags(wsid) }],
+          }),
+        )
+      } catch (error) {
+        if (!isDuplicate(error)) throw error
+      }
+      group = (await describe()).SecurityGroups?.[0]
+      if (!group?.GroupId) throw failedError(`aws made security group ${name} but does not list it`, { hint: 'retry: EC2 may be slow to show it' })
+    }
+    const id = group.GroupId
+    const rule = (group.IpPermissions ?? []).find((p) => p.IpProtocol === 'tcp' && p.FromPort === port && p.ToPort === port)
+    const ranges = (rule?.IpRanges ?? []).map((r) => r.CidrIp)
+    if (!ranges.includes(cidr)) {
+      try {
+        await api.send(
+          'AuthorizeSecurityGroupIngress',
+          new api.sdk.AuthorizeSecurityGroupIngressCommand({
+            GroupId: id,
+            IpPermissions: [{ IpProtocol: 'tcp', FromPort: port, ToPort: port, IpRanges: [{ CidrIp: cidr, Description: 'prov ssh' }] }],
+          }),
+        )
+      } catch (error) {
+        if (!isDuplicate(error)) throw error
+      }
+    }
+    // Only ssh_cidr may reach SSH: ranges an earlier ssh_cidr opened are closed.
+    const stale = ranges.filter((r): r is string => !!r && r !== cidr)
+    if (stale.length) {
+      await api.send(
+        'RevokeSecurityGroupIngress',
+        new api.sdk.RevokeSecurityGroupIngressCommand({
+          GroupId: id,
+          IpPermissions: [{ IpProtocol: 'tcp', FromPort: port, ToPort: port, IpRanges: stale.map((CidrIp) => ({ CidrIp })) }],
+        }),
+      )
+    }
+    return id
+  })
+}
+
+/**
+ * The key pair and security groups prov made for the workspace go with its last server: no other
+ * aws create in progress (recorded `creating` before it starts) and no live tagged instance. A
+ * group something else still uses is left, with a warning, rather than failing the delete; one a
+ * concurrent delete removed first is fine.
+ */
+async function removeSharedWhenUnused(ctx: Ctx, api: Ec2, wsid: string, name: string, instanceId?: string): Promise<void> {
+  if (ctx.allServers().some((r) => r.provider === 'aws' && r.name !== name && r.status === 'creating')) return
+  const left = (await instancesOf(api, tagFilters(wsid))).filter((i) => i.InstanceId !== instanceId)
+  if (left.length) return
+  for (const key of shared.keys()) if (key.startsWith(`${api.endpoint}\0`)) shared.delete(key)
+  const ours = [{ Name: `tag:${IDENTITY.workspace}`, Values: [wsid] }]
+  const keys = await api.send<{ KeyPairs?: { KeyPairId?: string; KeyName?: string }[] }>(
+    'DescribeKeyPairs',
+    new api.sdk.DescribeKeyPairsCommand({ Filters: ours }),
   )
-  if (found.SecurityGroups?.[0]?.GroupId) return found.SecurityGroups[0].GroupId
-  const created = await api.send<{ GroupId?: string }>(
-    'CreateSecurityGroup',
-    new api.sdk.CreateSecurityGroupCommand({
-      GroupName: name,
-      Description: `prov workspace ${wsid}: SSH from ${ctx.config.ssh_cidr ?? '0.0.0.0/0'}`,
-      TagSpecifications: [{ ResourceType: 'security-group', Tags: identityTags(wsid) }],
-    }),
-  )
-  const id = created.GroupId as string
-  await api.send(
-    'AuthorizeSecurityGroupIngress',
-    new api.sdk.AuthorizeSecurityGroupIngressCommand({
-      GroupId: id,
-      IpPermissions: [{ IpProtocol: 'tcp', FromPort: port, ToPort: port, IpRanges: [{ CidrIp: ctx.config.ssh_cidr ?? '0.0.0.0/0', Description: 'prov ssh' }] }],
-    }),
-  )
-  return id
+  for (const key of keys.KeyPairs ?? []) {
+    if (key.KeyName) await api.send('DeleteKeyPair', new api.sdk.DeleteKeyPairCommand({ KeyName: key.KeyName }))
+  }
+  const groups = await api.send<{ SecurityGroups?: SecurityGroup[] }>('DescribeSecurityGroups', new api.sdk.DescribeSecurityGroupsCommand({ Filters: ours }))
+  for (const group of groups.SecurityGroups ?? []) {
+    if (!group.GroupId) continue
+    try {
+      await api.send('DeleteSecurityGroup', new api.sdk.DeleteSecurityGroupCommand({ GroupId: group.GroupId }))
+    } catch (error) {
+      if (error instanceof ProvError && error.code === ExitCode.NOT_FOUND) continue
+      if (faultCode(error) !== 'DependencyViolation') throw error
+      ctx.log.warn(`aws: security group ${group.GroupName ?? group.GroupId} is still in use outside prov: left in place`)
+    }
+  }
+}
+
+/**
+ * RunInstances, repeated by prov rather than by the SDK: after a 5xx, a throttle or a lost answer
+ * EC2 may have started the instance, so before asking again prov looks for it by its tags and
+ * adopts what it finds. The ClientToken covers an instance EC2 does not list yet.
+ */
+async function runInstance(ctx: Ctx, api: Ec2, name: string, input: RunInstancesCommandInput): Promise<Instance> {
+  const retries = ctx.config.retries ?? cloudDefaults.retries
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const run = await api.sendOnce<{ Instances?: Instance[] }>('RunInstances', new api.sdk.RunInstancesCommand(input))
+      const instance = run.Instances?.[0]
+      if (!instance?.InstanceId) throw failedError(`aws RunInstances returned no instance for ${name}`)
+      return instance
+    } catch (error) {
+      // Refusals (auth, validation, quota) are final; what may have acted is failed (1) without a 4xx kind.
+      const unsure = error instanceof ProvError && error.code === ExitCode.FAILED && !QUOTA_CODES.has(faultCode(error))
+      if (!unsure || attempt >= retries) throw error
+      const made = await findInstance(ctx, api, name)
+      if (made) return made
+      await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt, 20_000)))
+    }
+  }
 }
 
 /** Checks instance type, zone and image of servers against what EC2 offers: exit 2 listing the valid ones. */
@@ -306,28 +451,56 @@ async function checkChoices(ctx: Ctx, api: Ec2, specs: ServerSpec[]): Promise<vo
     requireChoice('aws', 'instance type (plan)', planOf(spec, ctx.config) as string, types, spec.name)
     const zone = spec.zone ?? ctx.config.zone
     if (zone) requireChoice('aws', 'availability zone (zone)', zone, zones, spec.name)
-    await resolveImage(api, imageOf(spec, ctx.config) as string, spec.name)
+    await resolveImage(ctx, api, imageOf(spec, ctx.config) as string, spec.name)
   }
 }
 
-/** An AMI id as it is, else the newest available AMI of that name; unknown ones exit 2 listing some. */
-async function resolveImage(api: Ec2, image: string, server?: string): Promise<string> {
-  const byId = image.startsWith('ami-')
-  const found = await api.send<{ Images?: { ImageId?: string; Name?: string; CreationDate?: string }[] }>(
-    'DescribeImages',
-    new api.sdk.DescribeImagesCommand(byId ? { Filters: [{ Name: 'image-id', Values: [image] }] } : { Filters: [{ Name: 'name', Values: [image] }] }),
-  )
+/**
+ * Owners whose AMIs a name may pick when providers.aws.image_owners is not set: this account,
+ * Amazon, Debian and Canonical. A name alone would also match anyone's public AMI of that name.
+ */
+const DEFAULT_IMAGE_OWNERS = ['self', 'amazon', '136693071363', '099720109477']
+
+/**
+ * An AMI id as it is (when EC2 knows it), else the newest available AMI of that name (wildcards
+ * allowed) among `image_owners`; an unknown one exits 2 listing some that are there.
+ */
+function resolveImage(ctx: Ctx, api: Ec2, image: string, server?: string): Promise<string> {
+  const owners = ctx.config.image_owners ?? DEFAULT_IMAGE_OWNERS
+  return once(`${api.endpoint}\0image\0${owners.join(',')}\0${image}`, () => findImage(api, image, owners, server))
+}
+
+async function findImage(api: Ec2, image: string, owners: string[], server?: string): Promise<string> {
+  const byId = /^ami-[0-9a-f]+$/.test(image)
+  type Images = { Images?: { ImageId?: string; Name?: string; CreationDate?: string }[] }
+  let found: Images = {}
+  try {
+    found = await api.send<Images>(
+      'DescribeImages',
+      new api.sdk.DescribeImagesCommand(
+        byId
+          ? { ImageIds: [image] }
+          : {
+              Owners: owners,
+              Filters: [
+                { Name: 'name', Values: [image] },
+                { Name: 'state', Values: ['available'] },
+              ],
+            },
+      ),
+    )
+  } catch (error) {
+    // An id EC2 does not know is a NotFound (or malformed) answer: it is listed below like a name.
+    if (!(error instanceof ProvError && (error.code === ExitCode.NOT_FOUND || error.code === ExitCode.USAGE))) throw error
+  }
   const images = (found.Images ?? []).sort((a, b) => String(b.CreationDate).localeCompare(String(a.CreationDate)))
   if (images[0]?.ImageId) return images[0].ImageId
-  const all = await api.send<{ Images?: { ImageId?: string; Name?: string }[] }>(
-    'DescribeImages',
-    new api.sdk.DescribeImagesCommand({ Owners: ['amazon', 'self'] }),
-  )
+  const some = await api.send<Images>('DescribeImages', new api.sdk.DescribeImagesCommand({ Owners: owners, MaxResults: 100 }))
   requireChoice(
     'aws',
-    'image',
+    byId ? 'image' : `image named (owners ${owners.join(', ')})`,
     image,
-    (all.Images ?? [])
+    (some.Images ?? [])
       .map((i) => (byId ? i.ImageId : i.Name) ?? '')
       .filter(Boolean)
       .sort(),
@@ -336,8 +509,14 @@ async function resolveImage(api: Ec2, image: string, server?: string): Promise<s
   return image
 }
 
-async function instanceTypes(api: Ec2): Promise<{ InstanceType?: string; VCpuInfo?: { DefaultVCpus?: number }; MemoryInfo?: { SizeInMiB?: number } }[]> {
-  const out: { InstanceType?: string; VCpuInfo?: { DefaultVCpus?: number }; MemoryInfo?: { SizeInMiB?: number } }[] = []
+type InstanceTypeInfo = { InstanceType?: string; VCpuInfo?: { DefaultVCpus?: number }; MemoryInfo?: { SizeInMiB?: number } }
+
+function instanceTypes(api: Ec2): Promise<InstanceTypeInfo[]> {
+  return once(`${api.endpoint}\0types`, () => describeInstanceTypes(api))
+}
+
+async function describeInstanceTypes(api: Ec2): Promise<InstanceTypeInfo[]> {
+  const out: InstanceTypeInfo[] = []
   let NextToken: string | undefined
   do {
     const page = await api.send<{ InstanceTypes?: typeof out; NextToken?: string }>(
@@ -350,7 +529,11 @@ async function instanceTypes(api: Ec2): Promise<{ InstanceType?: string; VCpuInf
   return out
 }
 
-async function zoneNames(api: Ec2): Promise<{ name: string; description?: string }[]> {
+function zoneNames(api: Ec2): Promise<{ name: string; description?: string }[]> {
+  return once(`${api.endpoint}\0zones`, () => describeZones(api))
+}
+
+async function describeZones(api: Ec2): Promise<{ name: string; description?: string }[]> {
   const found = await api.send<{ AvailabilityZones?: { ZoneName?: string; RegionName?: string; State?: string }[] }>(
     'DescribeAvailabilityZones',
     new api.sdk.DescribeAvailabilityZonesCommand({}),
@@ -369,13 +552,24 @@ export const awsProvider: Provider<AwsConfig> = {
   capabilities: { start_stop: true, keep_storage: false, plans: true, zones: true, price: false, root: false },
 
   validateConfig(config) {
-    const problems = cloudConfigProblems('aws', config as Record<string, unknown>, ['region', 'plan', 'image', 'ssh_cidr'])
+    const problems = cloudConfigProblems('aws', config as Record<string, unknown>, ['region', 'plan', 'image', 'ssh_cidr', 'image_owners'])
+    const owners = config.image_owners as unknown
+    if (
+      owners !== undefined &&
+      !(
+        Array.isArray(owners) &&
+        owners.length > 0 &&
+        owners.length <= 20 &&
+        owners.every((o) => typeof o === 'string' && /^(self|amazon|aws-marketplace|\d{12})$/.test(o))
+      )
+    )
+      problems.push('providers.aws.image_owners must list self, amazon, aws-marketplace or 12-digit account ids')
     if (config.region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(String(config.region)))
       problems.push('providers.aws.region is not a region name (such as eu-central-1)')
     if (config.ssh_cidr !== undefined && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(String(config.ssh_cidr)))
       problems.push('providers.aws.ssh_cidr must be an IPv4 CIDR such as 203.0.113.0/24')
     for (const key of ['plan', 'image', 'zone'] as const) {
-      if (config[key] !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._/()*-]{0,127}$/.test(String(config[key])))
+      if (config[key] !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._/()-]{0,127}$/.test(String(config[key])))
         problems.push(`providers.aws.${key} is not an EC2 name`)
     }
     return problems
@@ -401,7 +595,9 @@ export const awsProvider: Provider<AwsConfig> = {
       const id = ctx.getData(record.name)?.instance_id
       const instance =
         instances.find((i) => i.InstanceId === id) ?? instances.find((i) => i.Tags?.some((t) => t.Key === IDENTITY.server && t.Value === record.name))
-      return instance ? recordOf(record, instance) : { ...record, status: 'unknown' as const }
+      if (!instance) return { ...record, status: 'unknown' as const }
+      const live = recordOf(record, instance)
+      return { ...live, status: listedStatus(record, live.status) }
     })
   },
 
@@ -414,33 +610,35 @@ export const awsProvider: Provider<AwsConfig> = {
     } else {
       const plan = planOf(spec, ctx.config) as string
       const zone = spec.zone ?? ctx.config.zone ?? null
+      const userDataBytes = Buffer.byteLength(options?.userData ?? '')
+      if (userDataBytes > MAX_USER_DATA) {
+        throw usageError(`server '${spec.name}': its first-boot document is ${userDataBytes} bytes; EC2 takes at most ${MAX_USER_DATA} bytes of user data`, {
+          hint: 'move large files out of provision: (fetch them from a URL, or install them with a taskserv)',
+        })
+      }
       await checkChoices(ctx, api, [spec])
-      const imageId = await resolveImage(api, imageOf(spec, ctx.config) as string, spec.name)
+      const imageId = await resolveImage(ctx, api, imageOf(spec, ctx.config) as string, spec.name)
       const keyName = await keyPairName(ctx, api, wsid)
       const groupId = await securityGroupId(ctx, api, wsid, spec.ssh.port)
       const tags = [...Object.entries(spec.labels).map(([Key, Value]) => ({ Key, Value })), ...identityTags(wsid, spec.name), { Key: 'Name', Value: spec.name }]
-      const run = await api.send<{ Instances?: Instance[] }>(
-        'RunInstances',
-        new api.sdk.RunInstancesCommand({
-          ImageId: imageId,
-          InstanceType: plan as never,
-          MinCount: 1,
-          MaxCount: 1,
-          KeyName: keyName,
-          SecurityGroupIds: [groupId],
-          ...(zone ? { Placement: { AvailabilityZone: zone } } : {}),
-          ...(options?.userData ? { UserData: Buffer.from(options.userData).toString('base64') } : {}),
-          TagSpecifications: [
-            { ResourceType: 'instance', Tags: tags },
-            { ResourceType: 'volume', Tags: identityTags(wsid, spec.name) },
-          ],
-          // The SDK repeats a request that timed out; the same token makes EC2 start one instance only.
-          ClientToken: createHash('sha256').update(`${wsid}/${spec.name}/${record.created_at}`).digest('hex').slice(0, 64),
-        }),
-      )
-      instance = run.Instances?.[0]
-      if (!instance?.InstanceId) throw failedError(`aws RunInstances returned no instance for ${spec.name}`)
-      await ctx.save(recordOf(record, instance), { instance_id: instance.InstanceId })
+      instance = await runInstance(ctx, api, spec.name, {
+        ImageId: imageId,
+        InstanceType: plan as RunInstancesCommandInput['InstanceType'],
+        MinCount: 1,
+        MaxCount: 1,
+        KeyName: keyName,
+        SecurityGroupIds: [groupId],
+        ...(zone ? { Placement: { AvailabilityZone: zone } } : {}),
+        ...(options?.userData ? { UserData: Buffer.from(options.userData).toString('base64') } : {}),
+        TagSpecifications: [
+          { ResourceType: 'instance', Tags: tags },
+          { ResourceType: 'volume', Tags: identityTags(wsid, spec.name) },
+        ],
+        // A repeated request with the same token starts one instance only (EC2's idempotency).
+        ClientToken: createHash('sha256').update(`${wsid}/${spec.name}/${record.created_at}`).digest('hex').slice(0, 64),
+      })
+      // Still `creating` until ready: a create killed from here on is finished by the next plan.
+      await ctx.save({ ...recordOf(record, instance), status: 'creating' }, { instance_id: instance.InstanceId })
     }
     const id = instance.InstanceId as string
     const running = await waitForState(ctx, api, id, ['running'], `aws instance ${spec.name} to run`)
@@ -459,17 +657,7 @@ export const awsProvider: Provider<AwsConfig> = {
       await waitForState(ctx, api, instance.InstanceId, ['terminated'], `aws instance ${record.name} to terminate`)
     }
     if (record.ip_address) await forgetHostKey(ctx.workspace, record.ip_address, record.ssh.port)
-    // The key pair and security groups go with the workspace's last instance.
-    const left = (await instancesOf(api, tagFilters(wsid))).filter((i) => i.InstanceId !== instance?.InstanceId)
-    if (left.length) return
-    await api.send('DeleteKeyPair', new api.sdk.DeleteKeyPairCommand({ KeyName: `prov-${wsid}` }))
-    const groups = await api.send<{ SecurityGroups?: { GroupId?: string }[] }>(
-      'DescribeSecurityGroups',
-      new api.sdk.DescribeSecurityGroupsCommand({ Filters: [{ Name: `tag:${IDENTITY.workspace}`, Values: [wsid] }] }),
-    )
-    for (const group of groups.SecurityGroups ?? []) {
-      if (group.GroupId) await api.send('DeleteSecurityGroup', new api.sdk.DeleteSecurityGroupCommand({ GroupId: group.GroupId }))
-    }
+    await removeSharedWhenUnused(ctx, api, wsid, record.name, instance?.InstanceId)
   },
 
   async start(ctx, record) {

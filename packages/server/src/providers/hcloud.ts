@@ -8,6 +8,7 @@ import {
   cloudCredential,
   cloudDefaults,
   IDENTITY,
+  listedStatus,
   pollUntil,
   requireChoice,
   waitForSsh,
@@ -231,7 +232,9 @@ export const hcloudProvider: Provider<HcloudConfig> = {
     return records.map((record) => {
       const id = ctx.getData(record.name)?.id
       const server = servers.find((s) => s.id === id) ?? servers.find((s) => s.labels?.[IDENTITY.server] === record.name)
-      return server ? recordOf(record, server) : { ...record, status: 'unknown' as const }
+      if (!server) return { ...record, status: 'unknown' as const }
+      const live = recordOf(record, server)
+      return { ...live, status: listedStatus(record, live.status) }
     })
   },
 
@@ -260,11 +263,12 @@ export const hcloudProvider: Provider<HcloudConfig> = {
         },
       })
       server = created.server
-      await ctx.save(recordOf(record, server), { id: server.id })
+      // Still `creating` until ready: a create killed from here on is finished by the next plan.
+      await ctx.save({ ...recordOf(record, server), status: 'creating' }, { id: server.id })
       await awaitAction(ctx, client, created.action, `create server ${spec.name}`)
     }
     const id = server.id
-    await ctx.save(recordOf(record, server), { id })
+    await ctx.save({ ...recordOf(record, server), status: 'creating' }, { id })
     const running = await pollUntil(
       `hcloud server ${spec.name} to run`,
       async () => {

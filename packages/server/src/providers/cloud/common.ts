@@ -10,6 +10,8 @@ import {
   pinHostKey,
   registerSecretValue,
   type SecretRef,
+  type ServerRecord,
+  type ServerStatus,
   secretResolverFor,
   usageError,
   type Workspace,
@@ -138,6 +140,15 @@ export function workspaceId(workspace: Workspace): string {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
   }
   return read()
+}
+
+/**
+ * The status `list` reports for a server the cloud shows as `live`. A record still `creating` stays
+ * so while the machine runs: its create was cut short (killed before the machine was ready and
+ * its host key pinned), and the next plan creates it again, which adopts the machine and finishes.
+ */
+export function listedStatus(record: ServerRecord, live: ServerStatus): ServerStatus {
+  return record.status === 'creating' && (live === 'running' || live === 'creating') ? 'creating' : live
 }
 
 /** The address an API reported, checked: it ends up on ssh command lines. */
