@@ -244,17 +244,27 @@ async function instancesOf(api: Ec2, filters: Filter[], ids?: string[]): Promise
 
 /** The instance prov made for `name`: by the id it stored, else by its tags (a create killed before the state write). */
 async function findInstance(ctx: Ctx, api: Ec2, name: string): Promise<Instance | undefined> {
+  const wsid = workspaceId(ctx.workspace)
   const id = ctx.getData(name)?.instance_id
   if (typeof id === 'string') {
     try {
       const [instance] = await instancesOf(api, [], [id])
-      if (instance && instance.State?.Name !== 'terminated') return instance
+      if (instance && instance.State?.Name !== 'terminated' && isOurs(instance, wsid, name)) return instance
     } catch (error) {
       if (!(error instanceof ProvError && error.code === ExitCode.NOT_FOUND)) throw error
     }
   }
-  const [found] = await instancesOf(api, tagFilters(workspaceId(ctx.workspace), name))
-  return found
+  return (await instancesOf(api, tagFilters(wsid, name))).find((instance) => isOurs(instance, wsid, name))
+}
+
+/**
+ * Whether an instance carries this workspace's identity tags (and the server's name, when given),
+ * checked again after the API's filter: an endpoint that ignored the filter, or a state file that
+ * names another instance, cannot make prov adopt, stop or terminate someone else's machine.
+ */
+function isOurs(instance: Instance, wsid: string, name?: string): boolean {
+  const tags = new Map((instance.Tags ?? []).map((t) => [t.Key, t.Value]))
+  return tags.get(IDENTITY.workspace) === wsid && (name === undefined || tags.get(IDENTITY.server) === name)
 }
 
 async function requireInstance(ctx: Ctx, api: Ec2, record: ServerRecord): Promise<Instance> {
@@ -392,7 +402,7 @@ function securityGroupId(ctx: Ctx, api: Ec2, wsid: string, port: number): Promis
  */
 async function removeSharedWhenUnused(ctx: Ctx, api: Ec2, wsid: string, name: string, instanceId?: string): Promise<void> {
   if (ctx.allServers().some((r) => r.provider === 'aws' && r.name !== name && r.status === 'creating')) return
-  const left = (await instancesOf(api, tagFilters(wsid))).filter((i) => i.InstanceId !== instanceId)
+  const left = (await instancesOf(api, tagFilters(wsid))).filter((i) => i.InstanceId !== instanceId && isOurs(i, wsid))
   if (left.length) return
   for (const key of shared.keys()) if (key.startsWith(`${api.endpoint}\0`)) shared.delete(key)
   const ours = [{ Name: `tag:${IDENTITY.workspace}`, Values: [wsid] }]
@@ -590,11 +600,11 @@ export const awsProvider: Provider<AwsConfig> = {
   async list(ctx, records) {
     if (!records.length) return records
     const api = await ec2(ctx)
-    const instances = await instancesOf(api, tagFilters(workspaceId(ctx.workspace)))
+    const wsid = workspaceId(ctx.workspace)
+    const instances = (await instancesOf(api, tagFilters(wsid))).filter((instance) => isOurs(instance, wsid))
     return records.map((record) => {
       const id = ctx.getData(record.name)?.instance_id
-      const instance =
-        instances.find((i) => i.InstanceId === id) ?? instances.find((i) => i.Tags?.some((t) => t.Key === IDENTITY.server && t.Value === record.name))
+      const instance = instances.find((i) => i.InstanceId === id && isOurs(i, wsid, record.name)) ?? instances.find((i) => isOurs(i, wsid, record.name))
       if (!instance) return { ...record, status: 'unknown' as const }
       const live = recordOf(record, instance)
       return { ...live, status: listedStatus(record, live.status) }
