@@ -452,13 +452,14 @@ async function runInstance(ctx: Ctx, api: Ec2, name: string, input: RunInstances
 
 /** Checks instance type, zone and image of servers against what EC2 offers: exit 2 listing the valid ones. */
 async function checkChoices(ctx: Ctx, api: Ec2, specs: ServerSpec[]): Promise<void> {
-  const types = (await instanceTypes(api))
-    .map((t) => t.InstanceType ?? '')
-    .filter(Boolean)
-    .sort()
+  const known = await knownTypes(api, [...new Set(specs.map((spec) => planOf(spec, ctx.config) as string))])
   const zones = specs.some((s) => s.zone ?? ctx.config.zone) ? (await zoneNames(api)).map((z) => z.name) : []
   for (const spec of specs) {
-    requireChoice('aws', 'instance type (plan)', planOf(spec, ctx.config) as string, types, spec.name)
+    const plan = planOf(spec, ctx.config) as string
+    if (!known.has(plan)) {
+      const all = (await instanceTypes(api)).map((t) => t.InstanceType ?? '').filter(Boolean)
+      requireChoice('aws', 'instance type (plan)', plan, all.sort(), spec.name)
+    }
     const zone = spec.zone ?? ctx.config.zone
     if (zone) requireChoice('aws', 'availability zone (zone)', zone, zones, spec.name)
     await resolveImage(ctx, api, imageOf(spec, ctx.config) as string, spec.name)
@@ -520,6 +521,33 @@ async function findImage(api: Ec2, image: string, owners: string[], server?: str
 }
 
 type InstanceTypeInfo = { InstanceType?: string; VCpuInfo?: { DefaultVCpus?: number }; MemoryInfo?: { SizeInMiB?: number } }
+
+/**
+ * Which of `wanted` EC2 offers, asking for those types only: the whole catalog is over a thousand
+ * types (one call of several seconds on a slow endpoint), needed only to list the valid ones
+ * when a type is unknown.
+ */
+function knownTypes(api: Ec2, wanted: string[]): Promise<Set<string>> {
+  const sorted = [...wanted].sort()
+  return once(`${api.endpoint}\0known\0${sorted.join(',')}`, async () => {
+    const found = new Set<string>()
+    try {
+      // EC2 takes at most 100 names per call.
+      for (let i = 0; i < sorted.length; i += 100) {
+        const page = await api.send<{ InstanceTypes?: InstanceTypeInfo[] }>(
+          'DescribeInstanceTypes',
+          new api.sdk.DescribeInstanceTypesCommand({ InstanceTypes: sorted.slice(i, i + 100) as never }),
+        )
+        for (const type of page.InstanceTypes ?? []) if (type.InstanceType) found.add(type.InstanceType)
+      }
+    } catch (error) {
+      // An unknown name fails the whole call (InvalidInstanceType): ask for the catalog instead.
+      if (!(error instanceof ProvError && error.code === ExitCode.USAGE)) throw error
+      for (const type of await instanceTypes(api)) if (type.InstanceType && sorted.includes(type.InstanceType)) found.add(type.InstanceType)
+    }
+    return found
+  })
+}
 
 function instanceTypes(api: Ec2): Promise<InstanceTypeInfo[]> {
   return once(`${api.endpoint}\0types`, () => describeInstanceTypes(api))
