@@ -195,6 +195,14 @@ describe('prov-orch CLI', () => {
       expect(waited.code).toBe(0)
       expect(waited.json()).toMatchObject({ status: 'succeeded', steps: [{ id: 'a', output: 7 }] })
       expect(waited.stderr).not.toMatch(/no prov-orch engine or worker serves/)
+      // Mode ci (here from the job's environment): --wait is implied, the logs are JSON.
+      const ciWaited = await runCli('prov-orch', ['submit', file('ok3.yaml', 'name: ok3\nsteps:\n  - {id: a, run: "echo 8"}\n'), '--store', store], {
+        env: { ...devEnv, PROV_MODE: 'ci' },
+        cwd: tmp.dir,
+      })
+      expect(ciWaited.code, ciWaited.stderr).toBe(0)
+      expect(ciWaited.json()).toMatchObject({ status: 'succeeded', steps: [{ id: 'a', output: 8 }] })
+      for (const line of ciWaited.stderr.trim().split('\n')) expect(JSON.parse(line), line).toHaveProperty('level')
       // Two engines on one SQLite file: refused.
       const second = await orch(['run', long, '--store', store])
       expect(second.code).toBe(3)

@@ -73,12 +73,23 @@ export interface ResolvedConfig {
 
 const ENV_PREFIX = 'PROV_'
 
+/**
+ * Top-level keys a variable may set without a section: a CI job sets its mode in its environment.
+ * Other top-level PROV_* names (PROV_WORKSPACE, PROV_ENV, ...) are options of their own, not keys.
+ */
+const TOP_LEVEL_ENV: Record<string, string> = { PROV_MODE: 'mode' }
+
 /** `PROV_DEBUG__ENABLED=true` -> { debug: { enabled: true } }. Double underscore = nesting. */
 export function envLayer(environment: NodeJS.ProcessEnv): ConfigLayer {
   const data: Record<string, unknown> = {}
   const lines = new Map<string, number>()
   const sources: Record<string, string> = {}
   for (const [name, raw] of Object.entries(environment)) {
+    if (raw !== undefined && TOP_LEVEL_ENV[name]) {
+      data[TOP_LEVEL_ENV[name]] = raw.trim()
+      sources[TOP_LEVEL_ENV[name]] = name
+      continue
+    }
     if (!name.startsWith(ENV_PREFIX) || !name.includes('__') || raw === undefined) continue
     const path = name
       .slice(ENV_PREFIX.length)
