@@ -40,6 +40,9 @@ const workspaceConfigNames = [
 ]
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
 
+/** A name `prov workspace init` accepts: letters, digits, `_ . -`, starting with a letter or digit, at most 63. */
+export const isWorkspaceName = (name: unknown): name is string => typeof name === 'string' && namePattern.test(name)
+
 export const registryPath = () => join(userConfigDir(), 'workspaces.yaml')
 
 export function readRegistry(): WorkspaceRegistry {

@@ -27,6 +27,8 @@ export interface OciSettings {
   cacheDir?: string
   /** Why pulls are refused: the mode requires signed artifacts and a later layer turned that off. */
   pullRefusal?: ProvError
+  /** Mode enterprise: signatures are checked with the configured oci.trusted_keys only, never a key given on the command line. */
+  trustedKeysOnly?: boolean
 }
 
 export interface OciContext {
@@ -78,6 +80,7 @@ export async function ociContext(common: CommonOptions, flags: { 'plain-http'?: 
       maxUnpackedSize: oci.max_unpacked_size,
       cacheDir: oci.cache_dir,
       ...(unsigned ? { pullRefusal: modeRuleError(unsigned) } : {}),
+      trustedKeysOnly: loaded.config.mode === 'enterprise',
     }
     dependencies = loaded.config.dependencies
   } else {

@@ -46,6 +46,11 @@ export async function pullArtifact(
   options: PullOptions = {},
 ): Promise<PullResult & { manifest: ImageManifest; source: Target }> {
   if (oci.settings.pullRefusal) throw oci.settings.pullRefusal
+  if (oci.settings.trustedKeysOnly && options.keys?.length)
+    throw configError('mode enterprise verifies signatures with oci.trusted_keys only, not a key given with --key', {
+      location: 'mode',
+      hint: 'add the key to oci.trusted_keys in the configuration your organisation manages, or prov mode set solo',
+    })
   const display = formatReference(ref)
   const mustVerify = options.verify || oci.settings.requireSignatures
   let keys = options.keys ?? []

@@ -3,7 +3,7 @@ import { createReadStream, existsSync, mkdtempSync, realpathSync, rmSync, statSy
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
-import { failedError, getServer, repoRoot, SshPool, type SshTarget, shellQuote, targetOf, usageError, type Workspace } from '@prov/core'
+import { failedError, getServer, isWorkspaceName, repoRoot, SshPool, type SshTarget, shellQuote, targetOf, usageError, type Workspace } from '@prov/core'
 import type { BundleManifest } from './bundle'
 import type { OciContext } from './context'
 import { parseJson } from './json'
@@ -54,8 +54,18 @@ interface LoadedBundle {
   cleanup: () => void
 }
 
+/**
+ * The folder on the server: an absolute path of plain names (it is written into the bootstrap's
+ * wrapper and env.sh), at least two levels deep (a seed replaces it whole, never a top-level
+ * folder such as /etc or /opt).
+ */
 function checkDestination(dest: string): string {
-  if (!dest.startsWith('/') || dest.split('/').includes('..') || dest === '/') throw usageError(`--dest must be an absolute folder, got '${dest}'`)
+  const parts = dest.split('/').slice(1)
+  if (!dest.startsWith('/') || parts.length < 2 || !parts.every((part) => /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(part)))
+    throw usageError(`--dest must be an absolute folder below a top-level one, made of letters, digits, _ . -: got '${dest}'`, {
+      location: '--dest',
+      hint: 'such as /opt/prov/web',
+    })
   return dest
 }
 
@@ -70,6 +80,8 @@ export async function loadBundle(oci: OciContext, input: string, options: { offl
   let reference: string
   let cleanup = () => {}
   const budget = new UnpackBudget(oci.settings.maxUnpackedSize, `bundle ${input}`)
+  // A bundle is pulled like any artifact: the same policy, wherever it comes from.
+  if (oci.settings.pullRefusal) throw oci.settings.pullRefusal
   try {
     if (input.endsWith('.tar') && !input.startsWith('layout:')) {
       try {
@@ -83,6 +95,12 @@ export async function loadBundle(oci: OciContext, input: string, options: { offl
       target = new LayoutTarget(join(dir, 'layout'))
       reference = 'bundle'
       if (!(await target.tags()).includes('bundle')) reference = (await target.tags())[0] ?? 'bundle'
+      // Signatures required: the archive's layout is verified as a pull from it would be.
+      if (oci.settings.requireSignatures && !options.offline) {
+        const pulled = await pullArtifact(oci, oci.parse(`layout:${join(dir, 'layout')}:${reference}`), { install: false })
+        target = pulled.source
+        reference = pulled.digest
+      }
     } else {
       const ref = oci.parse(input)
       if (ref.type === 'registry' && options.offline) {
@@ -90,7 +108,8 @@ export async function loadBundle(oci: OciContext, input: string, options: { offl
         if (!digest || !cached) return undefined
         target = oci.cache(ref)
         reference = digest
-      } else if (ref.type === 'registry') {
+      } else if (ref.type === 'registry' || (oci.settings.requireSignatures && !options.offline)) {
+        // From a registry, or from a layout when signatures are required: verified like a pull.
         const pulled = await pullArtifact(oci, ref, { install: false })
         target = pulled.source
         reference = pulled.digest
@@ -110,6 +129,11 @@ export async function loadBundle(oci: OciContext, input: string, options: { offl
     const layer = await target.fetchBlob(layerDescriptor)
     const { files } = await scanLayers([{ where: `layer of ${input}`, open: async () => Readable.from([layer]) }], bundleBudget)
     const bundle = await readJsonBlob<BundleManifest>(target, parsed.value.config, `bundle config of ${input}`)
+    // The name becomes the default destination and is written into shell files on the server.
+    if (!isWorkspaceName(bundle?.workspace))
+      throw usageError(`${input} names its workspace ${JSON.stringify(bundle?.workspace)?.slice(0, 80)}, which is not a workspace name`, {
+        hint: 'bundles name a workspace with letters, digits, _ . - (prov-oci bundle makes them so)',
+      })
     return { target, digest: descriptor.digest, layer, bundle, files, cleanup }
   } catch (error) {
     cleanup()

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -152,6 +153,29 @@ describe('mode enterprise: rules kept inside prov-kms and prov-oci', () => {
         ])
       }
       expect(existsSync(join(ent.path, '.prov', 'kms'))).toBe(false)
+      // Saying kms.backend: vault does not let a local age identity in through another door.
+      writeFileSync(config, `${readFileSync(config, 'utf8')}kms:\n  backend: vault\n`)
+      for (const args of [['keygen'], ['secret', 'set', 'db/pw', 'x'], ['encrypt', '--backend', 'age']]) {
+        const age = await runCli('prov-kms', args, { env: ent.env, cwd: ent.path, input: 'plain' })
+        expect(age.code, args.join(' ')).toBe(3)
+        expect(age.stderr.trim().split('\n')).toEqual([
+          expect.stringMatching(/^prov-kms: error: mode enterprise requires keys in Vault or AWS KMS, not a local age identity \(at mode\)/),
+        ])
+      }
+      expect(existsSync(join(ent.path, '.prov', 'kms'))).toBe(false)
+      // Signatures are checked with the configured keys only: a key on the command line is refused.
+      writeFileSync(config, readFileSync(config, 'utf8').replace('  require_signatures: false\n', '  require_signatures: true\n'))
+      writeFileSync(join(ent.root, 'mine.pem'), generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'pem' }))
+      const ownKey = await runCli('prov-oci', ['pull', `layout:${join(ent.root, 'nowhere')}:x`, '--key', join(ent.root, 'mine.pem')], {
+        env: ent.env,
+        cwd: ent.path,
+      })
+      expect(ownKey.code).toBe(3)
+      expect(ownKey.stderr).toMatch(/mode enterprise verifies signatures with oci\.trusted_keys only, not a key given with --key \(at mode\)/)
+      // mode ci: sops edit would wait for a person at an editor.
+      const edit = await runCli('prov-kms', ['sops', 'edit', 'x.yaml'], { env: { ...ent.env, PROV_MODE: 'ci' }, cwd: ent.path })
+      expect(edit.code).toBe(2)
+      expect(JSON.parse(edit.stderr.trim())).toMatchObject({ message: expect.stringMatching(/mode ci never asks: sops edit opens an editor/) })
     } finally {
       ent.cleanup()
     }

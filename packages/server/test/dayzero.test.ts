@@ -294,6 +294,25 @@ describe('prov-server butane', () => {
     expect(noDir.code).toBe(2)
   }, 300_000)
 
+  it("a local: file in a .prov/ or .git/ folder never goes to a machine, even with --files-dir at the workspace's root", async () => {
+    mkdirSync(join(ws.path, '.prov', 'kms'), { recursive: true })
+    writeFileSync(join(ws.path, '.prov', 'kms', 'identity-probe.txt'), 'AGE-SECRET-KEY-1NOTREAL\n')
+    mkdirSync(join(ws.path, '.git'), { recursive: true })
+    writeFileSync(join(ws.path, '.git', 'config'), '[core]\n')
+    for (const [local, folder] of [
+      ['.prov/kms/identity-probe.txt', '.prov'],
+      ['.git/config', '.git'],
+    ]) {
+      writeFileSync(join(ws.path, 'root.bu'), `variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: /etc/x\n      contents: { local: ${local} }\n`)
+      const r = await server(['butane', join(ws.path, 'root.bu'), '--files-dir', ws.path])
+      expect(r.code, local).toBe(2)
+      expect(r.stdout).toBe('')
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      expect(r.stderr).toMatch(new RegExp(`is in a \\${folder}/ folder, which never goes to a machine`))
+      expect(r.stderr).not.toContain('AGE-SECRET-KEY')
+    }
+  })
+
   it('reads stdin when no file is given', async () => {
     const r = await server(['butane', '--pretty'], { input: 'variant: flatcar\nversion: 1.0.0\n' })
     expect(r.code).toBe(0)
@@ -396,8 +415,8 @@ describe('prov-server userdata (provision:)', () => {
     expect(files['/etc/sudoers.d/90-deploy'].mode).toBe(0o440)
     const firstBootScript = decodeSource(files['/var/lib/prov/first-boot.sh'].contents.source, files['/var/lib/prov/first-boot.sh'].contents.compression)
     expect(firstBootScript).toContain('echo first boot > /var/log/first-boot.log')
-    // Once, like cloud-init's runcmd: the stamp is written after the commands whatever they did.
-    expect(firstBootScript).toMatch(/\)\nstatus=\$\?\ntouch \/var\/lib\/prov\/first-boot\.done\nexit \$status\n$/)
+    // Once, like cloud-init's runcmd: the stamp comes first, whatever the commands then do.
+    expect(firstBootScript.startsWith('#!/bin/sh\ntouch /var/lib/prov/first-boot.done\n')).toBe(true)
     expect(config.systemd.units.map((u: { name: string }) => u.name)).toEqual(['app.service', 'prov-first-boot.service'])
     expect(config.storage.links).toEqual([{ path: '/usr/local/bin/app', target: '/srv/app/bin/app', overwrite: true }])
     await ignitionValidate(r.stdout)
@@ -465,6 +484,25 @@ describe('prov-server userdata (provision:)', () => {
       writeFileSync(join(ws.path, 'infra', 'dz', 'servers.yaml'), provisionBlock)
     }
   }, 300_000)
+
+  it('contents YAML cannot carry exactly (DEL, C1 controls, NEL, LS, PS) go base64 in cloud-config', async () => {
+    writeFileSync(
+      join(ws.path, 'infra', 'dz', 'servers.yaml'),
+      provisionBlock.replace('contents: "web-01 by prov\\n"', 'contents: "del\\x7f nel\\x85 ls\\u2028 ps\\u2029 end\\n"'),
+    )
+    try {
+      const cloud = await server(['userdata', 'web-01', '--infra', 'dz', '--format', 'cloud-init'], { env: { PROV_SECRET_APP_TOKEN: 'tok' } })
+      expect(cloud.code, cloud.stderr).toBe(0)
+      await cloudInitSchema(cloud.stdout)
+      const motd = (parseYaml(cloud.stdout, { version: '1.1' }).write_files as { path: string; encoding?: string; content: string }[]).find(
+        (f) => f.path === '/etc/motd',
+      )
+      expect(motd?.encoding).toBe('b64')
+      expect(Buffer.from(motd?.content ?? '', 'base64').toString('utf8')).toBe('del\x7f nel\x85 ls\u2028 ps\u2029 end\n')
+    } finally {
+      writeFileSync(join(ws.path, 'infra', 'dz', 'servers.yaml'), provisionBlock)
+    }
+  })
 
   it('--out yaml and ndjson give the same data; a table is refused; no --out is the document itself', async () => {
     const env = { PROV_SECRET_APP_TOKEN: 'tok' }

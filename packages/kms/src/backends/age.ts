@@ -7,7 +7,7 @@ import { type AgeIdentity, deniedError, isProvError, ProvError, readAllIdentitie
 import { ageKeys, openAgeBuffer, openAnyAgeFile, recipientOfIdentity, sealAgeBuffer, sealAgeFile } from '../age/file'
 import type { ByteSource } from '../lib/io'
 import { describeIdentity } from '../lib/keyfile'
-import type { KmsContext } from '../lib/settings'
+import { assertAgeAllowed, type KmsContext } from '../lib/settings'
 import type { FileFormat, KeyWrapper, StatusProbe } from './key-wrapper'
 
 const recipientPattern = /^age1[0-9a-z]{20,}$/
@@ -21,6 +21,7 @@ export function checkRecipients(recipients: string[]): string[] {
 
 /** Recipients: --recipient flags, else kms.recipients from config, else the own identity's. */
 export async function resolveRecipients(ctx: KmsContext, flags: string[]): Promise<string[]> {
+  assertAgeAllowed(ctx)
   if (flags.length) return checkRecipients(flags)
   if (ctx.settings.recipients.length) return checkRecipients(ctx.settings.recipients)
   const [identity] = readIdentityFile(ctx.identityPath)
@@ -29,6 +30,7 @@ export async function resolveRecipients(ctx: KmsContext, flags: string[]): Promi
 
 /** All identities that may decrypt: the current one and the retired ones. */
 export function decryptionIdentities(ctx: KmsContext): AgeIdentity[] {
+  assertAgeAllowed(ctx)
   return ctx.identityOnly ? readIdentityFile(ctx.identityPath) : readAllIdentities(ctx.workspace?.path, ctx.identityPath)
 }
 

@@ -1,7 +1,7 @@
 import { defineProvCommand, usageError } from '@prov/core'
 import { previewed } from '../lib/check'
 import { assertNoIdentity, createIdentity, describeIdentity } from '../lib/keyfile'
-import { kmsContext } from '../lib/settings'
+import { assertAgeAllowed, kmsContext } from '../lib/settings'
 
 export default defineProvCommand({
   meta: {
@@ -21,6 +21,7 @@ export default defineProvCommand({
       })
     }
     const ctx = await kmsContext(common)
+    assertAgeAllowed(ctx)
     assertNoIdentity(ctx.identityPath)
     if (previewed(common, emit, [{ action: 'create', target: ctx.identityPath }])) return
     const created = await createIdentity(ctx.identityPath)

@@ -5,7 +5,7 @@ import { recipientOfIdentity } from '../age/file'
 import { openAgeData, sealAgeText } from '../backends/age'
 import { confirmed, previewed } from '../lib/check'
 import { createIdentity, describeIdentity, retiredIdentityFiles, retireIdentity } from '../lib/keyfile'
-import { kmsContext } from '../lib/settings'
+import { assertAgeAllowed, kmsContext } from '../lib/settings'
 import { secretPath, secretsRoot, writeSecretFile } from '../lib/store'
 import { detectFormat } from '../sops/formats'
 import { openDocument, otherMetadataForNewKey, readSopsDocument, rulesOf, sealDocument, writeSopsDocument } from '../sops/index'
@@ -51,6 +51,7 @@ const rotate = defineProvCommand({
   },
   async run({ common, emit, log }) {
     const ctx = await kmsContext(common)
+    assertAgeAllowed(ctx)
     const oldIdentities = readAllIdentities(ctx.workspace?.path, ctx.identityPath)
     const oldRecipients = new Set(await Promise.all(oldIdentities.map((i) => recipientOfIdentity(i.secret))))
     // Decrypt everything first: a failure here changes nothing.

@@ -1,8 +1,18 @@
-import { spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, extname, join } from 'node:path'
-import { type CommandDef, defineProvCommand, failedError, formatBytes, inputLimitBytes, notFoundError, usageError, writeFileAtomic } from '@prov/core'
+import {
+  type CommandDef,
+  defineProvCommand,
+  failedError,
+  formatBytes,
+  inputLimitBytes,
+  isUnattended,
+  notFoundError,
+  usageError,
+  writeFileAtomic,
+} from '@prov/core'
 import { checkRecipients, resolveRecipients } from '../backends/age'
 import { listFlag } from '../lib/args'
 import { confirmed, previewed, refuseCheck } from '../lib/check'
@@ -153,6 +163,11 @@ const edit = defineProvCommand({
   args: { file: fileArg, 'input-type': inputType, age: { type: 'string', description: 'Recipients for a new file' } },
   async run({ args, common, log }) {
     refuseCheck(common, 'sops edit (an editor session)')
+    if (isUnattended())
+      throw usageError('mode ci never asks: sops edit opens an editor for a person', {
+        location: 'mode',
+        hint: 'in a job, prov-kms sops decrypt the file, change it, and prov-kms sops encrypt it',
+      })
     const ctx = await kmsContext(common)
     const file = String(args.file)
     const format: SopsFormat = detectFormat(file, args['input-type'] as string | undefined)
@@ -171,7 +186,8 @@ const edit = defineProvCommand({
     const temp = join(dir, `${basename(file, extname(file)) || 'secret'}${extname(file) || (format === 'dotenv' ? '.env' : '')}`)
     try {
       writeFileSync(temp, plainText, { mode: 0o600 })
-      const result = spawnSync('/bin/sh', ['-c', `${editor} "$1"`, 'sh', temp], { stdio: 'inherit' })
+      const result = await editInterruptibly(editor, temp)
+      if (result.signal) throw failedError(`interrupted by ${result.signal}: ${file} is unchanged and the decrypted copy is wiped`, { location: file })
       if (result.error || result.status !== 0)
         throw failedError(`editor '${editor}' failed (exit ${result.status ?? result.error?.message}); ${file} is unchanged`, { location: file })
       const edited = readFileSync(temp, 'utf8')
@@ -196,6 +212,29 @@ const edit = defineProvCommand({
     }
   },
 })
+
+/**
+ * Runs the editor on the decrypted copy. A signal to prov-kms (SIGTERM, SIGHUP, SIGINT) ends the
+ * editor and comes back here, so the caller wipes the copy instead of leaving it behind.
+ */
+async function editInterruptibly(editor: string, temp: string): Promise<{ status: number | null; signal?: NodeJS.Signals; error?: Error }> {
+  const child = spawn('/bin/sh', ['-c', `${editor} "$1"`, 'sh', temp], { stdio: 'inherit' })
+  let received: NodeJS.Signals | undefined
+  const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGINT']
+  const onSignal = (signal: NodeJS.Signals) => {
+    received = signal
+    child.kill(signal === 'SIGINT' ? 'SIGTERM' : signal)
+  }
+  for (const signal of signals) process.on(signal, onSignal)
+  try {
+    return await new Promise((resolve) => {
+      child.once('error', (error) => resolve({ status: null, error }))
+      child.once('close', (status) => resolve({ status, ...(received ? { signal: received } : {}) }))
+    })
+  } finally {
+    for (const signal of signals) process.off(signal, onSignal)
+  }
+}
 
 const rotate = defineProvCommand({
   meta: {

@@ -1,7 +1,7 @@
 /** The prov-kms part of the layered configuration, plus where the identity lives. */
 import { existsSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { type CommonOptions, deniedError, kmsIdentityPath, kmsRetiredDir, notFoundError, resolveWorkspace, type Workspace } from '@prov/core'
+import { type CommonOptions, deniedError, kmsIdentityPath, kmsRetiredDir, notFoundError, type ProvError, resolveWorkspace, type Workspace } from '@prov/core'
 
 export interface KmsSettings {
   backend: 'age' | 'vault' | 'awskms'
@@ -20,6 +20,13 @@ export interface KmsContext {
   identityOnly?: boolean
   /** `output.format` from the configuration (`auto` unless set). */
   outputFormat: string
+  /** Mode enterprise: keys live in Vault or AWS KMS, so nothing uses a local age identity (set when it is so). */
+  ageRefusal?: ProvError
+}
+
+/** Refuses local age keys where the mode keeps keys in Vault or AWS KMS only (whatever kms.backend or --backend say). */
+export function assertAgeAllowed(ctx: KmsContext): void {
+  if (ctx.ageRefusal) throw ctx.ageRefusal
 }
 
 /** `-i/--identity FILE` of the commands that decrypt. */
@@ -62,7 +69,7 @@ function loadKmsContext(common: Partial<CommonOptions>): Promise<KmsContext> {
   let pending = cache.get(common)
   if (!pending) {
     pending = (async () => {
-      const { assertModeRules, loadCommandConfig } = await import('@prov/core/config')
+      const { assertModeRules, loadCommandConfig, modeRuleError } = await import('@prov/core/config')
       const resolved = await loadCommandConfig(common)
       // Mode enterprise keeps keys in Vault or AWS KMS: no prov-kms command runs on a local age setup.
       assertModeRules(resolved.config, ['kms.backend'])
@@ -70,7 +77,24 @@ function loadKmsContext(common: Partial<CommonOptions>): Promise<KmsContext> {
       const settings = resolved.config.kms as KmsSettings
       const identityPath = kmsIdentityPath(workspace?.path, settings.identity_file)
       const outputFormat = resolved.config.output.format
-      return { workspace, settings, identityPath, retiredDir: kmsRetiredDir(workspace?.path, identityPath), outputFormat }
+      const ageRefusal =
+        resolved.config.mode === 'enterprise'
+          ? modeRuleError({
+              mode: 'enterprise',
+              rule: 'keys in Vault or AWS KMS, not a local age identity',
+              key: 'kms.backend',
+              ok: false,
+              hint: 'use --backend vault or awskms (kms.backend), and a SOPS file encrypted with them',
+            })
+          : undefined
+      return {
+        workspace,
+        settings,
+        identityPath,
+        retiredDir: kmsRetiredDir(workspace?.path, identityPath),
+        outputFormat,
+        ...(ageRefusal ? { ageRefusal } : {}),
+      }
     })()
     cache.set(common, pending)
   }

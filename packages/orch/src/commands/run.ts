@@ -1,4 +1,4 @@
-import { defineProvCommand, failedError, writeStdout } from '@prov/core'
+import { defineProvCommand, failedError, isUnattended, writeStdout } from '@prov/core'
 import { compiledRecord, engineSettings, followEvents, openStore, positiveInt, readWorkflowArg, storeArg, workflowFileArg } from '../context'
 import { eventLines, renderWorkflow } from '../render'
 
@@ -41,8 +41,8 @@ export default defineProvCommand({
       const line = eventLines()
       const following = followEvents(store, id, (event) => {
         if (ndjson) writeStdout(`${JSON.stringify(event)}\n`)
-        // On a terminal the events are the progress a person follows: lines with durations.
-        else if (human) process.stderr.write(line(event))
+        // On a terminal the events are the progress a person follows: lines with durations (mode ci: nobody follows, logs stay JSON).
+        else if (human && !isUnattended()) process.stderr.write(line(event))
         else log.info(`${event.type}${event.step ? ` ${event.step}` : ''}${event.data?.error ? `: ${String(event.data.error)}` : ''}`)
       })
       await running

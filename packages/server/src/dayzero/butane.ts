@@ -306,6 +306,14 @@ class Translation {
       this.fail(path, `no such file in --files-dir: ${file}`)
     }
     if (!real.startsWith(root + sep)) this.fail(path, 'local file path traverses outside the files directory (through a link)')
+    // A workspace's own state (.prov/: the KMS identity, the secret store) and .git/ never go to a
+    // machine, whichever folder the files directory is.
+    const hidden = real
+      .slice(root.length + 1)
+      .split(sep)
+      .find((part) => part === '.prov' || part === '.git')
+    if (hidden)
+      this.fail(path, `local file ${file} is in a ${hidden}/ folder, which never goes to a machine`, 'put files for machines in a folder of their own')
     const stat = statSync(real)
     if (!stat.isFile()) this.fail(path, `not a regular file: ${file}`)
     if (stat.size > MAX_FILE_BYTES) this.fail(path, `${file} is ${stat.size} bytes, more than the ${MAX_FILE_BYTES}-byte limit of one file`)

@@ -2,9 +2,14 @@ import { stringify } from 'yaml'
 import { type MaterializedProvision, sudoersLine } from './materialize'
 
 const octal = (mode: number) => `0${mode.toString(8).padStart(3, '0')}`
+/**
+ * Contents cloud-init can read back from YAML exactly: valid UTF-8 without control characters
+ * (but tab and newline) and without the line separators YAML treats specially (NEL, LS, PS).
+ * Anything else goes base64.
+ */
 const isText = (bytes: Uint8Array) => {
   const text = Buffer.from(bytes).toString('utf8')
-  return Buffer.from(text, 'utf8').equals(Buffer.from(bytes)) && !text.includes('\0')
+  return Buffer.from(text, 'utf8').equals(Buffer.from(bytes)) && !/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\ufeff]/.test(text)
 }
 
 /**

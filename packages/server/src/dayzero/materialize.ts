@@ -209,12 +209,12 @@ export const FIRST_BOOT_UNIT = 'prov-first-boot.service'
 export function firstBoot(p: MaterializedProvision): { script: { path: string; contents: string }; unit: { name: string; contents: string } } | undefined {
   if (!p.commands.length) return undefined
   return {
-    // Once per machine, like cloud-init's runcmd: the stamp is written whether the commands
-    // succeed or not (a failing command must not run again at every boot); the exit status stays
-    // the commands' own, so the unit shows as failed.
+    // Once per machine, like cloud-init's runcmd: the stamp comes first, so a failing, exiting or
+    // broken command never makes them run again; as in runcmd, a failing command does not stop
+    // the next ones, and the script's status is the last command's (the unit shows a failure).
     script: {
       path: FIRST_BOOT_SCRIPT,
-      contents: `#!/bin/sh\n(\nset -e\n${p.commands.join('\n')}\n)\nstatus=$?\ntouch ${FIRST_BOOT_STAMP}\nexit $status\n`,
+      contents: `#!/bin/sh\ntouch ${FIRST_BOOT_STAMP}\n${p.commands.join('\n')}\n`,
     },
     unit: {
       name: FIRST_BOOT_UNIT,

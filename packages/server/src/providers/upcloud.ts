@@ -8,6 +8,7 @@ import {
   cloudDefaults,
   credentialFromEnv,
   IDENTITY,
+  listedStatus,
   pollUntil,
   requireChoice,
   waitForSsh,
@@ -362,7 +363,12 @@ export const upcloudProvider: Provider<UpcloudConfig> = {
     for (const record of records) {
       // One details call per server: the list call of the API carries no addresses.
       const server = await findServer(ctx, client, record.name)
-      out.push(server ? recordOf(record, server) : { ...record, status: 'unknown' })
+      if (!server) {
+        out.push({ ...record, status: 'unknown' })
+        continue
+      }
+      const live = recordOf(record, server)
+      out.push({ ...live, status: listedStatus(record, live.status) })
     }
     return out
   },
@@ -382,7 +388,8 @@ export const upcloudProvider: Provider<UpcloudConfig> = {
       if (!server || typeof server.uuid !== 'string' || !UUID.test(server.uuid)) throw failedError('the upcloud API answered the create without a server UUID')
     }
     const uuid = server.uuid
-    await ctx.save(recordOf(record, server), { uuid })
+    // Still `creating` until ready: a create killed from here on is finished by the next plan.
+    await ctx.save({ ...recordOf(record, server), status: 'creating' }, { uuid })
     const running =
       server.state === 'started' && publicIpv4(server)
         ? server
