@@ -74,6 +74,12 @@ describe.skipIf(!canSandbox)('seed: a bundle seeds a fresh local sandbox server 
     const unknown = await oci(['seed', file, '--server', 'nope-01'])
     expect(unknown.code).toBe(5)
     expect(unknown.stderr).toMatch(/unknown server 'nope-01'/)
+    // The destination is written into shell files on the server and replaced whole: plain names, never a top-level folder.
+    for (const dest of ['/etc', '/opt/', '/opt/$(touch /tmp/pwned)', '/opt/a"b', '//opt/x']) {
+      const refused = await oci(['seed', file, '--server', 'seed-01', '--dest', dest, '--check'])
+      expect(refused.code, dest).toBe(2)
+      expect(refused.stderr, dest).toMatch(/--dest must be an absolute folder below a top-level one/)
+    }
     const layout = join(ws.root, 'ext-layout')
     const redis = join(ws.root, '..', 'redis-ext')
     await runCli('prov', ['ext', 'new', 'taskserv', 'redisx', '--path', redis], { env: ws.env, cwd: ws.path })
