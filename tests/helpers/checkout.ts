@@ -1,12 +1,34 @@
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { binDir, repoRoot } from './cli'
 
+/**
+ * A Node.js binary the user `uid` can execute: this process's own when it can (e.g. /usr/bin/node),
+ * else a copy of it under the temp folder, executable by everyone (a Node.js under /root, such as
+ * the one the suite's second pass runs on, is out of reach of `nobody`). Needs root.
+ */
+export function nodeRunnableBy(uid: number): string {
+  const runs = (node: string) => spawnSync(node, ['-e', '0'], { uid, gid: uid, cwd: '/' }).status === 0
+  if (runs(process.execPath)) return process.execPath
+  const dir = join(tmpdir(), `prov-node-${process.version}`)
+  const node = join(dir, 'node')
+  if (!existsSync(node)) {
+    const staging = `${dir}.tmp-${process.pid}`
+    rmSync(staging, { recursive: true, force: true })
+    mkdirSync(staging, { mode: 0o755 })
+    copyFileSync(realpathSync(process.execPath), join(staging, 'node'))
+    chmodSync(join(staging, 'node'), 0o755)
+    renameSync(staging, dir)
+  }
+  if (!runs(node)) throw new Error(`user ${uid} cannot run Node.js even from ${node}`)
+  return node
+}
+
 const canRun = (bin: string, uid: number) =>
-  spawnSync(process.execPath, [join(bin, 'prov-server'), '--version'], { uid, gid: uid, cwd: '/', encoding: 'utf8' }).status === 0
+  spawnSync(nodeRunnableBy(uid), [join(bin, 'prov-server'), '--version'], { uid, gid: uid, cwd: '/', encoding: 'utf8' }).status === 0
 
 /**
  * A bin/ folder whose binaries the user `uid` can run: this checkout's when that user can read it,

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { binDirRunnableBy } from '../../../tests/helpers/checkout'
+import { binDirRunnableBy, nodeRunnableBy } from '../../../tests/helpers/checkout'
 import { runCli } from '../../../tests/helpers/cli'
 import { prerequisitesMet, root } from '../../../tests/helpers/prerequisites'
 import { freePort, type LoopbackSshd } from './helpers/sshd'
@@ -209,7 +209,7 @@ describe('other bad input', () => {
 
   it.skipIf(!nobodyCanRun)('the local provider without root: exit 4, clear message, nothing changed', async () => {
     for (const dir of [ws.root, ws.path, join(ws.root, 'xdg'), join(ws.root, 'xdg', 'prov')]) if (existsSync(dir)) chmodSync(dir, 0o755)
-    const result = spawnSync(process.execPath, [join(binDirRunnableBy(65534), 'prov-server'), 'create', 'web-01', '--infra', 'demo'], {
+    const result = spawnSync(nodeRunnableBy(65534), [join(binDirRunnableBy(65534), 'prov-server'), 'create', 'web-01', '--infra', 'demo'], {
       env: { ...process.env, ...ws.env, HOME: '/tmp' } as NodeJS.ProcessEnv,
       cwd: '/tmp',
       uid: 65534,
