@@ -95,8 +95,9 @@ export async function prepareUpper(names: SandboxNames, lowers: string[], spec: 
  * The sandbox's boot, run as root of its user namespace once bubblewrap has set up its root (PID 1
  * is bubblewrap's reaper, which collects orphaned daemons). Like an init system it mounts /sys,
  * applies the day-zero document once (firstBootScript), creates the login user, starts the services the taskservs enabled — every service the taskserv
- * helper recorded with svc_start (/var/lib/prov/services/NAME.cmd), oldest first, which is the
- * order they were installed in — and then runs sshd in the foreground.
+ * helper recorded with svc_start (/var/lib/prov/services/NAME.cmd), oldest first, so a service starts
+ * after the ones it requires (those install at an earlier level; a level's own services install side by side,
+ * in no fixed order) — and then runs sshd in the foreground.
  */
 export const bootScript = `# prov sandbox boot (see docs/prov-server.md#local)
 # The launcher's descriptors (bubblewrap passes them on) are nothing the services should inherit.
