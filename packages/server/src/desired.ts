@@ -17,6 +17,7 @@ import {
 import { parseYamlText } from '@prov/core/config'
 import { z } from 'zod'
 import { mergeProvision, provisionSchema } from './dayzero/provision'
+import type { ProviderNameSet } from './providers/registry'
 import type { ServerSpec } from './providers/types'
 import { addressKey } from './validate'
 
@@ -93,7 +94,7 @@ export interface DesiredOptions {
   defaultProvider: string
   defaultSshUser: string
   defaultSshPort: number
-  knownProviders: string[]
+  knownProviders: ProviderNameSet
 }
 
 /** The servers.yaml of an infra: `infra/<name>/servers.yaml` (exit 5 with the nearest infra names). */
@@ -217,10 +218,11 @@ export function readDesired(file: string, options: DesiredOptions, workspacePath
     }
     const provision = entry.butane ? undefined : mergeProvision(mergeProvision(baseDefaults.provision, fileDefaults.provision), entry.provision)
     const provider = merged.provider ?? options.defaultProvider
-    if (!options.knownProviders.includes(provider)) {
+    if (!options.knownProviders.has(provider)) {
+      const known = options.knownProviders.all()
       throw configError(`unknown provider '${provider}' for server '${name}'`, {
         location: at(['servers', index, entry.provider ? 'provider' : 'name']),
-        hint: didYouMean(provider, options.knownProviders) ?? `providers: ${options.knownProviders.join(', ')}`,
+        hint: didYouMean(provider, known) ?? `providers: ${known.join(', ')}`,
       })
     }
     if (merged.address) {

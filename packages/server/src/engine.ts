@@ -18,6 +18,7 @@ import {
   reportError,
   requireWorkspace,
   type ServerRecord,
+  type ServerState,
   secretResolverFor,
   serversFromRecords,
   toProvError,
@@ -70,12 +71,11 @@ export function providerContext(workspace: Workspace, config: ProvConfig, name: 
     rootConfig: config,
     log: log(),
     getData: (server) => readServerState(workspace).provider_data[server],
-    save: async (record, data) => {
-      await updateServerState(workspace, (state) => {
+    save: (record, data) =>
+      saveTogether(workspace, (state) => {
         state.servers[record.name] = record
         if (data !== undefined) state.provider_data[record.name] = data
-      })
-    },
+      }),
     allServers: () => listServers(workspace),
     allocate: async (fn) => {
       let chosen: ServerRecord | undefined
@@ -86,6 +86,49 @@ export function providerContext(workspace: Workspace, config: ProvConfig, name: 
       return chosen as ServerRecord
     },
   }
+}
+
+type StateChange = (state: ServerState) => void
+interface PendingSaves {
+  changes: { change: StateChange; done: () => void; failed: (error: unknown) => void }[]
+  writing: boolean
+}
+const pendingSaves = new Map<string, PendingSaves>()
+
+/**
+ * Saves of concurrent jobs, written together: each save still resolves only once its change is
+ * on disk, but the saves that arrive while a write is in progress share the next write (one read,
+ * one write, one fsync) instead of one synchronous fsync each, which stalls every job of an apply.
+ */
+function saveTogether(workspace: Workspace, change: StateChange): Promise<void> {
+  let queue = pendingSaves.get(workspace.path)
+  if (!queue) {
+    queue = { changes: [], writing: false }
+    pendingSaves.set(workspace.path, queue)
+  }
+  const own = queue
+  return new Promise<void>((done, failed) => {
+    own.changes.push({ change, done, failed })
+    if (own.writing) return
+    own.writing = true
+    void (async () => {
+      while (own.changes.length) {
+        // A write blocks the event loop (fsync): answers that arrived meanwhile run first, so the
+        // saves they lead to join this batch.
+        await new Promise((resolve) => setImmediate(resolve))
+        const batch = own.changes.splice(0)
+        try {
+          await updateServerState(workspace, (state) => {
+            for (const { change } of batch) change(state)
+          })
+          for (const { done } of batch) done()
+        } catch (error) {
+          for (const { failed } of batch) failed(error)
+        }
+      }
+      own.writing = false
+    })()
+  })
 }
 
 /** Servers with their live status (providers check pids, namespaces...). */

@@ -11,7 +11,7 @@ import {
 } from '@prov/core'
 import type { ServerEnv } from './engine'
 import { coveredByFingerprint, PLAN_SCHEMA, type PlanAction, type ServerPlan } from './plan'
-import { providerNames } from './providers/registry'
+import { knownProviders } from './providers/registry'
 import type { ServerSpec } from './providers/types'
 import { checkAddressCollisions, checkSpecsWithProviders } from './validate'
 
@@ -99,7 +99,7 @@ export async function checkPlan(env: ServerEnv, plan: ServerPlan, source: string
     })
   }
   const state = readServerState(env.workspace).servers
-  const known = providerNames({ workspacePath: env.workspace.path, infra: plan.infra ?? env.common.infra })
+  const known = knownProviders({ workspacePath: env.workspace.path, infra: plan.infra ?? env.common.infra })
   const counts = { create: 0, delete: 0, keep: 0, update: 0 }
   const deleted = new Set<string>()
   const kept = new Map<string, number>()
@@ -108,10 +108,10 @@ export async function checkPlan(env: ServerEnv, plan: ServerPlan, source: string
   plan.actions.forEach((action, index) => {
     const where = `${source}.actions[${index}]`
     counts[action.action]++
-    if (!known.includes(action.provider)) {
+    if (!known.has(action.provider)) {
       throw refuse(`action ${index + 1}: unknown provider '${action.provider}'`, {
         location: `${where}.provider`,
-        hint: didYouMean(action.provider, known) ?? `providers: ${known.join(', ')}`,
+        hint: didYouMean(action.provider, known.all()) ?? `providers: ${known.all().join(', ')}`,
       })
     }
     const needsSpec = action.action === 'create' || action.action === 'update'

@@ -13,7 +13,7 @@ import {
 import { type DayZeroSummary, renderDayZero, summarizeDayZero } from './dayzero/document'
 import { type DesiredState, type FieldPath, infraServersFile, readDesired, specLocation } from './desired'
 import { liveServers, type ServerEnv } from './engine'
-import { providerNames } from './providers/registry'
+import { knownProviders } from './providers/registry'
 import type { ServerSpec } from './providers/types'
 import { checkAddressCollisions, checkSpecsWithProviders } from './validate'
 
@@ -54,7 +54,7 @@ export async function loadDesired(env: ServerEnv, file?: string): Promise<Desire
   if (!file && !infra) throw usageError('which servers? give --infra NAME or -f FILE', { hint: 'prov-server plan --infra demo' })
   const path = file ?? infraServersFile(env.workspace.path, infra as string)
   const { ssh, providers, servers } = env.config
-  const known = providerNames({ workspacePath: env.workspace.path, infra })
+  const known = knownProviders({ workspacePath: env.workspace.path, infra })
   const desired = readDesired(
     path,
     {

@@ -10,7 +10,13 @@ import { parsePlan } from '../src/plan-input'
 const dir = mkdtempSync(join(tmpdir(), 'prov-server-prop-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-const options = { configDefaults: {}, defaultProvider: 'local', defaultSshUser: 'root', defaultSshPort: 22, knownProviders: ['local', 'ssh'] }
+const options = {
+  configDefaults: {},
+  defaultProvider: 'local',
+  defaultSshUser: 'root',
+  defaultSshPort: 22,
+  knownProviders: { has: (name: string) => name === 'local' || name === 'ssh', all: () => ['local', 'ssh'] },
+}
 const valid = `defaults:
   labels: { team: a }
 servers:

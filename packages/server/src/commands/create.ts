@@ -4,7 +4,7 @@ import { configError, defineProvCommand, readServerState, serverNamePattern, ser
 import type { DesiredState } from '../desired'
 import { createJob, preflight, providerConfig, runToCode, serverEnv } from '../engine'
 import { adHocPlan, loadDesired, type PlanAction } from '../plan'
-import { providerNames } from '../providers/registry'
+import { knownProviders } from '../providers/registry'
 import type { ServerSpec } from '../providers/types'
 import { emitPlan } from '../render'
 
@@ -100,10 +100,13 @@ async function resolveSpecs(env: Awaited<ReturnType<typeof serverEnv>>, wanted: 
       })
     }
     const provider = String(args.provider ?? providers.default)
-    const known = providerNames({ workspacePath: env.workspace.path, infra: env.common.infra })
-    if (!known.includes(provider)) {
+    const known = knownProviders({ workspacePath: env.workspace.path, infra: env.common.infra })
+    if (!known.has(provider)) {
       const { didYouMean } = await import('@prov/core')
-      throw usageError(`unknown provider '${provider}'`, { location: '--provider', hint: didYouMean(provider, known) ?? `providers: ${known.join(', ')}` })
+      throw usageError(`unknown provider '${provider}'`, {
+        location: '--provider',
+        hint: didYouMean(provider, known.all()) ?? `providers: ${known.all().join(', ')}`,
+      })
     }
     const port = args.port === undefined ? ssh.port : Number(args.port)
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw usageError(`invalid --port '${String(args.port)}'`, { location: '--port' })

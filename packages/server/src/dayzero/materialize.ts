@@ -111,7 +111,12 @@ export async function materializeProvision(p: Provision, options: MaterializeOpt
       }
     })
   }
-  const stored = new Set(listSecretNames(options.workspacePath))
+  // The store is listed when a file names a secret: most documents name none, and a plan renders one per server.
+  let stored: Set<string> | undefined
+  const isStored = (name: string) => {
+    stored ??= new Set(listSecretNames(options.workspacePath))
+    return stored.has(name)
+  }
   let total = 0
   const files: MaterializedFile[] = []
   for (const [index, file] of (p.files ?? []).entries()) {
@@ -123,7 +128,7 @@ export async function materializeProvision(p: Provision, options: MaterializeOpt
       } catch {
         throw configError(`invalid secret name '${name}'`, { location: location(`files.${index}.contents.secret`) })
       }
-      if (!stored.has(name) && process.env[envSecretName(name)] === undefined) {
+      if (!isStored(name) && process.env[envSecretName(name)] === undefined) {
         throw notFoundError(`secret '${name}' of ${file.path} does not exist`, {
           location: location(`files.${index}.contents.secret`),
           hint: `store it with prov-kms secret set ${name}`,

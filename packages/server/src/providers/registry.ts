@@ -26,6 +26,25 @@ export function providerNames(lookup: ProviderLookup = {}): string[] {
   return [...names].sort()
 }
 
+/**
+ * Which provider names exist, asked name by name: a bundled name answers without reading any
+ * extension manifest (that reading is the slow part of a plan's start); the full list is read once,
+ * when a name is not bundled or for a hint.
+ */
+export interface ProviderNameSet {
+  has(name: string): boolean
+  all(): string[]
+}
+
+export function knownProviders(lookup: ProviderLookup = {}): ProviderNameSet {
+  let all: string[] | undefined
+  const list = () => {
+    all ??= providerNames(lookup)
+    return all
+  }
+  return { has: (name) => name in builtins || list().includes(name), all: list }
+}
+
 export function providerExtensions(lookup: ProviderLookup = {}): Extension[] {
   return discoverExtensions('provider', { workspacePath: lookup.workspacePath, infra: lookup.infra })
 }
