@@ -5,8 +5,9 @@
 // 01000000-0000-4000-8000-000020060100, a 10 GB maxiops disk, no plan (the API's default).
 //
 // Not covered by any recording, so not replayed here (see tests/fixtures/upcloud/README.md):
-// image titles (GET /storage/template), adoption of a labelled server (every recorded server
-// carries the SDK's labels, not prov's), delete --keep-storage and delete of a stopped server,
+// image titles (GET /storage/template), adoption of a server found only by its labels (every
+// recorded server carries the SDK's labels, not prov's; adoption by the stored UUID is in
+// upcloud-adopt.test.ts), delete --keep-storage and delete of a stopped server,
 // and the deletion of a storage a cascade left behind.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'

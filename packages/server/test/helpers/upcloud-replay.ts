@@ -68,6 +68,14 @@ export interface Fault {
   times: number
 }
 
+/** A request kept unanswered until the test releases it (to interrupt prov at a known point). */
+export interface Hold {
+  /** Resolves when a matching request has arrived. */
+  reached: Promise<void>
+  /** Lets the held request (and later ones) through to the recorded answer. */
+  release(): void
+}
+
 export interface Served {
   cassette: string
   index: number
@@ -89,6 +97,8 @@ export interface UpcloudReplay {
   /** The cassettes whose interactions may answer (writes and reads), and ones that may answer reads only. */
   play(cassettes: string[], reads?: string[]): void
   fail(fault: Fault): void
+  /** Holds the next request of this method whose API path matches (`/server/{uuid}`) until released. */
+  hold(method: string, path: RegExp): Hold
   clearFaults(): void
   close(): Promise<void>
 }
@@ -219,6 +229,7 @@ export async function startUpcloudReplay(): Promise<UpcloudReplay> {
   let writable: Cassette[] = []
   let readable: Cassette[] = []
   let faults: Fault[] = []
+  let holds: { method: string; path: RegExp; arrived: () => void; released: Promise<void> }[] = []
   const violations: string[] = []
   const requests: UpcloudReplay['requests'] = []
   const served: Served[] = []
@@ -254,6 +265,11 @@ export async function startUpcloudReplay(): Promise<UpcloudReplay> {
     if (fault) {
       fault.times--
       return send(res, fault.status, JSON.stringify(fault.body), fault.headers)
+    }
+    const held = holds.find((h) => h.method === method && h.path.test(apiPath))
+    if (held) {
+      held.arrived()
+      await held.released
     }
     for (const field of unrecordedIn(body)) unrecordedSent.add(field)
     const problems: string[] = []
@@ -311,6 +327,25 @@ export async function startUpcloudReplay(): Promise<UpcloudReplay> {
     },
     fail(fault) {
       faults.push({ ...fault })
+    },
+    hold(method, path) {
+      let arrived = () => {}
+      let release = () => {}
+      const reached = new Promise<void>((resolve) => {
+        arrived = resolve
+      })
+      const released = new Promise<void>((resolve) => {
+        release = resolve
+      })
+      const entry = { method, path, arrived, released }
+      holds.push(entry)
+      return {
+        reached,
+        release() {
+          holds = holds.filter((h) => h !== entry)
+          release()
+        },
+      }
     },
     clearFaults() {
       faults = []
