@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { deniedError, failedError, usageError } from './errors'
 import { type WorkspacePaths, workspacePaths } from './paths'
 import { addressProblem, loginNameProblem, type ServerRecord, type WorkspaceRef } from './servers'
-import { withLock, writeFileAtomic } from './state'
+import { withLock, writeFileAtomic, writeFileAtomicAsync } from './state'
 import { containedPath, mkdirContained } from './util/contain'
 import { serialised } from './util/queue'
 
@@ -141,7 +141,7 @@ export async function recordHostKeys(workspace: WorkspaceRef, host: string, port
         .filter((entry) => !entry.hosts.includes(name))
         .map((entry) => entry.line)
       const added = keys.map((k) => `${name} ${k.type} ${k.key}`)
-      writeFileAtomic(file, `${[...kept, ...added].join('\n')}\n`, { mode: 0o644 })
+      return writeFileAtomicAsync(file, `${[...kept, ...added].join('\n')}\n`, { mode: 0o644 })
     }),
   )
   return keys
@@ -157,7 +157,7 @@ export async function forgetHostKey(workspace: WorkspaceRef, host: string, port:
       const kept = parseKnownHosts(readFileSync(file, 'utf8'))
         .filter((entry) => !entry.hosts.includes(name))
         .map((entry) => entry.line)
-      writeFileAtomic(file, kept.length ? `${kept.join('\n')}\n` : '', { mode: 0o644 })
+      return writeFileAtomicAsync(file, kept.length ? `${kept.join('\n')}\n` : '', { mode: 0o644 })
     }),
   )
 }

@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { randomBytes } from 'node:crypto'
 import { closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { mkdir, open, rename, rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { configError, ExitCode, failedError, isProvError } from './errors'
@@ -46,6 +47,37 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, options
       fsyncSync(dirFd)
     } finally {
       closeSync(dirFd)
+    }
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename is still atomic.
+  }
+}
+
+/**
+ * writeFileAtomic with the same guarantees, whose writes and fsyncs run off the main thread: a
+ * command saving state for many servers at once keeps starting the others meanwhile.
+ */
+export async function writeFileAtomicAsync(path: string, data: string | Uint8Array, options: WriteOptions = {}): Promise<void> {
+  const dir = dirname(path)
+  await mkdir(dir, { recursive: true })
+  const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
+  const file = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, options.mode ?? 0o644)
+  try {
+    await file.writeFile(data)
+    await file.sync()
+    await file.close()
+    await rename(temp, path)
+  } catch (error) {
+    await file.close().catch(() => undefined)
+    await rm(temp, { force: true })
+    throw error
+  }
+  try {
+    const folder = await open(dir, constants.O_RDONLY)
+    try {
+      await folder.sync()
+    } finally {
+      await folder.close()
     }
   } catch {
     // Some filesystems refuse fsync on a directory; the rename is still atomic.
@@ -158,7 +190,7 @@ export function readJsonFile<T>(path: string, fallback: T): T {
 export async function updateJsonFile<T>(path: string, fallback: T, update: (current: T) => T | Promise<T>, options: WriteOptions = {}): Promise<T> {
   return withLock(path, async () => {
     const next = await update(readJsonFile(path, fallback))
-    writeFileAtomic(path, `${JSON.stringify(next, null, 2)}\n`, options)
+    await writeFileAtomicAsync(path, `${JSON.stringify(next, null, 2)}\n`, options)
     return next
   })
 }

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { readJsonFile, updateJsonFile, withLock, writeFileAtomic } from '../src/state'
+import { readJsonFile, updateJsonFile, withLock, writeFileAtomic, writeFileAtomicAsync } from '../src/state'
 
 const dir = mkdtempSync(join(tmpdir(), 'prov-state-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -26,6 +26,18 @@ function worker(file: string, id: number, times: number): Promise<number> {
 }
 
 describe('state files', () => {
+  it('the off-thread atomic write replaces the file whole, with its mode, and leaves no temp file', async () => {
+    const folder = mkdtempSync(join(dir, 'async-'))
+    const file = join(folder, 'key')
+    writeFileSync(file, 'old')
+    await writeFileAtomicAsync(file, 'new content', { mode: 0o600 })
+    expect(readFileSync(file, 'utf8')).toBe('new content')
+    expect(statSync(file).mode & 0o777).toBe(0o600)
+    await writeFileAtomicAsync(join(folder, 'sub', 'bytes'), new Uint8Array([1, 2, 3]))
+    expect([...readFileSync(join(folder, 'sub', 'bytes'))]).toEqual([1, 2, 3])
+    expect(readdirSync(folder).sort()).toEqual(['key', 'sub'])
+  })
+
   it('two or more processes updating one file never lose an update', async () => {
     const file = join(dir, 'servers.json')
     const codes = await Promise.all([1, 2, 3, 4].map((id) => worker(file, id, 25)))

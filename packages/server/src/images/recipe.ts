@@ -172,11 +172,15 @@ function finish(recipe: Omit<ImageRecipe, 'hash'>): ImageRecipe {
   return { ...recipe, hash: recipeHash(recipe) }
 }
 
+/**
+ * The built-in recipe, made once per process: it reads the host's apt sources and every manifest of
+ * the bundled catalog, and a parallel create asks for it once per server.
+ */
+let builtinDefault: ImageRecipe | undefined
+
 /** Built-in recipes (bootstrap images). */
 export function builtinRecipes(): Map<string, ImageRecipe> {
-  const recipes = new Map<string, ImageRecipe>()
-  recipes.set(
-    DEFAULT_IMAGE,
+  builtinDefault ??= Object.freeze(
     finish({
       name: DEFAULT_IMAGE,
       source: 'builtin',
@@ -189,7 +193,7 @@ export function builtinRecipes(): Map<string, ImageRecipe> {
       location: null,
     }),
   )
-  return recipes
+  return new Map([[DEFAULT_IMAGE, builtinDefault]])
 }
 
 const fileSchema = z

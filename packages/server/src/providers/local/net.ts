@@ -7,20 +7,30 @@ export interface CommandResult {
   stderr: string
 }
 
-/** Runs a system command (ip, iptables, ssh-keygen...) without a shell. */
-export function sh(file: string, args: string[], timeoutMs = 30_000): Promise<CommandResult> {
+/** Runs a system command (ip, iptables, ssh-keygen...) without a shell; `input` goes to its stdin. */
+export function sh(file: string, args: string[], timeoutMs = 30_000, input?: string): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: timeoutMs, maxBuffer: 8 << 20 }, (error, stdout, stderr) => {
+    const child = execFile(file, args, { timeout: timeoutMs, maxBuffer: 8 << 20 }, (error, stdout, stderr) => {
       const err = error as (NodeJS.ErrnoException & { code?: number | string }) | null
       if (err && typeof err.code === 'string') return reject(failedError(`cannot run ${file}: ${err.message}`, { hint: `install ${file}` }))
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout: String(stdout), stderr: String(stderr) })
     })
+    if (input !== undefined) {
+      // A command that exits before reading its input reports that through its exit code.
+      child.stdin?.on('error', () => undefined)
+      child.stdin?.end(input)
+    }
   })
 }
 
 /** Like sh() but fails with the command's stderr on a non-zero exit. */
 export async function must(file: string, args: string[], what?: string): Promise<string> {
-  const result = await sh(file, args)
+  return mustWithInput(file, args, undefined, what)
+}
+
+/** must() with `input` on the command's stdin. */
+export async function mustWithInput(file: string, args: string[], input: string | undefined, what?: string): Promise<string> {
+  const result = await sh(file, args, 30_000, input)
   if (result.code !== 0) {
     throw failedError(`${what ?? `${file} ${args.join(' ')}`} failed: ${result.stderr.trim() || `exit ${result.code}`}`)
   }

@@ -7,7 +7,7 @@ import { assertPathSegment, containedPath, deniedError, failedError, mkdirContai
 import { collectTrash, releaseBuilds } from '../../images/store'
 import { cgroupsOf, removeCgroups } from './cgroups'
 import { type HostBind, hostSysMount, startIsolated } from './isolate'
-import { hostAddress, must, type Subnet, sh } from './net'
+import { hostAddress, must, mustWithInput, type Subnet, sh } from './net'
 import { bootScript, sshUserPattern } from './root'
 
 /** providers.local, parsed. */
@@ -331,42 +331,68 @@ export async function claimAddress(settings: LocalSettings, names: SandboxNames,
   })
 }
 
+/** Tokens of `ip -batch` lines: names and addresses prov derived and checked, never free text. */
+const batchToken = /^[A-Za-z0-9_.:/-]+$/
+
+/** Runs `ip -batch` lines (one process for several changes); every token is checked first. */
+function ipBatch(lines: string[][], what: string, options: { prefix?: string[] } = {}): Promise<string> {
+  for (const token of lines.flat()) if (!batchToken.test(token)) throw failedError(`${what}: unexpected characters in '${token}'`)
+  const input = `${lines.map((line) => line.join(' ')).join('\n')}\n`
+  return mustWithInput(options.prefix?.[0] ?? 'ip', [...(options.prefix?.slice(1) ?? []), '-batch', '-'], input, what)
+}
+
 /**
  * Network plumbing of a sandbox whose namespaces exist (pid = its PID 1): the namespace gets its
  * name, a veth into the bridge, the address and a default route via the host. The network
  * namespace belongs to the sandbox's user namespace, so root inside may manage its own interfaces
- * (and nothing of the host's).
+ * (and nothing of the host's). Two processes in all: each spawn of this (large) process costs more
+ * than the change it makes, and a parallel create makes hundreds of them.
  */
 export async function attachNetwork(settings: LocalSettings, names: SandboxNames, ip: string, pid: number): Promise<void> {
-  await must('ip', ['netns', 'attach', names.netns, String(pid)], `naming netns ${names.netns}`)
-  await must('ip', ['link', 'add', names.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', names.netns], `veth ${names.veth}`)
-  // The inside of the namespace is the sandbox's alone: configured while the host side is attached.
-  const inside = (lines: string[]) => async () => {
-    for (const line of lines) await must('ip', ['-n', names.netns, ...line.split(' ')], `ip -n ${names.netns} ${line}`)
-  }
-  const configureInside = inside([`addr add ${ip}/${settings.subnet.prefix} dev eth0`, 'link set dev eth0 up'])()
-  configureInside.catch(() => undefined)
   // Attach under the bridge lock so a concurrent last delete cannot remove the bridge in between.
   await withBridgeLock(settings, async () => {
     await ensureBridgeLocked(settings)
-    await must('ip', ['link', 'set', 'dev', names.veth, 'master', settings.bridge, 'up'], `attaching ${names.veth} to ${settings.bridge}`)
+    await ipBatch(
+      [
+        ['netns', 'attach', names.netns, String(pid)],
+        ['link', 'add', names.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', names.netns],
+        ['link', 'set', 'dev', names.veth, 'master', settings.bridge, 'up'],
+        // A previous sandbox at this address had another MAC: drop the host's stale neighbour entry.
+        ['neigh', 'flush', 'to', ip, 'dev', settings.bridge],
+      ],
+      `network of sandbox ${names.netns}`,
+    )
   })
-  // A previous sandbox at this address had another MAC: drop the host's stale neighbour entry.
-  await sh('ip', ['neigh', 'flush', 'to', ip, 'dev', settings.bridge])
-  await configureInside
-  await inside([`route add default via ${hostAddress(settings.subnet)}`])()
+  await configureInside(names, ip, hostAddress(settings.subnet), settings.subnet.prefix, pid)
 }
 
 /**
- * No user namespaces inside a sandbox: they would hand its processes a full set of capabilities
- * over new namespaces and much more kernel code to probe. The limit is set in the sandbox's own
- * user namespace, which its root cannot raise again (CAP_SYS_RESOURCE is dropped).
+ * Inside the sandbox's user and network namespaces (host binaries, the sandbox's root ids): no
+ * user namespaces inside a sandbox — they would hand its processes a full set of capabilities
+ * over new namespaces and much more kernel code to probe; the limit is set in the sandbox's own
+ * user namespace, which its root cannot raise again (CAP_SYS_RESOURCE is dropped) — then the
+ * address and the default route. The script is fixed; the addresses reach `ip` on its stdin.
  */
-async function forbidNestedUserNamespaces(pid: number): Promise<void> {
-  await must(
-    'nsenter',
-    [`--user=/proc/${pid}/ns/user`, '--', '/bin/sh', '-c', 'echo 0 > /proc/sys/user/max_user_namespaces'],
-    'limiting user namespaces in the sandbox',
+async function configureInside(names: SandboxNames, ip: string, gateway: string, prefix: number, pid: number): Promise<void> {
+  await ipBatch(
+    [
+      ['addr', 'add', `${ip}/${prefix}`, 'dev', 'eth0'],
+      ['link', 'set', 'dev', 'eth0', 'up'],
+      ['route', 'add', 'default', 'via', gateway],
+    ],
+    `network inside sandbox ${names.netns}`,
+    {
+      prefix: [
+        'nsenter',
+        `--user=/proc/${pid}/ns/user`,
+        `--net=/proc/${pid}/ns/net`,
+        '--',
+        '/bin/sh',
+        '-c',
+        'echo 0 > /proc/sys/user/max_user_namespaces && exec ip "$@"',
+        'prov-sandbox-net',
+      ],
+    },
   )
 }
 
@@ -434,10 +460,7 @@ export async function launch(settings: LocalSettings, names: SandboxNames, spec:
     },
     command: ['/bin/sh', '-c', bootScript],
     logFile,
-    beforeStart: async (pid) => {
-      await forbidNestedUserNamespaces(pid)
-      await attachNetwork(settings, names, spec.ip, pid)
-    },
+    beforeStart: (pid) => attachNetwork(settings, names, spec.ip, pid),
   }).catch((error) => {
     throw failedError(`sandbox ${spec.name} did not start: ${(error as Error).message}; ${lastLines(logFile)}`, { location: logFile })
   })
