@@ -77,7 +77,8 @@ const fileNamePattern = /\.(ya?ml|json|toml|txt|age|sops|env|md|[cm]?[jt]s|sh|co
  * Redacts secret values and the values of `key=value` / `"key": "value"` pairs whose key names a
  * secret, inside free text such as log lines and error messages. A name inside an indexed path
  * (`steps[0].env.PW.secret: ...`) or a file name (`secrets/db.yaml: ...`) is a place named by an
- * error message, not a field holding a value; `{secret: db/password}` is a reference, not a value.
+ * error message, not a field holding a value; `{secret: db/password}` (also as the value of
+ * `token: {secret: NAME}`) is a reference, not a value, and `...` a placeholder.
  */
 export function redactString(text: string): string {
   let out = redactSecretValues(text)
@@ -85,6 +86,9 @@ export function redactString(text: string): string {
     /(?<![/\w.\]-])([A-Za-z0-9_./-]*(?:password|passwd|secret|token|api[_-]?key|private[_-]?key)[A-Za-z0-9_.-]*)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;}&)]+)/gi,
     (match, name: string, sep: string, value: string, offset: number, whole: string) => {
       if (harmlessFieldPattern.test(name) || value === REDACTED) return match
+      // `token: {secret: NAME}` points into the secret store and `PASSWORD=...` is a hint's
+      // placeholder: neither is a value, and redacting them leaves a hint nobody can follow.
+      if (/^\{\s*"?secret"?\s*:/i.test(value) || /^(\.\.\.|…)$/.test(value)) return match
       if (/^"?secret"?$/i.test(name) && /\{\s*"?$/.test(whole.slice(Math.max(0, offset - 3), offset))) return match
       if (fileNamePattern.test(name)) return match
       return `${name}${sep}${REDACTED}`

@@ -28,6 +28,14 @@ describe('redaction', () => {
     expect(redactString('--api-key=abcdef password: hunter2')).toBe(`--api-key=${REDACTED} password: ${REDACTED}`)
   })
 
+  it('keeps secret references and placeholders of hints readable', () => {
+    const hint = 'hint: export UPCLOUD_USERNAME=... and UPCLOUD_PASSWORD=... (an API user), or set providers.upcloud.token: {secret: NAME}'
+    expect(redactString(hint)).toBe(hint)
+    expect(redactString('token: {secret:NAME} or HCLOUD_TOKEN=…')).toBe('token: {secret:NAME} or HCLOUD_TOKEN=…')
+    // Values that only start like a reference or a placeholder are still values.
+    expect(redactString('token: {secretish} password=....x')).toBe(`token: ${REDACTED}} password=${REDACTED}`)
+  })
+
   it('redactKnownSecrets replaces registered values only', () => {
     registerSecretValue('registered-value-42')
     expect(redactKnownSecrets('{"password":"x","v":"registered-value-42"}')).toBe(`{"password":"x","v":"${REDACTED}"}`)

@@ -216,7 +216,7 @@ describe('upcloud bad input and API errors', () => {
       const lines = errorLines(result)
       expect(lines).toHaveLength(1)
       expect(lines[0]).toMatch(
-        /no upcloud API credential: UPCLOUD_PASSWORD is not set \(nor UPCLOUD_TOKEN\).*hint: export UPCLOUD_USERNAME=\.\.\. and UPCLOUD_PASSWORD/,
+        /no upcloud API credential: UPCLOUD_PASSWORD is not set \(nor UPCLOUD_TOKEN\).*hint: export UPCLOUD_USERNAME=\.\.\. and UPCLOUD_PASSWORD=\.\.\. \(an API user\), or UPCLOUD_TOKEN=\.\.\., or set providers\.upcloud\.token: \{secret: NAME\}$/,
       )
     }
   })
