@@ -294,6 +294,15 @@ function buildServerPlanSchemas() {
         needs_recreation: z.boolean().optional(),
       })
       .optional(),
+    /** What a server to create costs, from its provider's catalog (null: no price known). */
+    price: z
+      .strictObject({
+        currency: z.string().regex(/^[A-Z]{3}$/, 'a currency code such as EUR'),
+        hourly: z.number().min(0).max(1e9),
+        monthly: z.number().min(0).max(1e9),
+      })
+      .nullable()
+      .optional(),
   })
   /** Everything but the actions (checked one by one, to name the failing one). */
   const envelope = z.strictObject({

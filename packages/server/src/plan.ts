@@ -2,6 +2,7 @@ import {
   configError,
   didYouMean,
   listServers,
+  log,
   notFoundError,
   type planActionKinds,
   readServerState,
@@ -12,7 +13,7 @@ import {
 } from '@prov/core'
 import { type DayZeroSummary, renderDayZero, summarizeDayZero } from './dayzero/document'
 import { type DesiredState, type FieldPath, infraServersFile, readDesired, specLocation } from './desired'
-import { liveServers, type ServerEnv } from './engine'
+import { liveServers, providerConfig, type ServerEnv } from './engine'
 import { knownProviders } from './providers/registry'
 import type { ServerSpec } from './providers/types'
 import { checkAddressCollisions, checkSpecsWithProviders } from './validate'
@@ -34,6 +35,15 @@ export interface PlanAction {
   spec?: ServerSpec
   /** Fingerprint of the server's first-boot document (docs/day-zero.md); `previous` when it changed. */
   day_zero?: DayZeroSummary & { previous?: string | null; needs_recreation?: boolean }
+  /** What a server to create costs (create only): null when its provider has no price for its plan and zone. */
+  price?: PlanPrice | null
+}
+
+/** The price of one server to create, as its provider's catalog gives it. */
+export interface PlanPrice {
+  currency: string
+  hourly: number
+  monthly: number
 }
 
 export interface ServerPlan {
@@ -204,6 +214,7 @@ export async function computePlan(env: ServerEnv, desired: DesiredState): Promis
       })
     }
   }
+  await addPrices(env, actions)
   const wanted = new Set(desired.servers.map((s) => s.name))
   if (desired.infra) {
     for (const record of live.values()) {
@@ -218,6 +229,54 @@ export async function computePlan(env: ServerEnv, desired: DesiredState): Promis
     source,
     actions: [...deletes, ...actions],
   })
+}
+
+/**
+ * Prices the servers a plan creates: one read-only catalog call per distinct provider, plan and
+ * zone (a thousand servers of one type ask once). A price is information, never a reason to
+ * refuse a plan: a provider that cannot answer is warned about once and its servers get null.
+ */
+async function addPrices(env: ServerEnv, actions: PlanAction[]): Promise<void> {
+  const asked = new Map<string, Promise<PlanPrice | null>>()
+  const failed = new Set<string>()
+  const priceOf = (action: PlanAction): Promise<PlanPrice | null> => {
+    const spec = action.spec as ServerSpec
+    const configured = providerConfig(env.config, spec.provider).plan
+    const plan = spec.plan ?? (typeof configured === 'string' ? configured : null)
+    const key = JSON.stringify([spec.provider, plan, spec.zone])
+    let pending = asked.get(key)
+    if (!pending) {
+      pending = askPrice(env, spec.provider, plan, spec.zone).catch((error: unknown) => {
+        if (!failed.has(spec.provider)) log().warn(`${spec.provider}: no prices in the plan: ${(error as Error).message}`)
+        failed.add(spec.provider)
+        return null
+      })
+      asked.set(key, pending)
+    }
+    return pending
+  }
+  const creates = actions.filter((action) => action.action === 'create' && action.spec)
+  const prices = await Promise.all(creates.map(priceOf))
+  creates.forEach((action, index) => {
+    action.price = prices[index]
+  })
+}
+
+/** Largest price a plan carries: anything above is not a server's price but a broken answer. */
+const MAX_PRICE = 1e9
+
+async function askPrice(env: ServerEnv, name: string, plan: string | null, zone: string | null): Promise<PlanPrice | null> {
+  if (!plan) return null
+  const provider = await env.provider(name)
+  if (!provider.capabilities.price) return null
+  const price = await provider.price(env.providerContext(name), plan, zone)
+  if (!price) return null
+  // The numbers come from a remote API: only a currency code and finite, non-negative amounts go into the plan.
+  const amount = (value: unknown) => typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= MAX_PRICE
+  if (!/^[A-Z]{3}$/.test(String(price.currency)) || !amount(price.hourly) || !amount(price.monthly)) {
+    throw new Error(`the ${name} API answered an unusable price for plan ${plan}`)
+  }
+  return { currency: price.currency, hourly: price.hourly, monthly: price.monthly }
 }
 
 /** What the fingerprint covers besides the state: everything in a plan but the fingerprint itself. */

@@ -1,5 +1,5 @@
 import { colourAllowed, type OutputFormat, writeStdout } from '@prov/core'
-import type { PlanAction, ServerPlan } from './plan'
+import type { PlanAction, PlanPrice, ServerPlan } from './plan'
 import type { ServerSpec } from './providers/types'
 
 /**
@@ -51,9 +51,34 @@ function updateLine(action: PlanAction): string {
   return `: ${changes.length ? changes.join('; ') : action.reason}`
 }
 
+/** `0.0060 EUR/h  3.85 EUR/mo`; `-` when the provider has no price. */
+export function priceText(price: PlanPrice | null | undefined): string {
+  if (!price) return '-'
+  return `${price.hourly.toFixed(4)} ${price.currency}/h  ${price.monthly.toFixed(2)} ${price.currency}/mo`
+}
+
+/** The monthly cost of what the plan creates, per currency (`3,850.00 EUR/mo`), or '' when nothing is priced. */
+function totalText(actions: PlanAction[]): string {
+  const totals = new Map<string, number>()
+  let unpriced = 0
+  for (const action of actions) {
+    if (action.action !== 'create') continue
+    if (action.price) totals.set(action.price.currency, (totals.get(action.price.currency) ?? 0) + action.price.monthly)
+    else unpriced++
+  }
+  if (!totals.size) return ''
+  const sums = [...totals].map(([currency, sum]) => `${sum.toLocaleString('en', { minimumFractionDigits: 2, maximumFractionDigits: 2 })} ${currency}/mo`)
+  return ` New servers cost ${sums.join(' + ')}${unpriced ? ` (${unpriced} without a price)` : ''}.`
+}
+
 /** The plan as lines for people; `paint` colours the markers. */
 export function renderPlan(plan: ServerPlan, paint: ReturnType<typeof painter>): string {
   const lines: string[] = []
+  // Created servers show their price in a column of its own, when the plan has any.
+  const priced = plan.actions.some((a) => a.action === 'create' && a.price)
+  const createText = (action: PlanAction) => `create ${action.server} (${describeSpec(action.provider, action.spec)})`
+  const width = priced ? Math.max(0, ...plan.actions.filter((a) => a.action === 'create').map((a) => createText(a).length)) : 0
+  const priceColumn = (action: PlanAction, text: string) => (priced ? `${text.padEnd(width)}  ${priceText(action.price)}` : text)
   const deletes = new Map(plan.actions.filter((a) => a.action === 'delete').map((a) => [a.server, a]))
   const replaced = new Set(plan.actions.filter((a) => a.action === 'create' && deletes.has(a.server)).map((a) => a.server))
   for (const action of plan.actions) {
@@ -66,7 +91,7 @@ export function renderPlan(plan: ServerPlan, paint: ReturnType<typeof painter>):
             `${paint.remove('-')}/${paint.add('+')} replace ${name} (${old.provider} -> ${describeSpec(action.provider, action.spec)}) ${paint.dim(`# ${action.reason}`)}`,
           )
         } else {
-          lines.push(`${paint.add('+')} create ${name} (${describeSpec(action.provider, action.spec)})`)
+          lines.push(`${paint.add('+')} ${priceColumn(action, createText(action))}`)
         }
         break
       case 'update':
@@ -82,7 +107,7 @@ export function renderPlan(plan: ServerPlan, paint: ReturnType<typeof painter>):
   const s = plan.summary
   if (!plan.actions.length) return 'Nothing to do: no servers.\n'
   if (!lines.length) return `No changes: ${plural(s.keep, 'server')} ${s.keep === 1 ? 'matches' : 'match'} ${plan.source}.\n`
-  const summary = `Plan: ${s.create} to create, ${s.update} to update, ${s.delete} to delete, ${s.keep} unchanged.`
+  const summary = `Plan: ${s.create} to create, ${s.update} to update, ${s.delete} to delete, ${s.keep} unchanged.${totalText(plan.actions)}`
   return `${lines.join('\n')}\n\n${summary}\n`
 }
 

@@ -130,6 +130,8 @@ describe('aws on moto', { timeout: 240_000 }, () => {
     const planned = await cli(['plan', '--infra', 'cloud'])
     expect(planned.code, planned.stderr).toBe(0)
     expect(planned.json().actions.map((a: { action: string }) => a.action)).toEqual(['create', 'create', 'create'])
+    // EC2 has no price call: each server to create says so with null rather than leaving the field out.
+    expect(planned.json().actions.map((a: { price?: unknown }) => a.price)).toEqual([null, null, null])
     for (const [args, input] of [
       [['create', 'ec2-01', '--infra', 'cloud', '--check'], undefined],
       [['apply', '--check'], planned.stdout],

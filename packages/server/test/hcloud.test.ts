@@ -85,6 +85,40 @@ describe('hcloud catalog', () => {
     expect(price.json()[0]).toMatchObject({ plan: 'cx22', zone: 'fsn1', currency: 'EUR', hourly: expect.any(Number), monthly: expect.any(Number) })
     expect(mutating()).toEqual([])
   })
+
+  it('plan prices each server to create with one catalog call per type and zone, GETs only; the human view has a price column', async () => {
+    const listed = (await cli(['price', 'cx22', '--provider', 'hcloud'])).json()[0]
+    const start = api.requests.length
+    const planned = await cli(['plan', '--infra', 'cloud'])
+    expect(planned.code, planned.stderr).toBe(0)
+    const creates = planned.json().actions.filter((a: { action: string }) => a.action === 'create')
+    expect(creates).toHaveLength(5)
+    for (const action of creates) expect(action.price).toEqual({ currency: listed.currency, hourly: listed.hourly, monthly: listed.monthly })
+    const asked = api.requests.slice(start).map((r) => `${r.method} ${r.path.split('?')[0].replace(/^\/v1/, '')}`)
+    expect(asked.filter((r) => r === 'GET /server_types')).toHaveLength(1)
+    expect(asked.filter((r) => r === 'GET /pricing')).toHaveLength(1)
+    // The plan with its prices is what apply reads back (its schema knows the field).
+    const checked = await runCli('prov-server', ['apply', '--check'], { env, cwd: ws.path, input: planned.stdout, timeoutMs: 120_000 })
+    expect(checked.code, checked.stderr).toBe(0)
+    const human = await cli(['plan', '--infra', 'cloud', '--out', 'table'])
+    expect(human.code, human.stderr).toBe(0)
+    const lines = human.stdout.split('\n').filter((l) => l.startsWith('+ create'))
+    expect(lines).toHaveLength(5)
+    const column = `${listed.hourly.toFixed(4)} ${listed.currency}/h  ${listed.monthly.toFixed(2)} ${listed.currency}/mo`
+    for (const line of lines) expect(line.endsWith(column)).toBe(true)
+    // Aligned: every price starts at the same offset.
+    expect(new Set(lines.map((l) => l.indexOf(column))).size).toBe(1)
+    expect(human.stdout).toContain(`New servers cost ${(5 * listed.monthly).toFixed(2)} ${listed.currency}/mo`)
+    expect(mutating()).toEqual([])
+  })
+
+  it('a price the API answers in an unusable form is left out (null, one warning), never a reason to refuse the plan', async () => {
+    api.fail({ method: 'GET', path: /^\/pricing/, status: 200, body: { pricing: { currency: 'EUR<script>' } }, times: 10 })
+    const planned = await cli(['plan', '--infra', 'cloud'])
+    expect(planned.code, planned.stderr).toBe(0)
+    expect(planned.json().actions.map((a: { price?: unknown }) => a.price)).toEqual([null, null, null, null, null])
+    expect(planned.stderr.match(/no prices in the plan/g)).toHaveLength(1)
+  })
 })
 
 describe('hcloud lifecycle', () => {

@@ -9,6 +9,7 @@ import {
   cloudDefaults,
   IDENTITY,
   listedStatus,
+  OnceCache,
   pollUntil,
   requireChoice,
   waitForSsh,
@@ -181,8 +182,19 @@ async function checkChoices(ctx: Ctx, client: CloudApi, specs: ServerSpec[]): Pr
   }
 }
 
-async function serverTypes(client: CloudApi): Promise<HServerType[]> {
-  return (await client.request<{ server_types: HServerType[] }>('GET', '/server_types', { query: { per_page: 50 } })).server_types
+/** Catalog answers, asked once per endpoint and process (a plan checks and prices many servers). */
+const catalogCalls = new OnceCache()
+
+function serverTypes(client: CloudApi): Promise<HServerType[]> {
+  return catalogCalls.get(`${client.options.endpoint}\0server_types`, async () => {
+    return (await client.request<{ server_types: HServerType[] }>('GET', '/server_types', { query: { per_page: 50 } })).server_types
+  })
+}
+
+function projectCurrency(client: CloudApi): Promise<string> {
+  return catalogCalls.get(`${client.options.endpoint}\0pricing`, async () => {
+    return (await client.request<{ pricing: { currency: string } }>('GET', '/pricing')).pricing.currency
+  })
 }
 
 function planOf(spec: ServerSpec, config: HcloudConfig): string | undefined {
@@ -372,8 +384,8 @@ export const hcloudProvider: Provider<HcloudConfig> = {
     const price = where ? type.prices.find((p) => p.location === where) : type.prices[0]
     if (!price) return null
     // The currency is the project's (GET /pricing); server type prices are EUR for every account we know.
-    const { pricing } = await client.request<{ pricing: { currency: string } }>('GET', '/pricing')
-    return { plan, zone: price.location, currency: pricing.currency, hourly: Number(price.price_hourly.gross), monthly: Number(price.price_monthly.gross) }
+    const currency = await projectCurrency(client)
+    return { plan, zone: price.location, currency, hourly: Number(price.price_hourly.gross), monthly: Number(price.price_monthly.gross) }
   },
 }
 

@@ -201,3 +201,26 @@ export function requireChoice(provider: string, what: string, value: string, cho
     hint: `${close ? `${close} ` : ''}valid: ${shown || '(none offered)'}`,
   })
 }
+
+/**
+ * Calls a process makes once per key (catalog answers, shared resources): concurrent callers wait
+ * for the same promise instead of repeating the call; a failed call is forgotten, so the next
+ * caller asks again. `forget(prefix)` drops the answers whose keys start with it (after a delete).
+ */
+export class OnceCache {
+  private readonly pending = new Map<string, Promise<unknown>>()
+
+  get<T>(key: string, make: () => Promise<T>): Promise<T> {
+    let found = this.pending.get(key) as Promise<T> | undefined
+    if (!found) {
+      found = make()
+      this.pending.set(key, found)
+      found.catch(() => this.pending.delete(key))
+    }
+    return found
+  }
+
+  forget(prefix: string): void {
+    for (const key of this.pending.keys()) if (key.startsWith(prefix)) this.pending.delete(key)
+  }
+}
