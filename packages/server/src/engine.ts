@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import {
   animationAllowed,
   type CommonOptions,
@@ -70,7 +70,7 @@ export function providerContext(workspace: Workspace, config: ProvConfig, name: 
     config: providerConfig(config, name),
     rootConfig: config,
     log: log(),
-    getData: (server) => readServerState(workspace).provider_data[server],
+    getData: (server) => currentState(workspace).provider_data[server],
     save: (record, data) =>
       saveTogether(workspace, (state) => {
         state.servers[record.name] = record
@@ -86,6 +86,29 @@ export function providerContext(workspace: Workspace, config: ProvConfig, name: 
       return chosen as ServerRecord
     },
   }
+}
+
+/** The last state read per workspace, with the identity of the file it came from. */
+const stateReads = new Map<string, { key: string; state: ServerState }>()
+
+/**
+ * The workspace's server state, read again only when the file changed: every write replaces it
+ * by an atomic rename (a new inode), so inode, size and mtime say whether the copy is current.
+ * A `list` asks for each record's provider data: a thousand servers are one read, not a thousand.
+ */
+function currentState(workspace: Workspace): ServerState {
+  let key = 'missing'
+  try {
+    const stat = statSync(workspace.paths.servers, { bigint: true })
+    key = `${stat.ino}:${stat.size}:${stat.mtimeNs}`
+  } catch {
+    // No state file yet: readServerState answers the empty state.
+  }
+  const cached = stateReads.get(workspace.path)
+  if (cached?.key === key) return cached.state
+  const state = readServerState(workspace)
+  stateReads.set(workspace.path, { key, state })
+  return state
 }
 
 type StateChange = (state: ServerState) => void

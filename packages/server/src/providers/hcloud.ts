@@ -7,8 +7,9 @@ import {
   cloudConfigProblems,
   cloudCredential,
   cloudDefaults,
+  cloudSpecProblems,
   IDENTITY,
-  listedStatus,
+  listedRecord,
   OnceCache,
   pollUntil,
   requireChoice,
@@ -219,11 +220,10 @@ export const hcloudProvider: Provider<HcloudConfig> = {
   },
 
   validateSpec(spec, config) {
-    const problems: string[] = []
-    if (!planOf(spec, config)) problems.push('an hcloud server needs a plan (server type such as cx22), or providers.hcloud.plan')
-    if (!imageOf(spec, config)) problems.push('an hcloud server needs an image (such as debian-12), or providers.hcloud.image')
-    if (spec.address) problems.push('hcloud assigns addresses itself: remove address')
-    return problems
+    return cloudSpecProblems('hcloud', spec, [
+      { field: 'plan', value: planOf(spec, config), example: 'server type such as cx22' },
+      { field: 'image', value: imageOf(spec, config), example: 'such as debian-12' },
+    ])
   },
 
   async checkSpecs(ctx, specs) {
@@ -241,12 +241,16 @@ export const hcloudProvider: Provider<HcloudConfig> = {
       servers.push(...found.servers)
       if (!found.meta?.pagination?.next_page) break
     }
+    // Indexed once: a plan lists every server of the workspace, a lookup per record would be quadratic.
+    const byId = new Map(servers.map((s) => [s.id, s]))
+    const byName = new Map<string, HServer>()
+    for (const server of servers) {
+      const name = server.labels?.[IDENTITY.server]
+      if (name !== undefined && !byName.has(name)) byName.set(name, server)
+    }
     return records.map((record) => {
       const id = ctx.getData(record.name)?.id
-      const server = servers.find((s) => s.id === id) ?? servers.find((s) => s.labels?.[IDENTITY.server] === record.name)
-      if (!server) return { ...record, status: 'unknown' as const }
-      const live = recordOf(record, server)
-      return { ...live, status: listedStatus(record, live.status) }
+      return listedRecord(record, (typeof id === 'number' ? byId.get(id) : undefined) ?? byName.get(record.name), recordOf)
     })
   },
 

@@ -16,7 +16,7 @@ import {
   usageError,
   type Workspace,
 } from '@prov/core'
-import type { ProviderContext } from '../types'
+import type { ProviderContext, ServerSpec } from '../types'
 
 /** Settings every cloud provider reads from `providers.<name>` (docs/providers.md). */
 export interface CloudProviderConfig {
@@ -223,4 +223,36 @@ export class OnceCache {
   forget(prefix: string): void {
     for (const key of this.pending.keys()) if (key.startsWith(prefix)) this.pending.delete(key)
   }
+}
+
+/** A field a cloud server must have (from the server or the provider's section), with an example for the message. */
+export interface RequiredSpecField {
+  field: 'plan' | 'image' | 'zone'
+  /** The server's value, else the provider section's default. */
+  value: string | null | undefined
+  /** What a value looks like (`instance type such as t3.micro`). */
+  example: string
+}
+
+/**
+ * The problems every cloud provider finds with a declared server: a required field given neither
+ * by the server nor by `providers.<name>`, and a fixed address (the cloud assigns addresses).
+ */
+export function cloudSpecProblems(provider: string, spec: ServerSpec, required: readonly RequiredSpecField[]): string[] {
+  const problems: string[] = []
+  for (const { field, value, example } of required) {
+    if (!value) problems.push(`an ${provider} server needs ${field === 'image' ? 'an' : 'a'} ${field} (${example}), or providers.${provider}.${field}`)
+  }
+  if (spec.address) problems.push(`${provider} assigns addresses itself: remove address`)
+  return problems
+}
+
+/**
+ * A record as `list` reports it from what the cloud holds for it: `unknown` when nothing was
+ * found, else the live fields (`recordOf`) with the status `listedStatus` gives.
+ */
+export function listedRecord<T>(record: ServerRecord, found: T | undefined, recordOf: (record: ServerRecord, found: T) => ServerRecord): ServerRecord {
+  if (found === undefined) return { ...record, status: 'unknown' }
+  const live = recordOf(record, found)
+  return { ...live, status: listedStatus(record, live.status) }
 }
