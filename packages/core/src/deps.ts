@@ -46,23 +46,25 @@ export function parseRequest(request: string): { name: string; range: string } {
   return { name: request.slice(0, at), range }
 }
 
-// Ranges are parsed once and answers memoised: a large graph repeats the same few ranges (P3).
-const rangeCache = new Map<string, import('semver').Range>()
-const answerCache = new Map<string, boolean>()
+// Ranges are parsed once and answers memoised per range: a large graph repeats the same few ranges
+// and versions, so each edge costs two map lookups and no allocation (no key string per edge).
+// Both caches are bounded: a long-lived process may see many distinct hostile ranges.
+const MEMO_LIMIT = 10_000
+const rangeAnswers = new Map<string, { range: import('semver').Range; answers: Map<string, boolean> }>()
 function satisfies(version: string, range: string): boolean {
   if (range === '*' || range === '') return true
-  const key = `${version}\u0000${range}`
-  let answer = answerCache.get(key)
+  let memo = rangeAnswers.get(range)
+  if (!memo) {
+    const semver = semverLib()
+    if (rangeAnswers.size >= MEMO_LIMIT) rangeAnswers.clear()
+    memo = { range: new semver.Range(range, { includePrerelease: true }), answers: new Map() }
+    rangeAnswers.set(range, memo)
+  }
+  let answer = memo.answers.get(version)
   if (answer === undefined) {
-    let parsed = rangeCache.get(range)
-    if (!parsed) {
-      const semver = semverLib()
-      parsed = new semver.Range(range, { includePrerelease: true })
-      rangeCache.set(range, parsed)
-    }
-    answer = parsed.test(version)
-    if (answerCache.size > 100_000) answerCache.clear()
-    answerCache.set(key, answer)
+    answer = memo.range.test(version)
+    if (memo.answers.size >= MEMO_LIMIT) memo.answers.clear()
+    memo.answers.set(version, answer)
   }
   return answer
 }
@@ -71,20 +73,29 @@ function satisfies(version: string, range: string): boolean {
  * Resolves a set of requested extensions against a catalog: expands hard requirements,
  * orders by requirements and present optional ones, and reports cycles (with their path),
  * conflicts, unsatisfiable ranges and too-old prov versions.
+ *
+ * Linear in the selected extensions and their edges. Each selected extension gets a dense id (in
+ * selection order); the edges found while expanding are kept as ids in typed arrays, so the checks
+ * and the ordering after the expansion neither look names up again nor allocate per edge.
+ * `versions` is built when first read: an object of one key per extension is the largest single
+ * cost of a big resolution, and most callers only need the order.
  */
 export function resolveDependencies(requests: string[], catalog: Map<string, DependencyNode> | DependencyNode[], options: ResolveOptions = {}): Resolution {
   const byName = catalog instanceof Map ? catalog : new Map(catalog.map((n) => [n.name, n]))
   const installed = new Map((options.installed ?? []).map((n) => [n.name, n]))
-  const selected = new Map<string, DependencyNode>()
+  const graph = new SelectionGraph()
   const requested: string[] = []
   const added: string[] = []
 
-  const lookup = (depName: string, range: string, by: string): DependencyNode => {
+  const find = (depName: string, by: string): DependencyNode => {
     const node = byName.get(depName) ?? installed.get(depName)
     if (!node) {
       const detail = by ? `'${by}' requires '${depName}', which is not available` : `unknown extension '${depName}'`
       throw notFoundError(detail, { hint: didYouMean(depName, byName.keys()) ?? (by ? 'add it to a workspace or install it from a registry' : undefined) })
     }
+    return node
+  }
+  const checkRange = (node: DependencyNode, depName: string, range: string, by: string): DependencyNode => {
     if (!satisfies(node.version, range)) {
       throw configError(`unsatisfiable version: ${by ? `'${by}' requires` : 'requested'} ${depName} ${range}, but ${node.version} is available`, {
         hint: 'install a matching version of the extension or relax the range',
@@ -92,38 +103,92 @@ export function resolveDependencies(requests: string[], catalog: Map<string, Dep
     }
     return node
   }
+  const lookup = (depName: string, range: string, by: string): DependencyNode => checkRange(find(depName, by), depName, range, by)
 
-  const stack: string[] = []
+  // Depth first (last pushed, first expanded): the selection order decides which error is reported
+  // first and the key order of `versions`. A name requested twice is pushed twice, expanded once.
+  const stack: number[] = []
   for (const request of requests) {
     const { name, range } = parseRequest(request)
     const root = lookup(name, range, '')
     requested.push(root.name)
-    stack.push(root.name)
-    selected.set(root.name, root)
+    stack.push(graph.select(root.name, root, (byName.get(root.name) ?? installed.get(root.name)) === root))
   }
   if (options.expand !== false) {
     while (stack.length) {
-      const current = selected.get(stack.pop() as string) as DependencyNode
-      for (const [dep, range] of Object.entries(current.requires ?? {})) {
+      const id = stack.pop() as number
+      if (graph.expanded(id)) continue
+      graph.beginHardEdges(id)
+      const current = graph.nodes[id]
+      const requires = current.requires ?? {}
+      for (const dep of Object.keys(requires)) {
         if (dep === current.name) throw configError(`dependency cycle: ${dep} -> ${dep}`, { hint: `'${dep}' requires itself` })
-        const node = lookup(dep, range, current.name)
-        if (!selected.has(dep)) {
-          selected.set(dep, node)
-          if (!installed.has(dep) || byName.has(dep)) added.push(dep)
-          stack.push(dep)
+        let depId = graph.ids.get(dep)
+        if (depId !== undefined && graph.sameAsCatalog(depId)) {
+          // Already selected under this name: the catalog would answer with the same extension.
+          checkRange(graph.nodes[depId], dep, requires[dep], current.name)
+        } else {
+          const node = lookup(dep, requires[dep], current.name)
+          if (depId === undefined) {
+            if (!installed.has(dep) || byName.has(dep)) added.push(dep)
+            depId = graph.select(dep, node, true)
+            stack.push(depId)
+          }
+        }
+        graph.addEdge(id, depId)
+      }
+      graph.endHardEdges(id)
+    }
+  }
+  // Versions of requirements among the selection must hold (hard ones first, then optional ones
+  // whose target is selected or installed). Only optional edges are new here. A hard edge was
+  // checked by the expansion against the extension the catalog has under that name, which is the
+  // selected one unless a requested extension's own name leads elsewhere in the catalog.
+  const { ids, names, nodes } = graph
+  const lastSeenBy = new Int32Array(nodes.length).fill(-1)
+  for (let id = 0; id < nodes.length; id++) {
+    const node = nodes[id]
+    if (graph.expanded(id)) {
+      let checked = true
+      for (let edge = graph.firstHardEdge(id), end = graph.endOfHardEdges(id); edge < end; edge++) {
+        const dep = graph.edgeRequirement.at(edge)
+        lastSeenBy[dep] = id
+        checked &&= graph.sameAsCatalog(dep)
+      }
+      if (!checked) {
+        const requires = node.requires ?? {}
+        for (const dep of Object.keys(requires)) {
+          const target = nodes[ids.get(dep) as number]
+          if (!satisfies(target.version, requires[dep])) throw unsatisfiedAmongSelection(node, dep, requires[dep], target)
+        }
+      }
+    } else if (node.requires) {
+      // Not expanded (expand: false): the hard requirements must already be in the set.
+      for (const dep of Object.keys(node.requires)) {
+        const range = node.requires[dep]
+        const depId = ids.get(dep)
+        const target = depId === undefined ? installed.get(dep) : nodes[depId]
+        if (target && !satisfies(target.version, range)) throw unsatisfiedAmongSelection(node, dep, range, target)
+        if (!target && range !== undefined) {
+          throw notFoundError(`'${node.name}' requires '${dep}', which is not in the set`, { hint: didYouMean(dep, byName.keys()) })
+        }
+        if (depId !== undefined && lastSeenBy[depId] !== id) {
+          lastSeenBy[depId] = id
+          graph.addEdge(id, depId)
         }
       }
     }
-  }
-  // Versions of requirements among the selection must hold.
-  for (const node of selected.values()) {
-    for (const [dep, range] of [...Object.entries(node.requires ?? {}), ...Object.entries(node.optional ?? {})]) {
-      const target = selected.get(dep) ?? installed.get(dep)
-      if (target && !satisfies(target.version, range)) {
-        throw configError(`unsatisfiable version: '${node.name}' needs ${dep} ${range}, but ${target.version} is selected`, { hint: 'align the versions' })
-      }
-      if (!target && options.expand === false && node.requires?.[dep] !== undefined) {
-        throw notFoundError(`'${node.name}' requires '${dep}', which is not in the set`, { hint: didYouMean(dep, byName.keys()) })
+    if (node.optional) {
+      for (const dep of Object.keys(node.optional)) {
+        const range = node.optional[dep]
+        const depId = ids.get(dep)
+        const target = depId === undefined ? installed.get(dep) : nodes[depId]
+        if (target && !satisfies(target.version, range)) throw unsatisfiedAmongSelection(node, dep, range, target)
+        // Listed both as hard and optional: one edge.
+        if (depId !== undefined && lastSeenBy[depId] !== id) {
+          lastSeenBy[depId] = id
+          graph.addEdge(id, depId)
+        }
       }
     }
     if (node.min_prov_version && options.provVersion && !semverLib().satisfies(options.provVersion, `>=${node.min_prov_version}`)) {
@@ -132,65 +197,168 @@ export function resolveDependencies(requests: string[], catalog: Map<string, Dep
       })
     }
   }
-  checkConflicts(selected, installed)
+  checkConflicts(graph, installed)
 
-  // Kahn's algorithm in levels over hard edges and optional edges whose target is selected.
-  const dependents = new Map<string, string[]>()
-  const indegree = new Map<string, number>()
-  for (const name of selected.keys()) indegree.set(name, 0)
-  for (const node of selected.values()) {
-    const deps = [...Object.keys(node.requires ?? {}), ...Object.keys(node.optional ?? {}).filter((d) => selected.has(d))]
-    for (const dep of new Set(deps)) {
-      if (!selected.has(dep)) continue // satisfied by an installed one
-      indegree.set(node.name, (indegree.get(node.name) ?? 0) + 1)
-      const list = dependents.get(dep)
-      if (list) list.push(node.name)
-      else dependents.set(dep, [node.name])
+  const { levels, order, indegree } = orderInLevels(graph)
+  if (order.length < names.length) {
+    throw configError(`dependency cycle: ${findCycle(graph, indegree).join(' -> ')}`, { hint: 'remove one of these requirements' })
+  }
+  const resolution = { schema: RESOLUTION_SCHEMA, requested, levels, order, added: added.sort() } as Resolution
+  const materialise = (value: Record<string, string>) => {
+    Object.defineProperty(resolution, 'versions', { value, writable: true, enumerable: true, configurable: true })
+    return value
+  }
+  Object.defineProperty(resolution, 'versions', {
+    enumerable: true,
+    configurable: true,
+    // Own data properties whatever the names (an assignment loop would treat `__proto__` specially).
+    get: () => materialise(Object.fromEntries(names.map((name, id) => [name, nodes[id].version]))),
+    set: materialise,
+  })
+  return resolution
+}
+
+function unsatisfiedAmongSelection(node: DependencyNode, dep: string, range: string, target: DependencyNode): Error {
+  return configError(`unsatisfiable version: '${node.name}' needs ${dep} ${range}, but ${target.version} is selected`, { hint: 'align the versions' })
+}
+
+/** A growable list of 32-bit integers (no boxed numbers, one buffer). */
+class IntList {
+  private data = new Int32Array(64)
+  length = 0
+  push(value: number): void {
+    if (this.length === this.data.length) {
+      const grown = new Int32Array(this.length * 2)
+      grown.set(this.data)
+      this.data = grown
     }
+    this.data[this.length++] = value
   }
-  const levels: string[][] = []
-  let ready = [...indegree].filter(([, d]) => d === 0).map(([n]) => n)
-  let placed = 0
-  while (ready.length) {
-    ready.sort()
-    levels.push(ready)
-    placed += ready.length
-    const next: string[] = []
-    for (const name of ready) {
-      for (const dependent of dependents.get(name) ?? []) {
-        const d = (indegree.get(dependent) ?? 0) - 1
-        indegree.set(dependent, d)
-        if (d === 0) next.push(dependent)
-      }
-    }
-    ready = next
+  at(index: number): number {
+    return this.data[index]
   }
-  if (placed < selected.size) {
-    const remaining = new Set([...indegree].filter(([, d]) => d > 0).map(([n]) => n))
-    const cycle = findCycle(remaining, selected)
-    throw configError(`dependency cycle: ${cycle.join(' -> ')}`, { hint: 'remove one of these requirements' })
-  }
-  return {
-    schema: RESOLUTION_SCHEMA,
-    requested,
-    levels,
-    order: levels.flat(),
-    added: added.sort(),
-    versions: Object.fromEntries([...selected].map(([n, node]) => [n, node.version])),
+  set(index: number, value: number): void {
+    this.data[index] = value
   }
 }
 
-function checkConflicts(selected: Map<string, DependencyNode>, installed: Map<string, DependencyNode>): void {
+/**
+ * The selected extensions, each with a dense id in selection order, and the requirement edges
+ * between them (dependent -> requirement). The hard edges of an expanded extension are contiguous.
+ */
+class SelectionGraph {
+  readonly ids = new Map<string, number>()
+  readonly names: string[] = []
+  readonly nodes: DependencyNode[] = []
+  readonly edgeDependent = new IntList()
+  readonly edgeRequirement = new IntList()
+  private readonly hardStart = new IntList()
+  private readonly hardEnd = new IntList()
+  /** 1 when the catalog's extension under the selected name is the selected one. */
+  private readonly catalogMatch = new IntList()
+
+  /** The id of `name`, selecting it first if needed. */
+  select(name: string, node: DependencyNode, sameAsCatalog: boolean): number {
+    let id = this.ids.get(name)
+    if (id === undefined) {
+      id = this.names.length
+      this.ids.set(name, id)
+      this.names.push(name)
+      this.nodes.push(node)
+      this.hardStart.push(-1)
+      this.hardEnd.push(-1)
+      this.catalogMatch.push(sameAsCatalog ? 1 : 0)
+    }
+    return id
+  }
+  sameAsCatalog(id: number): boolean {
+    return this.catalogMatch.at(id) === 1
+  }
+  expanded(id: number): boolean {
+    return this.hardStart.at(id) >= 0
+  }
+  beginHardEdges(id: number): void {
+    this.hardStart.set(id, this.edgeDependent.length)
+  }
+  endHardEdges(id: number): void {
+    this.hardEnd.set(id, this.edgeDependent.length)
+  }
+  /** The first hard edge of an expanded extension. */
+  firstHardEdge(id: number): number {
+    return this.hardStart.at(id)
+  }
+  /** One past the last hard edge of an expanded extension. */
+  endOfHardEdges(id: number): number {
+    return this.hardEnd.at(id)
+  }
+  addEdge(dependent: number, requirement: number): void {
+    this.edgeDependent.push(dependent)
+    this.edgeRequirement.push(requirement)
+  }
+}
+
+/**
+ * Kahn's algorithm in levels over the edges (hard ones, and optional ones whose target is
+ * selected; a requirement satisfied by an installed extension is no edge). Each level is sorted
+ * by name and can run in parallel. Edges are grouped by requirement in one typed array (offsets
+ * per extension) and the queue is one typed array, so the walk allocates only the levels it
+ * returns. `indegree` keeps, for extensions a cycle left out, a count above zero.
+ */
+function orderInLevels(graph: SelectionGraph): { levels: string[][]; order: string[]; indegree: Int32Array } {
+  const { names, edgeDependent, edgeRequirement } = graph
+  const count = names.length
+  const edges = edgeDependent.length
+  const indegree = new Int32Array(count)
+  const start = new Int32Array(count + 1)
+  for (let edge = 0; edge < edges; edge++) {
+    indegree[edgeDependent.at(edge)]++
+    start[edgeRequirement.at(edge) + 1]++
+  }
+  for (let id = 0; id < count; id++) start[id + 1] += start[id]
+  const dependents = new Int32Array(edges)
+  const cursor = start.slice(0, count)
+  for (let edge = 0; edge < edges; edge++) dependents[cursor[edgeRequirement.at(edge)]++] = edgeDependent.at(edge)
+
+  const levels: string[][] = []
+  const order: string[] = []
+  const queue = new Int32Array(count)
+  let tail = 0
+  for (let id = 0; id < count; id++) if (indegree[id] === 0) queue[tail++] = id
+  let head = 0
+  while (head < tail) {
+    const levelEnd = tail
+    const level: string[] = new Array(levelEnd - head)
+    for (let i = head; i < levelEnd; i++) level[i - head] = names[queue[i]]
+    level.sort()
+    levels.push(level)
+    for (const name of level) order.push(name)
+    for (; head < levelEnd; head++) {
+      const id = queue[head]
+      for (let edge = start[id]; edge < start[id + 1]; edge++) {
+        const dependent = dependents[edge]
+        if (--indegree[dependent] === 0) queue[tail++] = dependent
+      }
+    }
+  }
+  return { levels, order, indegree }
+}
+
+function checkConflicts(selection: SelectionGraph, installed: Map<string, DependencyNode>): void {
+  const declares = (node: DependencyNode) => node.conflicts !== undefined && node.conflicts.length > 0
+  // Most graphs declare no conflicts: skip building the provider table for all of them.
+  if (!selection.nodes.some(declares) && ![...installed.values()].some(declares)) return
   const providers = new Map<string, string>()
-  for (const node of [...installed.values(), ...selected.values()]) {
+  const provide = (node: DependencyNode) => {
     providers.set(node.name, node.name)
     for (const virtual of node.provides ?? []) providers.set(virtual, node.name)
   }
-  for (const node of selected.values()) {
+  for (const node of installed.values()) provide(node)
+  for (const node of selection.nodes) provide(node)
+  for (const node of selection.nodes) {
     for (const conflict of node.conflicts ?? []) {
       const holder = providers.get(conflict)
       if (holder && holder !== node.name) {
-        const where = installed.has(holder) && !selected.has(holder) ? ' (installed)' : ''
+        const where = installed.has(holder) && !selection.ids.has(holder) ? ' (installed)' : ''
         throw configError(`conflict: '${node.name}' conflicts with '${holder}'${where}`, { hint: `install only one of ${node.name} and ${holder}` })
       }
     }
@@ -198,39 +366,53 @@ function checkConflicts(selected: Map<string, DependencyNode>, installed: Map<st
   for (const node of installed.values()) {
     for (const conflict of node.conflicts ?? []) {
       const holder = providers.get(conflict)
-      if (holder && selected.has(holder) && holder !== node.name) {
+      if (holder && selection.ids.has(holder) && holder !== node.name) {
         throw configError(`conflict: '${holder}' conflicts with installed '${node.name}'`, { hint: `remove ${node.name} first` })
       }
     }
   }
 }
 
-function findCycle(remaining: Set<string>, selected: Map<string, DependencyNode>): string[] {
-  const color = new Map<string, number>()
-  const path: string[] = []
-  const visit = (name: string): string[] | undefined => {
-    color.set(name, 1)
-    path.push(name)
-    const node = selected.get(name) as DependencyNode
-    const deps = [...Object.keys(node.requires ?? {}), ...Object.keys(node.optional ?? {})].filter((d) => remaining.has(d)).sort()
-    for (const dep of deps) {
-      if (color.get(dep) === 1) return [...path.slice(path.indexOf(dep)), dep]
-      if (!color.has(dep)) {
-        const found = visit(dep)
-        if (found) return found
+/**
+ * The path of one cycle among the nodes a cycle kept out of the order: depth first from the first
+ * such node by name, requirements in name order. Iterative, so a cycle through tens of thousands
+ * of nodes does not exhaust the call stack.
+ */
+function findCycle(selection: SelectionGraph, indegree: Int32Array): string[] {
+  const { ids, names, nodes } = selection
+  const remaining = (name: string): boolean => {
+    const id = ids.get(name)
+    return id !== undefined && indegree[id] > 0
+  }
+  const color = new Uint8Array(names.length) // 0 not visited, 1 on the current path, 2 done
+  const path: number[] = []
+  // Per path entry: its requirements still to visit, last in name order first (popped).
+  const pending: string[][] = []
+  const enter = (id: number): void => {
+    color[id] = 1
+    path.push(id)
+    const node = nodes[id]
+    const deps = [...Object.keys(node.requires ?? {}), ...Object.keys(node.optional ?? {})].filter(remaining)
+    pending.push(deps.sort().reverse())
+  }
+  const stuck = names.filter((_, id) => indegree[id] > 0)
+  for (const root of [...stuck].sort()) {
+    const rootId = ids.get(root) as number
+    if (color[rootId] !== 0) continue
+    enter(rootId)
+    while (path.length) {
+      const dep = pending[pending.length - 1].pop()
+      if (dep === undefined) {
+        color[path.pop() as number] = 2
+        pending.pop()
+        continue
       }
-    }
-    path.pop()
-    color.set(name, 2)
-    return undefined
-  }
-  for (const name of [...remaining].sort()) {
-    if (!color.has(name)) {
-      const found = visit(name)
-      if (found) return found
+      const depId = ids.get(dep) as number
+      if (color[depId] === 1) return [...path.slice(path.indexOf(depId)).map((id) => names[id]), dep]
+      if (color[depId] === 0) enter(depId)
     }
   }
-  return [...remaining]
+  return stuck
 }
 
 export interface DependencyTree {
@@ -244,19 +426,37 @@ export interface DependencyTree {
 export function dependencyTree(root: string, catalog: Map<string, DependencyNode> | DependencyNode[]): DependencyTree {
   const byName = catalog instanceof Map ? catalog : new Map(catalog.map((n) => [n.name, n]))
   resolveDependencies([root], byName) // fails on cycles and missing requirements
-  const build = (name: string, trail: string[]): DependencyTree => {
+  const make = (name: string): { tree: DependencyTree; pending: string[]; entry: string } => {
     const node = byName.get(name) as DependencyNode
+    const tree: DependencyTree = { name, version: node.version, requires: [], optional: Object.keys(node.optional ?? {}).sort() }
+    // Last in name order first: popped, so children are built in name order.
     return {
-      name,
-      version: node.version,
-      requires: Object.keys(node.requires ?? {})
+      tree,
+      pending: Object.keys(node.requires ?? {})
         .sort()
-        .filter((d) => !trail.includes(d))
-        .map((d) => build(d, [...trail, d])),
-      optional: Object.keys(node.optional ?? {}).sort(),
+        .reverse(),
+      entry: name,
     }
   }
-  return build(parseRequest(root).name, [root])
+  // Depth first with an explicit stack and the path in a set: a requirement chain tens of
+  // thousands deep neither exhausts the call stack nor rescans the path at every step.
+  const top = { ...make(parseRequest(root).name), entry: root }
+  const trail = new Set([root])
+  const stack = [top]
+  while (stack.length) {
+    const frame = stack[stack.length - 1]
+    const dep = frame.pending.pop()
+    if (dep === undefined) {
+      trail.delete(frame.entry)
+      stack.pop()
+    } else if (!trail.has(dep)) {
+      const child = make(dep)
+      frame.tree.requires.push(child.tree)
+      trail.add(dep)
+      stack.push(child)
+    }
+  }
+  return top.tree
 }
 
 /**
