@@ -80,6 +80,21 @@ export default async function p9({ root, log }) {
     rmSync(join(ws, '.prov', 'servers.json'), { force: true })
     const planMs = timeCommand(process.execPath, [join(root, 'bin', 'prov-server'), 'plan', '--infra', 'p9-plan', '-q'], { env, runs: 5 })
     log(`plan of ${PLAN_COUNT} declared servers: ${planMs.toFixed(0)} ms`)
+    // CPU time of the same plan (user + system, from /usr/bin/time): on a shared machine the wall
+    // time above mostly measures the wait for a core, this is what the plan itself costs.
+    const cpu = []
+    for (let run = 0; run < 3; run++) {
+      const timed = spawnSync('/usr/bin/time', ['-f', 'cpu %U %S', process.execPath, join(root, 'bin', 'prov-server'), 'plan', '--infra', 'p9-plan', '-q'], {
+        env,
+        encoding: 'utf8',
+        maxBuffer: 1 << 28,
+      })
+      const found = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(String(timed.stderr))
+      if (timed.status !== 0 || !found) throw new Error(`plan under /usr/bin/time failed: ${String(timed.stderr).slice(-300)}`)
+      cpu.push((Number(found[1]) + Number(found[2])) * 1000)
+    }
+    const planCpu = median(cpu)
+    log(`plan of ${PLAN_COUNT} declared servers: ${planCpu.toFixed(0)} ms of CPU`)
     const prov = median(provMs) / 1000
     const peer = median(bareMs) / 1000
     return {
@@ -103,6 +118,15 @@ export default async function p9({ root, log }) {
           ratio: null,
           target: '<= 300 ms',
           pass: planMs <= 300,
+          unit: ' ms',
+        },
+        {
+          metric: `plan of ${PLAN_COUNT.toLocaleString('en')} declared servers: CPU time, user + system (ms, median of 3)`,
+          prov: planCpu,
+          peer: null,
+          ratio: null,
+          target: '(info)',
+          pass: null,
           unit: ' ms',
         },
       ],
