@@ -3,6 +3,8 @@
 // `hcloud` CLI (Debian hcloud-cli) talking to the same API.
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parse, stringify } from 'yaml'
@@ -337,6 +339,120 @@ describe('hcloud bad input and API errors', () => {
       expect(literal.stderr).not.toContain('literal-token-value')
     } finally {
       writeFileSync(configFile, original)
+    }
+  })
+})
+
+describe('hcloud answers prov cannot trust', () => {
+  const idOf = (name: string) => [...api.servers.values()].find((s) => s.name === name)?.id as number
+  const recorded = () => JSON.parse(readFileSync(join(ws.path, '.prov', 'servers.json'), 'utf8')).servers as Record<string, unknown>
+
+  it('parallel creates in a fresh workspace share one SSH key (one POST /ssh_keys)', async () => {
+    // hc-04 of the tests above holds the workspace key: delete it so the key goes too.
+    expect((await cli(['delete', 'hc-04', '--yes'])).code).toBe(0)
+    expect(api.sshKeys.size).toBe(0)
+    const keyPosts = () => api.requests.filter((r) => r.method === 'POST' && r.path === '/v1/ssh_keys').length
+    const before = keyPosts()
+    const result = await cli(['create', 'hc-03', 'hc-04', 'hc-05', '--infra', 'cloud', '--parallel', '3'])
+    expect(result.code, result.stderr).toBe(0)
+    expect(keyPosts() - before).toBe(1)
+    expect(api.sshKeys.size).toBe(1)
+  })
+
+  it('a GET /servers/{id} answer that is not JSON, or has no server, fails delete (exit 1): record kept, no DELETE', async () => {
+    const id = idOf('hc-03')
+    const deletes = () => api.requests.filter((r) => r.method === 'DELETE').length
+    const before = deletes()
+    // The recorded GET /servers/{id} answer replaced by a truncated body, then by an empty object.
+    for (const [fault, pattern] of [
+      [{ raw: '{"server": {"id": 10' }, /unusable body: not JSON/],
+      [{ body: {} }, /unusable body: server is not an object/],
+    ] as const) {
+      api.fail({ method: 'GET', path: new RegExp(`^/servers/${id}$`), times: 5, ...fault })
+      const result = await cli(['delete', 'hc-03', '--yes'])
+      expect(result.code, result.stderr).toBe(1)
+      expect(errorLine(result)).toHaveLength(1)
+      expect(errorLine(result)[0]).toMatch(pattern)
+      expect(errorLine(result)[0]).toMatch(new RegExp(`hcloud API GET /servers/${id}`))
+      api.clearFaults()
+      expect(recorded()['hc-03']).toBeDefined()
+    }
+    expect(deletes()).toBe(before)
+    expect(api.servers.has(id)).toBe(true)
+  })
+
+  it('a server or SSH key without prov labels is never deleted, whatever the state or the label filter says', async () => {
+    // hc-05's server loses prov's labels and name in the API (as a stored id now naming someone else's server).
+    const id = idOf('hc-05')
+    const foreign = api.servers.get(id) as Record<string, unknown>
+    foreign.labels = {}
+    foreign.name = 'prod-db'
+    // A key of someone else in the project, which the ssh_keys answer lists as if it matched the filter.
+    const [ours] = [...api.sshKeys.values()]
+    api.sshKeys.set(777, { ...ours, id: 777, name: 'someone-else', fingerprint: '00:11', labels: {} })
+    const result = await cli(['delete', 'hc-05', '--yes'])
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.stderr).toMatch(new RegExp(`server ${id} does not carry this workspace's labels for 'hc-05'`))
+    expect(api.requests.some((r) => r.method === 'DELETE' && r.path === `/v1/servers/${id}`)).toBe(false)
+    expect(api.servers.has(id)).toBe(true)
+    api.servers.delete(id)
+    // The last servers go; the answer listing keys is altered to carry the foreign key too.
+    api.fail({
+      method: 'GET',
+      path: /^\/ssh_keys$/,
+      times: 5,
+      alter: (answer) => ({ ...answer, ssh_keys: [...((answer?.ssh_keys as unknown[]) ?? []), api.sshKeys.get(777)] }),
+    })
+    for (const name of ['hc-03', 'hc-04']) {
+      const rest = await cli(['delete', name, '--yes'])
+      expect(rest.code, rest.stderr).toBe(0)
+    }
+    expect([...api.sshKeys.keys()]).toEqual([777])
+    expect(api.requests.some((r) => r.method === 'DELETE' && r.path === '/v1/ssh_keys/777')).toBe(false)
+    api.sshKeys.delete(777)
+  })
+
+  it('catalog answers of another shape or size are one error line naming the call (exit 1)', async () => {
+    for (const [path, args, fault, pattern] of [
+      ['locations', ['zones'], { body: {} }, /GET \/locations with an unusable body: locations is not a list of objects/],
+      ['locations', ['zones'], { body: { locations: 'fsn1' } }, /locations is not a list of objects/],
+      ['locations', ['zones'], { raw: '{"locations":[null]}' }, /locations is not a list of objects/],
+      ['server_types', ['plans'], { raw: 'null' }, /GET \/server_types with an unusable body: server_types is not a list of objects/],
+      ['server_types', ['plans'], { raw: Buffer.alloc(9 * 1024 * 1024, 32) }, /GET \/server_types with an unusable body: more than 8 MiB/],
+    ] as const) {
+      api.fail({ method: 'GET', path: new RegExp(`^/${path}$`), times: 5, ...fault })
+      const result = await cli([...args, '--provider', 'hcloud'])
+      expect(result.code, result.stderr).toBe(1)
+      expect(errorLine(result)).toHaveLength(1)
+      expect(errorLine(result)[0]).toMatch(pattern)
+      expect(result.stderr).not.toMatch(/Cannot read properties/)
+      api.clearFaults()
+    }
+  })
+
+  it('a redirect is never followed, not even a 307 on create: exit 1, nothing reaches the other host', async () => {
+    const reached: string[] = []
+    const other = createServer((req, res) => {
+      reached.push(`${req.method} ${req.url}`)
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end('{}')
+    })
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve))
+    const elsewhere = `http://127.0.0.1:${(other.address() as AddressInfo).port}`
+    try {
+      api.fail({ method: 'GET', path: /^\/locations$/, status: 302, headers: { location: `${elsewhere}/v1/locations` }, times: 5 })
+      const zones = await cli(['zones', '--provider', 'hcloud'])
+      expect(zones.code).toBe(1)
+      expect(errorLine(zones)[0]).toMatch(/answered 302 redirecting to 'http:\/\/127\.0\.0\.1:\d+\/v1\/locations': prov does not follow redirects/)
+      api.clearFaults()
+      api.fail({ method: 'POST', path: /^\/servers$/, status: 307, headers: { location: `${elsewhere}/v1/servers` }, times: 1 })
+      const created = await cli(['create', 'hc-01', '--infra', 'cloud'])
+      expect(created.code).toBe(1)
+      expect(errorLine(created)[0]).toMatch(/answered 307 redirecting to/)
+      expect(reached).toEqual([])
+      expect(recorded()['hc-01']).toBeUndefined()
+    } finally {
+      await new Promise<void>((resolve) => other.close(() => resolve()))
     }
   })
 })

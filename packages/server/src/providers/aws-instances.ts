@@ -3,7 +3,7 @@
 import type { Filter, Instance, RunInstancesCommandInput } from '@aws-sdk/client-ec2'
 import { ExitCode, failedError, ProvError, type ServerRecord, type ServerStatus } from '@prov/core'
 import { type AwsCtx as Ctx, type Ec2, faultCode, QUOTA_CODES } from './aws-api'
-import { checkedAddress, cloudDefaults, IDENTITY, pollUntil, workspaceId } from './cloud/common'
+import { carriesIdentity, checkedAddress, cloudDefaults, IDENTITY, pollUntil, workspaceId } from './cloud/common'
 
 /** Instance states that still hold the name (terminated ones are gone for good). */
 const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped', 'shutting-down']
@@ -67,8 +67,12 @@ export async function findInstance(ctx: Ctx, api: Ec2, name: string): Promise<In
  * names another instance, cannot make prov adopt, stop or terminate someone else's machine.
  */
 export function isOurs(instance: Instance, wsid: string, name?: string): boolean {
-  const tags = new Map((instance.Tags ?? []).map((t) => [t.Key, t.Value]))
-  return tags.get(IDENTITY.workspace) === wsid && (name === undefined || tags.get(IDENTITY.server) === name)
+  return carriesIdentity(tagsOf(instance.Tags), wsid, name)
+}
+
+/** EC2 tags as a plain map (`Key` → `Value`). */
+export function tagsOf(tags: readonly { Key?: string; Value?: string }[] | undefined): Record<string, string | undefined> {
+  return Object.fromEntries((tags ?? []).map((t) => [t.Key ?? '', t.Value]))
 }
 
 export async function requireInstance(ctx: Ctx, api: Ec2, record: ServerRecord): Promise<Instance> {

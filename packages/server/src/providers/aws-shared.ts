@@ -3,8 +3,8 @@
 import type { SecurityGroup } from '@aws-sdk/client-ec2'
 import { ExitCode, ensureWorkspaceKey, failedError, ProvError } from '@prov/core'
 import { awsCalls, type AwsCtx as Ctx, type Ec2, faultCode, isDuplicate } from './aws-api'
-import { identityTags, instancesOf, isOurs, tagFilters } from './aws-instances'
-import { IDENTITY } from './cloud/common'
+import { identityTags, instancesOf, isOurs, tagFilters, tagsOf } from './aws-instances'
+import { carriesIdentity, IDENTITY } from './cloud/common'
 
 /** Who may reach SSH when providers.aws.ssh_cidr is not set. */
 const DEFAULT_SSH_CIDR = '0.0.0.0/0'
@@ -109,16 +109,17 @@ export async function removeSharedWhenUnused(ctx: Ctx, api: Ec2, wsid: string, n
   if (left.length) return
   awsCalls.forget(`${api.endpoint}\0`)
   const ours = [{ Name: `tag:${IDENTITY.workspace}`, Values: [wsid] }]
-  const keys = await api.send<{ KeyPairs?: { KeyPairId?: string; KeyName?: string }[] }>(
+  // The tag filter is EC2's; the tags are checked again, so a key or group of someone else is never deleted.
+  const keys = await api.send<{ KeyPairs?: { KeyPairId?: string; KeyName?: string; Tags?: { Key?: string; Value?: string }[] }[] }>(
     'DescribeKeyPairs',
     new api.sdk.DescribeKeyPairsCommand({ Filters: ours }),
   )
   for (const key of keys.KeyPairs ?? []) {
-    if (key.KeyName) await api.send('DeleteKeyPair', new api.sdk.DeleteKeyPairCommand({ KeyName: key.KeyName }))
+    if (key.KeyName && carriesIdentity(tagsOf(key.Tags), wsid)) await api.send('DeleteKeyPair', new api.sdk.DeleteKeyPairCommand({ KeyName: key.KeyName }))
   }
   const groups = await api.send<{ SecurityGroups?: SecurityGroup[] }>('DescribeSecurityGroups', new api.sdk.DescribeSecurityGroupsCommand({ Filters: ours }))
   for (const group of groups.SecurityGroups ?? []) {
-    if (!group.GroupId) continue
+    if (!group.GroupId || !carriesIdentity(tagsOf(group.Tags), wsid)) continue
     try {
       await api.send('DeleteSecurityGroup', new api.sdk.DeleteSecurityGroupCommand({ GroupId: group.GroupId }))
     } catch (error) {

@@ -3,6 +3,7 @@ import { configError, ExitCode, ensureWorkspaceKey, failedError, forgetHostKey, 
 import { CloudApi } from './cloud/api'
 import {
   type CloudProviderConfig,
+  carriesIdentity,
   checkedAddress,
   cloudConfigProblems,
   cloudCredential,
@@ -103,24 +104,43 @@ function selector(ctx: Ctx, name?: string): string {
   return name ? `${id},${IDENTITY.server}=${name}` : id
 }
 
-/** The server prov made for `name`: by the id it stored, else by its labels (a create killed before the state write). */
+/**
+ * One server; its id goes into later request paths, so the answer must be about the server asked
+ * for (an answer without it is unusable, never "deleted").
+ */
+async function serverById(client: CloudApi, id: number): Promise<HServer> {
+  const server = await client.object<HServer>('GET', `/servers/${id}`, 'server')
+  if (server.id !== id || typeof server.status !== 'string') throw client.unusable('GET', `/servers/${id}`, `not the server ${id}`)
+  return server
+}
+
+/**
+ * The server prov made for `name`: by the id it stored, else by its labels (a create killed before
+ * the state write). Only a server labelled with this workspace and name is prov's: a stored id now
+ * naming another server is ignored, and the label filter's answer is checked again.
+ */
 async function findServer(ctx: Ctx, client: CloudApi, name: string): Promise<HServer | undefined> {
+  const wsid = workspaceId(ctx.workspace)
   const id = ctx.getData(name)?.id
   if (typeof id === 'number') {
     try {
-      return (await client.request<{ server: HServer }>('GET', `/servers/${id}`)).server
+      const server = await serverById(client, id)
+      if (carriesIdentity(server.labels, wsid, name)) return server
+      ctx.log.warn(`hcloud: server ${id} does not carry this workspace's labels for '${name}': not prov's, left alone`)
     } catch (error) {
       if (!(error instanceof ProvError && error.code === ExitCode.NOT_FOUND)) throw error
     }
   }
-  const found = await client.request<{ servers: HServer[] }>('GET', '/servers', { query: { label_selector: selector(ctx, name) } })
-  return found.servers[0]
+  const found = await client.items<HServer>('GET', '/servers', 'servers', { query: { label_selector: selector(ctx, name) } })
+  return found.find((s) => typeof s.id === 'number' && carriesIdentity(s.labels, wsid, name))
 }
 
 async function requireServer(ctx: Ctx, client: CloudApi, record: ServerRecord): Promise<HServer> {
   const server = await findServer(ctx, client, record.name)
   if (!server)
-    throw failedError(`hcloud has no server for '${record.name}'`, { hint: 'it was deleted outside prov: prov-server delete it, then create it again' })
+    throw new ProvError(ExitCode.NOT_FOUND, `hcloud has no server for '${record.name}'`, {
+      hint: 'it was deleted outside prov: prov-server delete it, then create it again',
+    })
   return server
 }
 
@@ -129,7 +149,7 @@ async function awaitAction(ctx: Ctx, client: CloudApi, action: HAction, what: st
   const done = await pollUntil(
     what,
     async () => {
-      const current = action.status === 'running' ? (await client.request<{ action: HAction }>('GET', `/actions/${action.id}`)).action : action
+      const current = action.status === 'running' ? await client.object<HAction>('GET', `/actions/${action.id}`, 'action') : action
       action = current
       return current.status === 'running' ? undefined : current
     },
@@ -145,31 +165,59 @@ export function sshFingerprint(publicKey: string): string {
   return createHash('md5').update(blob).digest('hex').match(/../g)?.join(':') ?? ''
 }
 
-/** The workspace key as an hcloud SSH key (its id, as the API takes it: a string): reused by fingerprint, else created with prov's label. */
+/** The workspace SSH key's id per endpoint: made once per process. */
+const sharedKeys = new OnceCache()
+
+/**
+ * The workspace key as an hcloud SSH key (its id, as the API takes it: a string): reused by
+ * fingerprint, else created with prov's label, once per process, so the parallel creates of one
+ * apply share it. Another process that made it first (409 uniqueness_error) is fine: its key is
+ * read back by fingerprint.
+ */
 async function sshKeyId(ctx: Ctx, client: CloudApi): Promise<string> {
   const key = await ensureWorkspaceKey(ctx.workspace)
   const fingerprint = sshFingerprint(key.publicKey)
-  const found = await client.request<{ ssh_keys: { id: number }[] }>('GET', '/ssh_keys', { query: { fingerprint } })
-  if (found.ssh_keys[0]) return String(found.ssh_keys[0].id)
-  const wsid = workspaceId(ctx.workspace)
-  const created = await client.request<{ ssh_key: { id: number } }>('POST', '/ssh_keys', {
-    body: { name: `prov-${wsid}`, public_key: key.publicKey.trim(), labels: { [IDENTITY.workspace]: wsid } },
+  return sharedKeys.get(`${client.options.endpoint}\0ssh-key\0${fingerprint}`, async () => {
+    const byFingerprint = async () => {
+      const found = await client.items<{ id?: unknown }>('GET', '/ssh_keys', 'ssh_keys', { query: { fingerprint } })
+      const id = found[0]?.id
+      return typeof id === 'number' ? String(id) : undefined
+    }
+    const existing = await byFingerprint()
+    if (existing) return existing
+    const wsid = workspaceId(ctx.workspace)
+    try {
+      const created = await client.object<{ id?: unknown }>('POST', '/ssh_keys', 'ssh_key', {
+        body: { name: `prov-${wsid}`, public_key: key.publicKey.trim(), labels: { [IDENTITY.workspace]: wsid } },
+      })
+      if (typeof created.id !== 'number') throw client.unusable('POST', '/ssh_keys', 'ssh_key.id is not a number')
+      return String(created.id)
+    } catch (error) {
+      if (!(error instanceof ProvError && /uniqueness_error/.test(error.message))) throw error
+      const made = await byFingerprint()
+      if (!made) throw error
+      return made
+    }
   })
-  return String(created.ssh_key.id)
 }
 
 /** What the API offers to create servers from. */
 async function catalog(client: CloudApi): Promise<{ plans: string[]; locations: string[]; images: string[] }> {
   const [types, locations, images] = await Promise.all([
     serverTypes(client),
-    client.request<{ locations: { name: string }[] }>('GET', '/locations'),
-    client.request<{ images: { name: string | null }[] }>('GET', '/images', { query: { type: 'system', status: 'available', per_page: 50 } }),
+    client.items<{ name?: unknown }>('GET', '/locations', 'locations'),
+    client.items<{ name?: unknown }>('GET', '/images', 'images', { query: { type: 'system', status: 'available', per_page: 50 } }),
   ])
   return {
     plans: types.filter((t) => !t.deprecated).map((t) => t.name),
-    locations: locations.locations.map((l) => l.name),
-    images: images.images.map((i) => i.name).filter((n): n is string => !!n),
+    locations: names(locations),
+    images: names(images),
   }
+}
+
+/** The string names of catalog entries (an image without a name cannot be asked for). */
+function names(entries: { name?: unknown }[]): string[] {
+  return entries.map((e) => e.name).filter((n): n is string => typeof n === 'string' && n !== '')
 }
 
 /** Checks plan, location and image of servers against the catalog: exit 2 listing the valid ones. */
@@ -188,13 +236,19 @@ const catalogCalls = new OnceCache()
 
 function serverTypes(client: CloudApi): Promise<HServerType[]> {
   return catalogCalls.get(`${client.options.endpoint}\0server_types`, async () => {
-    return (await client.request<{ server_types: HServerType[] }>('GET', '/server_types', { query: { per_page: 50 } })).server_types
+    const types = await client.items<HServerType>('GET', '/server_types', 'server_types', { query: { per_page: 50 } })
+    // Prices and sizes are read as numbers and names: an entry of another shape is not a server type.
+    if (!types.every((t) => typeof t.name === 'string' && typeof t.cores === 'number' && typeof t.memory === 'number' && Array.isArray(t.prices)))
+      throw client.unusable('GET', '/server_types', 'a server type without name, cores, memory or prices')
+    return types
   })
 }
 
 function projectCurrency(client: CloudApi): Promise<string> {
   return catalogCalls.get(`${client.options.endpoint}\0pricing`, async () => {
-    return (await client.request<{ pricing: { currency: string } }>('GET', '/pricing')).pricing.currency
+    const pricing = await client.object<{ currency?: unknown }>('GET', '/pricing', 'pricing')
+    if (typeof pricing.currency !== 'string') throw client.unusable('GET', '/pricing', 'pricing.currency is not a string')
+    return pricing.currency
   })
 }
 
@@ -233,12 +287,15 @@ export const hcloudProvider: Provider<HcloudConfig> = {
   async list(ctx, records) {
     if (!records.length) return records
     const client = await api(ctx)
+    const wsid = workspaceId(ctx.workspace)
     const servers: HServer[] = []
     for (let page = 1; page <= 100; page++) {
-      const found = await client.request<{ servers: HServer[]; meta?: { pagination?: { next_page?: number | null } } }>('GET', '/servers', {
+      const found = await client.request<{ servers?: unknown; meta?: { pagination?: { next_page?: number | null } } }>('GET', '/servers', {
         query: { label_selector: selector(ctx), page, per_page: 50 },
       })
-      servers.push(...found.servers)
+      const listed = found?.servers
+      if (!Array.isArray(listed)) throw client.unusable('GET', '/servers', 'servers is not a list')
+      servers.push(...(listed as HServer[]).filter((s) => typeof s?.id === 'number' && carriesIdentity(s.labels, wsid)))
       if (!found.meta?.pagination?.next_page) break
     }
     // Indexed once: a plan lists every server of the workspace, a lookup per record would be quadratic.
@@ -278,6 +335,8 @@ export const hcloudProvider: Provider<HcloudConfig> = {
           ...(options?.userData ? { user_data: options.userData } : {}),
         },
       })
+      if (typeof created?.server?.id !== 'number' || typeof created.action?.id !== 'number')
+        throw client.unusable('POST', '/servers', 'no server id or action (the server may exist: the next plan adopts it by its labels)')
       server = created.server
       // Still `creating` until ready: a create killed from here on is finished by the next plan.
       await ctx.save({ ...recordOf(record, server), status: 'creating' }, { id: server.id })
@@ -288,7 +347,7 @@ export const hcloudProvider: Provider<HcloudConfig> = {
     const running = await pollUntil(
       `hcloud server ${spec.name} to run`,
       async () => {
-        const current = (await client.request<{ server: HServer }>('GET', `/servers/${id}`)).server
+        const current = await serverById(client, id)
         return current.status === 'running' && current.public_net?.ipv4?.ip ? current : undefined
       },
       ctx.config.ready_timeout ?? cloudDefaults.ready_timeout,
@@ -301,17 +360,20 @@ export const hcloudProvider: Provider<HcloudConfig> = {
 
   async delete(ctx, record) {
     const client = await api(ctx)
+    const wsid = workspaceId(ctx.workspace)
     const server = await findServer(ctx, client, record.name)
     if (server) {
-      const { action } = await client.request<{ action: HAction }>('DELETE', `/servers/${server.id}`)
+      const action = await client.object<HAction>('DELETE', `/servers/${server.id}`, 'action')
       await awaitAction(ctx, client, action, `delete server ${record.name}`)
     }
     if (record.ip_address) await forgetHostKey(ctx.workspace, record.ip_address, record.ssh.port)
-    // The workspace's SSH key goes with its last server, when prov created it.
-    const left = await client.request<{ servers: HServer[] }>('GET', '/servers', { query: { label_selector: selector(ctx) } })
-    if (!left.servers.some((s) => s.id !== server?.id)) {
-      const keys = await client.request<{ ssh_keys: { id: number }[] }>('GET', '/ssh_keys', { query: { label_selector: selector(ctx) } })
-      for (const key of keys.ssh_keys) await client.request('DELETE', `/ssh_keys/${key.id}`)
+    // The workspace's SSH key goes with its last server, when prov created it (labelled so).
+    const left = await client.items<HServer>('GET', '/servers', 'servers', { query: { label_selector: selector(ctx) } })
+    if (!left.some((s) => s.id !== server?.id && carriesIdentity(s.labels, wsid))) {
+      const keys = await client.items<{ id?: unknown; labels?: Record<string, string> }>('GET', '/ssh_keys', 'ssh_keys', {
+        query: { label_selector: selector(ctx) },
+      })
+      for (const key of keys) if (typeof key.id === 'number' && carriesIdentity(key.labels, wsid)) await client.request('DELETE', `/ssh_keys/${key.id}`)
     }
   },
 
@@ -319,10 +381,10 @@ export const hcloudProvider: Provider<HcloudConfig> = {
     const client = await api(ctx)
     const server = await requireServer(ctx, client, record)
     if (server.status !== 'running') {
-      const { action } = await client.request<{ action: HAction }>('POST', `/servers/${server.id}/actions/poweron`)
+      const action = await client.object<HAction>('POST', `/servers/${server.id}/actions/poweron`, 'action')
       await awaitAction(ctx, client, action, `start server ${record.name}`)
     }
-    const next = recordOf(record, (await client.request<{ server: HServer }>('GET', `/servers/${server.id}`)).server)
+    const next = recordOf(record, await serverById(client, server.id))
     await ctx.save(next)
     return next
   },
@@ -332,15 +394,15 @@ export const hcloudProvider: Provider<HcloudConfig> = {
     const server = await requireServer(ctx, client, record)
     if (server.status !== 'off') {
       // ACPI shutdown lets the OS stop its services; the action ends when the request was sent.
-      const { action } = await client.request<{ action: HAction }>('POST', `/servers/${server.id}/actions/shutdown`)
+      const action = await client.object<HAction>('POST', `/servers/${server.id}/actions/shutdown`, 'action')
       await awaitAction(ctx, client, action, `stop server ${record.name}`)
       await pollUntil(
         `hcloud server ${record.name} to power off`,
-        async () => ((await client.request<{ server: HServer }>('GET', `/servers/${server.id}`)).server.status === 'off' ? true : undefined),
+        async () => ((await serverById(client, server.id)).status === 'off' ? true : undefined),
         ctx.config.ready_timeout ?? cloudDefaults.ready_timeout,
       )
     }
-    const next = { ...recordOf(record, (await client.request<{ server: HServer }>('GET', `/servers/${server.id}`)).server) }
+    const next = { ...recordOf(record, await serverById(client, server.id)) }
     await ctx.save(next)
     return next
   },
@@ -376,8 +438,10 @@ export const hcloudProvider: Provider<HcloudConfig> = {
 
   async zones(ctx) {
     const client = await api(ctx)
-    const { locations } = await client.request<{ locations: { name: string; description?: string; city?: string }[] }>('GET', '/locations')
-    return locations.map((l) => ({ name: l.name, ...(l.description ? { description: l.description } : {}) }))
+    const locations = await client.items<{ name?: unknown; description?: unknown }>('GET', '/locations', 'locations')
+    return locations
+      .filter((l): l is { name: string; description?: unknown } => typeof l.name === 'string')
+      .map((l) => ({ name: l.name, ...(typeof l.description === 'string' && l.description ? { description: l.description } : {}) }))
   },
 
   async price(ctx, plan, zone) {

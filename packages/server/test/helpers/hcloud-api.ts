@@ -113,13 +113,18 @@ function matchesSelector(labels: Record<string, string>, selector: string | null
 export interface Fault {
   method: string
   path: RegExp
-  status: number
-  body: Json
+  /** Absent with `alter`: the recorded answer's own status. */
+  status?: number
+  body?: Json
+  /** Sent as the body as is (not JSON, truncated JSON, a flood): wins over `body`. */
+  raw?: string | Buffer
   headers?: Record<string, string>
   /** How many requests it answers (then requests go through again). */
   times: number
   /** The request is carried out, only its answer is replaced (a 500 after the server was made). */
   passThrough?: boolean
+  /** The request is carried out and its documented answer altered (labels removed, fields dropped). */
+  alter?: (answer: Json | undefined) => Json | undefined
 }
 
 export interface HcloudApi {
@@ -381,8 +386,18 @@ export async function startHcloudApi(token = 'hcloud-test-token-0123456789'): Pr
     const fault = faults.find((f) => f.times > 0 && f.method === method && f.path.test(path))
     if (fault) {
       fault.times--
+      if (fault.alter) {
+        const reply = handle(method, found.template, found.params, url.searchParams, body)
+        send(res, fault.status ?? reply.status, fault.alter(reply.body), fault.headers)
+        return
+      }
       if (fault.passThrough) handle(method, found.template, found.params, url.searchParams, body)
-      send(res, fault.status, fault.body, fault.headers)
+      if (fault.raw !== undefined) {
+        res.writeHead(fault.status ?? 200, { 'content-type': 'application/json', ...fault.headers })
+        res.end(fault.raw)
+        return
+      }
+      send(res, fault.status ?? 200, fault.body, fault.headers)
       return
     }
     const reply = handle(method, found.template, found.params, url.searchParams, body)

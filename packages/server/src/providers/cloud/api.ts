@@ -1,5 +1,5 @@
 import { ExitCode, ProvError } from '@prov/core'
-import { FetchError, ofetch } from 'ofetch'
+import { ofetch } from 'ofetch'
 
 /** What a cloud API said about a failed request, read from its own error body. */
 export interface ApiFault {
@@ -27,6 +27,8 @@ export interface CloudApiOptions {
   quotaCodes: readonly string[]
 }
 
+export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE'
+
 export interface RequestOptions {
   body?: unknown
   /** A list value repeats the parameter (`label=a&label=b`). */
@@ -37,6 +39,11 @@ export interface RequestOptions {
 const MAX_RETRY_DELAY_MS = 30_000
 /** A 429 or 5xx body is read for its message only, so a hostile endpoint cannot flood the error line. */
 const MAX_FAULT_MESSAGE = 300
+/**
+ * Largest answer read from a cloud API. The biggest real answers (a page of 50 servers, every
+ * server type with its prices) are a few hundred KiB; an endpoint streaming more is not the API.
+ */
+export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 /** Milliseconds a Retry-After header asks for (seconds or an HTTP date), or undefined. */
 export function retryAfterMs(header: string | null, now = Date.now()): number | undefined {
@@ -47,61 +54,163 @@ export function retryAfterMs(header: string | null, now = Date.now()): number | 
   return Number.isNaN(at) ? undefined : Math.max(0, at - now)
 }
 
+/** An HTTP answer read whole (within the size cap), before it is judged. */
+interface Answer {
+  status: number
+  statusText: string
+  headers: Headers
+  text: string
+}
+
+/** Reads a response body up to `limit` bytes; a longer body is refused without reading the rest. */
+export async function readCapped(body: ReadableStream<Uint8Array> | null | undefined, limit: number): Promise<string | undefined> {
+  if (!body) return ''
+  const reader = body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > limit) {
+      await reader.cancel().catch(() => undefined)
+      return undefined
+    }
+    chunks.push(value)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+/** A JSON object (not an array, not null). */
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** The value at a dotted path of an answer (`servers.server`). */
+function at(body: unknown, path: string): unknown {
+  let value = body
+  for (const key of path.split('.')) value = isObject(value) ? value[key] : undefined
+  return value
+}
+
 /**
  * JSON over HTTPS for one cloud API: per-request timeout, retries with backoff honouring
  * Retry-After, and the API's errors mapped to the contract's exit codes. A POST that failed with
  * a 5xx is not repeated (the server may have acted on it); the caller finds what it made by label.
+ *
+ * Redirects are never followed: a request carries the credential and, on create, user data with
+ * secrets, and the API never redirects its own calls; a 3xx is an error naming where it pointed.
+ * Answers are read up to MAX_RESPONSE_BYTES and must be JSON; `object`/`items` also check the
+ * part the caller reads, so an answer of another shape is one error line naming the call.
  */
 export class CloudApi {
   constructor(readonly options: CloudApiOptions) {}
 
-  async request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, options: RequestOptions = {}): Promise<T> {
+  /** The object under `key` of the answer (dotted for nested ones); anything else is an unusable answer (exit 1). */
+  async object<T extends object>(method: Method, path: string, key: string, options: RequestOptions = {}): Promise<T> {
+    const value = at(await this.request<unknown>(method, path, options), key)
+    if (!isObject(value)) throw this.unusable(method, path, `${key} is not an object`)
+    return value as T
+  }
+
+  /** The list under `key` of the answer, every entry an object; anything else is an unusable answer (exit 1). */
+  async items<T extends object>(method: Method, path: string, key: string, options: RequestOptions = {}): Promise<T[]> {
+    const value = at(await this.request<unknown>(method, path, options), key)
+    if (!Array.isArray(value) || !value.every(isObject)) throw this.unusable(method, path, `${key} is not a list of objects`)
+    return value as T[]
+  }
+
+  /** The error for an answer prov cannot use: the endpoint may not be this API, or the API changed. */
+  unusable(method: string, path: string, what: string): ProvError {
+    const { provider } = this.options
+    return new ProvError(ExitCode.FAILED, `the ${provider} API answered ${method} ${path} with an unusable body: ${what}`, {
+      location: `${provider} API ${method} ${path}`,
+      hint: `check that providers.${provider}.endpoint is the ${provider} API; nothing was changed on the strength of this answer`,
+    })
+  }
+
+  async request<T>(method: Method, path: string, options: RequestOptions = {}): Promise<T> {
     const { endpoint, headers, requestTimeout, retries } = this.options
     const url = `${endpoint}${path}`
     for (let attempt = 0; ; attempt++) {
+      let answer: Answer
       try {
+        // The signal covers the body read too (ofetch's own timeout ends with the headers).
         const response = await ofetch.raw(url, {
           method,
           headers: { accept: 'application/json', ...headers },
           body: options.body as Record<string, unknown> | undefined,
           query: options.query,
-          timeout: requestTimeout * 1000,
+          signal: AbortSignal.timeout(requestTimeout * 1000),
           retry: 0,
-          responseType: 'json',
+          redirect: 'manual',
+          responseType: 'stream',
+          ignoreResponseError: true,
         })
-        return response._data as T
+        const text = await readCapped(response._data as ReadableStream<Uint8Array> | undefined, MAX_RESPONSE_BYTES)
+        if (text === undefined) throw this.unusable(method, path, `more than ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB`)
+        answer = { status: response.status, statusText: response.statusText, headers: response.headers, text }
       } catch (error) {
-        const status = error instanceof FetchError ? error.response?.status : undefined
-        const safe = method !== 'POST'
-        const retriable = status === 429 || (status !== undefined && status >= 500 && safe) || (status === undefined && safe)
-        if (retriable && attempt < retries) {
-          const asked = retryAfterMs(error instanceof FetchError ? (error.response?.headers.get('retry-after') ?? null) : null)
-          const backoff = 250 * 2 ** attempt
-          await new Promise((resolve) => setTimeout(resolve, Math.min(asked ?? backoff, MAX_RETRY_DELAY_MS)))
+        if (error instanceof ProvError) throw error
+        if (method !== 'POST' && attempt < retries) {
+          await delay(250 * 2 ** attempt)
           continue
         }
-        throw this.toError(method, path, error, attempt)
+        throw this.unreachable(method, path, error)
+      }
+      const { status } = answer
+      if (status >= 300 && status < 400) throw this.redirected(method, path, answer)
+      const retriable = status === 429 || (status >= 500 && method !== 'POST')
+      if (retriable && attempt < retries) {
+        const asked = retryAfterMs(answer.headers.get('retry-after'))
+        await delay(Math.min(asked ?? 250 * 2 ** attempt, MAX_RETRY_DELAY_MS))
+        continue
+      }
+      if (status >= 400) throw this.toError(method, path, answer, attempt)
+      if (answer.text.trim() === '') return undefined as T
+      try {
+        return JSON.parse(answer.text) as T
+      } catch {
+        throw this.unusable(method, path, 'not JSON')
       }
     }
   }
 
-  private toError(method: string, path: string, error: unknown, attempt: number): ProvError {
+  private unreachable(method: string, path: string, error: unknown): ProvError {
+    const { provider } = this.options
+    const reason = (error as Error)?.message?.split('\n')[0] ?? String(error)
+    return new ProvError(ExitCode.FAILED, `cannot reach the ${provider} API: ${reason}`, {
+      location: `${provider} API ${method} ${path}`,
+      hint: `check the network and providers.${provider}.endpoint`,
+      cause: error,
+    })
+  }
+
+  private redirected(method: string, path: string, answer: Answer): ProvError {
+    const { provider } = this.options
+    const location = (answer.headers.get('location') ?? '').replace(/[^\x21-\x7e]/g, '').slice(0, 200)
+    return new ProvError(ExitCode.FAILED, `the ${provider} API answered ${answer.status} redirecting to '${location}': prov does not follow redirects`, {
+      location: `${provider} API ${method} ${path}`,
+      hint: `set providers.${provider}.endpoint to the API's own address (the request and its credential were sent nowhere else)`,
+    })
+  }
+
+  private toError(method: string, path: string, answer: Answer, attempt: number): ProvError {
     const { provider, credentialHint } = this.options
     const where = `${provider} API ${method} ${path}`
-    if (!(error instanceof FetchError) || !error.response) {
-      const reason = (error as Error)?.message?.split('\n')[0] ?? String(error)
-      return new ProvError(ExitCode.FAILED, `cannot reach the ${provider} API: ${reason}`, {
-        location: where,
-        hint: `check the network and providers.${provider}.endpoint`,
-        cause: error,
-      })
+    const status = answer.status
+    let data: unknown
+    try {
+      data = JSON.parse(answer.text)
+    } catch {
+      data = undefined
     }
-    const status = error.response.status
-    const fault = this.options.faultOf(error.data)
-    const said = (fault.message ?? error.response.statusText ?? '').slice(0, MAX_FAULT_MESSAGE)
-    const text = `${provider} API answered ${status}${fault.code ? ` ${fault.code}` : ''}${said ? `: ${said}` : ''}`
-    const options = { location: where, cause: error }
-    if (fault.code && this.options.quotaCodes.includes(fault.code)) {
+    const fault = this.options.faultOf(data)
+    const said = (fault.message ?? answer.statusText ?? '').replace(/[\0-\x1f\x7f]/g, ' ').slice(0, MAX_FAULT_MESSAGE)
+    const code = fault.code?.replace(/[^\w.-]/g, '').slice(0, 64)
+    const text = `${provider} API answered ${status}${code ? ` ${code}` : ''}${said ? `: ${said}` : ''}`
+    const options = { location: where }
+    if (code && this.options.quotaCodes.includes(code)) {
       return new ProvError(ExitCode.FAILED, text, { ...options, hint: `an account limit of ${provider} was reached: raise it or remove servers` })
     }
     if (status === 401 || status === 403) {
@@ -117,4 +226,8 @@ export class CloudApi {
     if (status >= 500) return new ProvError(ExitCode.FAILED, text, { ...options, hint: `${provider} had a server error: retry later` })
     return new ProvError(ExitCode.USAGE, text, { ...options, hint: 'fix the value the API names' })
   }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
 }

@@ -117,6 +117,17 @@ export function credentialFromEnv(name: string): string | undefined {
 export const IDENTITY = { workspace: 'prov-workspace', server: 'prov-server' } as const
 
 /**
+ * Whether a resource's labels (tags) carry this workspace's identity, and the server's name when
+ * given. Checked on every answer prov acts on, after the API's own filter: an endpoint that ignored
+ * the filter, or a state file naming another resource, cannot make prov adopt, stop or delete
+ * someone else's machine or key.
+ */
+export function carriesIdentity(labels: Readonly<Record<string, unknown>> | undefined | null, wsid: string, name?: string): boolean {
+  if (typeof labels !== 'object' || labels === null) return false
+  return labels[IDENTITY.workspace] === wsid && (name === undefined || labels[IDENTITY.server] === name)
+}
+
+/**
  * A stable random id of the workspace (`.prov/workspace-id`), so resources of two workspaces with
  * the same name never claim each other. Created once; a concurrent creator's id wins.
  */
