@@ -2,6 +2,7 @@ import type { ConsolaInstance, ConsolaReporter, LogObject } from 'consola'
 import { consolaLib } from './lazy'
 import { redactString, redactValue } from './redact'
 import { colourAllowed } from './util/interaction'
+import { printable } from './util/printable'
 
 export type LogFormat = 'text' | 'json'
 
@@ -18,9 +19,9 @@ export interface LoggerOptions {
 
 function redactArgs(args: unknown[]): unknown[] {
   return args.map((arg) => {
-    if (typeof arg === 'string') return redactString(arg)
+    if (typeof arg === 'string') return printable(redactString(arg), { colours: true })
     if (arg instanceof Error) {
-      const copy = new Error(redactString(arg.message))
+      const copy = new Error(printable(redactString(arg.message), { colours: true }))
       copy.stack = arg.stack ? redactString(arg.stack) : undefined
       return copy
     }

@@ -1,6 +1,8 @@
 import { usageError } from './errors'
 import { yamlLib } from './lazy'
+import { redactString } from './redact'
 import { renderRecord, renderRecords, summarise, type TableOptions } from './table'
+import { printable } from './util/printable'
 
 /** Output formats every binary accepts with `--out` (`table`: the columns that matter; `wide`: all). */
 export const outputFormats = ['json', 'ndjson', 'yaml', 'table', 'wide'] as const
@@ -47,7 +49,12 @@ export function terminalLayout(stream: { isTTY?: boolean; columns?: number } = p
   return { width }
 }
 
+/** A table or key/value lines, with what the records carry from elsewhere unable to drive the terminal. */
 function humanView(data: unknown, options: TableOptions): string {
+  return printable(humanText(data, options))
+}
+
+function humanText(data: unknown, options: TableOptions): string {
   if (Array.isArray(data)) {
     const records = data.filter((r): r is JsonRecord => !!r && typeof r === 'object' && !Array.isArray(r))
     if (records.length === data.length) return renderRecords(records, options)
@@ -57,8 +64,25 @@ function humanView(data: unknown, options: TableOptions): string {
   return `${summarise(data)}\n`
 }
 
+/**
+ * Fields of a record that carry messages: an API's or a remote command's error text may quote a
+ * credential (an answer echoing the token it refused), so they are redacted like log lines.
+ * Other fields are data the user asked for (a secret's value from `secret get`) and stay whole.
+ */
+const messageFields = new Set(['error', 'errors', 'message', 'reason', 'hint', 'warning', 'warnings', 'problem', 'problems'])
+
+function redactMessages(value: unknown, inMessage = false, depth = 0): unknown {
+  if (typeof value === 'string') return inMessage ? redactString(value) : value
+  if (!value || typeof value !== 'object' || depth > 64) return value
+  if (Array.isArray(value)) return value.map((item) => redactMessages(item, inMessage, depth + 1))
+  const out: JsonRecord = {}
+  for (const [key, item] of Object.entries(value)) out[key] = redactMessages(item, inMessage || messageFields.has(key), depth + 1)
+  return out
+}
+
 /** Serialises a whole result (one record or a list of records) in the given format. */
-export function formatOutput(data: unknown, format: OutputFormat): string {
+export function formatOutput(result: unknown, format: OutputFormat): string {
+  const data = redactMessages(result)
   switch (format) {
     case 'json':
       return `${JSON.stringify(data, null, 2)}\n`
@@ -87,7 +111,7 @@ export class RecordWriter {
   constructor(readonly format: OutputFormat) {}
 
   write(record: unknown): void {
-    if (this.format === 'ndjson') writeStdout(`${JSON.stringify(record)}\n`)
+    if (this.format === 'ndjson') writeStdout(`${JSON.stringify(redactMessages(record))}\n`)
     else this.records.push(record)
   }
 

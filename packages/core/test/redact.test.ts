@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { presentableError } from '../src/cli/main'
 import { formatOutput } from '../src/output'
 import { REDACTED, redactKnownSecrets, redactString, redactValue, registerSecretValue } from '../src/redact'
 
@@ -60,4 +61,38 @@ describe('output formats', () => {
     expect(table.split('\n').slice(0, 3)).toEqual(['NAME   N   TAGS', 'a      1   x, y', 'b      2   -'])
     expect(table).not.toContain('schema')
   })
+
+  it('message fields of result records are redacted like log lines; data fields stay whole', () => {
+    registerSecretValue('hctok-RECORDSECRET-1234')
+    const records = [
+      { name: 'web-01', status: 'error', error: 'hcloud API answered 403 forbidden: token hctok-RECORDSECRET-1234 is read-only' },
+      { name: 'db/password', value: 'hctok-RECORDSECRET-1234', problems: ['echoed hctok-RECORDSECRET-1234'] },
+    ]
+    for (const format of ['json', 'ndjson', 'yaml', 'table', 'wide'] as const) {
+      const text = formatOutput(records, format)
+      expect(text, format).not.toContain('echoed hctok-RECORDSECRET-1234')
+      expect(text, format).not.toMatch(/token hctok-RECORDSECRET/)
+    }
+    const json = JSON.parse(formatOutput(records, 'json'))
+    expect(json[0].error).toContain(REDACTED)
+    expect(json[1].value).toBe('hctok-RECORDSECRET-1234')
+    expect(records[0].error).toContain('hctok-RECORDSECRET-1234')
+  })
+
+  it('a human view shows control characters and direction overrides escaped, never raw', () => {
+    const records = [{ name: 'web\u001b]0;pwned\u0007', tags: 'hi\u001b[31mRED\u009b2J', note: 'abc\u202eevil' }]
+    for (const format of ['table', 'wide'] as const) {
+      const text = formatOutput(records, format)
+      expect(text, format).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e]/)
+      expect(text, format).toContain('web\\u001b]0;pwned\\u0007')
+    }
+    expect(formatOutput(records[0], 'table')).toContain('\\u202e')
+  })
+
+  it('an error line shows the control characters of the message it quotes escaped', () => {
+    const shown = presentableError(new Error('API answered 400 invalid\u001b[2J: bad\u001b]0;pwned\u0007'))
+    expect(shown.toLine()).toContain('invalid\\u001b[2J: bad\\u001b]0;pwned\\u0007')
+    expect(shown.toLine()).not.toMatch(/[\u0000-\u001f]/)
+  })
 })
+

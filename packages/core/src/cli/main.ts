@@ -5,6 +5,7 @@ import { configureLogger, type LogFormat, log, loggerOptions } from '../log'
 import { writeStdout } from '../output'
 import { redactSecretValues, redactString, redactValue } from '../redact'
 import { didYouMean } from '../suggest'
+import { printable } from '../util/printable'
 import { allowedFlagNames, assertOptionValues, resolveArgv, unknownOptionError, valueOptionOf } from './args'
 import { exitState } from './exit'
 import { type ProvCommandMeta, renderHelp } from './help'
@@ -21,8 +22,11 @@ function scanLoggingFlags(argv: string[]): { quiet: boolean; debug: boolean; for
   }
 }
 
-/** Newlines and runs of blanks inside a message become one space: an error is always one line. */
-const singleLine = (text: string) => text.replace(/\s*[\r\n]+\s*/g, ' ').trim()
+/**
+ * Newlines and runs of blanks inside a message become one space: an error is always one line, and
+ * its control characters are shown escaped (messages quote names and answers from remote systems).
+ */
+const singleLine = (text: string) => printable(text.replace(/\s*[\r\n]+\s*/g, ' ').trim())
 
 /**
  * The error as it may be shown: message and hint redacted like log lines, the location only of
