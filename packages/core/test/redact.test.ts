@@ -95,4 +95,3 @@ describe('output formats', () => {
     expect(shown.toLine()).not.toMatch(/[\u0000-\u001f]/)
   })
 })
-
