@@ -1,5 +1,5 @@
 import type { ServerRecord } from '@prov/core'
-import { listedStatus } from './cloud/common'
+import { cloudSpecProblems, listedRecord } from './cloud/common'
 import type { CreateOptions, Provider, ProviderPlan } from './types'
 import { api, findServer, labelsOf, power, publicIpv4, recordOf, requireServer, type UpcloudConfig, upcloudConfigProblems } from './upcloud-api'
 import { checkChoices, imageOf, planList, upcloudPrice, zoneList, zoneOf } from './upcloud-catalog'
@@ -20,14 +20,14 @@ export const upcloudProvider: Provider<UpcloudConfig> = {
   },
 
   validateSpec(spec, config) {
-    const problems: string[] = []
-    if (!zoneOf(spec, config)) problems.push('an upcloud server needs a zone (such as fi-hel2), or providers.upcloud.zone')
-    const image = imageOf(spec, config)
-    if (!image)
-      problems.push(
-        'an upcloud server needs an image (a template UUID, or its title as a slug such as ubuntu-server-24.04-lts-noble-numbat), or providers.upcloud.image',
-      )
-    if (spec.address) problems.push('upcloud assigns addresses itself: remove address')
+    const problems = cloudSpecProblems('upcloud', spec, [
+      { field: 'zone', value: zoneOf(spec, config), example: 'such as fi-hel2' },
+      {
+        field: 'image',
+        value: imageOf(spec, config),
+        example: 'a template UUID, or its title as a slug such as ubuntu-server-24.04-lts-noble-numbat',
+      },
+    ])
     if (!NAME.test(spec.name)) problems.push('an upcloud server name is used as its hostname: lower-case letters, digits, . _ -')
     if (spec.disk_gb !== null && spec.disk_gb !== undefined && !(spec.disk_gb >= 10 && spec.disk_gb <= 4096))
       problems.push('an upcloud system disk is 10-4096 GB (disk_gb)')
@@ -48,13 +48,7 @@ export const upcloudProvider: Provider<UpcloudConfig> = {
     const out: ServerRecord[] = []
     for (const record of records) {
       // One details call per server: the list call of the API carries no addresses.
-      const server = await findServer(ctx, client, record.name)
-      if (!server) {
-        out.push({ ...record, status: 'unknown' })
-        continue
-      }
-      const live = recordOf(record, server)
-      out.push({ ...live, status: listedStatus(record, live.status) })
+      out.push(listedRecord(record, (await findServer(ctx, client, record.name)) ?? undefined, recordOf))
     }
     return out
   },
