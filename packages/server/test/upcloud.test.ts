@@ -318,6 +318,25 @@ describe('upcloud bad input and API errors', () => {
     ])
   })
 
+  it('an answer of another shape is one error line naming the call (exit 1); delete keeps the record and deletes nothing', async () => {
+    replay.play(['createstartstopserver'], READS)
+    const uuid = '002018a7-c0a2-498f-a823-40e7cf735e61'
+    const count = mutating().length
+    // The recorded GET /server/{uuid} answer replaced by an empty object, then GET /zone by a string where the list was.
+    replay.fail({ method: 'GET', path: new RegExp(`^/server/${uuid}$`), status: 200, body: {}, times: 5 })
+    const deleted = await cli(['delete', 'up-01', '--yes'])
+    expect(deleted.code, deleted.stderr).toBe(1)
+    expect(errorLines(deleted)).toHaveLength(1)
+    expect(errorLines(deleted)[0]).toMatch(new RegExp(`upcloud API answered GET /server/${uuid} with an unusable body: server is not an object`))
+    expect(mutating().length).toBe(count)
+    expect(state()).toContain('"up-01"')
+    replay.clearFaults()
+    replay.fail({ method: 'GET', path: /^\/zone$/, status: 200, body: { zones: 'fi-hel2' }, times: 5 })
+    const zones = await cli(['zones', '--provider', 'upcloud'])
+    expect(zones.code).toBe(1)
+    expect(errorLines(zones)[0]).toMatch(/GET \/zone with an unusable body: zones\.zone is not a list of objects/)
+  })
+
   it('a literal credential in the config is refused (exit 3) without echoing it', async () => {
     const configFile = join(ws.path, 'prov.config.yaml')
     const original = readFileSync(configFile, 'utf8')

@@ -2,6 +2,7 @@ import { configError, ExitCode, failedError, isSecretRef, ProvError, type Server
 import { CloudApi } from './cloud/api'
 import {
   type CloudProviderConfig,
+  carriesIdentity,
   checkedAddress,
   cloudConfigProblems,
   cloudCredential,
@@ -143,7 +144,8 @@ export function publicIpv4(server: UServer): string {
 }
 
 export function labelsOf(server: UServer): Record<string, string> {
-  return Object.fromEntries((server.labels?.label ?? []).map((l) => [l.key, l.value]))
+  const labels = server.labels?.label
+  return Object.fromEntries((Array.isArray(labels) ? labels : []).filter((l) => typeof l?.key === 'string').map((l) => [l.key, l.value]))
 }
 
 function systemDiskGb(server: UServer): number | undefined {
@@ -167,14 +169,13 @@ export function recordOf(record: ServerRecord, server: UServer): ServerRecord {
 
 /** Does the server carry this workspace's identity (and this name, when given)? */
 function ours(ctx: Ctx, server: UServer, name?: string): boolean {
-  const labels = labelsOf(server)
-  return labels[IDENTITY.workspace] === workspaceId(ctx.workspace) && (name === undefined || labels[IDENTITY.server] === name)
+  return carriesIdentity(labelsOf(server), workspaceId(ctx.workspace), name)
 }
 
 /** One server; its UUID goes into later request paths, so the answer must be about the server asked for. */
 async function serverDetails(client: CloudApi, uuid: string): Promise<UServer> {
-  const server = (await client.request<{ server?: UServer }>('GET', `/server/${uuid}`)).server
-  if (!server || server.uuid !== uuid) throw failedError(`the upcloud API answered GET /server/${uuid} with another server`)
+  const server = await client.object<UServer>('GET', `/server/${uuid}`, 'server')
+  if (server.uuid !== uuid || typeof server.state !== 'string') throw client.unusable('GET', `/server/${uuid}`, `not the server ${uuid}`)
   return server
 }
 
@@ -192,10 +193,10 @@ export async function findServer(ctx: Ctx, client: CloudApi, name: string): Prom
       if (!(error instanceof ProvError && error.code === ExitCode.NOT_FOUND)) throw error
     }
   }
-  const found = await client.request<{ servers?: { server?: UServer[] } }>('GET', '/server/', {
+  const found = await client.items<UServer>('GET', '/server/', 'servers.server', {
     query: { label: [`${IDENTITY.workspace}=${workspaceId(ctx.workspace)}`, `${IDENTITY.server}=${name}`] },
   })
-  const match = (found.servers?.server ?? []).find((s) => ours(ctx, s, name) && UUID.test(s.uuid))
+  const match = found.find((s) => ours(ctx, s, name) && UUID.test(s.uuid))
   return match ? serverDetails(client, match.uuid) : undefined
 }
 

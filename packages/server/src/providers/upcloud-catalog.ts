@@ -23,11 +23,15 @@ export function zoneOf(spec: ServerSpec, config: UpcloudConfig): string | undefi
 }
 
 export async function zoneList(client: CloudApi): Promise<{ id: string; description?: string; public?: string }[]> {
-  return (await client.request<{ zones?: { zone?: { id: string; description?: string; public?: string }[] } }>('GET', '/zone')).zones?.zone ?? []
+  const zones = await client.items<{ id: string; description?: string; public?: string }>('GET', '/zone', 'zones.zone')
+  if (!zones.every((z) => typeof z.id === 'string')) throw client.unusable('GET', '/zone', 'a zone without an id')
+  return zones
 }
 
 export async function planList(client: CloudApi): Promise<UPlan[]> {
-  return (await client.request<{ plans?: { plan?: UPlan[] } }>('GET', '/plan')).plans?.plan ?? []
+  const plans = await client.items<UPlan>('GET', '/plan', 'plans.plan')
+  if (!plans.every((p) => typeof p.name === 'string')) throw client.unusable('GET', '/plan', 'a plan without a name')
+  return plans
 }
 
 /**
@@ -47,8 +51,9 @@ export function templateSlug(title: string): string {
  */
 export async function templateOf(client: CloudApi, image: string, server: string): Promise<string> {
   if (UUID.test(image)) return image
-  const found = await client.request<{ storages?: { storage?: { uuid: string; title: string }[] } }>('GET', '/storage/template')
-  const templates = found.storages?.storage ?? []
+  const templates = (await client.items<{ uuid?: unknown; title?: unknown }>('GET', '/storage/template', 'storages.storage')).filter(
+    (t): t is { uuid: string; title: string } => typeof t.uuid === 'string' && UUID.test(t.uuid) && typeof t.title === 'string',
+  )
   const match = templates.find((t) => t.title === image || templateSlug(t.title) === image)
   if (!match) requireChoice('upcloud', 'template (image)', image, templates.map((t) => templateSlug(t.title)).sort(), server)
   return (match as { uuid: string }).uuid

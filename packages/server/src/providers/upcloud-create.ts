@@ -102,8 +102,9 @@ export async function deleteServer(ctx: Ctx, record: ServerRecord, options: Dele
     }
     if (!options.keepStorage && disks.length) {
       // The disks go with the server; one left behind (a failed cascade) is deleted, never orphaned.
-      const { storages } = await client.request<{ storages?: { storage?: { uuid: string }[] } }>('GET', '/storage/private')
-      for (const left of (storages?.storage ?? []).filter((s) => disks.includes(s.uuid))) await client.request('DELETE', `/storage/${left.uuid}`)
+      const storages = await client.items<{ uuid?: unknown }>('GET', '/storage/private', 'storages.storage')
+      for (const left of storages.filter((s): s is { uuid: string } => typeof s.uuid === 'string' && disks.includes(s.uuid)))
+        await client.request('DELETE', `/storage/${left.uuid}`)
     }
   }
   if (record.ip_address) await forgetHostKey(ctx.workspace, record.ip_address, record.ssh.port)
