@@ -39,20 +39,18 @@ export interface PullResult {
   files?: number
 }
 
-/** Fetches an artifact into the cache (no network when the digest is already there), verifies, installs. */
-export async function pullArtifact(
-  oci: OciContext,
-  ref: Reference,
-  options: PullOptions = {},
-): Promise<PullResult & { manifest: ImageManifest; source: Target }> {
+/**
+ * What a pull may do and the keys it verifies with, refused before anything is fetched: the same
+ * answer for a real pull and for its --check preview.
+ */
+export function pullKeys(oci: OciContext, options: Pick<PullOptions, 'verify' | 'keys'>): { mustVerify: boolean; keys: KeyObject[] } {
   if (oci.settings.pullRefusal) throw oci.settings.pullRefusal
   if (oci.settings.trustedKeysOnly && options.keys?.length)
     throw configError('mode enterprise verifies signatures with oci.trusted_keys only, not a key given with --key', {
       location: 'mode',
       hint: 'add the key to oci.trusted_keys in the configuration your organisation manages, or prov mode set solo',
     })
-  const display = formatReference(ref)
-  const mustVerify = options.verify || oci.settings.requireSignatures
+  const mustVerify = Boolean(options.verify || oci.settings.requireSignatures)
   let keys = options.keys ?? []
   if (mustVerify && !keys.length) {
     if (!oci.settings.trustedKeys.length) {
@@ -63,6 +61,17 @@ export async function pullArtifact(
     }
     keys = trustedKeys(oci.settings.trustedKeys)
   }
+  return { mustVerify, keys }
+}
+
+/** Fetches an artifact into the cache (no network when the digest is already there), verifies, installs. */
+export async function pullArtifact(
+  oci: OciContext,
+  ref: Reference,
+  options: PullOptions = {},
+): Promise<PullResult & { manifest: ImageManifest; source: Target }> {
+  const { mustVerify, keys } = pullKeys(oci, options)
+  const display = formatReference(ref)
   let source: Target
   let descriptor: Descriptor
   let cached = false

@@ -360,6 +360,10 @@ describe('signatures', () => {
     const noKeys = await oci(dst, ['pull', `${host}/prov/taskservs/redis:7.0.0`], { env: { PROV_OCI__REQUIRE_SIGNATURES: 'true' } })
     expect(noKeys.code).toBe(3)
     expect(noKeys.stderr).toMatch(/signature verification is required but no key is trusted/)
+    // --check refuses what the pull would refuse.
+    const previewNoKeys = await oci(dst, ['pull', `${host}/prov/taskservs/redis:7.0.0`, '--check'], { env: { PROV_OCI__REQUIRE_SIGNATURES: 'true' } })
+    expect(previewNoKeys.code).toBe(3)
+    expect(previewNoKeys.stderr).toMatch(/signature verification is required but no key is trusted/)
   })
 
   it('signatures in a layout are found by subject', async () => {

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path'
 import { confirmOrCancel, defineProvCommand, failedError, usageError } from '@prov/core'
 import { ociContext, transportArgs } from '../context'
-import { isNonEmptyFolder, planPull, pullArtifact } from '../pull'
+import { isNonEmptyFolder, planPull, pullArtifact, pullKeys } from '../pull'
 import { readKey } from '../sign'
 
 /** References piped in: records with a `reference` (prov.oci.tag/v1, prov.oci.push/v1, ...) or plain strings. */
@@ -47,6 +47,8 @@ export default defineProvCommand({
     const results: object[] = []
     for (const ref of refs) {
       if (common.check) {
+        // The preview refuses what the pull would refuse before fetching anything.
+        pullKeys(oci, { verify: args.verify || Boolean(args.key), keys: args.key ? [readKey(args.key, 'public')] : undefined })
         results.push(await planPull(oci, ref, args.to))
         continue
       }
