@@ -63,6 +63,8 @@ describe('servers.yaml validation (exit 3, file:line, nothing changed)', () => {
       /address 192\.0\.2\.7 of server 'b' collides with server 'a'.*servers\.yaml:7/,
     ],
     ['badprovider', 'servers:\n  - name: a\n    provider: locl\n', /unknown provider 'locl'.*servers\.yaml:3.*did you mean 'local'/],
+    // A name every object inherits is not a bundled provider.
+    ['protoprovider', 'servers:\n  - name: a\n    provider: constructor\n', /unknown provider 'constructor'.*servers\.yaml:3/],
     ['badname', 'servers:\n  - name: Bad_Name\n', /name.*servers\.yaml:2/],
     ['notalist', 'servers: web-01\n', /servers/],
     ['sshnoaddress', 'servers:\n  - name: a\n    provider: ssh\n', /needs an address.*servers\.yaml:2/],

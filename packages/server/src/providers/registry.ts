@@ -42,7 +42,7 @@ export function knownProviders(lookup: ProviderLookup = {}): ProviderNameSet {
     all ??= providerNames(lookup)
     return all
   }
-  return { has: (name) => name in builtins || list().includes(name), all: list }
+  return { has: (name) => Object.hasOwn(builtins, name) || list().includes(name), all: list }
 }
 
 export function providerExtensions(lookup: ProviderLookup = {}): Extension[] {
@@ -74,11 +74,12 @@ export function loadProvider(name: string, lookup: ProviderLookup = {}): Promise
 
 async function resolveProvider(name: string, lookup: ProviderLookup): Promise<Provider> {
   // Fast path (cold start of `list`): a bundled provider nobody overrides needs no manifest parsing.
-  if (builtins[name] && !overriddenOutsideBundle(name, lookup)) return builtins[name]()
+  // Own keys only: a name such as `constructor` is not a bundled provider.
+  if (Object.hasOwn(builtins, name) && !overriddenOutsideBundle(name, lookup)) return builtins[name]()
   const ext = findExtension('provider', name, { workspacePath: lookup.workspacePath, infra: lookup.infra })
   const entryName = typeof ext.manifest.entry === 'string' ? ext.manifest.entry : 'index.ts'
   if (entryName === 'builtin') {
-    const builtin = builtins[ext.manifest.name]
+    const builtin = Object.hasOwn(builtins, ext.manifest.name) ? builtins[ext.manifest.name] : undefined
     if (!builtin)
       throw configError(`provider '${name}' says entry: builtin but prov has no such built-in provider`, { location: join(ext.dir, 'manifest.yaml') })
     return builtin()
