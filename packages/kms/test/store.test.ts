@@ -52,6 +52,23 @@ describe('prov-kms secret store, keys rotate and scan (workspace)', () => {
     expectOneErrorLine(await run(['secret', 'rm', 'tmp/x', '--yes']), 5)
   })
 
+  it('secret set --file stores the file byte for byte (trailing newline kept); bad files change nothing', async () => {
+    const pem = join(ws.root, 'tls.key')
+    const content = '-----BEGIN TEST KEY-----\nAAAA\n-----END TEST KEY-----\n\n'
+    writeFileSync(pem, content)
+    const set = await run(['secret', 'set', 'tls/key', '--file', pem])
+    expect(set.code, set.stderr).toBe(0)
+    expect((await run(['secret', 'get', 'tls/key'])).stdout).toBe(content)
+    expectOneErrorLine(await run(['secret', 'set', 'tls/other', 'value', '--file', pem]), 2, /not both/)
+    expectOneErrorLine(await run(['secret', 'set', 'tls/other', '--file', join(ws.root, 'missing.key')]), 5, /no file/)
+    expectOneErrorLine(await run(['secret', 'set', 'tls/other', '--file', ws.root]), 2, /not a regular file/)
+    const big = join(ws.root, 'big.bin')
+    writeFileSync(big, Buffer.alloc((1 << 20) + 1, 1))
+    expectOneErrorLine(await run(['secret', 'set', 'tls/other', '--file', big]), 2, /larger than a secret/)
+    expect(existsSync(join(ws.path, 'secrets/tls/other.age'))).toBe(false)
+    expect((await run(['secret', 'rm', 'tls/key', '--yes'])).code).toBe(0)
+  })
+
   it('core resolves {"secret": ...} references through the workspace store and redacts the values', async () => {
     const previous = process.env.PROV_KMS_IDENTITY
     delete process.env.PROV_KMS_IDENTITY

@@ -23,23 +23,47 @@ async function storeContext(common: Parameters<typeof kmsContext>[0]) {
   return { workspace, ctx: { ...ctx, workspace } }
 }
 
+/** The largest secret value, whatever it comes from. */
+const MAX_SECRET_BYTES = 1 << 20
+
+/** A value file read whole: a regular file (not a FIFO or device that never ends), at most MAX_SECRET_BYTES. */
+function readValueFile(file: string): Buffer {
+  let size: number
+  try {
+    const info = statSync(file)
+    if (!info.isFile()) throw usageError(`${file} is not a regular file`, { location: file })
+    size = info.size
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw notFoundError(`no file ${file}`, { location: file })
+    throw error
+  }
+  if (size > MAX_SECRET_BYTES) throw usageError(`${file} is larger than a secret may be (1 MiB)`, { location: file })
+  return readFileSync(file)
+}
+
 const set = defineProvCommand({
   meta: {
     name: 'set',
     description: "Store a secret encrypted (age) under <workspace>/secrets/NAME.age; VALUE or '-'/nothing for stdin",
-    examples: ['echo s3cret | prov-kms secret set db/password', 'prov-kms secret set api/token "$TOKEN"'],
+    examples: ['echo s3cret | prov-kms secret set db/password', 'prov-kms secret set api/token "$TOKEN"', 'prov-kms secret set tls/key --file server.key'],
     mutating: true,
   },
-  args: { name: nameArg, value: { type: 'positional', description: "The value ('-' or nothing: stdin, one trailing newline dropped)", required: false } },
+  args: {
+    name: nameArg,
+    value: { type: 'positional', description: "The value ('-' or nothing: stdin, one trailing newline dropped)", required: false },
+    file: { type: 'string', description: 'Read the value from this file, byte for byte (a key file, a certificate: nothing dropped)' },
+  },
   async run({ args, common, emit, log }) {
     const name = validateSecretName(String(args.name))
+    if (args.file !== undefined && args.value !== undefined) throw usageError('give the value or --file, not both', { location: '--file' })
     const { workspace, ctx } = await storeContext(common)
     const target = secretPath(workspace, name)
     // The value is not read under --check: a preview never takes a secret in.
     if (previewed(common, emit, [{ action: existsSync(target) ? 'replace' : 'store', target: name, path: target }])) return
     let value: Buffer
-    if (args.value === undefined || args.value === '-') {
-      value = await readAll(stdinSource('secret value'), 1 << 20)
+    if (args.file !== undefined) value = readValueFile(String(args.file))
+    else if (args.value === undefined || args.value === '-') {
+      value = await readAll(stdinSource('secret value'), MAX_SECRET_BYTES)
       if (value.at(-1) === 0x0a) value = value.subarray(0, value.at(-2) === 0x0d ? -2 : -1)
     } else value = Buffer.from(String(args.value), 'utf8')
     if (!value.length) throw usageError(`empty value for secret '${name}'`, { location: name })
