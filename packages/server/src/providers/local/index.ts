@@ -16,6 +16,7 @@ import { writeLayerFile } from '../../images/layer'
 import { DEFAULT_IMAGE, findRecipe, type ImageRecipe, loadStoredRecipe, type StoredRecipe, storeRecipe } from '../../images/recipe'
 import { claimBuilds, ensureImage, type ReadyImage } from '../../images/store'
 import type { LocalProviderConfig, Provider, ProviderContext, ProviderPlan, ServerSpec } from '../types'
+import { parseBinds } from './binds'
 import { type AppliedLimits, applyLimits } from './cgroups'
 import { type HostBind, launcherAvailable } from './isolate'
 import { allocateAddress, inSubnet, parseSubnet } from './net'
@@ -26,7 +27,6 @@ import {
   foreignAddresses,
   type LocalSettings,
   launch,
-  parseBinds,
   removeBridgeIfUnused,
   requireRoot,
   type SandboxRuntime,
