@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
-import { dirname, join, posix } from 'node:path'
+import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { assertPathSegment, containedPath, deniedError, failedError, mkdirContained, removeContained, serialised, withLock } from '@prov/core'
 import { collectTrash, releaseBuilds } from '../../images/store'
