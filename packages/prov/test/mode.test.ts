@@ -79,7 +79,7 @@ describe('prov mode', () => {
       const r = await runCli('prov', ['mode', 'set', 'ci'], { env: other.env, cwd: other.path })
       expect(r.code).toBe(3)
       expect(r.stderr.trim().split('\n')).toEqual([
-        expect.stringMatching(/^prov: error: cannot edit .*prov\.config\.toml safely .*hint: add mode: ci to it yourself/),
+        expect.stringMatching(/^prov: error: cannot edit .*prov\.config\.toml safely .*hint: add mode = "ci" to it yourself/),
       ])
       expect(readFileSync(join(other.path, 'prov.config.toml'), 'utf8')).toBe(toml)
     } finally {

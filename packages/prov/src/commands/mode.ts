@@ -53,7 +53,7 @@ const set = defineProvCommand({
     if (!file || !/\.(ya?ml|json)$/.test(file)) {
       throw configError(`cannot edit ${file ?? 'a missing prov.config file'} safely`, {
         location: file ?? before.workspace.path,
-        hint: `add mode: ${mode} to it yourself`,
+        hint: `add ${file?.endsWith('.toml') ? `mode = "${mode}"` : /\.[mc]?[jt]s$/.test(file ?? '') ? `mode: '${mode}'` : `mode: ${mode}`} to it yourself`,
       })
     }
     const text = readFileSync(file, 'utf8')
