@@ -1,7 +1,7 @@
 import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
-import { configError, deniedError, ExitCode, isProvError, notFoundError, usageError } from './errors'
+import { configError, deniedError, ExitCode, failedError, isProvError, notFoundError, usageError } from './errors'
 import { yamlLib } from './lazy'
 import { formatBytes, MAX_CONFIG_FILE_BYTES } from './limits'
 import { templatesDir, userConfigDir, type WorkspacePaths, workspacePaths } from './paths'
@@ -293,7 +293,6 @@ export function assertDeletableWorkspace(entry: WorkspaceEntry): string {
   return path
 }
 
-/** Forgets a workspace (and with `deleteFiles` removes its folder, only while it still is a workspace). */
 /** The registered workspace `name`, or exit 5 with the closest name. */
 function registeredWorkspace(reg: WorkspaceRegistry, name: string): WorkspaceEntry {
   const entry = reg.workspaces.find((w) => w.name === name)
@@ -314,20 +313,39 @@ export function previewWorkspaceRemoval(name: string, deleteFiles = false): Work
   return entry
 }
 
+/** Forgets a workspace; with `deleteFiles` its folder goes first, and only while it still is a workspace. */
 export async function removeWorkspace(name: string, deleteFiles = false): Promise<WorkspaceEntry> {
+  // Files first: a folder that cannot be deleted whole leaves the workspace registered.
+  if (deleteFiles) deleteWorkspaceFolder(registeredWorkspace(readRegistry(), name))
   let removed: WorkspaceEntry | undefined
   await updateRegistry((reg) => {
     removed = registeredWorkspace(reg, name)
-    // Checked before the registry changes: a refused delete leaves everything as it was.
-    if (deleteFiles) assertDeletableWorkspace(removed)
     reg.workspaces = reg.workspaces.filter((w) => w.name !== name)
     if (reg.active === name) reg.active = undefined
   })
-  if (deleteFiles && removed) {
-    const path = assertDeletableWorkspace(removed)
-    removeContained(dirname(path), basename(path), { what: `the parent folder of workspace '${name}'` })
-  }
   return removed as WorkspaceEntry
+}
+
+/**
+ * Deletes a workspace folder, its prov.config.* last: when something refuses half-way (a mount, an
+ * immutable file, another owner) the folder is still a workspace, still registered, and the same
+ * command finishes the job once the cause is gone.
+ */
+function deleteWorkspaceFolder(entry: WorkspaceEntry): void {
+  const path = assertDeletableWorkspace(entry)
+  const what = `workspace '${entry.name}'`
+  try {
+    const names = readdirSync(path)
+    const isConfig = (file: string) => file.startsWith('prov.config.')
+    for (const file of [...names.filter((n) => !isConfig(n)), ...names.filter(isConfig)]) removeContained(path, file, { what })
+    removeContained(dirname(path), basename(path), { what: `the parent folder of ${what}` })
+  } catch (error) {
+    if (isProvError(error)) throw error
+    throw failedError(`could not delete all of ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+      location: path,
+      hint: `${what} stays registered; remove what holds the rest (a mount, an immutable file, permissions) and run the command again`,
+    })
+  }
 }
 
 export async function useWorkspace(name: string): Promise<WorkspaceEntry> {

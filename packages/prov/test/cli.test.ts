@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -367,7 +368,7 @@ describe('prov workspace remove --delete-files', () => {
       writeFileSync(join(path, 'prov.config.yaml'), 'workspace:\n  name: gone\n')
       const preview = await runCli('prov', ['workspace', 'remove', 'gone', '--delete-files', '--check'], { env: t.env })
       expect(preview.code, preview.stderr).toBe(0)
-      expect(preview.json()).toMatchObject({ name: 'gone', removed: false, deleted_files: false })
+      expect(preview.json()).toMatchObject({ name: 'gone', removed: false, deleted_files: false, planned: true })
       expect(existsSync(join(path, 'precious.txt'))).toBe(true)
       const removed = await runCli('prov', ['workspace', 'remove', 'gone', '--delete-files', '--yes'], { env: t.env })
       expect(removed.code, removed.stderr).toBe(0)
@@ -376,6 +377,35 @@ describe('prov workspace remove --delete-files', () => {
       t.cleanup()
     }
   })
+})
+
+describe('prov workspace remove --delete-files that cannot finish', () => {
+  it.runIf(process.getuid?.() === 0)(
+    'a folder that cannot be deleted whole (a mount inside) leaves the workspace registered and its prov.config; the rerun finishes',
+    async () => {
+      const t = tempEnv()
+      const busy = join(t.root, 'held', 'data')
+      try {
+        const path = join(t.root, 'held')
+        expect((await runCli('prov', ['workspace', 'init', 'held', '--path', path, '-q'], { env: t.env })).code).toBe(0)
+        mkdirSync(busy, { recursive: true })
+        expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'prov-test', busy]).status).toBe(0)
+        const refused = await runCli('prov', ['workspace', 'remove', 'held', '--delete-files', '--yes'], { env: t.env })
+        expect(refused.code).toBe(1)
+        oneLine(refused.stderr, /could not delete all of .*held: EBUSY.*hint: workspace 'held' stays registered/)
+        expect(existsSync(join(path, 'prov.config.yaml'))).toBe(true)
+        expect((await runCli('prov', ['workspace', 'list'], { env: t.env })).json().map((w: { name: string }) => w.name)).toEqual(['held'])
+        expect(spawnSync('umount', [busy]).status).toBe(0)
+        const removed = await runCli('prov', ['workspace', 'remove', 'held', '--delete-files', '--yes'], { env: t.env })
+        expect(removed.code, removed.stderr).toBe(0)
+        expect(existsSync(path)).toBe(false)
+        expect((await runCli('prov', ['workspace', 'list'], { env: t.env })).json()).toEqual([])
+      } finally {
+        spawnSync('umount', [busy])
+        t.cleanup()
+      }
+    },
+  )
 })
 
 describe('global options anywhere, version and help', () => {

@@ -158,7 +158,14 @@ const remove = defineProvCommand({
     if (deleteFiles && !common.yes && !common.check) throw usageError('refusing to delete files without --yes', { hint: 'add --yes' })
     const entry = common.check ? previewWorkspaceRemoval(args.name, deleteFiles) : await removeWorkspace(args.name, deleteFiles)
     if (!common.check) log.success(`workspace '${entry.name}' removed${deleteFiles ? ' with its files' : ''}`)
-    emit({ schema: SCHEMA, name: entry.name, path: entry.path, removed: !common.check, deleted_files: deleteFiles && !common.check })
+    emit({
+      schema: SCHEMA,
+      name: entry.name,
+      path: entry.path,
+      removed: !common.check,
+      deleted_files: deleteFiles && !common.check,
+      ...(common.check ? { planned: true } : {}),
+    })
   },
 })
 
