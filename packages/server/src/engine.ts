@@ -218,13 +218,17 @@ export interface ActionOutcome {
   error?: ProvError
 }
 
-/** Failures that are about the invocation (credentials, configuration), not about one server. */
-const invocationCodes: ReadonlySet<number> = new Set([ExitCode.DENIED, ExitCode.CONFIG])
+/**
+ * Failures whose code says what to fix rather than that an action failed: credentials (4),
+ * configuration (3), a value the API refused as invalid (2), a server the provider does not have (5).
+ */
+const invocationCodes: ReadonlySet<number> = new Set([ExitCode.DENIED, ExitCode.CONFIG, ExitCode.USAGE, ExitCode.NOT_FOUND])
 
 /**
  * Exit code for a set of outcomes: 0 all fine, 1 all failed, 6 some failed. When every job failed
- * for the same invocation problem (a provider refused the credentials: 4; its configuration is
- * missing a credential: 3), that code, as a single call would give.
+ * with the same one of those codes (a provider refused the credentials: 4; its configuration is
+ * missing a credential: 3; the API refused a value: 2; the server is gone: 5), that code, as a
+ * single call would give.
  */
 export function outcomeCode(outcomes: ActionOutcome[]): number {
   const failed = outcomes.filter((o) => !o.ok)

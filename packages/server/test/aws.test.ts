@@ -321,9 +321,30 @@ describe('aws on moto', { timeout: 240_000 }, () => {
     expect(groups[0].IpPermissions?.flatMap((p) => p.IpRanges?.map((r) => r.CidrIp))).toEqual(['198.51.100.0/24'])
   })
 
-  it('delete terminates; the key pair and security group go with the last instance', async () => {
+  it('delete terminates (a twin tagged for the same server too); the key pair and security group go with the last instance', async () => {
+    // A twin of ec2-01 as a second apply of the same plan racing the first leaves it: tagged alike, unknown to the state.
+    const wsid = readFileSync(join(ws.path, '.prov', 'workspace-id'), 'utf8').trim()
+    await ec2.send(
+      new RunInstancesCommand({
+        ImageId: image,
+        InstanceType: 't3.micro',
+        MinCount: 1,
+        MaxCount: 1,
+        TagSpecifications: [
+          {
+            ResourceType: 'instance',
+            Tags: [
+              { Key: 'prov-workspace', Value: wsid },
+              { Key: 'prov-server', Value: 'ec2-01' },
+            ],
+          },
+        ],
+      }),
+    )
+    expect(await instancesNamed('ec2-01')).toHaveLength(2)
     const first = await cli(['delete', 'ec2-01', '--yes'])
     expect(first.code, first.stderr).toBe(0)
+    expect(first.stderr).toMatch(/aws: 2 instances are tagged for 'ec2-01' \(i-\w+, i-\w+\): terminating them all/)
     expect(await instancesNamed('ec2-01')).toEqual([])
     expect((await ec2.send(new DescribeKeyPairsCommand({}))).KeyPairs).toHaveLength(1)
     expect(await provGroups()).toHaveLength(1)
@@ -386,8 +407,8 @@ describe('aws bad input', { timeout: 240_000 }, () => {
     )
     const start = proxy.actions.length
     const big = await cli(['create', 'big', '--infra', 'big'])
-    // Refused inside the server's job (the document is rendered there): a failed job is exit 1.
-    expect(big.code, big.stderr).toBe(1)
+    // Refused inside the server's job (the document is rendered there), as input to fix: exit 2.
+    expect(big.code, big.stderr).toBe(2)
     const lines = errorLines(big)
     expect(lines).toHaveLength(1)
     expect(lines[0]).toMatch(/server 'big': its first-boot document is \d+ bytes; EC2 takes at most 16384 bytes of user data/)
@@ -400,6 +421,8 @@ describe('aws bad input', { timeout: 240_000 }, () => {
       [{ token: 'AKID:secret' }, /providers\.aws\.token must be a \{secret: NAME\} reference/],
       [{ image_owners: ['anyone'] }, /providers\.aws\.image_owners must list self, amazon/],
       [{ ssh_cidr: 'everyone' }, /providers\.aws\.ssh_cidr must be an IPv4 CIDR/],
+      [{ ssh_cidr: '999.0.0.0/8' }, /providers\.aws\.ssh_cidr must be an IPv4 CIDR/],
+      [{ ssh_cidr: '10.0.0.0/33' }, /providers\.aws\.ssh_cidr must be an IPv4 CIDR/],
       [{ endpoint: 'http://ec2.example.com' }, /providers\.aws\.endpoint uses plain http to a remote host/],
     ] as const) {
       const result = await withAwsConfig(change, () => cli(['plans', '--provider', 'aws']))

@@ -430,6 +430,27 @@ describe('hcloud answers prov cannot trust', () => {
     }
   })
 
+  it('a create the API refuses as invalid (422/409/412) is exit 2; an action on a server deleted outside prov is exit 5', async () => {
+    for (const [status, code] of [
+      [422, 'invalid_input'],
+      [409, 'conflict'],
+      [412, 'unavailable'],
+    ] as const) {
+      api.fail({ method: 'POST', path: /^\/servers$/, status, body: { error: { code, message: `refused as ${code}` } }, times: 1 })
+      const created = await cli(['create', 'hc-01', '--infra', 'cloud'])
+      expect(created.code, created.stderr).toBe(2)
+      expect(errorLine(created)[0]).toMatch(new RegExp(`hcloud API answered ${status} ${code}: refused as ${code}`))
+      expect(recorded()['hc-01']).toBeUndefined()
+    }
+    const made = await cli(['create', 'hc-01', '--infra', 'cloud'])
+    expect(made.code, made.stderr).toBe(0)
+    api.servers.delete(idOf('hc-01'))
+    const stop = await cli(['stop', 'hc-01', '--yes'])
+    expect(stop.code, stop.stderr).toBe(5)
+    expect(errorLine(stop)[0]).toMatch(/hcloud has no server for 'hc-01'/)
+    expect((await cli(['delete', 'hc-01', '--yes'])).code).toBe(0)
+  })
+
   it('a redirect is never followed, not even a 307 on create: exit 1, nothing reaches the other host', async () => {
     const reached: string[] = []
     const other = createServer((req, res) => {

@@ -287,10 +287,10 @@ describe('upcloud bad input and API errors', () => {
         /upcloud API answered 400 SERVER_INVALID: The server UUID is invalid\. \(at upcloud API GET \/plan\); hint: fix the value the API names/,
       ),
     ])
-    // A server action that fails is exit 1 (the engine's rule for failed actions), with the API's own line.
+    // A create the API refuses as invalid is exit 2 too (the value is to fix), with the API's own line.
     replay.fail({ method: 'POST', path: /^\/server$/, ...refusal })
     const result = await cli(['create', 'up-03', '--infra', 'cloud'])
-    expect(result.code, result.stderr).toBe(1)
+    expect(result.code, result.stderr).toBe(2)
     expect(errorLines(result)).toEqual([expect.stringMatching(/create up-03: upcloud API answered 400 SERVER_INVALID: The server UUID is invalid\./)])
     expect(state()).not.toContain('up-03')
   })

@@ -24,6 +24,12 @@ export type AwsCtx = ProviderContext<AwsConfig>
 type Ctx = AwsCtx
 const DEFAULT_REGION = 'us-east-1'
 
+/** An IPv4 CIDR EC2 takes: four octets 0-255 and a prefix 0-32 (a shape check alone lets 999.0.0.0/8 reach the API). */
+function isIpv4Cidr(value: string): boolean {
+  const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(value)
+  return !!match && match.slice(1, 5).every((octet) => Number(octet) <= 255) && Number(match[5]) <= 32
+}
+
 /** Problems with a `providers.aws` section (empty when fine). */
 export function awsConfigProblems(config: AwsConfig): string[] {
   const problems = cloudConfigProblems('aws', config as Record<string, unknown>, ['region', 'plan', 'image', 'ssh_cidr', 'image_owners'])
@@ -40,8 +46,7 @@ export function awsConfigProblems(config: AwsConfig): string[] {
     problems.push('providers.aws.image_owners must list self, amazon, aws-marketplace or 12-digit account ids')
   if (config.region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(String(config.region)))
     problems.push('providers.aws.region is not a region name (such as eu-central-1)')
-  if (config.ssh_cidr !== undefined && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(String(config.ssh_cidr)))
-    problems.push('providers.aws.ssh_cidr must be an IPv4 CIDR such as 203.0.113.0/24')
+  if (config.ssh_cidr !== undefined && !isIpv4Cidr(String(config.ssh_cidr))) problems.push('providers.aws.ssh_cidr must be an IPv4 CIDR such as 203.0.113.0/24')
   for (const key of ['plan', 'image', 'zone'] as const) {
     if (config[key] !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._/()-]{0,127}$/.test(String(config[key])))
       problems.push(`providers.aws.${key} is not an EC2 name`)

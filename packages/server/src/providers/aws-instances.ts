@@ -1,7 +1,7 @@
 // EC2 instances of the aws provider: found by the id prov stored or by its identity tags, mapped
 // to server records, waited for, and started with RunInstances.
 import type { Filter, Instance, RunInstancesCommandInput } from '@aws-sdk/client-ec2'
-import { ExitCode, failedError, ProvError, type ServerRecord, type ServerStatus } from '@prov/core'
+import { ExitCode, failedError, notFoundError, ProvError, type ServerRecord, type ServerStatus } from '@prov/core'
 import { type AwsCtx as Ctx, type Ec2, faultCode, QUOTA_CODES } from './aws-api'
 import { carriesIdentity, checkedAddress, cloudDefaults, IDENTITY, pollUntil, workspaceId } from './cloud/common'
 
@@ -78,7 +78,7 @@ export function tagsOf(tags: readonly { Key?: string; Value?: string }[] | undef
 export async function requireInstance(ctx: Ctx, api: Ec2, record: ServerRecord): Promise<Instance> {
   const instance = await findInstance(ctx, api, record.name)
   if (!instance?.InstanceId)
-    throw failedError(`aws has no instance for '${record.name}'`, { hint: 'it was terminated outside prov: prov-server delete it, then create it again' })
+    throw notFoundError(`aws has no instance for '${record.name}'`, { hint: 'it was terminated outside prov: prov-server delete it, then create it again' })
   return instance
 }
 

@@ -103,9 +103,9 @@ export function securityGroupId(ctx: Ctx, api: Ec2, wsid: string, port: number):
  * group something else still uses is left, with a warning, rather than failing the delete; one a
  * concurrent delete removed first is fine.
  */
-export async function removeSharedWhenUnused(ctx: Ctx, api: Ec2, wsid: string, name: string, instanceId?: string): Promise<void> {
+export async function removeSharedWhenUnused(ctx: Ctx, api: Ec2, wsid: string, name: string, terminated: readonly string[]): Promise<void> {
   if (ctx.allServers().some((r) => r.provider === 'aws' && r.name !== name && r.status === 'creating')) return
-  const left = (await instancesOf(api, tagFilters(wsid))).filter((i) => i.InstanceId !== instanceId && isOurs(i, wsid))
+  const left = (await instancesOf(api, tagFilters(wsid))).filter((i) => !terminated.includes(i.InstanceId ?? '') && isOurs(i, wsid))
   if (left.length) return
   awsCalls.forget(`${api.endpoint}\0`)
   const ours = [{ Name: `tag:${IDENTITY.workspace}`, Values: [wsid] }]

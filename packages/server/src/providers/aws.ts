@@ -103,12 +103,17 @@ export const awsProvider: Provider<AwsConfig> = {
     const api = await ec2(ctx)
     const wsid = workspaceId(ctx.workspace)
     const instance = await findInstance(ctx, api, record.name)
-    if (instance?.InstanceId) {
-      await api.send('TerminateInstances', new api.sdk.TerminateInstancesCommand({ InstanceIds: [instance.InstanceId] }))
-      await waitForState(ctx, api, instance.InstanceId, ['terminated'], `aws instance ${record.name} to terminate`)
+    // Every live instance tagged with this workspace and name goes: two applies of one plan racing
+    // can both have started one, and the twin the state does not name must not run on unseen.
+    const tagged = (await instancesOf(api, tagFilters(wsid, record.name))).filter((i) => isOurs(i, wsid, record.name))
+    const ids = [...new Set([instance?.InstanceId, ...tagged.map((i) => i.InstanceId)].filter((id): id is string => typeof id === 'string'))]
+    if (ids.length > 1) ctx.log.warn(`aws: ${ids.length} instances are tagged for '${record.name}' (${ids.join(', ')}): terminating them all`)
+    if (ids.length) {
+      await api.send('TerminateInstances', new api.sdk.TerminateInstancesCommand({ InstanceIds: ids }))
+      for (const id of ids) await waitForState(ctx, api, id, ['terminated'], `aws instance ${record.name} (${id}) to terminate`)
     }
     if (record.ip_address) await forgetHostKey(ctx.workspace, record.ip_address, record.ssh.port)
-    await removeSharedWhenUnused(ctx, api, wsid, record.name, instance?.InstanceId)
+    await removeSharedWhenUnused(ctx, api, wsid, record.name, ids)
   },
 
   async start(ctx, record) {

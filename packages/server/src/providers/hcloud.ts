@@ -1,5 +1,15 @@
 import { createHash } from 'node:crypto'
-import { configError, ExitCode, ensureWorkspaceKey, failedError, forgetHostKey, ProvError, type ServerRecord, type ServerStatus } from '@prov/core'
+import {
+  configError,
+  ExitCode,
+  ensureWorkspaceKey,
+  failedError,
+  forgetHostKey,
+  notFoundError,
+  ProvError,
+  type ServerRecord,
+  type ServerStatus,
+} from '@prov/core'
 import { CloudApi } from './cloud/api'
 import {
   type CloudProviderConfig,
@@ -138,9 +148,7 @@ async function findServer(ctx: Ctx, client: CloudApi, name: string): Promise<HSe
 async function requireServer(ctx: Ctx, client: CloudApi, record: ServerRecord): Promise<HServer> {
   const server = await findServer(ctx, client, record.name)
   if (!server)
-    throw new ProvError(ExitCode.NOT_FOUND, `hcloud has no server for '${record.name}'`, {
-      hint: 'it was deleted outside prov: prov-server delete it, then create it again',
-    })
+    throw notFoundError(`hcloud has no server for '${record.name}'`, { hint: 'it was deleted outside prov: prov-server delete it, then create it again' })
   return server
 }
 

@@ -1,4 +1,4 @@
-import { ensureWorkspaceKey, forgetHostKey, pinHostKey, type ServerRecord, SshPool, usageError } from '@prov/core'
+import { ensureWorkspaceKey, failedError, forgetHostKey, pinHostKey, type ServerRecord, SshPool, usageError } from '@prov/core'
 import type { Provider } from './types'
 
 /** `ssh`: existing hosts by address (bring your own servers). create pins and checks; delete forgets. */
@@ -43,11 +43,12 @@ export const sshProvider: Provider = {
   },
 
   async start(_ctx, record) {
-    throw usageError(`server '${record.name}' uses the ssh provider, which cannot start hosts`, { hint: 'start the host yourself' })
+    // Not an input mistake but an action this provider does not have: a failed action (1).
+    throw failedError(`server '${record.name}' uses the ssh provider, which cannot start hosts`, { hint: 'start the host yourself' })
   },
 
   async stop(_ctx, record) {
-    throw usageError(`server '${record.name}' uses the ssh provider, which cannot stop hosts`, { hint: 'stop the host yourself' })
+    throw failedError(`server '${record.name}' uses the ssh provider, which cannot stop hosts`, { hint: 'stop the host yourself' })
   },
 
   async info(_ctx, record) {

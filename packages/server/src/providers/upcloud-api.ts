@@ -1,4 +1,4 @@
-import { configError, ExitCode, failedError, isSecretRef, ProvError, type ServerRecord, type ServerStatus } from '@prov/core'
+import { configError, ExitCode, failedError, isSecretRef, notFoundError, ProvError, type ServerRecord, type ServerStatus } from '@prov/core'
 import { CloudApi } from './cloud/api'
 import {
   type CloudProviderConfig,
@@ -203,7 +203,7 @@ export async function findServer(ctx: Ctx, client: CloudApi, name: string): Prom
 export async function requireServer(ctx: Ctx, client: CloudApi, record: ServerRecord): Promise<UServer> {
   const server = await findServer(ctx, client, record.name)
   if (!server)
-    throw failedError(`upcloud has no server for '${record.name}'`, { hint: 'it was deleted outside prov: prov-server delete it, then create it again' })
+    throw notFoundError(`upcloud has no server for '${record.name}'`, { hint: 'it was deleted outside prov: prov-server delete it, then create it again' })
   return server
 }
 

@@ -59,15 +59,25 @@ export async function templateOf(client: CloudApi, image: string, server: string
   return (match as { uuid: string }).uuid
 }
 
-/** Checks zone and plan of servers against what the API offers: exit 2 listing the valid ones. */
+/**
+ * Checks zone, plan and image of servers against what the API offers: exit 2 listing the valid
+ * ones. An image given by name is looked up among the templates now, so a plan refuses it rather
+ * than the apply; a template UUID is checked by the API at create.
+ */
 export async function checkChoices(ctx: Ctx, client: CloudApi, specs: ServerSpec[]): Promise<void> {
   const zones = (await zoneList(client)).map((z) => z.id)
   const needPlans = specs.some((spec) => planOf(spec, ctx.config))
   const plans = needPlans ? (await planList(client)).map((p) => p.name) : []
+  const checkedImages = new Set<string>()
   for (const spec of specs) {
     requireChoice('upcloud', 'zone', zoneOf(spec, ctx.config) as string, zones, spec.name)
     const plan = planOf(spec, ctx.config)
     if (plan) requireChoice('upcloud', 'plan', plan, plans, spec.name)
+    const image = imageOf(spec, ctx.config)
+    if (image && !UUID.test(image) && !checkedImages.has(image)) {
+      await templateOf(client, image, spec.name)
+      checkedImages.add(image)
+    }
   }
 }
 
