@@ -154,8 +154,22 @@ function saveTogether(workspace: Workspace, change: StateChange): Promise<void> 
   })
 }
 
-/** Servers with their live status (providers check pids, namespaces...). */
-export async function liveServers(env: ServerEnv, records: ServerRecord[] = listServers(env.workspace)): Promise<ServerRecord[]> {
+/** A provider `liveServers` could not ask: its servers are listed with status `unknown`. */
+export interface UnreadProvider {
+  provider: string
+  error: ProvError
+}
+
+/**
+ * Servers with their live status (providers check pids, namespaces, cloud APIs...). A provider
+ * that cannot be asked (credentials, network, an unusable answer) leaves its servers `unknown`
+ * with one warning line on stderr naming it, and is reported to `unread` for the exit code.
+ */
+export async function liveServers(
+  env: ServerEnv,
+  records: ServerRecord[] = listServers(env.workspace),
+  unread?: (failure: UnreadProvider) => void,
+): Promise<ServerRecord[]> {
   const byProvider = new Map<string, ServerRecord[]>()
   for (const record of records) byProvider.set(record.provider, [...(byProvider.get(record.provider) ?? []), record])
   const out: ServerRecord[] = []
@@ -163,7 +177,12 @@ export async function liveServers(env: ServerEnv, records: ServerRecord[] = list
     try {
       const provider = await env.provider(name)
       out.push(...(await provider.list(env.providerContext(name), group)))
-    } catch {
+    } catch (error) {
+      const failure = toProvError(error)
+      log().warn(
+        `provider ${name} could not be asked, its ${group.length} server(s) show status unknown: ${failure.message}${failure.hint ? ` (hint: ${failure.hint})` : ''}`,
+      )
+      unread?.({ provider: name, error: failure })
       out.push(...group.map((record) => ({ ...record, status: 'unknown' as const })))
     }
   }

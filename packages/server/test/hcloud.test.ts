@@ -451,6 +451,26 @@ describe('hcloud answers prov cannot trust', () => {
     expect((await cli(['delete', 'hc-01', '--yes'])).code).toBe(0)
   })
 
+  it('list says when hcloud could not be asked: a warning line, status unknown, and the exit code of the failure', async () => {
+    const made = await cli(['create', 'hc-02', '--infra', 'cloud'])
+    expect(made.code, made.stderr).toBe(0)
+    for (const [extra, code, pattern] of [
+      [{ HCLOUD_TOKEN: 'wrong-token-abcdef' }, 4, /hcloud API answered 401 unauthorized/],
+      [{ HCLOUD_TOKEN: undefined }, 3, /no hcloud API credential: HCLOUD_TOKEN is not set/],
+    ] as const) {
+      const list = await cli(['list', '--out', 'json'], extra)
+      expect(list.code, list.stderr).toBe(code)
+      expect(list.stderr).toMatch(/provider hcloud could not be asked, its 1 server\(s\) show status unknown/)
+      expect(list.stderr).toMatch(pattern)
+      expect(list.json()).toEqual([expect.objectContaining({ name: 'hc-02', status: 'unknown' })])
+      const running = await cli(['list', '--status', 'running', '--out', 'json'], extra)
+      expect(running.code).toBe(code)
+      expect(running.json()).toEqual([])
+    }
+    expect((await cli(['list'])).code).toBe(0)
+    expect((await cli(['delete', 'hc-02', '--yes'])).code).toBe(0)
+  })
+
   it('a redirect is never followed, not even a 307 on create: exit 1, nothing reaches the other host', async () => {
     const reached: string[] = []
     const other = createServer((req, res) => {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { defineProvCommand, isWorkspaceDir, listServers, serverStatuses, usageError } from '@prov/core'
-import { liveServers, serverEnv } from '../engine'
+import { defineProvCommand, ExitCode, isWorkspaceDir, listServers, serverStatuses, usageError } from '@prov/core'
+import { liveServers, serverEnv, type UnreadProvider } from '../engine'
 
 export default defineProvCommand({
   meta: {
@@ -31,10 +31,18 @@ export default defineProvCommand({
     const env = await serverEnv(ctx.common)
     // Fast path: no state file, nothing to load (cold-start benchmark P1).
     let servers = existsSync(env.workspace.paths.servers) ? listServers(env.workspace) : []
-    if (servers.length) servers = await liveServers(env, servers)
     if (ctx.common.infra) servers = servers.filter((s) => s.infra === ctx.common.infra)
     if (ctx.args.provider) servers = servers.filter((s) => s.provider === ctx.args.provider)
+    // Only the providers of the servers listed are asked (and can fail the listing).
+    const unread: UnreadProvider[] = []
+    if (servers.length) servers = await liveServers(env, servers, (failure) => unread.push(failure))
     if (status) servers = servers.filter((s) => s.status === status)
     ctx.emit(servers)
+    // The records are printed either way; the exit code says the list is not the cloud's word:
+    // the providers' common code (4 credentials refused, 3 a missing one), else 1.
+    if (!unread.length) return
+    const codes = new Set(unread.map((u) => u.error.code))
+    const [only] = codes
+    return codes.size === 1 ? only : ExitCode.FAILED
   },
 })
