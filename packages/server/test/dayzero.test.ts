@@ -260,6 +260,9 @@ describe('prov-server butane', () => {
         /incorrect size for hash sum/,
       ],
       ['variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: /a\n  directories:\n    - path: /a\n', /duplicate path \/a/],
+      ['variant: fcos\nversion: 1.5.0\nstorage:\n  links:\n    - path: /l\n      target: "/x\\0y"\n', /target contains a NUL byte/],
+      [`variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: /${'n'.repeat(256)}\n`, /path has a name longer than 255 bytes/],
+      ['variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: /a\n      contents: { local: "" }\n', /a local file path is empty/],
     ]
     for (const [text, message] of cases) {
       const r = await butane(text)
@@ -292,6 +295,10 @@ describe('prov-server butane', () => {
     expect(withoutFilesDir.code).toBe(2)
     expect(withoutFilesDir.stderr).toMatch(/must be specified with --files-dir/)
     expect(noDir.code).toBe(2)
+    const folder = await server(['butane', ws.path])
+    expect(folder.code).toBe(2)
+    expect(folder.stderr.trim().split('\n')).toHaveLength(1)
+    expect(folder.stderr).toMatch(/is not a regular file/)
   }, 300_000)
 
   it("a local: file in a .prov/ or .git/ folder never goes to a machine, even with --files-dir at the workspace's root", async () => {
@@ -585,6 +592,18 @@ describe('prov-server userdata (provision:)', () => {
         3,
         /provision\.files\.1\.path.*no \. or \.\. parts/,
       ]) as [string, string, number, RegExp][]),
+      [
+        'a path with a control character',
+        provisionBlock.replace('path: /etc/app/banner', 'path: "/etc/app/ban\\tner"'),
+        3,
+        /provision\.files\.1\.path.*without control characters/,
+      ],
+      [
+        'a path with a name over 255 bytes',
+        provisionBlock.replace('path: /etc/app/banner', `path: /etc/app/${'b'.repeat(256)}`),
+        3,
+        /provision\.files\.1\.path.*at most 255 bytes/,
+      ],
       [
         'a link target that looks like an option is still a link (cloud-init gets ln --)',
         provisionBlock.replace('target: /srv/app/bin/app', 'target: -rf'),

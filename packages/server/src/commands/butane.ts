@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs'
-import { defineProvCommand, notFoundError, readStdinBuffer, usageError } from '@prov/core'
+import { defineProvCommand, isProvError, notFoundError, readStdinBuffer, usageError } from '@prov/core'
 import { MAX_DOCUMENT_BYTES } from '../dayzero/provision'
 
 export default defineProvCommand({
@@ -22,8 +22,11 @@ export default defineProvCommand({
     if (file && file !== '-') {
       let size: number
       try {
-        size = statSync(file).size
-      } catch {
+        const info = statSync(file)
+        if (!info.isFile()) throw usageError(`${file} is not a regular file`, { location: file, hint: 'prov-server butane FILE.bu, or pipe it on stdin' })
+        size = info.size
+      } catch (error) {
+        if (isProvError(error)) throw error
         throw notFoundError(`no such file: ${file}`, { location: file })
       }
       if (size > MAX_DOCUMENT_BYTES) throw usageError(`${file} is larger than ${MAX_DOCUMENT_BYTES} bytes`, { location: file })

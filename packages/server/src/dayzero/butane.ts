@@ -295,6 +295,8 @@ class Translation {
   readLocal(file: string, path: (string | number)[]): Buffer {
     const dir = this.options.filesDir
     if (!dir) this.fail(path, 'local file paths are relative to a files directory that must be specified with --files-dir')
+    if (!file) this.fail(path, 'a local file path is empty: name a file under --files-dir')
+    if (file.includes('\0')) this.fail(path, 'a local file path contains a NUL byte')
     if (isAbsolute(file)) this.fail(path, 'local file paths are relative to --files-dir, not absolute')
     const root = realpathSync(resolve(dir))
     const target = resolve(root, file)
@@ -432,6 +434,16 @@ function checkPaths(config: Record<string, unknown>, translation: Translation): 
       if (seen.has(path)) translation.fail(['storage', kind, index, 'path'], `duplicate path ${path} (also at ${seen.get(path)})`)
       seen.set(path, `storage.${kind}[${index}]`)
       if (kind === 'links' && typeof node.target !== 'string') translation.fail(['storage', kind, index, 'target'], 'a link needs a target')
+      // No filesystem takes a NUL in a name or a name longer than 255 bytes; say so here, not on the machine.
+      for (const [field, value] of [
+        ['path', path],
+        ['target', node.target],
+      ] as const) {
+        if (typeof value !== 'string') continue
+        if (value.includes('\0')) translation.fail(['storage', kind, index, field], `${field} contains a NUL byte`)
+        if (value.split('/').some((part) => Buffer.byteLength(part) > 255))
+          translation.fail(['storage', kind, index, field], `${field} has a name longer than 255 bytes`)
+      }
     })
   }
   const systemd = (config.systemd ?? {}) as { units?: Record<string, unknown>[] }

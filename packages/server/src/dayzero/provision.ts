@@ -23,9 +23,16 @@ export function isCleanAbsolutePath(path: string): boolean {
     .every((part) => part !== '' && part !== '.' && part !== '..')
 }
 
-const absolutePath = z.string().max(4096).refine(isCleanAbsolutePath, {
-  message: 'an absolute path like /etc/motd (no . or .. parts, no // and no trailing /)',
-})
+const absolutePath = z
+  .string()
+  .max(4096)
+  .refine(isCleanAbsolutePath, {
+    message: 'an absolute path like /etc/motd (no . or .. parts, no // and no trailing /)',
+  })
+  // Control characters in a file name only ever serve to mislead whoever lists the folder, and no
+  // filesystem takes a name over 255 bytes: both refused here rather than on the machine.
+  .refine((path) => !/[\u0000-\u001f\u007f]/.test(path), { message: 'a path without control characters' })
+  .refine((path) => path.split('/').every((part) => Buffer.byteLength(part) <= 255), { message: 'a path whose names are at most 255 bytes each' })
 
 /** Unix user and group names as useradd accepts them by default. */
 const accountName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a user/group name: lower-case letters, digits, _ and - (at most 32)')
