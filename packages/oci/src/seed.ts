@@ -92,6 +92,9 @@ export async function loadBundle(oci: OciContext, input: string, options: { offl
       const dir = mkdtempSync(join(tmpdir(), 'prov-seed-'))
       cleanup = () => rmSync(dir, { recursive: true, force: true })
       await unpackLayers([{ where: input, open: async () => createReadStream(input) }], { root: dir, segments: ['layout'] }, budget)
+      // Any tar unpacks; only one holding an OCI layout can be a bundle (said about the archive, not the temp folder).
+      if (!existsSync(join(dir, 'layout', 'index.json')) || !existsSync(join(dir, 'layout', 'oci-layout')))
+        throw usageError(`${input} is not a prov workspace bundle (no OCI layout in the archive)`, { hint: 'make one with prov-oci bundle --to FILE.tar' })
       target = new LayoutTarget(join(dir, 'layout'))
       reference = 'bundle'
       if (!(await target.tags()).includes('bundle')) reference = (await target.tags())[0] ?? 'bundle'

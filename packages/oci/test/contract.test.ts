@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process'
 import { createHash, generateKeyPairSync } from 'node:crypto'
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { newServerRecord } from '@prov/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -106,6 +108,22 @@ describe('--check changes nothing and opens no connection', () => {
     expect(result.json().files).toBeGreaterThan(0)
     expect(result.json().digest).toMatch(/^sha256:/)
     expect(listener.accepted()).toBe(0)
+  })
+
+  it('a plain tar given to seed is exit 2 naming the archive, not the folder it was unpacked in', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'prov-plain-tar-'))
+    try {
+      writeFileSync(join(folder, 'note.txt'), 'not a bundle\n')
+      const archive = join(folder, 'plain.tar')
+      expect(spawnSync('tar', ['-cf', archive, '-C', folder, 'note.txt']).status).toBe(0)
+      const result = await oci(['seed', archive, '--server', 'far-01', '--check'])
+      expect(result.code).toBe(2)
+      expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/plain\.tar is not a prov workspace bundle \(no OCI layout in the archive\)/)])
+      expect(result.stderr).not.toMatch(/prov-seed-/)
+      expect(listener.accepted()).toBe(0)
+    } finally {
+      rmSync(folder, { recursive: true, force: true })
+    }
   })
 
   it('what cannot be previewed without a connection refuses --check (exit 2) and changes nothing', async () => {
