@@ -60,6 +60,7 @@ beforeAll(async () => {
   infra('bad-plan', [{ ...servers[0], name: 'bad-plan', plan: 'cx999' }])
   infra('bad-image', [{ ...servers[0], name: 'bad-image', image: 'windows-95' }])
   infra('bad-zone', [{ ...servers[0], name: 'bad-zone', zone: 'mars1' }])
+  infra('bad-label', [{ ...servers[0], name: 'bad-label', labels: { role: 'web', 'prov-server': 'other' } }])
 })
 
 afterEach(() => {
@@ -257,6 +258,15 @@ describe('hcloud bad input and API errors', () => {
     expect(price.code).toBe(2)
     expect(mutating().length).toBe(count)
     expect(api.servers.size).toBe(0)
+  })
+
+  it("prov's own identity labels in servers.yaml are exit 3 at plan time, nothing asked of the API", async () => {
+    const count = api.requests.length
+    const result = await cli(['plan', '--infra', 'bad-label'])
+    expect(result.code, result.stderr).toBe(3)
+    expect(errorLine(result)).toHaveLength(1)
+    expect(errorLine(result)[0]).toMatch(/server 'bad-label': label 'prov-server' is prov's own/)
+    expect(api.requests.length).toBe(count)
   })
 
   it('a 429 with Retry-After is retried; a 429 storm ends with exit 1', async () => {

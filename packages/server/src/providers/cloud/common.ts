@@ -247,7 +247,8 @@ export interface RequiredSpecField {
 
 /**
  * The problems every cloud provider finds with a declared server: a required field given neither
- * by the server nor by `providers.<name>`, and a fixed address (the cloud assigns addresses).
+ * by the server nor by `providers.<name>`, a fixed address (the cloud assigns addresses), and a
+ * label prov reserves for its own identity.
  */
 export function cloudSpecProblems(provider: string, spec: ServerSpec, required: readonly RequiredSpecField[]): string[] {
   const problems: string[] = []
@@ -255,6 +256,10 @@ export function cloudSpecProblems(provider: string, spec: ServerSpec, required: 
     if (!value) problems.push(`an ${provider} server needs ${field === 'image' ? 'an' : 'a'} ${field} (${example}), or providers.${provider}.${field}`)
   }
   if (spec.address) problems.push(`${provider} assigns addresses itself: remove address`)
+  // prov's identity labels would be overwritten on the cloud while list showed the declared ones.
+  for (const key of Object.values(IDENTITY)) {
+    if (spec.labels && key in spec.labels) problems.push(`label '${key}' is prov's own (it names the workspace and server of what prov creates): remove it`)
+  }
   return problems
 }
 
