@@ -122,6 +122,10 @@ describe('aws on moto', { timeout: 240_000 }, () => {
     const zones = await cli(['zones', '--provider', 'aws'])
     expect(zones.code, zones.stderr).toBe(0)
     expect(zones.json().map((z: { name: string }) => z.name)).toContain('us-east-1a')
+    // EC2 has no price call: a named instance type answers nothing rather than an error.
+    const price = await cli(['price', 't3.micro', '--provider', 'aws'])
+    expect(price.code, price.stderr).toBe(0)
+    expect(price.json()).toEqual([])
   })
 
   it('--check before anything exists makes read-only calls only and changes nothing in EC2', async () => {

@@ -86,6 +86,10 @@ describe('hcloud catalog', () => {
     expect(price.code, price.stderr).toBe(0)
     // The numbers are Hetzner's documented example prices.
     expect(price.json()[0]).toMatchObject({ plan: 'cx22', zone: 'fsn1', currency: 'EUR', hourly: expect.any(Number), monthly: expect.any(Number) })
+    // Every plan: those without a price in the zone are left out instead of failing the command.
+    const everyPlan = await cli(['price', '--provider', 'hcloud', '--zone', 'nbg1'])
+    expect(everyPlan.code, everyPlan.stderr).toBe(0)
+    for (const entry of everyPlan.json()) expect(entry.zone).toBe('nbg1')
     expect(mutating()).toEqual([])
   })
 

@@ -68,10 +68,14 @@ export const price = defineProvCommand({
   args: { ...providerArg, zone: { type: 'string', description: 'Zone' } },
   async run(ctx) {
     const { name, provider, pctx } = await chosen(ctx)
-    const wanted = ctx.positionals.length ? ctx.positionals : (await provider.plans(pctx)).map((p) => p.name)
+    const named = ctx.positionals.length > 0
+    const wanted = named ? ctx.positionals : (await provider.plans(pctx)).map((p) => p.name)
     const out = []
     for (const plan of wanted) {
       const result = await provider.price(pctx, plan, (ctx.args.zone as string | undefined) ?? null)
+      // Every plan listed: one without a price (not sold in that zone) is left out, not fatal. A
+      // provider without prices answers nothing. A named plan a priced provider lacks is input to fix.
+      if (!result && (!named || !provider.capabilities.price)) continue
       if (!result) throw usageError(`provider '${name}' has no price for plan '${plan}'`)
       out.push({ schema: 'prov.server.price/v1', provider: name, ...result })
     }
