@@ -27,7 +27,6 @@ const illustrativeElsewhere: Record<string, string> = {
     'an overview with placeholders (wf-..., a PostgreSQL URL)',
   'docs/prov-orch.md: prov-orch serve &                                   # in the workspace: .prov/orch.sock + 127.0.0.1:9090':
     'needs a running orchestrator and local sandbox servers (root)',
-  'docs/prov-server.md: prov workspace init demo --template full && cd ~/prov/demo   # or any path you chose': 'creates local sandbox servers (root)',
   'docs/prov-server.md: prov-server list --status running | prov-server exec -- uptime': 'needs running servers',
   'docs/prov-server.md: # Create, check, and fan out.': 'creates local sandbox servers (root)',
   'docs/prov-taskserv.md: prov-server list | prov-taskserv install redis          # every listed server gets a running redis':

@@ -380,32 +380,30 @@ describe('prov workspace remove --delete-files', () => {
 })
 
 describe('prov workspace remove --delete-files that cannot finish', () => {
-  it.runIf(process.getuid?.() === 0)(
-    'a folder that cannot be deleted whole (a mount inside) leaves the workspace registered and its prov.config; the rerun finishes',
-    async () => {
-      const t = tempEnv()
-      const busy = join(t.root, 'held', 'data')
-      try {
-        const path = join(t.root, 'held')
-        expect((await runCli('prov', ['workspace', 'init', 'held', '--path', path, '-q'], { env: t.env })).code).toBe(0)
-        mkdirSync(busy, { recursive: true })
-        expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'prov-test', busy]).status).toBe(0)
-        const refused = await runCli('prov', ['workspace', 'remove', 'held', '--delete-files', '--yes'], { env: t.env })
-        expect(refused.code).toBe(1)
-        oneLine(refused.stderr, /could not delete all of .*held: EBUSY.*hint: workspace 'held' stays registered/)
-        expect(existsSync(join(path, 'prov.config.yaml'))).toBe(true)
-        expect((await runCli('prov', ['workspace', 'list'], { env: t.env })).json().map((w: { name: string }) => w.name)).toEqual(['held'])
-        expect(spawnSync('umount', [busy]).status).toBe(0)
-        const removed = await runCli('prov', ['workspace', 'remove', 'held', '--delete-files', '--yes'], { env: t.env })
-        expect(removed.code, removed.stderr).toBe(0)
-        expect(existsSync(path)).toBe(false)
-        expect((await runCli('prov', ['workspace', 'list'], { env: t.env })).json()).toEqual([])
-      } finally {
-        spawnSync('umount', [busy])
-        t.cleanup()
-      }
-    },
-  )
+  // As root (as CI runs it): the mount that holds the folder is a tmpfs this test mounts.
+  it('a folder that cannot be deleted whole (a mount inside) leaves the workspace registered and its prov.config; the rerun finishes', async () => {
+    const t = tempEnv()
+    const busy = join(t.root, 'held', 'data')
+    try {
+      const path = join(t.root, 'held')
+      expect((await runCli('prov', ['workspace', 'init', 'held', '--path', path, '-q'], { env: t.env })).code).toBe(0)
+      mkdirSync(busy, { recursive: true })
+      expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'prov-test', busy]).status).toBe(0)
+      const refused = await runCli('prov', ['workspace', 'remove', 'held', '--delete-files', '--yes'], { env: t.env })
+      expect(refused.code).toBe(1)
+      oneLine(refused.stderr, /could not delete all of .*held: EBUSY.*hint: workspace 'held' stays registered/)
+      expect(existsSync(join(path, 'prov.config.yaml'))).toBe(true)
+      expect((await runCli('prov', ['workspace', 'list'], { env: t.env })).json().map((w: { name: string }) => w.name)).toEqual(['held'])
+      expect(spawnSync('umount', [busy]).status).toBe(0)
+      const removed = await runCli('prov', ['workspace', 'remove', 'held', '--delete-files', '--yes'], { env: t.env })
+      expect(removed.code, removed.stderr).toBe(0)
+      expect(existsSync(path)).toBe(false)
+      expect((await runCli('prov', ['workspace', 'list'], { env: t.env })).json()).toEqual([])
+    } finally {
+      spawnSync('umount', [busy])
+      t.cleanup()
+    }
+  })
 })
 
 describe('global options anywhere, version and help', () => {
