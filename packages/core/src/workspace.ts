@@ -341,7 +341,9 @@ function deleteWorkspaceFolder(entry: WorkspaceEntry): void {
     removeContained(dirname(path), basename(path), { what: `the parent folder of ${what}` })
   } catch (error) {
     if (isProvError(error)) throw error
-    throw failedError(`could not delete all of ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+    // Node's own error: its code (EBUSY, EPERM...) when it has one; some Node versions give only a message.
+    const reason = (error as NodeJS.ErrnoException).code || (error as Error).message.replace(/^[\s,]+/, '') || 'an unknown error'
+    throw failedError(`could not delete all of ${path}: ${reason}`, {
       location: path,
       hint: `${what} stays registered; remove what holds the rest (a mount, an immutable file, permissions) and run the command again`,
     })
