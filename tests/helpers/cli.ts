@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { parse, stringify } from 'yaml'
 
 export const repoRoot = resolve(import.meta.dirname, '../..')
 export const binDir = join(repoRoot, 'bin')
@@ -112,4 +113,18 @@ export async function tempWorkspace(name = 'ws', template = 'minimal') {
   if (result.code !== 0) throw new Error(`workspace init failed: ${result.stderr}`)
   const env: Record<string, string | undefined> = { ...t.env, PROV_WORKSPACE: path }
   return { ...t, name, path, env }
+}
+
+/** Sets `providers.<provider>` in a workspace's prov.config.yaml, keeping the other providers. */
+export function setProviderConfig(workspacePath: string, provider: string, settings: Record<string, unknown>): void {
+  const file = join(workspacePath, 'prov.config.yaml')
+  const config = parse(readFileSync(file, 'utf8'))
+  config.providers = { ...config.providers, [provider]: settings }
+  writeFileSync(file, stringify(config))
+}
+
+/** Writes `infra/<name>/servers.yaml` of a workspace with these servers. */
+export function writeInfra(workspacePath: string, name: string, servers: object[]): void {
+  mkdirSync(join(workspacePath, 'infra', name), { recursive: true })
+  writeFileSync(join(workspacePath, 'infra', name, 'servers.yaml'), stringify({ servers }))
 }

@@ -2,7 +2,7 @@
 // user data as EC2 stores it, tags, adoption of an interrupted create (also a real kill -9),
 // throttling and server errors injected by a proxy in front of moto, and bad input.
 import { spawn } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   DescribeInstanceAttributeCommand,
@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-ec2'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parse, stringify } from 'yaml'
-import { binDir, type CliResult, runCli, tempWorkspace } from '../../../tests/helpers/cli'
+import { binDir, type CliResult, runCli, setProviderConfig, tempWorkspace, writeInfra } from '../../../tests/helpers/cli'
 import { type AwsProxy, type Moto, startAwsProxy, startMoto } from '../../../tests/helpers/moto'
 import { treeHash } from './helpers/workspace'
 
@@ -42,6 +42,28 @@ async function liveInstances() {
 }
 const tagsOf = (instance: { Tags?: { Key?: string; Value?: string }[] }) => Object.fromEntries((instance.Tags ?? []).map((t) => [t.Key, t.Value]))
 const instancesNamed = async (name: string) => (await liveInstances()).filter((i) => tagsOf(i)['prov-server'] === name)
+
+/** An instance made outside prov but tagged as this workspace's server `name` (what an interrupted or racing create leaves). */
+async function launchTaggedFor(name: string): Promise<void> {
+  const wsid = readFileSync(join(ws.path, '.prov', 'workspace-id'), 'utf8').trim()
+  await ec2.send(
+    new RunInstancesCommand({
+      ImageId: image,
+      InstanceType: 't3.micro',
+      MinCount: 1,
+      MaxCount: 1,
+      TagSpecifications: [
+        {
+          ResourceType: 'instance',
+          Tags: [
+            { Key: 'prov-workspace', Value: wsid },
+            { Key: 'prov-server', Value: name },
+          ],
+        },
+      ],
+    }),
+  )
+}
 /** The actions prov sent from now until `since()` is called, without the read-only ones. */
 const mutatingSince = (start: number) => proxy.actions.slice(start).filter((a) => !/^Describe/.test(a))
 const provGroups = async () =>
@@ -69,13 +91,7 @@ beforeAll(async () => {
   image = images.Images?.[0]?.ImageId as string
   ws = await tempWorkspace('aws', 'full')
   env = { ...ws.env, AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey, AWS_REGION: 'us-east-1' }
-  const configFile = join(ws.path, 'prov.config.yaml')
-  const config = parse(readFileSync(configFile, 'utf8'))
-  config.providers = {
-    ...config.providers,
-    aws: { endpoint: proxy.url, region: 'us-east-1', ready: 'running', ready_timeout: 60, ssh_cidr: '203.0.113.0/24', retries: 1 },
-  }
-  writeFileSync(configFile, stringify(config))
+  setProviderConfig(ws.path, 'aws', { endpoint: proxy.url, region: 'us-east-1', ready: 'running', ready_timeout: 60, ssh_cidr: '203.0.113.0/24', retries: 1 })
   const server = (name: string, extra: object = {}) => ({
     name,
     provider: 'aws',
@@ -86,10 +102,7 @@ beforeAll(async () => {
     provision: { files: [{ path: '/etc/motd', contents: `hello from ${name}\n` }] },
     ...extra,
   })
-  const infra = (name: string, list: object[]) => {
-    mkdirSync(join(ws.path, 'infra', name), { recursive: true })
-    writeFileSync(join(ws.path, 'infra', name, 'servers.yaml'), stringify({ servers: list }))
-  }
+  const infra = (name: string, list: object[]) => writeInfra(ws.path, name, list)
   infra('cloud', [server('ec2-01'), server('ec2-02'), server('ec2-03')])
   infra('interrupted', [server('ec2-04')])
   infra('flaky', [server('ec2-05')])
@@ -194,24 +207,7 @@ describe('aws on moto', { timeout: 240_000 }, () => {
   })
 
   it('an instance made before the state write (interrupted create) is adopted, not duplicated', async () => {
-    const wsid = readFileSync(join(ws.path, '.prov', 'workspace-id'), 'utf8').trim()
-    await ec2.send(
-      new RunInstancesCommand({
-        ImageId: image,
-        InstanceType: 't3.micro',
-        MinCount: 1,
-        MaxCount: 1,
-        TagSpecifications: [
-          {
-            ResourceType: 'instance',
-            Tags: [
-              { Key: 'prov-workspace', Value: wsid },
-              { Key: 'prov-server', Value: 'ec2-02' },
-            ],
-          },
-        ],
-      }),
-    )
+    await launchTaggedFor('ec2-02')
     const before = (await liveInstances()).length
     const adopted = await cli(['create', 'ec2-02', '--infra', 'cloud'])
     expect(adopted.code, adopted.stderr).toBe(0)
@@ -327,24 +323,7 @@ describe('aws on moto', { timeout: 240_000 }, () => {
 
   it('delete terminates (a twin tagged for the same server too); the key pair and security group go with the last instance', async () => {
     // A twin of ec2-01 as a second apply of the same plan racing the first leaves it: tagged alike, unknown to the state.
-    const wsid = readFileSync(join(ws.path, '.prov', 'workspace-id'), 'utf8').trim()
-    await ec2.send(
-      new RunInstancesCommand({
-        ImageId: image,
-        InstanceType: 't3.micro',
-        MinCount: 1,
-        MaxCount: 1,
-        TagSpecifications: [
-          {
-            ResourceType: 'instance',
-            Tags: [
-              { Key: 'prov-workspace', Value: wsid },
-              { Key: 'prov-server', Value: 'ec2-01' },
-            ],
-          },
-        ],
-      }),
-    )
+    await launchTaggedFor('ec2-01')
     expect(await instancesNamed('ec2-01')).toHaveLength(2)
     const first = await cli(['delete', 'ec2-01', '--yes'])
     expect(first.code, first.stderr).toBe(0)

@@ -2,13 +2,13 @@
 // checked against it, every answer built from its examples), cross-checked with the real
 // `hcloud` CLI (Debian hcloud-cli) talking to the same API.
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parse, stringify } from 'yaml'
-import { type CliResult, runCli, runProcess, tempWorkspace } from '../../../tests/helpers/cli'
+import { type CliResult, runCli, runProcess, setProviderConfig, tempWorkspace, writeInfra } from '../../../tests/helpers/cli'
 import { type HcloudApi, startHcloudApi } from './helpers/hcloud-api'
 import { treeHash } from './helpers/workspace'
 
@@ -39,10 +39,7 @@ beforeAll(async () => {
   api = await startHcloudApi()
   ws = await tempWorkspace('hcloud', 'full')
   env = { ...ws.env, HCLOUD_TOKEN: api.token }
-  const configFile = join(ws.path, 'prov.config.yaml')
-  const config = parse(readFileSync(configFile, 'utf8'))
-  config.providers = { ...config.providers, hcloud: { endpoint: api.url, ready: 'running', ready_timeout: 30, retries: 2, zone: 'fsn1' } }
-  writeFileSync(configFile, stringify(config))
+  setProviderConfig(ws.path, 'hcloud', { endpoint: api.url, ready: 'running', ready_timeout: 30, retries: 2, zone: 'fsn1' })
   const servers = ['hc-01', 'hc-02', 'hc-03', 'hc-04', 'hc-05'].map((name) => ({
     name,
     provider: 'hcloud',
@@ -51,10 +48,7 @@ beforeAll(async () => {
     labels: { role: 'web' },
     provision: { files: [{ path: '/etc/motd', contents: `hello from ${name}\n` }] },
   }))
-  const infra = (name: string, list: object[]) => {
-    mkdirSync(join(ws.path, 'infra', name), { recursive: true })
-    writeFileSync(join(ws.path, 'infra', name, 'servers.yaml'), stringify({ servers: list }))
-  }
+  const infra = (name: string, list: object[]) => writeInfra(ws.path, name, list)
   infra('cloud', servers)
   // Each refused server in an infra of its own: a plan checks every server of its infra.
   infra('bad-plan', [{ ...servers[0], name: 'bad-plan', plan: 'cx999' }])

@@ -1,11 +1,5 @@
-// Prices in `prov-server plan` for upcloud, from the price list UpCloud's API recorded (the
-// getpricezones cassette of upcloud-go-api, replayed strictly: an unrecorded request fails). The
-// hcloud side is in hcloud.test.ts, aws (no prices: null) in aws.test.ts.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { parse, stringify } from 'yaml'
-import { type CliResult, runCli, tempWorkspace } from '../../../tests/helpers/cli'
+import { type CliResult, runCli, setProviderConfig, tempWorkspace, writeInfra } from '../../../tests/helpers/cli'
 import { startUpcloudReplay, type UpcloudReplay } from './helpers/upcloud-replay'
 
 let replay: UpcloudReplay
@@ -21,16 +15,9 @@ beforeAll(async () => {
   replay = await startUpcloudReplay()
   ws = await tempWorkspace('plan-price', 'full')
   env = { ...ws.env, UPCLOUD_USERNAME: replay.username, UPCLOUD_PASSWORD: replay.password, UPCLOUD_TOKEN: undefined }
-  const configFile = join(ws.path, 'prov.config.yaml')
-  const config = parse(readFileSync(configFile, 'utf8'))
-  config.providers = { ...config.providers, upcloud: { endpoint: replay.url, zone: 'fi-hel2', ready: 'running', ready_timeout: 30, retries: 2 } }
-  writeFileSync(configFile, stringify(config))
+  setProviderConfig(ws.path, 'upcloud', { endpoint: replay.url, zone: 'fi-hel2', ready: 'running', ready_timeout: 30, retries: 2 })
   const server = (name: string, plan?: string) => ({ name, provider: 'upcloud', image: TEMPLATE, disk_gb: 10, ...(plan ? { plan } : {}) })
-  mkdirSync(join(ws.path, 'infra', 'priced'), { recursive: true })
-  writeFileSync(
-    join(ws.path, 'infra', 'priced', 'servers.yaml'),
-    stringify({ servers: [server('up-a', '1xCPU-1GB'), server('up-b', '1xCPU-1GB'), server('up-c', '1xCPU-1GB'), server('up-default')] }),
-  )
+  writeInfra(ws.path, 'priced', [server('up-a', '1xCPU-1GB'), server('up-b', '1xCPU-1GB'), server('up-c', '1xCPU-1GB'), server('up-default')])
 })
 
 afterEach(() => {

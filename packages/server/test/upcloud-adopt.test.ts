@@ -8,11 +8,10 @@
 // before that write leaves only the labels to find the server by, and no recording holds a
 // server carrying prov's labels, so that path is not replayed here.
 import { spawn } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { parse, stringify } from 'yaml'
-import { binDir, type CliResult, runCli, tempWorkspace } from '../../../tests/helpers/cli'
+import { binDir, type CliResult, runCli, setProviderConfig, tempWorkspace, writeInfra } from '../../../tests/helpers/cli'
 import { startUpcloudReplay, type UpcloudReplay } from './helpers/upcloud-replay'
 
 /** The server and disk createdeleteserverandstorage.yaml recorded. */
@@ -31,15 +30,8 @@ beforeAll(async () => {
   replay = await startUpcloudReplay()
   ws = await tempWorkspace('upcloud-adopt', 'full')
   env = { ...ws.env, UPCLOUD_USERNAME: replay.username, UPCLOUD_PASSWORD: replay.password, UPCLOUD_TOKEN: undefined }
-  const configFile = join(ws.path, 'prov.config.yaml')
-  const config = parse(readFileSync(configFile, 'utf8'))
-  config.providers = { ...config.providers, upcloud: { endpoint: replay.url, zone: 'fi-hel2', ready: 'running', ready_timeout: 30, retries: 2 } }
-  writeFileSync(configFile, stringify(config))
-  mkdirSync(join(ws.path, 'infra', 'cloud'), { recursive: true })
-  writeFileSync(
-    join(ws.path, 'infra', 'cloud', 'servers.yaml'),
-    stringify({ servers: [{ name: 'up-adopt', provider: 'upcloud', image: TEMPLATE, disk_gb: 10, labels: { role: 'web' } }] }),
-  )
+  setProviderConfig(ws.path, 'upcloud', { endpoint: replay.url, zone: 'fi-hel2', ready: 'running', ready_timeout: 30, retries: 2 })
+  writeInfra(ws.path, 'cloud', [{ name: 'up-adopt', provider: 'upcloud', image: TEMPLATE, disk_gb: 10, labels: { role: 'web' } }])
   replay.play(['createdeleteserverandstorage'], ['getzones', 'getplans', 'getserverswithfilters'])
 })
 

@@ -9,11 +9,11 @@
 // recorded server carries the SDK's labels, not prov's; adoption by the stored UUID is in
 // upcloud-adopt.test.ts), delete --keep-storage and delete of a stopped server,
 // and the deletion of a storage a cascade left behind.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parse, stringify } from 'yaml'
-import { type CliResult, runCli, tempWorkspace } from '../../../tests/helpers/cli'
+import { type CliResult, runCli, setProviderConfig, tempWorkspace, writeInfra } from '../../../tests/helpers/cli'
 import { startUpcloudReplay, type UpcloudReplay } from './helpers/upcloud-replay'
 import { treeHash } from './helpers/workspace'
 
@@ -42,10 +42,7 @@ beforeAll(async () => {
   replay = await startUpcloudReplay()
   ws = await tempWorkspace('upcloud', 'full')
   env = { ...ws.env, UPCLOUD_USERNAME: replay.username, UPCLOUD_PASSWORD: replay.password, UPCLOUD_TOKEN: undefined }
-  const configFile = join(ws.path, 'prov.config.yaml')
-  const config = parse(readFileSync(configFile, 'utf8'))
-  config.providers = { ...config.providers, upcloud: { endpoint: replay.url, zone: 'fi-hel2', ready: 'running', ready_timeout: 30, retries: 2 } }
-  writeFileSync(configFile, stringify(config))
+  setProviderConfig(ws.path, 'upcloud', { endpoint: replay.url, zone: 'fi-hel2', ready: 'running', ready_timeout: 30, retries: 2 })
   const server = (name: string) => ({
     name,
     provider: 'upcloud',
@@ -54,10 +51,7 @@ beforeAll(async () => {
     labels: { role: 'web' },
     provision: { files: [{ path: '/etc/motd', contents: `hello from ${name}\n` }] },
   })
-  const infra = (name: string, list: object[]) => {
-    mkdirSync(join(ws.path, 'infra', name), { recursive: true })
-    writeFileSync(join(ws.path, 'infra', name, 'servers.yaml'), stringify({ servers: list }))
-  }
+  const infra = (name: string, list: object[]) => writeInfra(ws.path, name, list)
   infra('cloud', ['up-01', 'up-02', 'up-03'].map(server))
   infra('bad-zone', [{ ...server('bad-zone'), zone: 'mars-1' }])
   infra('bad-plan', [{ ...server('bad-plan'), plan: '1xCPU-999GB' }])
