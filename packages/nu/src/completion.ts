@@ -161,6 +161,17 @@ ${positionalCases.join('\n')}
   esac
 }
 
+# Candidates (one per line) that start with the word being completed. A plain prefix comparison:
+# compgen -W would expand $(…), backticks and variables inside the names it is given.
+_prov_reply() {
+  local v
+  COMPREPLY=()
+  while IFS= read -r v; do
+    [[ -n $v && $v == "$1"* ]] && COMPREPLY+=("$v")
+  done
+  return 0
+}
+
 _prov_complete() {
   local cur=\${COMP_WORDS[COMP_CWORD]} prev=\${COMP_WORDS[COMP_CWORD-1]} cmdpath word i skip=0
   _prov_workspace=
@@ -183,7 +194,7 @@ ${programs.map((p) => `    ${p.program}) cmdpath=${sq(p.path)} ;;`).join('\n')}
   done
   local values
   if [[ $prev == -* ]] && values=$(_prov_flag_values "$cmdpath" "$prev"); then
-    mapfile -t COMPREPLY < <(compgen -W "$values" -- "$cur")
+    _prov_reply "$cur" <<<"$values"
     return 0
   fi
   if [[ " $(_prov_value_flags "$cmdpath" | tr '\\n' ' ') " == *" $prev "* ]]; then
@@ -191,17 +202,17 @@ ${programs.map((p) => `    ${p.program}) cmdpath=${sq(p.path)} ;;`).join('\n')}
     return 0
   fi
   if [[ $cur == -* ]]; then
-    mapfile -t COMPREPLY < <(compgen -W "$(_prov_flags "$cmdpath")" -- "$cur")
+    _prov_reply "$cur" < <(_prov_flags "$cmdpath")
     return 0
   fi
   local subs
   subs=$(_prov_subcommands "$cmdpath")
   if [[ -n $subs ]]; then
-    mapfile -t COMPREPLY < <(compgen -W "$subs" -- "$cur")
+    _prov_reply "$cur" <<<"$subs"
     return 0
   fi
   if values=$(_prov_positional_values "$cmdpath"); then
-    mapfile -t COMPREPLY < <(compgen -W "$values" -- "$cur")
+    _prov_reply "$cur" <<<"$values"
   fi
   return 0
 }

@@ -38,8 +38,28 @@ function quietly<T>(read: () => T[]): T[] {
   }
 }
 
+/**
+ * Extension names as their manifests accept them. Folder and state names are read from disk
+ * before anything validated them, so every kind keeps only names valid for it: a folder named
+ * `$(…)` or holding a control character must never reach a shell script or a terminal.
+ */
+const extensionNamePattern = /^[a-z0-9][a-z0-9_.-]{0,127}$/
+
 /** The values of one kind, for the workspace the command would use (flag, env, cwd, active). */
 export async function dynamicValues(kind: DynamicKind, options: { workspace?: string; cwd?: string } = {}): Promise<string[]> {
+  const { infraNamePattern, serverNamePattern, isWorkspaceName } = await import('@prov/core')
+  const valid: Record<DynamicKind, (name: string) => boolean> = {
+    servers: (name) => serverNamePattern.test(name),
+    infras: (name) => infraNamePattern.test(name),
+    workspaces: isWorkspaceName,
+    taskservs: (name) => extensionNamePattern.test(name),
+    clusters: (name) => extensionNamePattern.test(name),
+  }
+  const names = await readValues(kind, options)
+  return [...new Set(names.filter((name) => typeof name === 'string' && valid[kind](name)))]
+}
+
+async function readValues(kind: DynamicKind, options: { workspace?: string; cwd?: string }): Promise<string[]> {
   const { discoverExtensions, listServers, readRegistry, resolveWorkspace } = await import('@prov/core')
   const workspace = () => resolveWorkspace(options.workspace, options.cwd ?? process.cwd())
   switch (kind) {

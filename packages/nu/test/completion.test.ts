@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { binDir, runCli, tempWorkspace } from '../../../tests/helpers/cli'
@@ -152,5 +152,71 @@ describe('prov completion values', () => {
     const none = await runCli('prov', ['completion', 'fishy'], { env: ws.env })
     expect(none.code).toBe(2)
     expect(none.stderr).toMatch(/fish/)
+  })
+})
+
+describe('hostile names in the workspace', () => {
+  // Folder and state names nobody validated: command substitution, backticks, escapes, newlines.
+  const hostileInfras = ['$(touch $HOME/inj-dollar)', '`touch $HOME/inj-tick`', 'red\x1b[31mink', 'two\nlines', 'var-$HOME']
+  const hostileServers = ['$(touch $HOME/inj-server)', 'esc\x1b]0;title\x07', 'tab\there']
+  let home: string
+
+  beforeAll(() => {
+    home = join(ws.root, 'home')
+    mkdirSync(home, { recursive: true })
+    for (const name of [...hostileInfras, 'edge']) mkdirSync(join(ws.path, 'infra', name), { recursive: true })
+    const server = (name: string) => ({ schema: 'prov.server/v1', name, provider: 'ssh', status: 'running', hostname: 'h', ip_address: '10.0.0.1' })
+    const names = ['web-01', 'db-01', ...hostileServers]
+    writeFileSync(
+      join(ws.path, '.prov/servers.json'),
+      JSON.stringify({ version: 1, servers: Object.fromEntries(names.map((n) => [n, server(n)])), provider_data: {} }),
+    )
+  })
+
+  const hostileEnv = () => ({ ...env(), HOME: home })
+  const injected = () => ['inj-dollar', 'inj-tick', 'inj-server'].filter((f) => existsSync(join(home, f)))
+
+  it('prov completion values keeps only valid names, as plain lines', async () => {
+    const infras = await runCli('prov', ['completion', 'values', 'infras'], { env: { ...ws.env, HOME: home }, cwd: ws.path })
+    expect(infras.code, infras.stderr).toBe(0)
+    expect(infras.stdout.split('\n').filter(Boolean)).toContain('edge')
+    expect(infras.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f$`]/)
+    const servers = await runCli('prov', ['completion', 'values', 'servers'], { env: { ...ws.env, HOME: home }, cwd: ws.path })
+    expect(servers.stdout).toBe('db-01\nweb-01\n')
+  })
+
+  it('no shell runs code from them while completing', () => {
+    const bash = spawnSync(
+      shell('bash'),
+      [
+        '-c',
+        `source ${scripts.bash}; COMP_WORDS=(prov server plan --infra ""); COMP_CWORD=4; _prov_complete; printf '%s\\n' "\${COMPREPLY[@]}"; COMP_WORDS=(prov server info ""); COMP_CWORD=3; _prov_complete; printf '%s\\n' "\${COMPREPLY[@]}"`,
+      ],
+      { env: hostileEnv(), cwd: ws.path, encoding: 'utf8' },
+    )
+    expect(bash.status, bash.stderr).toBe(0)
+    expect(bash.stdout.split('\n').filter(Boolean)).toEqual(expect.arrayContaining(['edge', 'db-01', 'web-01']))
+    expect(bash.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f$`]/)
+    const zsh = spawnSync(
+      shell('zsh'),
+      [
+        '-f',
+        '-c',
+        `source ${scripts.zsh}
+compadd() { [[ $1 == -a ]] && print -l -- \${(P)2} }
+words=(prov server plan --infra ''); CURRENT=5; _prov`,
+      ],
+      { env: hostileEnv(), cwd: ws.path, encoding: 'utf8' },
+    )
+    expect(zsh.stdout.split('\n').filter(Boolean)).toContain('edge')
+    expect(zsh.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f$`]/)
+    const fish = spawnSync(shell('fish'), ['-c', `source ${scripts.fish}; complete -C 'prov server plan --infra '; complete -C 'prov server info '`], {
+      env: hostileEnv(),
+      cwd: ws.path,
+      encoding: 'utf8',
+    })
+    expect(fish.stdout.split('\n').map((l) => l.split('\t')[0])).toEqual(expect.arrayContaining(['edge', 'db-01']))
+    expect(fish.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f$`]/)
+    expect(injected()).toEqual([])
   })
 })
