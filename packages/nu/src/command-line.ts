@@ -1,5 +1,6 @@
 // A Nushell call as the binary's command line: positional values and flags become words, each
 // checked for what a process can be given (no NUL byte, bounded length) before anything runs.
+import { commandFlag } from './signatures'
 import type { CommandSpec } from './spec'
 import { type NuValue, type Span, ValueError, valueToWords } from './values'
 
@@ -62,10 +63,24 @@ export function commandLine(
     }
   }
   const flags: string[] = []
+  const afterDashes: string[] = []
+  let commandGiven = false
   let streaming = false
   let logFormat: 'text' | 'json' = 'text'
   for (const [spanned, value] of call.named) {
     const name = flagName(spanned)
+    if (name === commandFlag && spec.dashCommand) {
+      if (value === null) continue
+      const span = spanOf(value, call.head)
+      // Words after -- are the remote command's own: a leading - is an option of that command.
+      for (const word of valueToWords(value)) {
+        checkWord(word, span, `the value of --${commandFlag}`)
+        note(word, span)
+        afterDashes.push(word)
+      }
+      commandGiven = afterDashes.length > 0
+      continue
+    }
     const flag = spec.flags.find((f) => f.long === name)
     if (!flag) continue
     if (name === 'out') {
@@ -89,7 +104,20 @@ export function commandLine(
       flags.push(`--${name}=${word}`)
     }
   }
-  const argv = [...spec.path, ...words, ...flags, `--out=${streaming ? 'ndjson' : 'json'}`, '--log-format=json']
+  if (spec.dashCommand === 'required' && !commandGiven) {
+    throw new ValueError(
+      `${spec.name} needs the command to run: --${commandFlag} WORDS (Nushell keeps -- for itself); e.g. ${spec.name} all --${commandFlag} hostname`,
+      call.head,
+    )
+  }
+  const argv = [
+    ...spec.path,
+    ...words,
+    ...flags,
+    `--out=${streaming ? 'ndjson' : 'json'}`,
+    '--log-format=json',
+    ...(afterDashes.length ? ['--', ...afterDashes] : []),
+  ]
   const environment = Object.entries(env).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(v) + 2, 0)
   const total = argv.reduce((sum, word) => sum + Buffer.byteLength(word) + 1, environment)
   if (total > commandLineLimit) {

@@ -27,9 +27,27 @@ function flagCompletion(flag: FlagSpec): unknown {
   return null
 }
 
-function namedOf(flags: FlagSpec[]): Record<string, unknown>[] {
+/**
+ * The plugin's flag for the words a command takes after `--`: Nushell keeps `--` for itself (0.108
+ * refuses it in a plugin call, later versions drop it), so they come as a list or one string.
+ */
+export const commandFlag = 'command'
+
+function namedOf(flags: FlagSpec[], dashCommand: CommandSpec['dashCommand']): Record<string, unknown>[] {
   const shorts = new Set<string>(['h'])
   const named: Record<string, unknown>[] = []
+  if (dashCommand) {
+    named.push({
+      long: commandFlag,
+      short: null,
+      arg: { OneOf: [{ List: 'String' }, 'String'] },
+      required: false,
+      desc: `The command to run (what the binary takes after --): one string is a shell command line, a list keeps its words apart (words may start with -)${dashCommand === 'required' ? '; required' : ''}`,
+      var_id: null,
+      default_value: null,
+      completion: null,
+    })
+  }
   for (const flag of flags) {
     const short = flag.short && !shorts.has(flag.short) ? flag.short : null
     if (short) shorts.add(short)
@@ -102,7 +120,7 @@ export function signatureOf(spec: CommandSpec): Record<string, unknown> {
       required_positional: required.map(positionalOf),
       optional_positional: optional.map(positionalOf),
       rest_positional: rest ? positionalOf(rest) : null,
-      named: namedOf(spec.flags),
+      named: namedOf(spec.flags, spec.dashCommand),
       input_output_types: [['Any', 'Any']],
       allow_variants_without_examples: true,
       is_filter: false,

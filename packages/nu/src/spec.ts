@@ -75,6 +75,11 @@ export interface CommandSpec {
   positionals: PositionalSpec[]
   flags: FlagSpec[]
   metadata: CommandMetadata
+  /**
+   * Takes a command to run after `--` (`prov-server exec all -- hostname`): `required` when every
+   * example gives one, `optional` when only some do.
+   */
+  dashCommand?: 'required' | 'optional'
 }
 
 type Resolvable<T> = T | Promise<T> | (() => T | Promise<T>)
@@ -158,6 +163,16 @@ function positionalsFromUsage(usage: string): PositionalSpec[] {
     })
 }
 
+/** Whether the examples give the command words after `--`: in every one, in some, or in none. */
+export function dashCommandOf(examples: string[], heads: string[][]): CommandSpec['dashCommand'] {
+  const own = examples
+    .map((example) => (example.split(/\s(?:\||&&|;|<|>)\s/)[0].match(/"[^"]*"|'[^']*'|\S+/g) ?? []) as string[])
+    .filter((words) => heads.some((h) => h.every((word, i) => words[i] === word)))
+  const given = own.filter((words) => words.includes('--')).length
+  if (!given) return undefined
+  return given === own.length ? 'required' : 'optional'
+}
+
 /**
  * Whether an example gives the command words that are neither options nor their values (the
  * command reads positionals it does not declare, like a workflow id). `heads` are the spellings
@@ -229,6 +244,11 @@ async function specOf(binary: Binary, path: string[], command: CommandDef<any>):
   const subs = (await resolve(command.subCommands as Resolvable<Record<string, unknown> | undefined>)) ?? {}
   const metadata = metadataOf(meta)
   const group = !command.run && Object.keys(subs).length > 0
+  const heads = [
+    [binary.program, ...path],
+    ['prov', ...(binary.word ? [binary.word] : []), ...path],
+  ]
+  const dashCommand = group ? undefined : dashCommandOf(metadata.examples ?? [], heads)
   return {
     name: ['prov', ...(binary.word ? [binary.word] : []), ...path].join(' '),
     program: binary.program,
@@ -236,14 +256,10 @@ async function specOf(binary: Binary, path: string[], command: CommandDef<any>):
     description: typeof meta.description === 'string' ? meta.description : '',
     group,
     subcommands: Object.keys(subs),
-    positionals: group
-      ? []
-      : positionalSpecs(args, metadata, [
-          [binary.program, ...path],
-          ['prov', ...(binary.word ? [binary.word] : []), ...path],
-        ]),
+    positionals: group ? [] : positionalSpecs(args, metadata, heads),
     flags: group ? [] : flagSpecs(args),
     metadata,
+    ...(dashCommand ? { dashCommand } : {}),
   }
 }
 

@@ -118,6 +118,29 @@ describe.each(NU_VERSIONS)('nu %s with nu_plugin_prov', (version) => {
     expect(unknown.stderr).toMatch(/nosuch/)
   })
 
+  it('passes the command of exec and ssh with --command (Nushell keeps -- for itself)', async () => {
+    const missing = await nu('prov server exec all')
+    expect(missing.code).not.toBe(0)
+    expect(missing.stderr).toContain('prov::exit::2')
+    expect(missing.stderr).toMatch(/prov server exec needs the command to run: --command WORDS/)
+    // --check shows the command line ssh would run: the list words come after --, a leading - included.
+    mkdirSync(join(ws.path, '.prov'), { recursive: true })
+    writeFileSync(
+      join(ws.path, '.prov/servers.json'),
+      JSON.stringify({
+        version: 1,
+        servers: { 'web-01': { schema: 'prov.server/v1', name: 'web-01', provider: 'ssh', status: 'running', hostname: 'web-01', ip_address: '10.0.0.5' } },
+        provider_data: {},
+      }),
+    )
+    const ssh = await nu('prov server ssh web-01 --check --command [ls -la /tmp] | get command | last 3 | to json --raw')
+    expect(ssh.code, ssh.stderr).toBe(0)
+    expect(JSON.parse(ssh.stdout)).toEqual(['ls', '-la', '/tmp'])
+    const line = await nu("prov server exec web-01 --check --command 'uname -a' | get 0.command")
+    expect(line.code, line.stderr).toBe(0)
+    expect(line.stdout.trim()).toBe('uname -a')
+  })
+
   it('takes a bracket list for a repeatable flag, as well as one value', async () => {
     const list = await nu('prov config show --set [debug.enabled=true output.format=yaml] | select debug.enabled output.format | to json --raw')
     expect(list.code, list.stderr).toBe(0)

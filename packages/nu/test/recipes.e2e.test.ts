@@ -68,6 +68,19 @@ describe.skipIf(!canSandbox)('templates/recipes: real make and real just against
     expect(piped.stdout.trim()).toBe('web-01')
   })
 
+  it.each(NU_VERSIONS)('nu %s: prov server exec all --command streams one record per server', async (version) => {
+    const r = await runNu(version, 'prov server exec all --command hostname --out ndjson | describe', { env: ws.env, cwd: ws.path })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/stream/)
+    const records = await runNu(version, 'prov server exec all --command [echo -n ok] --out ndjson | select server exit_code stdout | to json --raw', {
+      env: ws.env,
+      cwd: ws.path,
+    })
+    expect(records.code, records.stderr).toBe(0)
+    const rows = JSON.parse(records.stdout) as { server: string; exit_code: number; stdout: string }[]
+    expect(rows.map((row) => `${row.server}:${row.exit_code}:${row.stdout}`).sort()).toEqual(['db-01:0:ok', 'web-01:0:ok', 'web-02:0:ok'])
+  })
+
   it('just plan, apply (nothing to do), install, status and destroy', async () => {
     const list = await just(['--list'])
     expect(list.code, list.stderr).toBe(0)
