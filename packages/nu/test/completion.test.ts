@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { binDir, runCli, tempWorkspace } from '../../../tests/helpers/cli'
@@ -134,6 +134,18 @@ describe.each(NU_VERSIONS)('Nushell %s externs', (version) => {
       cwd: ws.path,
     })
     expect(JSON.parse(names.stdout)).toEqual(['db-01', 'web-01'])
+  })
+
+  it('leave the plugin its prov commands when both are loaded', async () => {
+    expect(readFileSync(scripts.nu, 'utf8')).not.toMatch(/export extern "prov /)
+    const both = await runNu(version, `source ${scripts.nu}; [(prov config show | describe) (help prov-server list | str contains '--provider')] | to json --raw`, {
+      env: { ...ws.env, PATH: env().PATH },
+      cwd: ws.path,
+    })
+    expect(both.code, both.stderr).toBe(0)
+    const [described, externHelp] = JSON.parse(both.stdout) as [string, boolean]
+    expect(described).toMatch(/^record/)
+    expect(externHelp).toBe(true)
   })
 })
 
