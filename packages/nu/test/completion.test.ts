@@ -138,10 +138,14 @@ describe.each(NU_VERSIONS)('Nushell %s externs', (version) => {
 
   it('leave the plugin its prov commands when both are loaded', async () => {
     expect(readFileSync(scripts.nu, 'utf8')).not.toMatch(/export extern "prov /)
-    const both = await runNu(version, `source ${scripts.nu}; [(prov config show | describe) (help prov-server list | str contains '--provider')] | to json --raw`, {
-      env: { ...ws.env, PATH: env().PATH },
-      cwd: ws.path,
-    })
+    const both = await runNu(
+      version,
+      `source ${scripts.nu}; [(prov config show | describe) (help prov-server list | str contains '--provider')] | to json --raw`,
+      {
+        env: { ...ws.env, PATH: env().PATH },
+        cwd: ws.path,
+      },
+    )
     expect(both.code, both.stderr).toBe(0)
     const [described, externHelp] = JSON.parse(both.stdout) as [string, boolean]
     expect(described).toMatch(/^record/)
