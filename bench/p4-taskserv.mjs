@@ -1,6 +1,7 @@
-// P4: install the no-download taskserv `hello` (a file + a command) on 20 local sandbox servers
-// vs ansible-playbook (Debian ansible-core, forks=20) doing the same copy + command over the same
-// SSH key and pinned host keys. Each run writes a new message so both really do the work.
+// P4: install the no-download taskserv `hello` (a file + a command) on 20 and on 50 local sandbox
+// servers vs ansible-playbook (Debian ansible-core, forks = the number of servers) doing the same
+// copy + command over the same SSH key and pinned host keys. Each run writes a new message so both
+// really do the work.
 // Own workspace, subnet and bridge (10.213.4.0/24, provb4, shared with P8 which runs after).
 
 import { spawnSync } from 'node:child_process'
@@ -9,12 +10,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { median } from './lib.mjs'
 
-const COUNT = 20
-const RUNS = 5
 const SUBNET = '10.213.4.0/24'
 const BRIDGE = 'provb4'
 
-export default async function p4({ root, log }) {
+/**
+ * Creates `count` servers, installs `hello` on them with prov and with ansible-playbook `runs` times
+ * (interleaved, after one warm-up of each), then the idempotent re-run; deletes the servers.
+ */
+async function installOn(root, log, count, runs) {
   if (process.getuid?.() !== 0) throw new Error('P4 needs root (local sandboxes)')
   if (spawnSync('sh', ['-c', 'command -v ansible-playbook']).status !== 0) throw new Error('ansible-playbook (Debian ansible-core) is not installed')
   const home = mkdtempSync(join(tmpdir(), 'prov-bench-p4-'))
@@ -32,10 +35,10 @@ export default async function p4({ root, log }) {
     join(ws, 'prov.config.yaml'),
     `workspace:\n  name: p4\nproviders:\n  default: local\n  local:\n    subnet: ${SUBNET}\n    bridge: ${BRIDGE}\n    nat: false\n`,
   )
-  const names = Array.from({ length: COUNT }, (_, i) => `p4-${String(i + 1).padStart(2, '0')}`)
-  const rows = []
+  const names = Array.from({ length: count }, (_, i) => `p4-${String(i + 1).padStart(2, '0')}`)
+  const measured = {}
   try {
-    const created = run('prov-server', ['create', ...names, '--provider', 'local', '--parallel', String(COUNT), '-q', '--out', 'json'])
+    const created = run('prov-server', ['create', ...names, '--provider', 'local', '--parallel', String(count), '-q', '--out', 'json'])
     const servers = JSON.parse(created.stdout)
     log(`created ${servers.length} servers in ${created.ms.toFixed(0)} ms`)
     const list = run('prov-server', ['list', '--out', 'json']).stdout
@@ -64,7 +67,7 @@ export default async function p4({ root, log }) {
     )
     const ansibleEnv = {
       ...env,
-      ANSIBLE_FORKS: String(COUNT),
+      ANSIBLE_FORKS: String(count),
       ANSIBLE_PIPELINING: 'True',
       ANSIBLE_HOST_KEY_CHECKING: 'True',
       ANSIBLE_NOCOLOR: '1',
@@ -72,7 +75,7 @@ export default async function p4({ root, log }) {
     }
     const ansible = (msg) => {
       const start = process.hrtime.bigint()
-      const result = spawnSync('ansible-playbook', ['-i', inventory, '-f', String(COUNT), '-e', `msg=${msg}`, playbook], {
+      const result = spawnSync('ansible-playbook', ['-i', inventory, '-f', String(count), '-e', `msg=${msg}`, playbook], {
         env: ansibleEnv,
         encoding: 'utf8',
         maxBuffer: 1 << 26,
@@ -85,7 +88,7 @@ export default async function p4({ root, log }) {
       return { ms, changed }
     }
     const prov = (msg) => {
-      const r = run('prov-taskserv', ['install', 'hello', '--set', `message=${msg}`, '--parallel', String(COUNT), '-q', '--out', 'json'], list)
+      const r = run('prov-taskserv', ['install', 'hello', '--set', `message=${msg}`, '--parallel', String(count), '-q', '--out', 'json'], list)
       const results = JSON.parse(r.stdout)
       return { ms: r.ms, changed: results.filter((x) => x.status === 'changed').length }
     }
@@ -95,42 +98,77 @@ export default async function p4({ root, log }) {
     ansible('warmup')
     const provMs = []
     const ansibleMs = []
-    for (let i = 0; i < RUNS; i++) {
+    for (let i = 0; i < runs; i++) {
       const p = prov(`run-${i}`)
-      if (p.changed !== COUNT) throw new Error(`prov changed ${p.changed}/${COUNT}`)
+      if (p.changed !== count) throw new Error(`prov changed ${p.changed}/${count}`)
       provMs.push(p.ms)
       const a = ansible(`run-${i}`)
       ansibleMs.push(a.ms)
       log(`run ${i + 1}: prov ${p.ms.toFixed(0)} ms (${p.changed} changed), ansible ${a.ms.toFixed(0)} ms (${a.changed} changed tasks)`)
     }
-    const a = median(provMs)
-    const b = median(ansibleMs)
-    const ratio = a / b
+    measured.prov = median(provMs)
+    measured.ansible = median(ansibleMs)
+    // The idempotent re-run (check.sh says ok everywhere).
+    const again = run('prov-taskserv', ['install', 'hello', '--set', `message=run-${runs - 1}`, '--parallel', String(count), '-q', '--out', 'json'], list)
+    measured.again = again.ms
+    measured.unchanged = JSON.parse(again.stdout).filter((x) => x.status === 'ok').length
+  } finally {
+    spawnSync(process.execPath, [join(root, 'bin', 'prov-server'), 'delete', '--all', '--yes', '-q', '--parallel', String(count)], { env })
+    rmSync(home, { recursive: true, force: true })
+  }
+  return measured
+}
+
+export default async function p4({ root, log }) {
+  const rows = []
+  for (const [count, runs, target] of [
+    [20, 5, 0.25],
+    [50, 3, 0.1],
+  ]) {
+    const m = await installOn(root, log, count, runs)
+    const ratio = m.prov / m.ansible
     rows.push({
-      metric: `install a file-and-command taskserv on ${COUNT} local servers (median of ${RUNS})`,
-      prov: a,
-      peer: b,
-      peerName: 'ansible-playbook forks=20',
+      metric: `install a file-and-command taskserv on ${count} local servers (median of ${runs})`,
+      prov: m.prov,
+      peer: m.ansible,
+      peerName: `ansible-playbook forks=${count}`,
       unit: ' ms',
       ratio,
-      target: '<= 0.25',
-      pass: ratio <= 0.25,
+      target: `<= ${target}`,
+      pass: ratio <= target,
     })
-    // The idempotent re-run (check.sh says ok everywhere).
-    const again = run('prov-taskserv', ['install', 'hello', '--set', `message=run-${RUNS - 1}`, '--parallel', String(COUNT), '-q', '--out', 'json'], list)
-    const unchanged = JSON.parse(again.stdout).filter((x) => x.status === 'ok').length
     rows.push({
-      metric: `second install, nothing to do (${unchanged}/${COUNT} ok)`,
-      prov: again.ms,
+      metric: `second install on ${count}, nothing to do (${m.unchanged}/${count} ok)`,
+      prov: m.again,
       peer: null,
       unit: ' ms',
       ratio: null,
       target: 'all ok',
-      pass: unchanged === COUNT,
+      pass: m.unchanged === count,
     })
-  } finally {
-    spawnSync(process.execPath, [join(root, 'bin', 'prov-server'), 'delete', '--all', '--yes', '-q', '--parallel', String(COUNT)], { env })
-    rmSync(home, { recursive: true, force: true })
   }
-  return { id: 'P4', title: `taskserv install on ${COUNT} local servers vs Ansible`, rows }
+  return { id: 'P4', title: 'taskserv install on 20 and 50 local servers vs Ansible', rows }
+}
+
+/** Cost curves: one install on 5 / 20 / 50 servers, prov and ansible-playbook (forks = servers). */
+export async function curves({ root, log }) {
+  const prov = []
+  const ansible = []
+  for (const count of [5, 20, 50]) {
+    const m = await installOn(root, log, count, 1)
+    prov.push([count, m.prov / 1000])
+    ansible.push([count, m.ansible / 1000])
+  }
+  return [
+    {
+      id: 'P4',
+      title: 'P4 taskserv install vs Ansible',
+      x: 'servers',
+      y: 's',
+      series: [
+        { name: 'prov-taskserv install', points: prov },
+        { name: 'ansible-playbook', points: ansible },
+      ],
+    },
+  ]
 }
