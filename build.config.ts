@@ -17,6 +17,7 @@ const packages: Record<string, { input: string; name: string }[]> = {
     { input: 'src/index', name: 'index' },
     { input: 'src/config/index', name: 'config' },
     { input: 'src/config/schema-entry', name: 'config-schema' },
+    { input: 'src/vendor/yaml', name: 'yaml' },
   ],
   prov: tree,
   server: tree,
