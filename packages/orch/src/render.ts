@@ -1,8 +1,10 @@
 /**
  * What a person sees on a terminal (`--out table`, the default there): a workflow as one line per
  * step with its state and duration, and events as lines as they happen. Pipes keep the records.
+ * Names, ids, errors and outputs come from workflow files and from what steps print: every cell is
+ * made printable (control characters escaped) so none can move the cursor, retitle or clear the terminal.
  */
-import { formatDuration, summarise, terminalLayout } from '@prov/core'
+import { formatDuration, printable, summarise, terminalLayout } from '@prov/core'
 import type { OrchEvent, StepRecord, WorkflowRecord } from './store/types'
 
 /** A state's mark: the word alone on a plain (dumb or zero-width) terminal. */
@@ -26,6 +28,8 @@ function elapsed(start: string | null, end: string | null, now: number): string 
   return Number.isFinite(from) && Number.isFinite(to) ? formatDuration(to - from) : ''
 }
 
+const cell = (text: string) => printable(text, { oneLine: true })
+
 const cut = (text: string, width: number) => (text.length <= width ? text : width <= 1 ? '' : `${text.slice(0, width - 1)}…`)
 
 /** Columns padded to the widest cell, the last one cut at the terminal's width. */
@@ -44,15 +48,19 @@ export function renderWorkflow(workflow: WorkflowRecord, steps: StepRecord[], no
   const mark = (status: string) => (layout.plain ? '' : `${marks[status] ?? '?'} `)
   const took = elapsed(workflow.started_at, workflow.finished_at, now)
   const done = steps.filter((s) => s.kind === 'main' && s.status === 'succeeded').length
-  const header = [`${mark(workflow.status)}${workflow.name}  ${workflow.id}  ${workflow.status}`, `${done}/${workflow.steps_total} steps`, took].filter(Boolean)
+  const header = [
+    `${mark(workflow.status)}${cell(workflow.name)}  ${cell(workflow.id)}  ${workflow.status}`,
+    `${done}/${workflow.steps_total} steps`,
+    took,
+  ].filter(Boolean)
   const lines = [cut(header.join('  '), width)]
-  if (workflow.error) lines.push(cut(`  error: ${workflow.error}`, width))
+  if (workflow.error) lines.push(cut(`  error: ${cell(workflow.error)}`, width))
   const rows = steps.map((step) => [
-    `  ${mark(step.status)}${step.kind === 'rollback' ? `${step.id} (rollback)` : step.id}`,
+    `  ${mark(step.status)}${cell(step.kind === 'rollback' ? `${step.id} (rollback)` : step.id)}`,
     step.status,
     elapsed(step.started_at, step.finished_at, now),
     step.attempts > 1 ? `${step.attempts} attempts` : '',
-    step.error ?? (step.output === null || step.output === undefined ? '' : summarise(step.output)),
+    cell(step.error ?? (step.output === null || step.output === undefined ? '' : summarise(step.output))),
   ])
   lines.push(...aligned(rows, width))
   return `${lines.join('\n')}\n`
@@ -74,8 +82,8 @@ export function eventLines(): (event: OrchEvent) => string {
     let took = ''
     if (event.step && state === 'started') startedAt.set(event.step, at)
     else if (event.step && startedAt.has(event.step)) took = formatDuration(at - (startedAt.get(event.step) as number))
-    const subject = scope === 'step' ? (event.step ?? '') : 'workflow'
-    const error = event.data?.error ? String(event.data.error) : ''
+    const subject = scope === 'step' ? cell(event.step ?? '') : 'workflow'
+    const error = event.data?.error ? cell(String(event.data.error)) : ''
     return `${cut([time, `${mark}${subject}`, state, took, error].filter(Boolean).join('  '), width)}\n`
   }
 }

@@ -54,4 +54,21 @@ describe('prov-orch on a terminal', () => {
     const status = await runCli('prov-orch', ['status', id, '--store', store], { env: devEnv, cwd: tmp.dir })
     expect(status.json()).toMatchObject({ schema: 'prov.orch.workflow.status/v1', status: 'failed' })
   })
+
+  it('escapes control characters from the workflow file and from what steps print: none reaches the terminal', async () => {
+    writeFileSync(
+      join(tmp.dir, 'evil.yaml'),
+      'name: "\\e]0;PWNED\\a\\e[2J\\e[31mRED\\nSECOND"\nsteps:\n  - id: a\n    run: [sh, -c, "printf \'\\\\033[2J\\\\033[31mboom\\\\n\' >&2; exit 3"]\n',
+    )
+    const run = await runOnTerminal('prov-orch', ['run', 'evil.yaml', '--store', store], options)
+    expect(run.code, run.stdout).toBe(1)
+    const evilId = /wf-[a-z0-9-]+/.exec(run.stdout)?.[0] ?? ''
+    expect(evilId).not.toBe('')
+    for (const args of [[], ['status', evilId], ['watch', evilId]]) {
+      const out = args.length ? (await runOnTerminal('prov-orch', [...args, '--store', store], options)).stdout : run.stdout
+      expect(out, args.join(' ')).not.toMatch(/\u001b\]|\u0007|\u001b\[2J|\u001b\[31m/)
+      expect(out).not.toMatch(/^SECOND/m)
+    }
+    expect(run.stdout).toContain('PWNED')
+  })
 })

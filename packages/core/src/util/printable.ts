@@ -10,7 +10,9 @@ const colour = /\u001b\[[0-9;]*m/y
 
 const escaped = (char: string) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`
 
-export function printable(text: string, options: { colours?: boolean } = {}): string {
+export function printable(text: string, options: { colours?: boolean; oneLine?: boolean } = {}): string {
+  // A table cell or a one-line view: a newline in a name would start a line that is not a row.
+  if (options.oneLine) text = text.replace(/\n/g, '\\n')
   if (!options.colours) return text.replace(unprintable, escaped)
   return text.replace(unprintable, (char, offset: number) => {
     colour.lastIndex = offset
