@@ -72,10 +72,54 @@ export function createLogger(options: LoggerOptions = {}): ConsolaInstance {
 let current: ConsolaInstance | undefined
 let currentOptions: LoggerOptions = {}
 
-/** The process-wide logger (configured by the command runner from --quiet/--debug/--log-format). */
-export function log(): ConsolaInstance {
+/** consola's level of each logging method; the logger prints a call only up to its own level. */
+const methodLevels: Partial<Record<string | symbol, number>> = {
+  fatal: 0,
+  error: 0,
+  warn: 1,
+  log: 2,
+  info: 3,
+  success: 3,
+  fail: 3,
+  ready: 3,
+  start: 3,
+  box: 3,
+  debug: 4,
+  trace: 5,
+  verbose: 5,
+}
+
+const levelOf = (options: LoggerOptions) => (options.quiet ? 0 : options.debug ? 5 : 3)
+
+function realLogger(): ConsolaInstance {
   current ??= createLogger(currentOptions)
   return current
+}
+
+/**
+ * The process-wide logger as a facade: consola is loaded on the first call that prints (loading
+ * it costs a short command ~40 ms), so a quiet command, or one that logs nothing, never loads it.
+ */
+const facade = new Proxy({} as ConsolaInstance, {
+  get(_, prop) {
+    const level = methodLevels[prop]
+    if (level === undefined) {
+      const value = Reflect.get(realLogger(), prop)
+      return typeof value === 'function' ? value.bind(realLogger()) : value
+    }
+    return (...args: unknown[]) => {
+      if (level > levelOf(currentOptions)) return
+      return (Reflect.get(realLogger(), prop) as (...values: unknown[]) => unknown).apply(realLogger(), args)
+    }
+  },
+  set(_, prop, value) {
+    return Reflect.set(realLogger(), prop, value)
+  },
+})
+
+/** The process-wide logger (configured by the command runner from --quiet/--debug/--log-format). */
+export function log(): ConsolaInstance {
+  return facade
 }
 
 /** Sets the options of the process-wide logger; it is created on first use (consola loads lazily). */
