@@ -13,7 +13,7 @@ import { setUnattended } from './util/interaction'
 import { runViaOrchestrator, viaOrchArgs } from './via-orch'
 
 export { alwaysGlobal, type CommonArgs, commonArgs, type OptionalGlobal, type ResolvedArgv, resolveArgv, valueOptionOf } from './cli/args'
-export { type HelpInput, type ProvCommandMeta, renderHelp } from './cli/help'
+export { type HelpInput, type ProvCommandMeta, renderHelp, shownGlobals } from './cli/help'
 export { configureFromArgv, presentableError, reportError, runProvMain } from './cli/main'
 
 /** The common flags, parsed and typed. */

@@ -83,6 +83,15 @@ export function commandLine(
     }
     const flag = spec.flags.find((f) => f.long === name)
     if (!flag) continue
+    // A fixed-choice flag gets one of its choices, as the binary's parser demands (--out and
+    // --log-format are read here and never reach it, so the plugin checks for both).
+    if (flag.options?.length && value !== null) {
+      for (const word of valueToWords(value)) {
+        if (flag.options.includes(word)) continue
+        const shown = word.length > 200 ? `${word.slice(0, 200)}…` : word
+        throw new ValueError(`invalid value for '--${name}': '${shown}' (one of ${flag.options.join(', ')})`, spanOf(value, call.head))
+      }
+    }
     if (name === 'out') {
       streaming = value !== null && valueToWords(value)[0] === 'ndjson'
       continue

@@ -33,6 +33,14 @@ function flagCompletion(flag: FlagSpec): unknown {
  */
 export const commandFlag = 'command'
 
+/** The definition's default, typed like the flag (switches have none: absent is off). */
+function defaultOf(flag: FlagSpec): Record<string, unknown> | null {
+  if (flag.default === undefined || flag.type !== 'string') return null
+  const number = Number(flag.default)
+  if (flag.integer && Number.isInteger(number)) return { Int: { val: number, span: noSpan } }
+  return { String: { val: String(flag.default), span: noSpan } }
+}
+
 function namedOf(flags: FlagSpec[], dashCommand: CommandSpec['dashCommand']): Record<string, unknown>[] {
   const shorts = new Set<string>(['h'])
   const named: Record<string, unknown>[] = []
@@ -64,7 +72,7 @@ function namedOf(flags: FlagSpec[], dashCommand: CommandSpec['dashCommand']): Re
       required: false,
       desc: description,
       var_id: null,
-      default_value: flag.default !== undefined && flag.type === 'string' ? { String: { val: String(flag.default), span: noSpan } } : null,
+      default_value: defaultOf(flag),
       completion: flagCompletion(flag),
     })
   }

@@ -121,10 +121,15 @@ export function loadTree(binary: Binary): Promise<CommandDef<any>> {
 
 const commonFlagNames = new Set(['workspace', 'infra', 'env', 'check', 'yes', 'wait', 'parallel', 'out', 'quiet', 'debug', 'log-format', 'via-orch', 'direct'])
 
-function flagSpecs(args: ArgsDef): FlagSpec[] {
+/**
+ * The flags of a command as its help shows them: its own, and of the common ones only those that
+ * mean something for it (every prov command parses all common flags; `--wait` on `config show`
+ * would be accepted and ignored, so it is not offered).
+ */
+function flagSpecs(args: ArgsDef, hiddenCommon: Set<string>): FlagSpec[] {
   const flags: FlagSpec[] = []
   for (const [long, arg] of Object.entries(args)) {
-    if (arg.type === 'positional') continue
+    if (arg.type === 'positional' || hiddenCommon.has(long)) continue
     const aliases = ('alias' in arg && arg.alias ? [arg.alias].flat() : []) as string[]
     const description = arg.description ?? ''
     const options = 'options' in arg && Array.isArray(arg.options) ? arg.options.map(String) : undefined
@@ -238,6 +243,12 @@ function metadataOf(meta: Record<string, unknown>): CommandMetadata {
   }
 }
 
+async function hiddenCommonFlags(meta: Record<string, unknown>): Promise<Set<string>> {
+  const { commonArgs, shownGlobals } = await import('@prov/core')
+  const shown = new Set(shownGlobals(meta as unknown as Parameters<typeof shownGlobals>[0]))
+  return new Set(Object.keys(commonArgs).filter((name) => !shown.has(name)))
+}
+
 async function specOf(binary: Binary, path: string[], command: CommandDef<any>): Promise<CommandSpec> {
   const meta = ((await resolve(command.meta as Resolvable<Record<string, unknown> | undefined>)) ?? {}) as Record<string, unknown>
   const args = ((await resolve(command.args as Resolvable<ArgsDef | undefined>)) ?? {}) as ArgsDef
@@ -257,7 +268,7 @@ async function specOf(binary: Binary, path: string[], command: CommandDef<any>):
     group,
     subcommands: Object.keys(subs),
     positionals: group ? [] : positionalSpecs(args, metadata, heads),
-    flags: group ? [] : flagSpecs(args),
+    flags: group ? [] : flagSpecs(args, await hiddenCommonFlags(meta)),
     metadata,
     ...(dashCommand ? { dashCommand } : {}),
   }

@@ -116,6 +116,20 @@ describe.each(NU_VERSIONS)('nu %s with nu_plugin_prov', (version) => {
     const unknown = await nu('prov server list --nosuch')
     expect(unknown.code).not.toBe(0)
     expect(unknown.stderr).toMatch(/nosuch/)
+    // A flag the command's help does not show is not offered, and choices are enforced.
+    const wait = await nu('prov config show --wait')
+    expect(wait.code).not.toBe(0)
+    expect(wait.stderr).toMatch(/doesn't have flag `--wait`|wait/)
+    for (const [script, flag] of [
+      ['prov server list --out bogus', 'out'],
+      ['prov server list --log-format bogus', 'log-format'],
+      ['prov server list --status bogus', 'status'],
+    ]) {
+      const bad = await nu(script)
+      expect(bad.code, script).not.toBe(0)
+      expect(bad.stderr).toContain('prov::exit::2')
+      expect(bad.stderr).toContain(`invalid value for '--${flag}': 'bogus' (one of`)
+    }
   })
 
   it('passes the command of exec and ssh with --command (Nushell keeps -- for itself)', async () => {

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
-import { outputFormats } from '@prov/core'
+import { commonArgs, outputFormats, type ProvCommandMeta, renderHelp } from '@prov/core'
 import type { ArgsDef, CommandDef } from 'citty'
 import { describe, expect, it } from 'vitest'
 import { repoRoot } from '../../../tests/helpers/cli'
@@ -36,7 +36,8 @@ describe('commands generated from the command trees', () => {
         expect(spec, name).toBeDefined()
         const named = (signatureOf(spec!).sig as { named: { long: string; short: string | null }[] }).named
         for (const [flag, arg] of Object.entries(leaf.args)) {
-          if (arg.type === 'positional') continue
+          // The common flags: only those its help shows (the next test).
+          if (arg.type === 'positional' || Object.hasOwn(commonArgs, flag)) continue
           const long = arg.type === 'boolean' && arg.default === true ? `no-${flag}` : flag
           expect(
             named.map((n) => n.long),
@@ -49,6 +50,55 @@ describe('commands generated from the command trees', () => {
       }
     }
     expect(checked).toBeGreaterThan(80)
+  })
+
+  it('carries exactly the flags the command help shows, with defaults and choices', async () => {
+    const specs = await allSpecs()
+    const byName = new Map<string, CommandSpec>(specs.map((s) => [s.name, s]))
+    let checked = 0
+    for (const binary of binaries) {
+      const walk = async (path: string[], command: CommandDef<any>): Promise<void> => {
+        const meta = ((await resolve(command.meta as Resolvable<ProvCommandMeta | undefined>)) ?? {}) as ProvCommandMeta
+        if (meta.hidden) return
+        const subs = ((await resolve(command.subCommands as Resolvable<Record<string, Resolvable<CommandDef<any>>> | undefined>)) ?? {}) as Record<
+          string,
+          Resolvable<CommandDef<any>>
+        >
+        if (!command.run) {
+          for (const [word, sub] of Object.entries(subs)) await walk([...path, word], await resolve(sub))
+          return
+        }
+        const args = ((await resolve(command.args as Resolvable<ArgsDef | undefined>)) ?? {}) as ArgsDef
+        const help = renderHelp({ program: binary.program, path, command }, meta, args)
+        // The first long name of every option line (`  -o, --out, --output <…>  …`).
+        const shown = [...help.matchAll(/^ {2}(?:-\w, )?--([\w-]+)/gm)].map((m) => {
+          const arg = args[m[1]]
+          return arg?.type === 'boolean' && arg.default === true ? `no-${m[1]}` : m[1]
+        })
+        const name = ['prov', ...(binary.word ? [binary.word] : []), ...path].join(' ')
+        const spec = byName.get(name)!
+        const named = (signatureOf(spec).sig as { named: { long: string; default_value: unknown; completion: unknown }[] }).named
+        expect(
+          named
+            .map((n) => n.long)
+            .filter((long) => long !== 'help' && long !== 'command')
+            .sort(),
+          name,
+        ).toEqual([...new Set(shown)].sort())
+        for (const [flag, arg] of Object.entries(args)) {
+          const entry = named.find((n) => n.long === flag)
+          if (!entry) continue
+          if (arg.type === 'enum' && arg.options?.length) expect(entry.completion, `${name} --${flag}`).toEqual({ List: arg.options })
+          if (arg.type === 'string' && arg.default !== undefined) expect(entry.default_value, `${name} --${flag}`).not.toBeNull()
+        }
+        checked++
+      }
+      await walk([], await loadTree(binary))
+    }
+    expect(checked).toBeGreaterThan(80)
+    const list = signatureOf(byName.get('prov server list')!).sig as { named: { long: string; completion: unknown }[] }
+    expect(list.named.find((n) => n.long === 'status')?.completion).toEqual({ List: ['running', 'stopped', 'creating', 'error', 'unknown'] })
+    expect(list.named.map((n) => n.long)).not.toContain('wait')
   })
 
   it('the command index the build wrote is what the trees say', async () => {

@@ -48,8 +48,8 @@ function flagDescription(arg: ArgsDef[string]): string {
   return parts.filter(Boolean).join(' ')
 }
 
-/** Which common flags this command's help shows. */
-function shownGlobals(meta: ProvCommandMeta): string[] {
+/** Which common flags this command's help shows (and the Nushell plugin's signature carries). */
+export function shownGlobals(meta: ProvCommandMeta): string[] {
   const shown = new Set<string>(alwaysGlobal)
   if (meta.mutating || meta.destructive) shown.add('check')
   if (meta.destructive) shown.add('yes')

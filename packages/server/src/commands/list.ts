@@ -13,7 +13,7 @@ export default defineProvCommand({
   },
   args: {
     provider: { type: 'string', description: 'Only servers of this provider' },
-    status: { type: 'string', description: `Only servers in this status (${serverStatuses.join('|')})` },
+    status: { type: 'enum', options: [...serverStatuses], description: 'Only servers in this status' },
   },
   async run(ctx) {
     const status = ctx.args.status as string | undefined
