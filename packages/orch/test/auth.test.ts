@@ -24,7 +24,11 @@ describe('REST auth with an ES256 public key', () => {
   const sign = (claims: Record<string, unknown>, issuer = 'https://id.example', key = privateKey) =>
     new SignJWT(claims).setProtectedHeader({ alg: 'ES256' }).setSubject('carol').setAudience('prov-orch').setIssuer(issuer).setExpirationTime('5m').sign(key)
   const get = async (path: string, token?: string, method = 'GET', body?: string) => {
-    const res = await api.app.request(path, { method, body, headers: token ? { authorization: `Bearer ${token}` } : {} })
+    const res = await api.app.request(path, {
+      method,
+      body,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+    })
     return { status: res.status, body: (await res.json()) as { error: { message: string } | null } }
   }
 
@@ -51,6 +55,53 @@ describe('REST auth with an ES256 public key', () => {
       .setExpirationTime('5m')
       .sign(new TextEncoder().encode(publicKey.export({ type: 'spki', format: 'pem' }).toString()))
     expect((await get('/v1/workflows', confused)).status).toBe(401)
+  })
+
+  // A role claim is looked up only among our own role names: what every object inherits is no role.
+  const inherited = ['constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__', 'isPrototypeOf', '__defineGetter__', 'propertyIsEnumerable']
+  it('a role that is an inherited object property is no role: 403 everywhere, never admin', async () => {
+    for (const name of inherited) {
+      for (const claims of [{ role: name }, { roles: [name] }, { role: name, roles: [name, 'constructor'] }]) {
+        const token = await sign(claims)
+        const audit = await get('/v1/audit', token)
+        expect(audit.status, `${JSON.stringify(claims)} on /v1/audit`).toBe(403)
+        expect(audit.body.error?.message).toMatch(/carries no role/)
+        expect((await get('/v1/workflows', token)).status).toBe(403)
+        const submit = await get('/v1/workflows', token, 'POST', JSON.stringify({ name: 'x', steps: [{ id: 'a', run: ['true'] }] }))
+        expect(submit.status, `${JSON.stringify(claims)} submit`).toBe(403)
+      }
+    }
+  })
+
+  it('inherited names among real roles are ignored: the highest known role wins', async () => {
+    const viewer = await sign({ roles: ['viewer', '__proto__', 'constructor'] })
+    expect((await get('/v1/workflows', viewer)).status).toBe(200)
+    expect((await get('/v1/audit', viewer)).status).toBe(403)
+    for (const roles of [
+      ['viewer', '__proto__', 'admin'],
+      ['constructor', 'admin', 'toString'],
+      ['admin', 'valueOf', 'viewer'],
+    ]) {
+      const who = await get('/v1/session', await sign({ roles }))
+      expect((who.body as unknown as { data: { role: string } }).data.role, roles.join()).toBe('admin')
+    }
+    const op = await get('/v1/session', await sign({ role: 'hasOwnProperty', roles: ['operator', 'toString'] }))
+    expect((op.body as unknown as { data: { role: string } }).data.role).toBe('operator')
+    // Non-string role entries are ignored too.
+    expect((await get('/v1/workflows', await sign({ role: { admin: true }, roles: [1, null, ['admin']] }))).status).toBe(403)
+  })
+
+  it('a dashboard login token for an inherited role name is refused (400)', async () => {
+    const admin = await sign({ role: 'admin' })
+    for (const role of inherited) {
+      const res = await api.app.request('/v1/login-tokens', {
+        method: 'POST',
+        body: JSON.stringify({ role }),
+        headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      })
+      expect(res.status, role).toBe(400)
+      expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/role must be/)
+    }
   })
 
   it('a viewer cannot cancel; an operator can (404 for an unknown id)', async () => {

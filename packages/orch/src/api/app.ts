@@ -7,7 +7,7 @@ import { isTerminalEvent, type OrchStore } from '../store/store'
 import { compileWorkflow } from '../workflow'
 import { AuditLog } from './audit'
 import { type AuthOptions, authenticate, requireRole, verifyJwt } from './auth'
-import { ApiError, envelope, RANK, type Role, type Transport, toApiError, type Vars } from './envelope'
+import { ApiError, envelope, isRole, type Role, type Transport, toApiError, type Vars } from './envelope'
 import { bodySizeGuard, contentTypeGuard, hostGuard, originGuard, rateLimiter } from './guard'
 import { defaultUiDir, LOGIN_TOKEN_TTL_MS, loadUiAssets, requireOwnOrigin, sessionCookieName, UI_HEADERS, UiSessions } from './ui'
 
@@ -130,8 +130,8 @@ export function createApi(store: OrchStore, options: ApiOptions): Api {
     requireRole(c, 'admin')
     const body = await optionalJsonBody(c)
     const role = body.role ?? 'admin'
-    if (typeof role !== 'string' || !(role in RANK)) throw new ApiError(400, 'BAD_REQUEST', 'role must be viewer, operator or admin')
-    const { token, expires } = sessions.mintLogin(`ui:${role}:${c.get('who')}`, role as Role)
+    if (!isRole(role)) throw new ApiError(400, 'BAD_REQUEST', 'role must be viewer, operator or admin')
+    const { token, expires } = sessions.mintLogin(`ui:${role}:${c.get('who')}`, role)
     const base = options.publicUrl?.()
     return c.json(
       envelope(c, 'success', {

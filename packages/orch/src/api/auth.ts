@@ -2,7 +2,7 @@ import { createHash, createPublicKey, type KeyObject, timingSafeEqual } from 'no
 import { readFileSync, statSync } from 'node:fs'
 import type { Context, MiddlewareHandler } from 'hono'
 import { getCookie } from 'hono/cookie'
-import { ApiError, RANK, type Role, type Vars } from './envelope'
+import { ApiError, isRole, RANK, type Role, type Vars } from './envelope'
 import { isMutating } from './guard'
 import { isOpenUiPath, requireOwnOrigin, sameSecret, sessionCookieName, type UiSession, type UiSessions } from './ui'
 
@@ -47,7 +47,7 @@ export async function verifyJwt(presented: string, options: AuthOptions): Promis
       issuer: options.issuer,
       requiredClaims: ['exp', 'sub'],
     })
-    const roles = [payload.role, ...(Array.isArray(payload.roles) ? payload.roles : [])].filter((r): r is Role => typeof r === 'string' && r in RANK)
+    const roles = [payload.role, ...(Array.isArray(payload.roles) ? payload.roles : [])].filter(isRole)
     if (!roles.length) throw new ApiError(403, 'FORBIDDEN', 'token carries no role (viewer, operator or admin)')
     return { who: String(payload.sub), role: roles.sort((a, b) => RANK[b] - RANK[a])[0], expires: (payload.exp as number) * 1000 }
   } catch (error) {
@@ -111,5 +111,7 @@ export function authenticate(options: AuthOptions, sessions?: UiSessions): Middl
 }
 
 export function requireRole(c: { get(key: 'role'): Role }, role: Role) {
-  if (RANK[c.get('role')] < RANK[role]) throw new ApiError(403, 'FORBIDDEN', `role '${c.get('role')}' may not do this (needs ${role})`)
+  // Fail closed: a role that is not ours (it cannot be set, but a comparison with undefined is false) is refused.
+  const held = c.get('role')
+  if (!isRole(held) || RANK[held] < RANK[role]) throw new ApiError(403, 'FORBIDDEN', `role '${c.get('role')}' may not do this (needs ${role})`)
 }

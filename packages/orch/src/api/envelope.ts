@@ -4,6 +4,15 @@ import type { Context } from 'hono'
 export type Role = 'viewer' | 'operator' | 'admin'
 export const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 }
 
+/**
+ * A role name from request data (a token claim, a body field) counts only when it is one of our
+ * own role names: `in` or indexing would also accept what every object inherits
+ * (`constructor`, `toString`, `__proto__`), whose rank compares as neither lower nor higher.
+ */
+export function isRole(value: unknown): value is Role {
+  return typeof value === 'string' && Object.hasOwn(RANK, value)
+}
+
 /** How a request reached the server: the owner-only unix socket, or TCP. */
 export type Transport = 'unix' | 'tcp'
 
