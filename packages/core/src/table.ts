@@ -55,10 +55,8 @@ export function summarise(value: unknown, budget = 60): string {
   if (typeof value === 'object') {
     const entries = Object.entries(value as Row).filter(([key]) => key !== 'schema')
     if (!entries.length) return nothing
-    if (entries.every(([, v]) => v === null || typeof v !== 'object')) {
-      const text = entries.map(([k, v]) => `${k}=${summarise(v)}`).join(',')
-      if (text.length <= budget) return text
-    }
+    // Flat records (labels, tags) read as `k=v,k=v`, cut with … when long: a count says nothing.
+    if (entries.every(([, v]) => v === null || typeof v !== 'object')) return cut(entries.map(([k, v]) => `${k}=${summarise(v)}`).join(','), budget)
     return `${entries.length} field${entries.length === 1 ? '' : 's'}`
   }
   return String(value)
@@ -103,6 +101,24 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(minutes / 60)}h${minutes % 60}m`
 }
 
+/** Workflows (`prov-orch list`, the records of submit and status): id, name, status, steps done/total, age. */
+function workflowColumns(now: number): Column[] {
+  return [
+    field('id'),
+    field('name'),
+    field('status'),
+    {
+      header: 'STEPS',
+      right: true,
+      value: (r) => {
+        const counts = (r.counts ?? {}) as Record<string, number>
+        return typeof r.steps_total === 'number' ? `${counts.succeeded ?? 0}/${r.steps_total}` : nothing
+      },
+    },
+    { header: 'AGE', value: (r) => age(r.created_at, now) },
+  ]
+}
+
 /** The columns that matter, per record schema (the `--out table` view; `wide` shows all fields). */
 const schemaColumns: Record<string, (now: number) => Column[]> = {
   'prov.server/v1': () => [field('name'), field('provider'), field('status'), field('ip_address', 'IP'), field('labels')],
@@ -127,20 +143,8 @@ const schemaColumns: Record<string, (now: number) => Column[]> = {
     duration('duration_ms'),
     field('error'),
   ],
-  'prov.orch.workflow/v1': (now) => [
-    field('id'),
-    field('name'),
-    field('status'),
-    {
-      header: 'STEPS',
-      right: true,
-      value: (r) => {
-        const counts = (r.counts ?? {}) as Record<string, number>
-        return typeof r.steps_total === 'number' ? `${counts.succeeded ?? 0}/${r.steps_total}` : nothing
-      },
-    },
-    { header: 'AGE', value: (r) => age(r.created_at, now) },
-  ],
+  'prov.orch.workflow.status/v1': (now) => workflowColumns(now),
+  'prov.orch.workflow/v1': (now) => workflowColumns(now),
   'prov.orch.event/v1': () => [number('seq'), field('ts', 'TIME'), field('type'), field('step')],
   'prov.orch.log/v1': () => [field('step'), number('attempt'), field('stream'), field('text')],
   'prov.extension/v1': () => [field('name'), field('kind'), field('version'), field('layer'), field('description')],
@@ -186,21 +190,32 @@ function cut(text: string, width: number): string {
 
 const gap = '   '
 
+/**
+ * Columns that identify a record: a cut id or name cannot be copied into the next command, so
+ * they are never shortened (a line may overflow a very narrow terminal instead).
+ */
+const identifierKeys = new Set(['id', 'name', 'server'])
+
 /** Aligned columns under upper-case headers, fitted to `width`. */
 function layout(columns: Column[], cells: string[][], width: number): string {
   let shown = columns.map((_, i) => i)
   const natural = columns.map((c, i) => Math.max(c.header.length, ...cells.map((row) => row[i].length)))
   const widths = [...natural]
+  const identifies = (i: number) => columns[i].key !== undefined && identifierKeys.has(columns[i].key!)
   const total = () => shown.reduce((sum, i) => sum + widths[i], 0) + gap.length * (shown.length - 1)
-  // First shorten the widest columns (down to 12 characters), then leave out columns from the right.
+  // First shorten the widest other columns (down to 12 characters), then leave out columns from
+  // the right (the schemas list the less important last), identifiers last of all.
   while (total() > width) {
-    const widest = shown.reduce((a, b) => (widths[b] > widths[a] ? b : a), shown[0])
-    if (widths[widest] > 12) widths[widest] = Math.max(12, widths[widest] - (total() - width))
-    else if (shown.length > 1) shown = shown.slice(0, -1)
-    else {
-      widths[widest] = Math.max(1, width)
-      break
+    const shortenable = shown.filter((i) => !identifies(i) && widths[i] > 12)
+    if (shortenable.length) {
+      const widest = shortenable.reduce((a, b) => (widths[b] > widths[a] ? b : a))
+      widths[widest] = Math.max(12, widths[widest] - (total() - width))
+      continue
     }
+    if (shown.length === 1) break
+    const others = shown.filter((i) => !identifies(i))
+    const drop = others.length ? others[others.length - 1] : shown[shown.length - 1]
+    shown = shown.filter((i) => i !== drop)
   }
   const line = (texts: string[]) =>
     shown

@@ -69,6 +69,41 @@ describe('human tables', () => {
     expect(renderRecords(long, { width: 20, now }).split('\n')[0]).toBe('NAME     PROVIDER')
   })
 
+  it('never cuts an identifier: the workflows of prov-orch list keep their whole id, other columns go first', () => {
+    const workflows = [
+      {
+        schema: 'prov.orch.workflow.status/v1',
+        id: 'wf-mx3ozuzh-81f2c9d4e5a6b7c8',
+        name: 'deploy-everything-in-the-fleet',
+        status: 'running',
+        phase: 'main',
+        error: null,
+        parallel_limit: 4,
+        steps_total: 8,
+        counts: { succeeded: 5, running: 1 },
+        created_at: '2026-11-30T11:48:00Z',
+      },
+    ]
+    expect(renderRecords(workflows, { now }).split('\n')[0]).toMatch(/^ID\s+NAME\s+STATUS\s+STEPS\s+AGE$/)
+    expect(renderRecords(workflows, { now }).split('\n')[1]).toMatch(/^wf-mx3ozuzh-81f2c9d4e5a6b7c8\s+deploy-everything-in-the-fleet\s+running\s+5\/8\s+12m$/)
+    for (const width of [80, 60, 40, 30]) {
+      const row = renderRecords(workflows, { width, now }).split('\n')[1]
+      expect(row, `${width}`).toContain('wf-mx3ozuzh-81f2c9d4e5a6b7c8')
+      expect(row, `${width}`).not.toContain('…')
+    }
+    expect(renderRecords(workflows, { width: 70, now }).split('\n')[0]).toMatch(/^ID\s+NAME$/)
+    expect(renderRecords(workflows, { wide: true, now }).split('\n')[0]).toMatch(/PHASE\s+ERROR\s+PARALLEL_LIMIT/)
+  })
+
+  it('summarises labels as k=v,k=v, cut with … when long', () => {
+    const labeled = [{ ...servers[0], labels: { role: 'web', zone: 'eu-central-1a', team: 'platform-infrastructure', tier: 'frontend-public' } }]
+    const cell = renderRecords(labeled, { now }).split('\n')[1]
+    expect(cell).toContain('role=web,zone=eu-central-1a,team=')
+    expect(cell).toContain('…')
+    expect(cell).not.toMatch(/\d+ fields/)
+    expect(summarise({ a: 1, b: 2, c: 3 })).toBe('a=1,b=2,c=3')
+  })
+
   it('falls back to plain key=value lines on dumb or zero-width terminals', () => {
     expect(terminalLayout({ isTTY: true, columns: 120 }, {})).toEqual({ width: 120 })
     expect(terminalLayout({ isTTY: true, columns: 120 }, { TERM: 'dumb' })).toEqual({ plain: true })
