@@ -248,6 +248,7 @@ describe('prov-kms keys and encrypt/decrypt (age)', () => {
     expectOneErrorLine(await run(['encrypt', '--nope', 'x']), 2)
     expectOneErrorLine(await run(['encrypt', '--backend', 'rot13', 'x']), 2, /unknown backend/)
     expectOneErrorLine(await run(['encrypt', '--format', 'pgp', 'x']), 2, /unknown format/)
+    expectOneErrorLine(await run(['sops', 'encrypt', '--input-type', 'xml', 'x.yaml']), 2, /invalid value for '--input-type': 'xml'.*one of yaml, json, dotenv/)
     expectOneErrorLine(await run(['encrypt', '-r', 'ssh-rsa AAAA', 'x']), 2, /not an age recipient/)
   })
 })

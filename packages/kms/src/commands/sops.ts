@@ -33,7 +33,7 @@ import {
 } from '../sops/index'
 
 const fileArg = { type: 'positional', description: 'The YAML, JSON or dotenv file', required: true } as const
-const inputType = { type: 'string', description: 'yaml, json or dotenv (default: from the file name)' } as const
+const inputType = { type: 'enum' as const, options: ['yaml', 'json', 'dotenv'], description: 'Format of FILE (default: from the file name)' }
 const inPlace = { type: 'boolean', description: 'Rewrite FILE instead of printing to stdout (sops -i; here -i is --infra)' } as const
 
 function readInput(file: string): string {
