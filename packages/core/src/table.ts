@@ -269,7 +269,8 @@ export function renderRecord(record: Row, options: TableOptions = {}): string {
   const text = lines.map(([key, value]) => {
     const shown = summarise(value, Math.max(20, width - keyWidth - 2))
     if (options.plain) return `${key}=${quoted(shown)}`
-    return `${key.padEnd(keyWidth)}  ${cut(shown, Math.max(8, width - keyWidth - 2))}`.trimEnd()
+    const fitted = identifierKeys.has(key) ? shown : cut(shown, Math.max(8, width - keyWidth - 2))
+    return `${key.padEnd(keyWidth)}  ${fitted}`.trimEnd()
   })
   let out = text.length ? `${text.join('\n')}\n` : ''
   for (const [key, value] of tables) out += `\n${key}:\n${renderRecords(value as Row[], options)}`

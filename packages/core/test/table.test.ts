@@ -95,6 +95,13 @@ describe('human tables', () => {
     expect(renderRecords(workflows, { wide: true, now }).split('\n')[0]).toMatch(/PHASE\s+ERROR\s+PARALLEL_LIMIT/)
   })
 
+  it('keeps the id of one record whole on a narrow terminal, cutting other values', () => {
+    const record = { schema: 'prov.orch.workflow.status/v1', id: 'wf-mx3ozuzh-81f2c9d4e5a6b7c8', error: 'x'.repeat(80) }
+    const lines = renderRecord(record, { width: 24, now }).trimEnd().split('\n')
+    expect(lines[0]).toBe('id     wf-mx3ozuzh-81f2c9d4e5a6b7c8')
+    expect(lines[1]).toMatch(/^error  x+…$/)
+  })
+
   it('summarises labels as k=v,k=v, cut with … when long', () => {
     const labeled = [{ ...servers[0], labels: { role: 'web', zone: 'eu-central-1a', team: 'platform-infrastructure', tier: 'frontend-public' } }]
     const cell = renderRecords(labeled, { now }).split('\n')[1]
