@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { ExitCode, isProvError, processStartTime, redactKnownSecrets, redactString, registerSecretValue, type SecretResolver } from '@prov/core'
-import { commandLine, DEFAULT_MAX_OUTPUT, resolveInput } from './command'
+import { commandLine, DEFAULT_MAX_OUTPUT, resolveInput, UnsafeValueError } from './command'
 import { evaluateCondition, MissingRefError, type RefScope, renderTemplate } from './expr'
 import { killOrphanGroup, runProcess, SHELL_COMMAND_NOT_FOUND } from './runner'
 import { isStoreError, isTransientConflict } from './store/db'
@@ -263,7 +263,7 @@ export class Engine {
           ...base,
           status: 'failed',
           error: (error as Error).message,
-          retryable: !(error instanceof MissingRefError || error instanceof PermanentStepError),
+          retryable: !(error instanceof MissingRefError || error instanceof PermanentStepError || error instanceof UnsafeValueError),
         }),
     )
   }

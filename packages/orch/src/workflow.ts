@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { assertSafeStructure, didYouMean, parseInput, type SecretRef, usageError, validateSecretName } from '@prov/core'
 import { z } from 'zod'
-import { argvTemplateProblem } from './command'
+import { argvTemplateProblem, shellScriptIndex, shellTemplateProblem } from './command'
 import { parseCondition, refStep, templateRefs } from './expr'
 import { parseDuration, parseSize } from './units'
 
@@ -283,9 +283,21 @@ export function compileWorkflow(raw: unknown, { source = 'workflow', baseDir = p
     }
     return env
   }
-  const argvProgram = (run: z.infer<typeof runSpec>, path: string) => {
+  const shellScript = (script: string, path: string, id: string | undefined) => {
+    const problem = shellTemplateProblem(script)
+    if (problem)
+      throw fail(
+        path,
+        `${id ? `step '${id}': ` : ''}${problem}`,
+        'use the argv form without a shell ([prog, "{{steps.a.output.x}}"]), or pass the value in env: {X: "{{...}}"} and validate it before the script uses it',
+      )
+  }
+  const argvProgram = (run: z.infer<typeof runSpec>, path: string, id?: string) => {
+    if (typeof run === 'string') return shellScript(run, path, id)
     if (!Array.isArray(run)) return
     const argv = run.map(String)
+    const script = shellScriptIndex(argv)
+    if (script >= 0) shellScript(argv[script], `${path}[${script}]`, id)
     for (let i = 0; i < argv.length; i++) {
       const problem = argvTemplateProblem(argv, i, (text) => templateRefs(text).length > 0)
       if (problem)
@@ -300,8 +312,8 @@ export function compileWorkflow(raw: unknown, { source = 'workflow', baseDir = p
   }
   envOf(defaults.env, 'defaults.env')
   const build = (id: string, s: StepFields, path: string, extra: Partial<CompiledStep> = {}): CompiledStep => {
-    argvProgram(s.run, `${path}.run`)
-    if (s.rollback) argvProgram(s.rollback, `${path}.rollback`)
+    argvProgram(s.run, `${path}.run`, id)
+    if (s.rollback) argvProgram(s.rollback, `${path}.rollback`, id)
     let input = s.input
     if (input && typeof input === 'object' && !Array.isArray(input) && Object.keys(input).length === 1 && 'file' in input) {
       if (!allowFiles) throw fail(`${path}.input.file`, 'files of the server cannot be read by a submitted workflow', 'send the content as input')

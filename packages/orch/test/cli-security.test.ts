@@ -115,6 +115,30 @@ describe('prov-orch run in a workspace: secrets, files, errors', () => {
     expect(steps.map((s) => s.output)).toEqual([{ x: 'a; touch /tmp/p' }, 'a; touch /tmp/p', 'a; touch /tmp/p', 'a; touch /tmp/p'])
   })
 
+  it('values reaching bash arithmetic or an option position: refused at validation (one line, step and construct) or the step fails at run time', async () => {
+    const marker = join(ws.path, 'p10-x')
+    for (const run of [
+      '"echo $(( {{steps.a.output.x}} + 1 ))"',
+      '[bash, -c, "[[ {{steps.a.output.x}} -eq 1 ]]"]',
+      '"printf %s {{steps.a.output.x}} | sh"',
+      '[nice, "{{steps.a.output.x}}"]',
+    ]) {
+      const wf = file('arith.yaml', `name: arith\nsteps:\n  - id: a\n    run: "true"\n  - id: b\n    depends_on: [a]\n    run: ${run}\n`)
+      const r = await orch(['validate', wf])
+      expect(r.code, `${run}: ${r.stderr}`).toBe(2)
+      expect(r.stderr.trim().split('\n'), run).toHaveLength(1)
+      expect(r.stderr, run).toMatch(/steps\[1\]\.run.*: (step 'b': )?(a template|the program)/)
+    }
+    const tar = file(
+      'tar.yaml',
+      `name: tar\nsteps:\n  - id: a\n    run: {builtin: noop}\n    input: {x: "--checkpoint-action=exec=touch ${marker}"}\n  - id: b\n    depends_on: [a]\n    run: [tar, -cf, /dev/null, --checkpoint=1, "{{steps.a.output.x}}", /dev/null]\n`,
+    )
+    const r = await orch(['run', tar])
+    expect(r.code, r.stderr).toBe(1)
+    expect(r.stderr).toMatch(/starts with '-' and would be read as an option/)
+    expect(existsSync(marker)).toBe(false)
+  })
+
   it('an invalid secret reference: exit 2, one line whose location survives redaction (text and --log-format json)', async () => {
     const wf = file('secret.yaml', 'name: bad\nsteps:\n  - id: a\n    run: "true"\n    env: {PW: {secret: ../x}}\n')
     let r = await orch(['run', wf])
