@@ -24,20 +24,53 @@ const secretValuePatterns: RegExp[] = [
 
 /** Known secret values registered at run time (for example a secret just resolved). */
 const knownSecrets = new Set<string>()
+/** The same, longest first: a longer form (an escaped one) is replaced before a shorter one inside it. */
+let knownByLength: string[] = []
+
+/** Secret values shorter than this are not registered (they would redact ordinary words); resolvers warn about them. */
+export const MIN_REDACTED_SECRET_LENGTH = 4
+
+/**
+ * The ways a program commonly prints a value: JSON-escaped (`jq --arg`, `JSON.stringify`, with
+ * `\u00e9` escapes too), shell-quoted (`set -x` / `printf %q`: `'It'\''s'`, `It\'s`) and
+ * backslash-escaped for double quotes. base64/hex encodings are not derived (a limit).
+ */
+function printedForms(value: string): string[] {
+  const json = JSON.stringify(value).slice(1, -1)
+  const unicode = (upper: boolean) =>
+    json.replace(/[\u007f-\uffff]/g, (c) => {
+      const hex = c.charCodeAt(0).toString(16).padStart(4, '0')
+      return `\\u${upper ? hex.toUpperCase() : hex}`
+    })
+  return [
+    json,
+    unicode(false),
+    unicode(true),
+    value.replace(/'/g, "'\\''"),
+    value.replace(/'/g, `'"'"'`),
+    value.replace(/[^A-Za-z0-9_\-.,:/@%+=^~]/g, '\\$&'),
+    value.replace(/["\\$`]/g, '\\$&'),
+  ]
+}
 
 /**
  * Registers a value to be redacted from every later log line (values shorter than 4 chars are
- * ignored). Each line of a multi-line value is registered too: output is often read line by
- * line (a last stderr line in an error, a log chunk), so the whole value never appears there.
+ * ignored), with its escaped forms (JSON, shell quoting). Each line of a multi-line value is
+ * registered too: output is often read line by line (a last stderr line in an error, a log
+ * chunk), so the whole value never appears there.
  */
 export function registerSecretValue(value: string): void {
-  if (!value || value.length < 4) return
-  knownSecrets.add(value)
-  if (!/[\r\n]/.test(value)) return
-  for (const line of value.split(/\r?\n|\r/)) {
-    const trimmed = line.trim()
-    if (trimmed.length >= 4) knownSecrets.add(trimmed)
+  if (!value || value.length < MIN_REDACTED_SECRET_LENGTH) return
+  const add = (text: string) => {
+    for (const form of [text, ...printedForms(text)]) if (form.length >= MIN_REDACTED_SECRET_LENGTH) knownSecrets.add(form)
   }
+  add(value)
+  if (/[\r\n]/.test(value))
+    for (const line of value.split(/\r?\n|\r/)) {
+      const trimmed = line.trim()
+      if (trimmed.length >= MIN_REDACTED_SECRET_LENGTH) add(trimmed)
+    }
+  knownByLength = [...knownSecrets].sort((a, b) => b.length - a.length)
 }
 
 export function isSecretFieldName(name: string): boolean {
@@ -47,7 +80,7 @@ export function isSecretFieldName(name: string): boolean {
 /** Replaces only the values registered with registerSecretValue (for data such as step outputs, where patterns would corrupt fields). */
 export function redactKnownSecrets(text: string): string {
   let out = text
-  for (const secret of knownSecrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED)
+  for (const secret of knownByLength) if (out.includes(secret)) out = out.split(secret).join(REDACTED)
   return out
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { presentableError } from '../src/cli/main'
 import { formatOutput } from '../src/output'
-import { REDACTED, redactKnownSecrets, redactString, redactValue, registerSecretValue } from '../src/redact'
+import { MIN_REDACTED_SECRET_LENGTH, REDACTED, redactKnownSecrets, redactString, redactValue, registerSecretValue } from '../src/redact'
 
 describe('redaction', () => {
   it('redacts secret-named fields and secret-looking values', () => {
@@ -93,5 +93,33 @@ describe('output formats', () => {
     const shown = presentableError(new Error('API answered 400 invalid\u001b[2J: bad\u001b]0;pwned\u0007'))
     expect(shown.toLine()).toContain('invalid\\u001b[2J: bad\\u001b]0;pwned\\u0007')
     expect(shown.toLine()).not.toMatch(/[\u0000-\u001f]/)
+  })
+})
+
+describe('registered secrets are redacted in the forms programs print them', () => {
+  const quoted = `Quo"te\\Back-Slash-Secret`
+  const apostrophe = "It's-a-Quoted-Secret"
+  const accented = 'Café-Secret-Välue'
+  registerSecretValue(quoted)
+  registerSecretValue(apostrophe)
+  registerSecretValue(accented)
+  it.each([
+    ['JSON (jq --arg, JSON.stringify)', JSON.stringify({ q: quoted })],
+    ['JSON of the apostrophe one', JSON.stringify([apostrophe])],
+    ['set -x quoting', `+ echo 'It'\\''s-a-Quoted-Secret'`],
+    ['printf %q', `It\\'s-a-Quoted-Secret Quo\\"te\\\\Back-Slash-Secret`],
+    ['"\'"\'" quoting', `'It'"'"'s-a-Quoted-Secret'`],
+    ['JSON with \\u escapes (lower case)', '{"a":"Caf\\u00e9-Secret-V\\u00e4lue"}'],
+    ['JSON with \\u escapes (upper case)', '{"a":"Caf\\u00E9-Secret-V\\u00E4lue"}'],
+    ['raw', `${quoted} ${apostrophe} ${accented}`],
+  ])('%s', (_, text) => {
+    const out = redactKnownSecrets(text)
+    expect(out).toContain('[redacted]')
+    for (const piece of ['Back-Slash-Secret', 's-a-Quoted-Secret', 'Secret-V']) expect(out).not.toContain(piece)
+  })
+  it('values under the minimum length are not registered (documented; resolvers warn)', () => {
+    registerSecretValue('abc')
+    expect(redactKnownSecrets('abc abcd')).toBe('abc abcd')
+    expect(MIN_REDACTED_SECRET_LENGTH).toBe(4)
   })
 })

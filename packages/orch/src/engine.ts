@@ -1,6 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
-import { ExitCode, isProvError, processStartTime, redactKnownSecrets, redactString, registerSecretValue, type SecretResolver } from '@prov/core'
+import {
+  ExitCode,
+  isProvError,
+  MIN_REDACTED_SECRET_LENGTH,
+  processStartTime,
+  redactKnownSecrets,
+  redactString,
+  registerSecretValue,
+  type SecretResolver,
+} from '@prov/core'
 import { commandLine, DEFAULT_MAX_OUTPUT, resolveInput, UnsafeValueError } from './command'
 import { evaluateCondition, MissingRefError, type RefScope, renderTemplate } from './expr'
 import { killOrphanGroup, runProcess, SHELL_COMMAND_NOT_FOUND } from './runner'
@@ -383,6 +392,10 @@ export class Engine {
         const message = `env.${name}: ${(error as Error).message}`
         throw permanent ? new PermanentStepError(message) : new Error(message)
       }
+      if (out[name].length < MIN_REDACTED_SECRET_LENGTH)
+        this.options.onWarn?.(
+          `env.${name}: secret '${value.secret}' is shorter than ${MIN_REDACTED_SECRET_LENGTH} characters: it cannot be redacted from what the step prints`,
+        )
       registerSecretValue(out[name])
     }
     return out

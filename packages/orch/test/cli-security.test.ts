@@ -139,6 +139,36 @@ describe('prov-orch run in a workspace: secrets, files, errors', () => {
     expect(existsSync(marker)).toBe(false)
   })
 
+  it('a secret printed JSON-escaped or shell-quoted is redacted in the output, logs, status and store too', async () => {
+    const quoted = `Quo"te\\Back-Slash-Secret-${Math.random().toString(36).slice(2, 8)}`
+    const apostrophe = `It's-a-Quoted-Secret-${Math.random().toString(36).slice(2, 8)}`
+    const wf = file(
+      'escaped.yaml',
+      [
+        'name: escaped',
+        'steps:',
+        '  - id: a',
+        `    run: [bash, -c, 'jq -cn --arg q "$Q" --arg a "$A" "{q:\\$q,a:\\$a}"; printf "%q %q\\n" "$A" "$Q" >&2; set -x; : "$A"']`,
+        '    env: {Q: {secret: q/quoted}, A: {secret: q/apostrophe}}',
+        '',
+      ].join('\n'),
+    )
+    const r = await orch(['run', wf], { env: { PROV_SECRET_Q_QUOTED: quoted, PROV_SECRET_Q_APOSTROPHE: apostrophe } })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.json().steps[0].output).toEqual({ q: '[redacted]', a: '[redacted]' })
+    const status = await orch(['status', r.json().id])
+    const logs = await orch(['logs', r.json().id])
+    const state = join(ws.path, '.prov')
+    const stored = ['orch.db', 'orch.db-wal']
+      .map((f) => join(state, f))
+      .filter((f) => existsSync(f))
+      .map((f) => readFileSync(f).toString('latin1'))
+      .join('')
+    expect(logs.stdout).toContain('[redacted]')
+    for (const text of [r.stdout + r.stderr, status.stdout, logs.stdout, stored])
+      for (const tail of [quoted.slice(-14), apostrophe.slice(-14)]) expect(text).not.toContain(tail)
+  })
+
   it('an invalid secret reference: exit 2, one line whose location survives redaction (text and --log-format json)', async () => {
     const wf = file('secret.yaml', 'name: bad\nsteps:\n  - id: a\n    run: "true"\n    env: {PW: {secret: ../x}}\n')
     let r = await orch(['run', wf])
