@@ -384,17 +384,19 @@ export class Engine {
         out[name] = renderTemplate(value, scope)
         continue
       }
-      if (!this.options.secrets) throw new PermanentStepError(`env.${name}: secret '${value.secret}' cannot be resolved: this engine has no secret resolver`)
+      if (!this.options.secrets) throw new PermanentStepError(`secret '${value.secret}' (env.${name}) cannot be resolved: this engine has no secret resolver`)
       try {
         out[name] = await this.options.secrets.get(value.secret)
       } catch (error) {
         const permanent = isProvError(error) && error.code !== ExitCode.FAILED
-        const message = `env.${name}: ${(error as Error).message}`
+        // The variable goes after the message, not before it as `env.PW: secret 'x' ...`: a
+        // password-named field followed by ': ' reads as `field: value` to the redactor.
+        const message = `${(error as Error).message} (env.${name})`
         throw permanent ? new PermanentStepError(message) : new Error(message)
       }
       if (out[name].length < MIN_REDACTED_SECRET_LENGTH)
         this.options.onWarn?.(
-          `env.${name}: secret '${value.secret}' is shorter than ${MIN_REDACTED_SECRET_LENGTH} characters: it cannot be redacted from what the step prints`,
+          `secret '${value.secret}' (env.${name}) is shorter than ${MIN_REDACTED_SECRET_LENGTH} characters: it cannot be redacted from what the step prints`,
         )
       registerSecretValue(out[name])
     }

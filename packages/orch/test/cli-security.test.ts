@@ -169,6 +169,17 @@ describe('prov-orch run in a workspace: secrets, files, errors', () => {
       for (const tail of [quoted.slice(-14), apostrophe.slice(-14)]) expect(text).not.toContain(tail)
   })
 
+  it('a secret that cannot be resolved: the error keeps the word secret and the reference (never [redacted])', async () => {
+    for (const name of ['PASSWORD', 'DB_TOKEN', 'API_KEY', 'SECRET']) {
+      const wf = file('missing.yaml', `name: missing\nsteps:\n  - id: a\n    run: "true"\n    env: {${name}: {secret: missing/pw}}\n`)
+      const r = await orch(['run', wf])
+      expect(r.code, r.stderr).toBe(1)
+      expect(r.stderr).toMatch(/step 'a' failed: secret 'missing\/pw' is (neither|not set)/)
+      expect(r.stderr).toContain(`(env.${name})`)
+      expect(r.stderr).not.toContain('[redacted]')
+    }
+  })
+
   it('an invalid secret reference: exit 2, one line whose location survives redaction (text and --log-format json)', async () => {
     const wf = file('secret.yaml', 'name: bad\nsteps:\n  - id: a\n    run: "true"\n    env: {PW: {secret: ../x}}\n')
     let r = await orch(['run', wf])
