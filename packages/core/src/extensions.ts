@@ -1,10 +1,11 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { z as Z } from 'zod'
-import { configError, notFoundError } from './errors'
+import { configError, ExitCode, notFoundError } from './errors'
 import { semverLib, yamlLib, zodLib } from './lazy'
 import { bundledExtensionsDir, workspacePaths } from './paths'
 import { didYouMean } from './suggest'
+import { assertSafeStructure, assertYamlDepth, isStackOverflow, tooDeepError } from './util/structure'
 
 export const extensionKinds = ['provider', 'taskserv', 'cluster'] as const
 export type ExtensionKind = (typeof extensionKinds)[number]
@@ -66,11 +67,22 @@ export function readManifest(dir: string): ExtensionManifest {
   } catch {
     throw notFoundError('no manifest.yaml in extension folder', { location: dir })
   }
+  // A manifest comes from whoever published the extension: nesting and prototype keys are checked
+  // like every other input before anything reads it.
+  assertYamlDepth(text, file)
   const doc = yamlLib().parseDocument(text, { uniqueKeys: true, prettyErrors: false })
+  if (doc.errors[0] && isStackOverflow(doc.errors[0])) throw tooDeepError(file)
   if (doc.errors[0]) {
     throw configError(`malformed manifest: ${doc.errors[0].message.split('\n')[0]}`, { location: `${file}:${doc.errors[0].linePos?.[0]?.line ?? 1}` })
   }
-  const data = (doc.toJS() ?? {}) as Record<string, unknown>
+  let data: Record<string, unknown>
+  try {
+    data = (doc.toJS({ maxAliasCount: 100 }) ?? {}) as Record<string, unknown>
+  } catch (error) {
+    if (isStackOverflow(error)) throw tooDeepError(file)
+    throw configError(`malformed manifest: ${(error as Error).message.split('\n')[0]}`, { location: file })
+  }
+  assertSafeStructure(data, { source: file, keyCode: ExitCode.CONFIG })
   if (data.kind === undefined && data.type !== undefined) data.kind = data.type
   if (data.requires === undefined && data.dependencies !== undefined) data.requires = data.dependencies
   if (data.min_prov_version === undefined && data.min_provisioning_version !== undefined) data.min_prov_version = data.min_provisioning_version

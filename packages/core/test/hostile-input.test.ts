@@ -6,6 +6,7 @@ import { useTempConfigHome } from '../../../tests/helpers/config-home'
 import { presentableError } from '../src/command'
 import { envLayer, loadConfig, parseSetFlags } from '../src/config/index'
 import { ProvError } from '../src/errors'
+import { readManifest } from '../src/extensions'
 import { readJsonFile } from '../src/state'
 import { parseInput, readStdinBuffer } from '../src/stdin'
 import { assertSafeStructure, jsonNestingDepth } from '../src/util/structure'
@@ -79,6 +80,15 @@ describe('deeply nested input: exit 2 with a message, never a stack overflow', (
     write(join(root, 'xdg', 'prov', 'workspaces.yaml'), `workspaces: ${deepJson(100_000)}`)
     expect((await provError(() => readRegistry())).message).toMatch(/nested too deeply/)
   })
+
+  it('extension manifests (a published extension is input too)', async () => {
+    for (const text of [`name: x\nkind: taskserv\nversion: 1.0.0\nrequires: ${deepJson(100_000)}\n`, `a: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`]) {
+      write(join(root, 'ext', 'manifest.yaml'), text)
+      const error = await provError(() => readManifest(join(root, 'ext')))
+      expect(error.code).toBe(2)
+      expect(error.message).toMatch(/nested too deeply/)
+    }
+  })
 })
 
 describe('prototype keys are refused, naming where', () => {
@@ -132,6 +142,13 @@ describe('prototype keys are refused, naming where', () => {
     }
     expect((await provError(() => parseSetFlags(['debug.enabled']))).code).toBe(2)
     expect(parseSetFlags(['debug.enabled=true', 'ssh.port=2222'])).toEqual({ 'debug.enabled': true, 'ssh.port': 2222 })
+  })
+
+  it('in extension manifests (exit 3)', async () => {
+    write(join(root, 'ext', 'manifest.yaml'), 'name: x\nkind: taskserv\nversion: 1.0.0\nsettings: {__proto__: {polluted: 1}}\n')
+    const error = await provError(() => readManifest(join(root, 'ext')))
+    expect(error.code).toBe(3)
+    expect(error.message).toMatch(/forbidden key '__proto__'/)
   })
 
   it('assertSafeStructure finds keys at any depth without recursion', async () => {

@@ -265,6 +265,21 @@ describe('settings are data, checked before anything connects', () => {
     rmSync(join(ws.path, 'extensions', 'taskservs', 'bad-service'), { recursive: true })
   })
 
+  it('prototype keys and hostile nesting in taskservs.yaml or a manifest: refused by name (exit 3 / exit 2)', async () => {
+    const infra = join(ws.path, 'infra', 'hostile')
+    mkdirSync(infra, { recursive: true })
+    writeFileSync(join(infra, 'servers.yaml'), 'servers: []\n')
+    for (const key of ['__proto__', 'constructor', 'prototype']) {
+      writeFileSync(join(infra, 'taskservs.yaml'), `taskservs:\n  - name: redis\n    servers: all\n    settings: {${key}: {x: 1}}\n`)
+      expectRefused(await ts(['plan', '--infra', 'hostile']), 3, new RegExp(`forbidden key '${key}'.*taskservs\\.yaml:4`))
+    }
+    writeFileSync(join(infra, 'taskservs.yaml'), `a: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`)
+    expectRefused(await ts(['plan', '--infra', 'hostile']), 2, /taskservs\.yaml is nested too deeply/)
+    extension('deep-one', `name: deep-one\nkind: taskserv\nversion: 1.0.0\nsettings: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`)
+    expectRefused(await ts(['plan', 'hello'], one()), 2, /manifest\.yaml is nested too deeply/)
+    rmSync(join(ws.path, 'extensions', 'taskservs', 'deep-one'), { recursive: true })
+  })
+
   it('a variable name in taskservs.env that no shell can hold: exit 3', async () => {
     const r = await runCli('prov-taskserv', ['install', 'hello', '--check'], {
       env: { ...env(), 'PROV_TASKSERVS__ENV__HTTP-PROXY': 'x' },

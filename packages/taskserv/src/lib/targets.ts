@@ -1,6 +1,20 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { configError, didYouMean, notFoundError, type ParsedInput, type ServerRecord, serversFromRecords, usageError, type Workspace } from '@prov/core'
+import {
+  assertSafeStructure,
+  assertYamlDepth,
+  configError,
+  didYouMean,
+  ExitCode,
+  isStackOverflow,
+  notFoundError,
+  type ParsedInput,
+  type ServerRecord,
+  serversFromRecords,
+  tooDeepError,
+  usageError,
+  type Workspace,
+} from '@prov/core'
 import { type Document, LineCounter, parseDocument } from 'yaml'
 import { z } from 'zod/v4'
 import { loadWorkspaceServers } from './remote'
@@ -158,8 +172,11 @@ export function yamlLocation(file: string, doc: Document, counter: LineCounter, 
 export function readYamlFile<T>(file: string, schema: z.ZodType<T>, what: string): T {
   if (!existsSync(file)) throw notFoundError(`no ${what}`, { location: file })
   const text = readFileSync(file, 'utf8')
+  // Hostile nesting is refused before the composer (which recurses per level) sees it.
+  assertYamlDepth(text, file)
   const counter = new LineCounter()
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true })
+  if (doc.errors[0] && isStackOverflow(doc.errors[0])) throw tooDeepError(file)
   if (doc.errors[0]) {
     const line = doc.errors[0].linePos?.[0]?.line ?? 1
     throw configError(`malformed ${what}: ${doc.errors[0].message.split('\n')[0]}`, { location: `${file}:${line}` })
@@ -168,8 +185,11 @@ export function readYamlFile<T>(file: string, schema: z.ZodType<T>, what: string
   try {
     data = doc.toJS({ maxAliasCount: 100 })
   } catch (error) {
+    if (isStackOverflow(error)) throw tooDeepError(file)
     throw configError(`malformed ${what}: ${(error as Error).message.split('\n')[0]}`, { location: `${file}:1` })
   }
+  // Settings reach scripts and merges: a prototype key is refused by name, not dropped by the schema.
+  assertSafeStructure(data, { source: file, keyCode: ExitCode.CONFIG, locate: (path) => yamlLocation(file, doc, counter, path.split('.')) })
   const parsed = schema.safeParse(data ?? {})
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
