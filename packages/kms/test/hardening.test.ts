@@ -204,6 +204,9 @@ describe('prov-kms secret store through symlinks, modes of keys and secrets, sca
     writeFileSync(join(secrets(), 'db', 'api.age'), 'not encrypted at all\n')
     writeFileSync(join(secrets(), 'blob.bin'), randomBytes(64))
     writeFileSync(join(secrets(), 'README.md'), '# secrets of this workspace\n')
+    // A name that only looks like notes, and an age version line over plain text, are plain text.
+    writeFileSync(join(secrets(), 'db', 'README.enc'), 'hunter2\n')
+    writeFileSync(join(secrets(), 'db', 'x.age'), 'age-encryption.org/v1\nhunter2 plaintext\n')
     writeFileSync(join(secrets(), 'app.enc.yaml'), 'password: plain-for-now\n')
     expect((await run(['sops', 'encrypt', '--in-place', join(secrets(), 'app.enc.yaml')])).code).toBe(0)
     const found = await run(['scan'])
@@ -211,6 +214,8 @@ describe('prov-kms secret store through symlinks, modes of keys and secrets, sca
     expect(found.json().map((f: { file: string; kind: string }) => `${f.file}:${f.kind}`)).toEqual([
       'secrets/blob.bin:plaintext-file',
       'secrets/db/api.age:plaintext-file',
+      'secrets/db/README.enc:plaintext-file',
+      'secrets/db/x.age:plaintext-file',
       'secrets/notes.txt:plaintext-file',
     ])
     expect(found.stdout).not.toContain('hunter2')

@@ -113,12 +113,16 @@ function readHead(file: string): Buffer {
   }
 }
 
-const encryptedHead = /^\s*(-----BEGIN AGE ENCRYPTED FILE-----|age-encryption\.org\/v1\n|prov:[a-z0-9]+:[a-z0-9]+[:\n]|vault:v\d+:)/
+/**
+ * The start of a ciphertext. A binary age file counts only when a recipient stanza (`-> `) follows
+ * its version line: the version line followed by plain text is plain text.
+ */
+const encryptedHead = /^\s*(-----BEGIN AGE ENCRYPTED FILE-----|age-encryption\.org\/v1\n-> |prov:[a-z0-9]+:[a-z0-9]+[:\n]|vault:v\d+:)/
 /** A SOPS file: its metadata holds an encrypted MAC (YAML, JSON, dotenv, INI). */
 const sopsMac = /(^|\n)\s*("?mac"?\s*[:=]\s*"?|sops_mac=)ENC\[AES256_GCM,/
 
 /** Files a secrets folder may hold in clear: notes and VCS markers, never values. */
-const harmlessInSecrets = /^(readme(\..*)?|\.gitignore|\.gitkeep|\.keep|\.sops\.ya?ml)$/i
+const harmlessInSecrets = /^(readme(\.(md|txt|rst))?|\.gitignore|\.gitkeep|\.keep|\.sops\.ya?ml)$/i
 
 /** Whether a file is encrypted as a whole: an age file, a prov or Vault ciphertext, or a SOPS file. */
 function isEncryptedFile(file: string, size: number): boolean {
