@@ -1,8 +1,8 @@
 // Whom an SSH connection trusts: the workspace's own key pair, the host keys pinned for each
 // endpoint (never "accept whatever the host says"), and endpoints that cannot be read as options.
 import { execFile } from 'node:child_process'
-import { chmodSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { basename } from 'node:path'
+import { chmodSync, existsSync, readFileSync, rmSync, type Stats, statSync } from 'node:fs'
+import { basename, dirname } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { deniedError, failedError, usageError } from './errors'
 import { type WorkspacePaths, workspacePaths } from './paths'
@@ -44,11 +44,33 @@ function run(file: string, args: string[], timeoutMs = 30_000): Promise<{ code: 
 
 /** Refuses a private key readable by group or others: it would let other local users log in as us. */
 export function assertPrivateKeyMode(path: string): void {
-  const mode = statSync(path).mode & 0o777
+  const stat = statSync(path)
+  const mode = stat.mode & 0o777
   if (mode & 0o077) {
     throw deniedError(`private key ${path} is readable by others (mode ${mode.toString(8)})`, {
       location: path,
       hint: `chmod 600 ${path}`,
+    })
+  }
+  assertOwnKeyFile(path, 'private key', stat)
+}
+
+/**
+ * A key file is trusted only when the caller owns it and no one else can replace it: a key that
+ * belongs to another user, or one in a folder that others can write to (without the sticky bit),
+ * is refused (exit 4), whatever its mode.
+ */
+export function assertOwnKeyFile(path: string, what: string, stat: Stats = statSync(path)): void {
+  const uid = process.getuid?.()
+  if (uid !== undefined && stat.uid !== uid) {
+    throw deniedError(`${what} ${path} belongs to another user (uid ${stat.uid})`, { location: path, hint: 'use a key file you own' })
+  }
+  const folder = dirname(path)
+  const folderMode = statSync(folder).mode
+  if (folderMode & 0o022 && !(folderMode & 0o1000)) {
+    throw deniedError(`${what} ${path} is in a folder others can write to (${folder}, mode ${(folderMode & 0o777).toString(8)})`, {
+      location: path,
+      hint: `chmod go-w ${folder}`,
     })
   }
 }

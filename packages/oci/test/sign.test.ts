@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto'
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { ProvError } from '@prov/core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { packageExtension, pushBuilt } from '../src/artifact'
@@ -104,6 +104,21 @@ describe('signatures', () => {
     }
     expect(await layout.referrers((await layout.resolve('v1')).digest)).toEqual(before)
     chmodSync(ed.priv, 0o600)
+    // 0600 is not enough: a key another user owns, or one in a folder others can write to, is refused too.
+    if (process.getuid?.() === 0) {
+      chownSync(ed.priv, 65534, 65534)
+      expect(await denied(signManifest(layout, 'v1', ed.priv, 'sig-mode:v1'))).toMatch(/open\.pem belongs to another user \(uid 65534\)/)
+      chownSync(ed.priv, 0, 0)
+    }
+    const folder = dirname(ed.priv)
+    const folderMode = statSync(folder).mode & 0o7777
+    chmodSync(folder, 0o777)
+    try {
+      expect(await denied(signManifest(layout, 'v1', ed.priv, 'sig-mode:v1'))).toMatch(/open\.pem is in a folder others can write to/)
+    } finally {
+      chmodSync(folder, folderMode)
+    }
+    expect(await layout.referrers((await layout.resolve('v1')).digest)).toEqual(before)
     expect((await signManifest(layout, 'v1', ed.priv, 'sig-mode:v1')).algorithm).toBe('ed25519')
   })
 })

@@ -1,7 +1,17 @@
 /** The prov-kms part of the layered configuration, plus where the identity lives. */
 import { existsSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { type CommonOptions, deniedError, kmsIdentityPath, kmsRetiredDir, notFoundError, type ProvError, resolveWorkspace, type Workspace } from '@prov/core'
+import {
+  assertOwnKeyFile,
+  type CommonOptions,
+  deniedError,
+  kmsIdentityPath,
+  kmsRetiredDir,
+  notFoundError,
+  type ProvError,
+  resolveWorkspace,
+  type Workspace,
+} from '@prov/core'
 
 export interface KmsSettings {
   backend: 'age' | 'vault' | 'awskms'
@@ -49,6 +59,7 @@ export function assertIdentitySafe(path: string): void {
   if (mode & 0o077) {
     throw deniedError(`identity ${path} is readable by group or others (mode ${(mode & 0o777).toString(8)}); refusing to use it`, { hint: `chmod 600 ${path}` })
   }
+  assertOwnKeyFile(path, 'identity')
 }
 
 /** Loads the configuration once per command (8 layers; `kms` section); checks the identity's mode unless told not to. */
