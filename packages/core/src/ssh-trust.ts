@@ -163,7 +163,7 @@ export async function recordHostKeys(workspace: WorkspaceRef, host: string, port
         .filter((entry) => !entry.hosts.includes(name))
         .map((entry) => entry.line)
       const added = keys.map((k) => `${name} ${k.type} ${k.key}`)
-      return writeFileAtomicAsync(file, `${[...kept, ...added].join('\n')}\n`, { mode: 0o644 })
+      return writeFileAtomicAsync(file, `${[...kept, ...added].join('\n')}\n`, { mode: 0o600 })
     }),
   )
   return keys
@@ -179,7 +179,7 @@ export async function forgetHostKey(workspace: WorkspaceRef, host: string, port:
       const kept = parseKnownHosts(readFileSync(file, 'utf8'))
         .filter((entry) => !entry.hosts.includes(name))
         .map((entry) => entry.line)
-      return writeFileAtomicAsync(file, kept.length ? `${kept.join('\n')}\n` : '', { mode: 0o644 })
+      return writeFileAtomicAsync(file, kept.length ? `${kept.join('\n')}\n` : '', { mode: 0o600 })
     }),
   )
 }

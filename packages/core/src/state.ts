@@ -186,11 +186,14 @@ export function readJsonFile<T>(path: string, fallback: T): T {
   }
 }
 
-/** Read-modify-write of a JSON state file under its lock: concurrent updaters never lose a write. */
+/**
+ * Read-modify-write of a JSON state file under its lock: concurrent updaters never lose a write.
+ * State may hold settings, addresses and provider ids: written 0600 unless told otherwise.
+ */
 export async function updateJsonFile<T>(path: string, fallback: T, update: (current: T) => T | Promise<T>, options: WriteOptions = {}): Promise<T> {
   return withLock(path, async () => {
     const next = await update(readJsonFile(path, fallback))
-    await writeFileAtomicAsync(path, `${JSON.stringify(next, null, 2)}\n`, options)
+    await writeFileAtomicAsync(path, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600, ...options })
     return next
   })
 }

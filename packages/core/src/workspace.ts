@@ -1,4 +1,4 @@
-import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
 import { configError, deniedError, ExitCode, failedError, isProvError, notFoundError, usageError } from './errors'
@@ -256,6 +256,8 @@ export async function initWorkspace(options: InitOptions): Promise<Workspace> {
   ]) {
     mkdirSync(dir, { recursive: true })
   }
+  // Encrypted values only, but their names and the store's layout are nobody else's business.
+  chmodSync(paths.secrets, 0o700)
   await updateRegistry((reg) => {
     reg.workspaces = reg.workspaces.filter((w) => w.name !== options.name)
     reg.workspaces.push({ name: options.name, path, created: new Date().toISOString() })

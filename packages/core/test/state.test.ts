@@ -26,6 +26,14 @@ function worker(file: string, id: number, times: number): Promise<number> {
 }
 
 describe('state files', () => {
+  it('are written 0600 by updateJsonFile, also when an older file was world-readable', async () => {
+    const file = join(mkdtempSync(join(dir, 'mode-')), 'servers.json')
+    writeFileSync(file, '{"servers":[]}', { mode: 0o644 })
+    await updateJsonFile(file, { servers: [] as string[] }, (s) => ({ servers: [...s.servers, 'web-01'] }))
+    expect(statSync(file).mode & 0o777).toBe(0o600)
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ servers: ['web-01'] })
+  })
+
   it('the off-thread atomic write replaces the file whole, with its mode, and leaves no temp file', async () => {
     const folder = mkdtempSync(join(dir, 'async-'))
     const file = join(folder, 'key')

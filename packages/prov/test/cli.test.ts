@@ -32,6 +32,7 @@ describe('prov workspace', () => {
       expect(r.code, r.stderr).toBe(0)
       expect(r.json()).toMatchObject({ schema: 'prov.workspace/v1', name: 'w1', active: true, template: 'minimal' })
       for (const dir of ['.prov', 'infra', 'config', 'secrets', 'extensions/taskservs']) expect(existsSync(join(t.root, 'w1', dir))).toBe(true)
+      expect(statSync(join(t.root, 'w1', 'secrets')).mode & 0o777).toBe(0o700)
       expect(readFileSync(join(t.root, 'w1/prov.config.yaml'), 'utf8')).toContain('name: "w1"')
       const list = await runCli('prov', ['workspace', 'list'], { env: t.env })
       expect(list.json()).toEqual([expect.objectContaining({ name: 'w1', active: true, exists: true })])

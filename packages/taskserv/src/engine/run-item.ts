@@ -36,7 +36,8 @@ export async function runTaskItem<T>(item: TaskItem<T>, options: TaskRunOptions<
   let log: WriteStream | undefined
   let logPath: string | undefined
   if (options.logDir) {
-    mkdirSync(join(options.logDir, safeName(item.host.name)), { recursive: true })
+    // Logs hold what install scripts print: 0600 files in 0700 folders, like the rest of the state.
+    mkdirSync(join(options.logDir, safeName(item.host.name)), { recursive: true, mode: 0o700 })
     logPath = join(options.logDir, safeName(item.host.name), `${safeName(item.unit.name)}-${item.action}.log`)
     log = createWriteStream(logPath, { flags: 'a', mode: 0o600 })
     log.write(`# ${new Date().toISOString()} ${item.action} ${item.unit.name} ${item.unit.version} on ${item.host.name}\n`)

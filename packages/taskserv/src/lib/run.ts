@@ -1,3 +1,4 @@
+import { chmodSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   animationAllowed,
@@ -157,6 +158,11 @@ export async function executeLevels(options: ExecuteOptions): Promise<TaskResult
   const pool = options.pool ?? sshPoolFor(config)
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   const logDir = workspace ? join(workspace.paths.logs, 'taskserv', `${stamp}-${options.label}`) : undefined
+  if (workspace && logDir) {
+    mkdirSync(logDir, { recursive: true, mode: 0o700 })
+    // A logs folder made before folders were created 0700.
+    for (const dir of [workspace.paths.logs, join(workspace.paths.logs, 'taskserv')]) chmodSync(dir, 0o700)
+  }
   const fancy = animationAllowed() && !ctx.common.quiet && ctx.common.logFormat === 'text' && options.levels.flat().length > 0
   const listr = fancy ? await listrProgress(options.levels.flat()) : undefined
   const report = listr?.onEvent ?? progressReporter(ctx, hosts.size > 1)
