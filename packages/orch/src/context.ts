@@ -1,6 +1,7 @@
 import { existsSync, statSync } from 'node:fs'
 import {
   type CommonOptions,
+  deniedError,
   ExitCode,
   isFinishedWorkflowStatus,
   log,
@@ -70,10 +71,30 @@ export async function openStore(common: CommonOptions, flag?: string, options: {
  * The store of commands that only look at or act on existing workflows: a SQLite store that does
  * not exist yet stays absent (no file, no .prov/ folder made in the current directory).
  */
+/**
+ * Whether the SQLite store file exists. Only "no such file" means no store: a store we may not
+ * read (another user's 0700 .prov) is refused like submit refuses it, not shown as empty.
+ */
+function storeFileExists(path: string): boolean {
+  try {
+    statSync(path)
+    return true
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false
+    if (code === 'EACCES' || code === 'EPERM')
+      throw deniedError(`cannot read the orchestrator store ${path} (${code}: permission denied)`, {
+        location: path,
+        hint: 'run as the user who owns the workspace, or name a store you may read with --store',
+      })
+    throw error
+  }
+}
+
 export async function openExistingStore(common: CommonOptions, flag?: string): Promise<OrchStore | undefined> {
   const { url, baseDir } = await storeUrlFor(common, flag)
   const location = parseStoreUrl(url, baseDir)
-  if (location.kind === 'sqlite' && !existsSync(location.path.split('?')[0])) return undefined
+  if (location.kind === 'sqlite' && !storeFileExists(location.path.split('?')[0])) return undefined
   const { OrchStore } = await import('./store/store')
   return OrchStore.open(url, baseDir)
 }

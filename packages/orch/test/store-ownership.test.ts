@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process'
 import { chmodSync, chownSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli } from '../../../tests/helpers/cli'
+import { binDir, runCli } from '../../../tests/helpers/cli'
 import { prerequisitesMet, root, tool } from '../../../tests/helpers/prerequisites'
 import { devEnv, tempDir } from './helpers'
 
@@ -48,6 +48,29 @@ describe.runIf(canRun)('a SQLite store another user could write is refused', () 
     }
     // Nothing was written into the planted database.
     expect(statSync(join(shared, 'orch.db')).size).toBe(0)
+  })
+
+  it("another user's list/status of a store they may not read: exit 4 with one clear line, never an empty list", async () => {
+    const ws = join(base.dir, 'private')
+    mkdirSync(ws, { mode: 0o700 })
+    const store = `sqlite:${join(ws, 'orch.db')}`
+    const submitted = await orch(['submit', wf, '--store', store])
+    expect(submitted.code, submitted.stderr).toBe(0)
+    for (const args of [['list'], ['list', '--status', 'queued'], ['status', 'wf-x'], ['logs', 'wf-x']]) {
+      const r = spawnSync(
+        'setpriv',
+        [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, join(binDir, 'prov-orch'), ...args, '--store', store],
+        {
+          encoding: 'utf8',
+          env: { PATH: process.env.PATH, HOME: '/tmp', ...devEnv },
+        },
+      )
+      expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(4)
+      expect(r.stdout).toBe('')
+      const lines = r.stderr.trim().split('\n')
+      expect(lines).toHaveLength(1)
+      expect(lines[0]).toMatch(/^prov-orch: error: cannot read the orchestrator store .*private\/orch\.db \(EACCES: permission denied\).*; hint: /)
+    }
   })
 
   it('a database, -wal, -shm or -journal file owned by another user in my own folder is refused', async () => {
