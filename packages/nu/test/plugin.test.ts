@@ -190,15 +190,15 @@ describe.each(NU_VERSIONS)('nu %s with nu_plugin_prov', (version) => {
   })
 
   it('types whole-number flags as int and relays --log-format', async () => {
-    const help = await nu('help prov server list')
+    const help = await nu('help prov server exec')
     expect(help.stdout).toMatch(/-p, --parallel <int>: How many targets at once/)
     expect(help.stdout).toMatch(/--log-format <string>: Format of the log lines/)
-    const notInt = await nu('prov server list --parallel x')
+    const notInt = await nu('prov server exec all --parallel x --command hostname')
     expect(notInt.code).not.toBe(0)
     expect(notInt.stderr).toMatch(/parse_mismatch/)
-    const listed = await nu('prov server list --parallel 2 --log-format json | to json --raw')
+    const listed = await nu('prov server list --log-format json | describe')
     expect(listed.code, listed.stderr).toBe(0)
-    expect(JSON.parse(listed.stdout)).toEqual([])
+    expect(listed.stdout).toMatch(/^(list|table)/)
   })
 
   it('shows at most the first 200 characters of a huge value in an error', async () => {

@@ -25,6 +25,8 @@ export default defineProvCommand({
     description: 'Pull an artifact into the cache and install it (workspace registry layer, or --to DIR); REF or piped records',
     examples: ['prov-oci pull 127.0.0.1:5000/prov/taskservs/redis:7.0.0', 'prov-oci pull 127.0.0.1:5000/prov/taskservs/redis:7.0.0 --to ./redis'],
     mutating: true,
+    // --yes replaces a non-empty --to folder without asking.
+    uses: ['yes'],
   },
   args: {
     ref: {

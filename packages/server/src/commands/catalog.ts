@@ -17,6 +17,7 @@ export const providers = defineProvCommand({
     description: 'Providers visible from the workspace, with capabilities and layer',
     examples: ['prov-server providers'],
     mutating: false,
+    uses: ['infra'],
   },
   async run(ctx) {
     const env = await serverEnv(ctx.common)

@@ -8,6 +8,8 @@ export default defineProvCommand({
     description: 'Open an SSH session (or run CMD after --) with the workspace key and the pinned host key',
     examples: ['prov-server ssh web-01', 'prov-server ssh web-01 -- uptime'],
     mutating: false,
+    // --check prints the ssh command line instead of connecting.
+    uses: ['check'],
   },
   args: { name: { type: 'positional', required: false, description: 'Server name' } },
   async run(ctx) {
