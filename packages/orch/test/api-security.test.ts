@@ -189,10 +189,26 @@ describe('prov-orch serve: browsers', () => {
   })
 
   it('a foreign Host (DNS rebinding) is refused with 421; loopback names and configured ones pass', async () => {
-    for (const host of ['evil.example', `evil.example:${port}`, 'localhost.evil.example', '127.0.0.1.nip.io']) {
+    // Also the Host values the URL parser would normalise (answered before the app sees them): never an empty 400.
+    for (const host of [
+      'evil.example',
+      `evil.example:${port}`,
+      'localhost.evil.example',
+      '127.0.0.1.nip.io',
+      `LOCALHOST:${port}`,
+      '[::ffff:127.0.0.1]',
+      `[::ffff:127.0.0.1]:${port}`,
+      '127.1',
+      '0x7f000001',
+      '2130706433',
+      '0177.0.0.1',
+      `127.000.000.001:${port}`,
+    ]) {
       const r = await call('/v1/workflows', { headers: { ...bearer(), host } })
       expect(r.status, host).toBe(421)
-      expect(r.json.error.code).toBe('MISDIRECTED')
+      expect(r.json?.error?.code, host).toBe('MISDIRECTED')
+      expect(r.json.status).toBe('error')
+      expect(r.json.metadata.request_id).toMatch(/^req-/)
     }
     for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `orch.internal:${port}`, `[::1]:${port}`]) {
       expect((await call('/v1/workflows', { headers: { ...bearer(), host } })).status, host).toBe(200)

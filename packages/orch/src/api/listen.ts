@@ -1,12 +1,36 @@
 import { randomBytes } from 'node:crypto'
 import { lstatSync, rmSync } from 'node:fs'
-import type { Server } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import { type AddressInfo, createConnection } from 'node:net'
 import { join } from 'node:path'
-import { createAdaptorServer } from '@hono/node-server'
-import { configError, ORCH_SOCKET_NAME, ORCH_TOKEN_NAME, writeFileAtomic } from '@prov/core'
+import { getRequestListener } from '@hono/node-server'
+import { configError, ORCH_SOCKET_NAME, ORCH_TOKEN_NAME, PROV_VERSION, writeFileAtomic } from '@prov/core'
 import { ensurePrivateDir } from '../files'
 import type { Api } from './app'
+
+/**
+ * The answer to a request the HTTP adapter cannot even turn into a Request (so the app's own
+ * guards never see it): a Host the URL parser normalises (`LOCALHOST`, `127.1`, `0x7f000001`,
+ * `[::ffff:127.0.0.1]`) or none is refused like any other foreign host (421), anything else is
+ * 400 — both with the usual JSON error envelope instead of an empty body.
+ */
+export function unbuildableRequest(error: unknown): Response {
+  const message = error instanceof Error ? error.message : String(error)
+  const host = /host header/i.test(message)
+  const body = {
+    status: 'error',
+    data: null,
+    metadata: { timestamp: new Date().toISOString(), request_id: `req-${randomBytes(6).toString('hex')}`, version: PROV_VERSION },
+    error: host
+      ? {
+          code: 'MISDIRECTED',
+          message: 'this server does not answer to this Host header (give it exactly as 127.0.0.1, localhost or an allowed name)',
+          details: { hint: 'use 127.0.0.1 or localhost, or add the name to orchestrator.allowed_hosts (--allow-host)' },
+        }
+      : { code: 'BAD_REQUEST', message: `malformed request: ${message}`, details: {} },
+  }
+  return new Response(JSON.stringify(body), { status: host ? 421 : 400, headers: { 'content-type': 'application/json; charset=utf-8' } })
+}
 
 export interface Listener {
   /** `host:port` actually bound (port 0 -> the chosen one). */
@@ -67,8 +91,8 @@ export async function listen(api: Api, options: ListenOptions): Promise<Listener
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
   }
-  const tcp = createAdaptorServer({ fetch: (req, env) => api.fetch(req, { ...env, transport: 'tcp' }) }) as Server
-  const unix = createAdaptorServer({ fetch: (req, env) => api.fetch(req, { ...env, transport: 'unix' }) }) as Server
+  const tcp = createServer(getRequestListener((req, env) => api.fetch(req, { ...env, transport: 'tcp' }), { errorHandler: unbuildableRequest }))
+  const unix = createServer(getRequestListener((req, env) => api.fetch(req, { ...env, transport: 'unix' }), { errorHandler: unbuildableRequest }))
   await listenOn(tcp, { host: options.host, port: options.port }, `${options.host}:${options.port}`)
   let socketBound = false
   // The socket is created by bind(): with umask 0177 it is born 0600, with no window for others.
