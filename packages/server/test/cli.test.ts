@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { binDirRunnableBy, nodeRunnableBy } from '../../../tests/helpers/checkout'
@@ -211,6 +211,9 @@ describe('other bad input', () => {
 
   it.skipIf(!nobodyCanRun)('the local provider without root: exit 4, clear message, nothing changed', async () => {
     for (const dir of [ws.root, ws.path, join(ws.root, 'xdg'), join(ws.root, 'xdg', 'prov')]) if (existsSync(dir)) chmodSync(dir, 0o755)
+    // State files are the owner's (0600): opened up here so that the run reaches the provider's root check.
+    const state = join(ws.path, '.prov')
+    if (existsSync(state)) for (const file of readdirSync(state)) if (statSync(join(state, file)).isFile()) chmodSync(join(state, file), 0o644)
     const result = spawnSync(nodeRunnableBy(65534), [join(binDirRunnableBy(65534), 'prov-server'), 'create', 'web-01', '--infra', 'demo'], {
       env: { ...process.env, ...ws.env, HOME: '/tmp' } as NodeJS.ProcessEnv,
       cwd: '/tmp',
