@@ -101,7 +101,7 @@ export function securitySuite(h: Harness) {
     )
     expect(r.steps.a.status).toBe('failed')
     expect(r.steps.a.attempts).toBe(1)
-    expect(r.steps.a.error).toMatch(/env\.PW: secret 'db\/missing' is not set/)
+    expect(r.steps.a.error).toMatch(/secret 'db\/missing' is not set \(env\.PW\)/)
   })
 
   it('stdout past max_output fails the step (no retry); output_overflow truncate keeps and marks it; the engine default applies', async () => {
